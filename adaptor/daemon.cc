@@ -1,0 +1,143 @@
+#include "adaptor/daemon.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <thread>
+
+#include "adaptor/hypervisor_service.h"
+#include "adaptor/sandbox_manager.h"
+#include "common/base/blocking_pool.h"
+#include "common/ttrpc/server.h"
+
+namespace pp::adaptor {
+namespace {
+
+std::string HostName() {
+  char buffer[256] = {};
+  if (::gethostname(buffer, sizeof buffer - 1) != 0) return "localhost";
+  return buffer;
+}
+
+}  // namespace
+
+int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provider) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  for (const auto& [flag, value] : config.pending) {
+    spdlog::warn("-{} is accepted for compatibility but has no effect in this version", flag);
+  }
+  auto grace = ParseGoDuration(config.shutdown_grace);
+  if (!grace) {
+    spdlog::error("-shutdown-grace: {}", grace.error().message);
+    return 2;
+  }
+  if (auto proxy = ParseGoDuration(config.proxy_timeout); !proxy) {
+    spdlog::error("-proxy-timeout / PROXY_TIMEOUT: {}", proxy.error().message);
+    return 2;
+  }
+
+  asio::io_context io(static_cast<int>(config.io_threads));
+  BlockingPool pool(config.blocking_threads, 1024);
+  SandboxManager::Options options;
+  options.node_name = config.node_name.empty() ? HostName() : config.node_name;
+  SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, pool);
+
+  if (config.cloud_config_verify) {
+    auto verified = provider->Verify({std::chrono::steady_clock::now() + std::chrono::minutes(2), {}});
+    if (!verified) {
+      spdlog::error("provider configuration check failed: {}", verified.error().ToString());
+      return 1;
+    }
+  }
+
+  ttrpc::Server server(io.get_executor());
+  RegisterHypervisorService(server, manager);
+  if (auto listening = server.ListenUnix(config.socket, 0660); !listening) {
+    spdlog::error("{}", listening.error().message);
+    return 1;
+  }
+  spdlog::info("cloud-api-adaptor {} serving {} (node {}, pods in {})", PP_VERSION, config.socket,
+               options.node_name, config.pods_dir);
+
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    auto reconciled = co_await manager.Reconcile();
+    if (!reconciled) spdlog::warn("cannot list this node's instances: {}", reconciled.error().ToString());
+    else if (*reconciled > 0) spdlog::warn("deleted {} instance(s) no sandbox accounts for", *reconciled);
+  }, asio::detached);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  bool stopping = false;
+  std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int signal) {
+    if (ec) return;
+    if (stopping) {
+      spdlog::warn("second signal {}: exiting now", signal);
+      std::_Exit(130);
+    }
+    stopping = true;
+    spdlog::info("signal {}: shutting down (grace {} ms)", signal,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(*grace).count());
+    signals.async_wait(on_signal);
+    manager.CancelAll();
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      co_await server.Shutdown(std::chrono::duration_cast<std::chrono::milliseconds>(*grace));
+      std::error_code ignored;
+      signals.cancel(ignored);
+    }, asio::detached);
+  };
+  signals.async_wait(on_signal);
+
+  std::vector<std::jthread> workers;
+  for (unsigned i = 1; i < config.io_threads; ++i) workers.emplace_back([&io] { io.run(); });
+  io.run();
+  workers.clear();
+  spdlog::info("cloud-api-adaptor stopped");
+  return 0;
+}
+
+int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry) {
+  CLI::App app{"cloud-api-adaptor: creates a pod VM for each kata sandbox, through a provider"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "show every provider's flags");
+  auto* help = app.add_subcommand("help", "show usage");
+  auto* version = app.add_subcommand("version", "print the version");
+  Config config;
+  std::vector<std::pair<CLI::App*, providers::ProviderFactory*>> commands;
+  for (auto* factory : registry.All()) {
+    auto* command = app.add_subcommand(std::string(factory->Name()), std::string(factory->Description()));
+    AddCommonFlags(*command, config);
+    factory->AddFlags(*command);
+    commands.emplace_back(command, factory);
+  }
+  const std::string usage = app.help();  // before parse: afterwards help() describes the subcommand
+  auto args = NormalizeGoFlags(argc, argv);
+  std::vector<const char*> cargs;
+  for (const auto& a : args) cargs.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(cargs.size()), cargs.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*help) {
+    std::cout << usage;
+    if (commands.empty()) std::cout << "\nNo provider is built into this binary.\n";
+    return 0;
+  }
+  if (*version) {
+    std::cout << "cloud-api-adaptor " << PP_VERSION << "\n";
+    return 0;
+  }
+  for (auto& [command, factory] : commands) {
+    if (!*command) continue;
+    auto provider = factory->Create();
+    if (!provider) {
+      std::cerr << "cloud-api-adaptor " << factory->Name() << ": " << provider.error().message << "\n";
+      return 2;
+    }
+    return RunDaemon(config, std::move(*provider));
+  }
+  return 2;
+}
+
+}  // namespace pp::adaptor

@@ -1,0 +1,44 @@
+// Command-line flags of cloud-api-adaptor, with CAA's names and environment variables so that an
+// existing peer-pods ConfigMap keeps working (reference/caa.md section 7).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/error.h"
+
+namespace CLI {
+class App;
+}
+
+namespace pp::adaptor {
+
+struct Config {
+  std::string socket = "/run/peerpod/hypervisor.sock";   // -socket, REMOTE_HYPERVISOR_ENDPOINT
+  std::string pods_dir = "/run/peerpod/pods";            // -pods-dir, PODS_DIR
+  std::string node_name;                                 // NODE_NAME, else the host name
+  unsigned forwarder_port = 15150;                       // -forwarder-port, FORWARDER_PORT
+  std::string proxy_timeout = "5m";                      // -proxy-timeout, PROXY_TIMEOUT (Go duration)
+  bool cloud_config_verify = false;                      // -cloud-config-verify, CLOUD_CONFIG_VERIFY
+  unsigned io_threads = 1;                               // -io-threads
+  unsigned blocking_threads = 32;                        // -blocking-threads
+  std::string shutdown_grace = "10s";                    // -shutdown-grace
+  std::string log_level = "info";                        // -log-level, LOG_LEVEL
+  // Accepted for compatibility with CAA ConfigMaps; each is used by the part that lands with it
+  // (agent proxy, TLS, pod network). Setting one today logs that it has no effect yet.
+  std::vector<std::pair<std::string, std::string>> pending;  // (flag, value) given but not yet used
+};
+
+// Declares the common flags on `app` (a provider's subcommand), bound to `config`.
+void AddCommonFlags(CLI::App& app, Config& config);
+
+// Go's flag package accepts "-name value" and "-name=value"; CLI11 wants "--name". Rewrites every
+// single-dash argument of two or more characters (until "--") to its double-dash form.
+std::vector<std::string> NormalizeGoFlags(int argc, const char* const* argv);
+
+// Go duration syntax: "300ms", "1.5h", "2h45m", "10s"; a bare "0" is zero. Negative is refused.
+Result<std::chrono::nanoseconds> ParseGoDuration(std::string_view text);
+
+}  // namespace pp::adaptor

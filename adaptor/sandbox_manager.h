@@ -1,0 +1,93 @@
+// SandboxManager: the life of each sandbox from CreateVM to StopVM, and the instance behind it.
+//
+// Contracts:
+// - CreateVM validates and plans; it persists the record and returns the agent socket path. The
+//   same request again gives the same answer; a different request for a live id ALREADY_EXISTS.
+// - StartVM creates the instance through the provider, retrying retryable and throttled errors with
+//   backoff until the deadline. Any failure after an instance exists deletes that instance.
+// - StopVM asks a StartVM in progress to give up, deletes the instance, then the pod directory. An
+//   unknown id is success (the shim may retry). If the instance cannot be deleted the call fails and
+//   the record stays, so a retry or a restart can finish the job: no VM is forgotten.
+// - Calls for one sandbox are serialized; calls for different sandboxes run in parallel. All provider
+//   and file-system work runs on the BlockingPool; the coroutines never block their thread.
+// - On construction the manager loads the records its store holds; Reconcile() deletes instances this
+//   node owns that no record accounts for (left by a crash between create and record).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adaptor/sandbox_request.h"
+#include "adaptor/sandbox_store.h"
+#include "common/base/asio.h"
+#include "common/base/blocking_pool.h"
+#include "hypervisor.pb.h"
+#include "providers/provider.h"
+
+namespace pp::adaptor {
+
+using Deadline = std::optional<std::chrono::steady_clock::time_point>;
+
+class SandboxManager {
+ public:
+  struct Options {
+    std::string node_name;
+    Limits limits;
+    // Budget of a StartVM/StopVM that arrives without a deadline; also of cleanup deletes.
+    std::chrono::seconds default_timeout{600};
+    std::chrono::milliseconds initial_backoff{500};
+    std::chrono::milliseconds max_backoff{15000};
+  };
+
+  SandboxManager(Options options, SandboxStore store, providers::Provider& provider,
+                 BlockingPool& pool);
+  ~SandboxManager();
+
+  asio::awaitable<Result<std::string>> CreateVM(hypervisor::CreateVMRequest request);
+  asio::awaitable<Result<void>> StartVM(std::string id, Deadline deadline);
+  asio::awaitable<Result<void>> StopVM(std::string id, Deadline deadline);
+
+  // The instance id of the pod's VM. NOT_FOUND when no such pod has a started VM; with `wait`,
+  // waits for StartVM until the deadline (DEADLINE_EXCEEDED).
+  asio::awaitable<Result<std::string>> GetInfo(std::string pod_name, std::string pod_namespace,
+                                               bool wait, Deadline deadline);
+
+  // Deletes this node's instances that no record accounts for. Returns how many it deleted.
+  asio::awaitable<Result<std::size_t>> Reconcile();
+
+  // Asks every StartVM in progress to give up (daemon shutdown): each deletes what it created.
+  void CancelAll();
+
+  // Copies of the current records, for tests and diagnostics.
+  std::vector<SandboxRecord> Snapshot() const;
+
+ private:
+  struct Entry;
+  std::shared_ptr<Entry> Find(const std::string& id) const;
+  Result<std::string> DoCreate(SandboxRequest request);
+  Result<void> DoStart(const std::string& id, std::chrono::steady_clock::time_point deadline);
+  Result<void> DoStop(const std::string& id, std::chrono::steady_clock::time_point deadline);
+  Result<std::string> DoGetInfo(const std::string& pod, const std::string& ns, bool wait,
+                                std::chrono::steady_clock::time_point deadline);
+  Result<std::size_t> DoReconcile();
+  // Deletes the instance recorded in `entry` (op held) and clears it from the record.
+  Result<void> DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx);
+  std::chrono::steady_clock::time_point DeadlineOrDefault(Deadline deadline) const;
+
+  const Options options_;
+  const SandboxStore store_;
+  providers::Provider& provider_;
+  BlockingPool& pool_;
+
+  mutable std::mutex mu_;
+  std::condition_variable_any changed_;  // with mu_: an instance was published or a sandbox left
+  std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
+};
+
+}  // namespace pp::adaptor

@@ -1,0 +1,55 @@
+// SandboxStore: each sandbox's record on disk, so that a restarted adaptor knows its sandboxes and
+// the instances it made for them.
+//
+// Layout: <pods-dir>/<sandbox id>/ (0700) holds sandbox.json (0600, written atomically) and, once the
+// agent proxy runs, agent.ttrpc. The record holds initdata, so its file is readable by root only.
+// Not thread-safe for the same sandbox: the SandboxManager serializes calls per sandbox.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "adaptor/sandbox_request.h"
+#include "common/base/error.h"
+
+namespace pp::adaptor {
+
+enum class SandboxState { kCreated, kStarting, kRunning };
+
+struct SandboxRecord {
+  SandboxRequest request;
+  std::string instance_name;
+  SandboxState state = SandboxState::kCreated;
+  std::string instance_id;  // set from the moment the provider returned one
+  std::vector<std::string> ips;
+  std::int64_t created_unix = 0;
+};
+
+class SandboxStore {
+ public:
+  explicit SandboxStore(std::string pods_dir) : pods_dir_(std::move(pods_dir)) {}
+
+  const std::string& pods_dir() const { return pods_dir_; }
+  std::string PodDir(const std::string& id) const { return pods_dir_ + "/" + id; }
+  std::string AgentSocketPath(const std::string& id) const { return PodDir(id) + "/agent.ttrpc"; }
+
+  // Creates the pod directory if needed and replaces the record atomically.
+  Result<void> Save(const SandboxRecord& record) const;
+
+  // Removes the pod directory and everything in it. A missing directory is success.
+  Result<void> Remove(const std::string& id) const;
+
+  // Every readable record. A record that cannot be read or parsed is logged and skipped (left on
+  // disk for an operator), never deleted.
+  std::vector<SandboxRecord> LoadAll() const;
+
+ private:
+  std::string pods_dir_;
+};
+
+// JSON form of a record (exposed for tests).
+std::string SerializeRecord(const SandboxRecord& record);
+Result<SandboxRecord> ParseRecord(std::string_view json);
+
+}  // namespace pp::adaptor

@@ -1,0 +1,17 @@
+# pp_warnings(<target>): the project's warning set, as errors.
+function(pp_warnings target)
+  target_compile_options(${target} PRIVATE
+    -Wall -Wextra -Wpedantic -Werror
+    -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
+    -Wimplicit-fallthrough -Wformat=2)
+endfunction()
+
+# pp_library(<name> SOURCES ... DEPS ...): static library pp_<name>, alias pp::<name>.
+function(pp_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(pp_${name} STATIC ${ARG_SOURCES})
+  add_library(pp::${name} ALIAS pp_${name})
+  target_include_directories(pp_${name} PUBLIC ${CMAKE_SOURCE_DIR})
+  target_link_libraries(pp_${name} PUBLIC ${ARG_DEPS})
+  pp_warnings(pp_${name})
+endfunction()

@@ -1,0 +1,421 @@
+#include "common/ttrpc/server.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <unordered_map>
+
+#include "common/ttrpc/codec.h"
+#include "common/ttrpc/frame.h"
+
+namespace pp::ttrpc {
+namespace {
+
+constexpr auto kMaxTimeout = std::chrono::hours(24 * 365);
+
+std::string OversizeMessage(std::uint32_t length) {
+  return "message length " + std::to_string(length) + " exceed maximum message size of " +
+         std::to_string(kMaxDataLength);
+}
+
+}  // namespace
+
+std::optional<std::chrono::nanoseconds> CallContext::Remaining() const {
+  if (!deadline) return std::nullopt;
+  const auto left = *deadline - std::chrono::steady_clock::now();
+  return std::max(std::chrono::nanoseconds(0), left);
+}
+
+// One accepted stream: a read loop that decodes frames and starts calls, a write loop that sends
+// queued replies in batches, and the calls in flight. Everything runs on the stream's executor.
+class Server::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server& server, std::unique_ptr<Stream> stream)
+      : server_(server),
+        stream_(std::move(stream)),
+        executor_(stream_->get_executor()),
+        write_signal_(executor_, std::chrono::steady_clock::time_point::max()),
+        read_signal_(executor_, std::chrono::steady_clock::time_point::max()) {
+    server_.open_connections_.fetch_add(1);
+  }
+
+  ~Connection() { server_.ConnectionClosed(); }
+
+  void Start() {
+    auto self = shared_from_this();
+    asio::co_spawn(executor_, ReadLoop(), [self](std::exception_ptr) {});
+    asio::co_spawn(executor_, WriteLoop(), [self](std::exception_ptr) {});
+  }
+
+  // Thread-safe: hop onto the connection's executor.
+  void BeginDrain() {
+    asio::dispatch(executor_, [self = shared_from_this()] {
+      self->draining_ = true;
+      self->CloseIfIdle();
+    });
+  }
+  void Abort() {
+    asio::dispatch(executor_, [self = shared_from_this()] { self->AbortNow(); });
+  }
+
+ private:
+  struct Call {
+    explicit Call(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    asio::cancellation_signal cancel;
+    bool answered = false;
+  };
+
+  asio::awaitable<void> ReadLoop() {
+    FrameReader reader;
+    while (!aborted_) {
+      while (auto frame = reader.Next()) OnFrame(*frame);
+      // Backpressure: a peer that floods us with calls (or never reads replies) waits here.
+      while (!aborted_ && calls_.size() + pending_.size() >= server_.options_.max_inflight_per_connection) {
+        co_await read_signal_.async_wait(pp::kAwaitTuple);
+      }
+      if (aborted_) break;
+      auto region = reader.Prepare();
+      auto [ec, n] = co_await stream_->ReadSome(asio::buffer(region.data(), region.size()));
+      if (ec) {
+        if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+            ec != asio::error::bad_descriptor) {
+          spdlog::debug("ttrpc: {}: read: {}", stream_->Describe(), ec.message());
+        }
+        break;
+      }
+      reader.Commit(n);
+    }
+    // The peer is gone or closed its side: finish the calls in flight, flush, then close.
+    draining_ = true;
+    CloseIfIdle();
+  }
+
+  asio::awaitable<void> WriteLoop() {
+    std::vector<std::string> writing;
+    std::vector<asio::const_buffer> buffers;
+    while (!aborted_) {
+      if (pending_.empty()) {
+        if (closing_) break;
+        co_await write_signal_.async_wait(pp::kAwaitTuple);
+        continue;
+      }
+      writing.swap(pending_);
+      buffers.clear();
+      for (const auto& frame : writing) buffers.emplace_back(asio::buffer(frame));
+      const std::error_code ec = co_await stream_->Write(buffers);
+      writing.clear();
+      read_signal_.cancel();
+      if (ec) {
+        spdlog::debug("ttrpc: {}: write: {}", stream_->Describe(), ec.message());
+        AbortNow();
+        co_return;
+      }
+    }
+    stream_->Close();
+    read_signal_.cancel();
+  }
+
+  void Queue(std::string frame) {
+    if (aborted_) return;
+    pending_.push_back(std::move(frame));
+    write_signal_.cancel();
+  }
+
+  void QueueError(std::uint32_t id, Code code, std::string_view message) {
+    Queue(EncodeResponseFrame(id, static_cast<std::int32_t>(code), message, {}));
+  }
+
+  void OnFrame(const Frame& frame) {
+    const std::uint32_t id = frame.header.stream_id;
+    if (frame.oversized) {
+      QueueError(id, Code::kResourceExhausted, OversizeMessage(frame.header.length));
+      return;
+    }
+    if (frame.header.type != static_cast<std::uint8_t>(MessageType::kRequest)) {
+      // ttrpc 1.1 peers ignore other types; we serve only unary calls, so there is no stream for a
+      // Data frame to belong to.
+      spdlog::debug("ttrpc: {}: ignoring frame type {} on stream {}", stream_->Describe(),
+                    frame.header.type, id);
+      return;
+    }
+    if (id % 2 == 0) {
+      QueueError(id, Code::kInvalidArgument, "StreamID must be odd for client initiated streams");
+      return;
+    }
+    if (calls_.contains(id)) {
+      QueueError(id, Code::kInvalidArgument, "StreamID is already in use");
+      return;
+    }
+    ::ttrpc::Request request;
+    if (!ParseRequest(frame.data, request)) {
+      QueueError(id, Code::kInvalidArgument, "unmarshal request error: not a ttrpc Request");
+      return;
+    }
+    if (draining_) {
+      QueueError(id, Code::kUnavailable, "ttrpc: server shutting down");
+      return;
+    }
+    const auto service = server_.services_.find(request.service());
+    if (service == server_.services_.end()) {
+      QueueError(id, Code::kUnimplemented, "service " + request.service());
+      return;
+    }
+    const auto method = service->second.find(request.method());
+    if (method == service->second.end()) {
+      QueueError(id, Code::kUnimplemented, "method " + request.method());
+      return;
+    }
+    StartCall(id, method->second, request);
+  }
+
+  void StartCall(std::uint32_t id, const Handler& handler, ::ttrpc::Request& request) {
+    auto call = std::make_shared<Call>(executor_);
+    CallContext ctx;
+    ctx.service = std::move(*request.mutable_service());
+    ctx.method = std::move(*request.mutable_method());
+    ctx.metadata.reserve(static_cast<std::size_t>(request.metadata_size()));
+    for (auto& kv : *request.mutable_metadata()) {
+      ctx.metadata.emplace_back(std::move(*kv.mutable_key()), std::move(*kv.mutable_value()));
+    }
+    ctx.peer = stream_->Describe();
+    if (request.timeout_nano() != 0) {
+      // As in Go, a negative timeout is a deadline already passed.
+      const auto timeout =
+          std::min<std::chrono::nanoseconds>(std::chrono::nanoseconds(request.timeout_nano()), kMaxTimeout);
+      ctx.deadline = std::chrono::steady_clock::now() + timeout;
+      call->timer.expires_at(*ctx.deadline);
+      call->timer.async_wait([self = shared_from_this(), call, id](std::error_code ec) {
+        if (ec || call->answered) return;
+        call->answered = true;
+        call->cancel.emit(asio::cancellation_type::terminal);
+        self->QueueError(id, Code::kDeadlineExceeded, "context deadline exceeded");
+      });
+    }
+    calls_.emplace(id, call);
+    server_.inflight_.fetch_add(1);
+    asio::co_spawn(
+        executor_, Invoke(handler, std::move(ctx), std::move(*request.mutable_payload())),
+        asio::bind_cancellation_slot(
+            call->cancel.slot(),
+            [self = shared_from_this(), call, id](std::exception_ptr e, Result<std::string> r) {
+              self->FinishCall(id, *call, e, std::move(r));
+            }));
+  }
+
+  static asio::awaitable<Result<std::string>> Invoke(const Handler& handler, CallContext ctx,
+                                                     std::string payload) {
+    co_return co_await handler(ctx, std::move(payload));
+  }
+
+  void FinishCall(std::uint32_t id, Call& call, std::exception_ptr e, Result<std::string> result) {
+    call.timer.cancel();
+    if (!call.answered) {
+      call.answered = true;
+      if (e) {
+        std::string what = "handler failed";
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          what += std::string(": ") + ex.what();
+        } catch (...) {
+        }
+        QueueError(id, Code::kInternal, what);
+      } else if (!result) {
+        QueueError(id, result.error().code, result.error().message);
+      } else {
+        Queue(EncodeResponseFrame(id, 0, {}, *result));
+      }
+    }
+    calls_.erase(id);
+    server_.inflight_.fetch_sub(1);
+    read_signal_.cancel();
+    CloseIfIdle();
+  }
+
+  void CloseIfIdle() {
+    if (draining_ && calls_.empty() && !closing_) {
+      closing_ = true;  // the write loop flushes what is queued, then closes the stream
+      write_signal_.cancel();
+    }
+  }
+
+  void AbortNow() {
+    if (aborted_) return;
+    aborted_ = true;
+    for (auto& [id, call] : calls_) {
+      call->answered = true;
+      call->cancel.emit(asio::cancellation_type::terminal);
+    }
+    pending_.clear();
+    stream_->Close();
+    write_signal_.cancel();
+    read_signal_.cancel();
+  }
+
+  Server& server_;
+  std::unique_ptr<Stream> stream_;
+  asio::any_io_executor executor_;
+  asio::steady_timer write_signal_;  // wakes the write loop: a reply was queued or we are closing
+  asio::steady_timer read_signal_;   // wakes the read loop: capacity freed or we are aborting
+  std::vector<std::string> pending_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<Call>> calls_;
+  bool draining_ = false;  // no new calls; close once the calls in flight finished
+  bool closing_ = false;   // flush and close
+  bool aborted_ = false;   // closed now, replies dropped
+};
+
+Server::Server(asio::any_io_executor executor, Options options)
+    : executor_(std::move(executor)),
+      strand_(asio::make_strand(executor_)),
+      options_(options),
+      closed_signal_(strand_, std::chrono::steady_clock::time_point::max()) {}
+
+Server::~Server() = default;
+
+void Server::Register(std::string service, std::string method, Handler handler) {
+  services_[std::move(service)][std::move(method)] = std::move(handler);
+}
+
+Result<void> Server::ListenUnix(const std::string& path, mode_t mode) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) {
+    fs::create_directories(parent, ec);
+    if (ec) return std::unexpected(ErrnoError("create directory " + parent.string(), ec.value()));
+  }
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return Fail(Code::kFailedPrecondition, path, " exists and is not a socket; remove it or choose another path");
+    }
+    asio::local::stream_protocol::socket probe(executor_);
+    probe.connect(asio::local::stream_protocol::endpoint(path), ec);
+    if (!ec) return Fail(Code::kFailedPrecondition, "another process is serving ", path);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return std::unexpected(ErrnoError("remove stale socket " + path, errno));
+    spdlog::info("replaced stale socket {}", path);
+  }
+  auto acceptor = std::make_shared<asio::local::stream_protocol::acceptor>(strand_);
+  acceptor->open(asio::local::stream_protocol(), ec);
+  if (!ec) acceptor->bind(asio::local::stream_protocol::endpoint(path), ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return std::unexpected(ErrnoError("listen on " + path, ec.value()));
+  if (::chmod(path.c_str(), mode) != 0 || ::stat(path.c_str(), &st) != 0) {
+    return std::unexpected(ErrnoError("chmod " + path, errno));
+  }
+  socket_files_.emplace_back(path, st.st_ino);
+  unix_acceptors_.push_back(acceptor);
+  asio::co_spawn(strand_, AcceptUnix(acceptor), asio::detached);
+  return {};
+}
+
+Result<asio::ip::tcp::endpoint> Server::ListenTcp(const asio::ip::tcp::endpoint& endpoint) {
+  std::error_code ec;
+  auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(strand_);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Fail(Code::kUnavailable, "listen on tcp port ", std::to_string(endpoint.port()), ": ", ec.message());
+  auto bound = acceptor->local_endpoint(ec);
+  tcp_acceptors_.push_back(acceptor);
+  asio::co_spawn(strand_, AcceptTcp(acceptor), asio::detached);
+  return bound;
+}
+
+asio::awaitable<void> Server::AcceptUnix(std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor) {
+  const std::string where = "unix:" + acceptor->local_endpoint().path();
+  while (acceptor->is_open()) {
+    auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(executor_),
+                                                        pp::kAwaitTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
+      spdlog::warn("ttrpc: accept on {}: {}", where, ec.message());
+      continue;  // EMFILE and friends are transient; the next accept may succeed
+    }
+    Serve(std::make_unique<UnixStream>(std::move(socket), where));
+  }
+}
+
+asio::awaitable<void> Server::AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
+  while (acceptor->is_open()) {
+    auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(executor_),
+                                                        pp::kAwaitTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
+      spdlog::warn("ttrpc: tcp accept: {}", ec.message());
+      continue;
+    }
+    std::error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    const auto peer = socket.remote_endpoint(ignored);
+    std::string where = "tcp:" + peer.address().to_string() + ":" + std::to_string(peer.port());
+    Serve(std::make_unique<TcpStream>(std::move(socket), std::move(where)));
+  }
+}
+
+void Server::Serve(std::unique_ptr<Stream> stream) {
+  auto connection = std::make_shared<Connection>(*this, std::move(stream));
+  {
+    std::lock_guard lock(connections_mu_);
+    std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
+    connections_.push_back(connection);
+  }
+  connection->Start();
+}
+
+void Server::ConnectionClosed() {
+  open_connections_.fetch_sub(1);
+  asio::post(strand_, [this] { closed_signal_.cancel(); });
+}
+
+asio::awaitable<void> Server::Shutdown(std::chrono::milliseconds grace) {
+  co_await asio::co_spawn(strand_, DoShutdown(grace), asio::use_awaitable);
+}
+
+asio::awaitable<void> Server::DoShutdown(std::chrono::milliseconds grace) {
+  if (shutting_down_) co_return;
+  shutting_down_ = true;
+  std::error_code ignored;
+  for (auto& acceptor : unix_acceptors_) acceptor->close(ignored);
+  for (auto& acceptor : tcp_acceptors_) acceptor->close(ignored);
+  for (const auto& [path, inode] : socket_files_) {
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0 && st.st_ino == inode) ::unlink(path.c_str());
+  }
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(connections_mu_);
+    for (auto& weak : connections_) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  for (auto& c : live) c->BeginDrain();
+  live.clear();  // hold no reference: a connection that finishes must be able to go away
+
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (open_connections_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    closed_signal_.expires_at(deadline);
+    co_await closed_signal_.async_wait(pp::kAwaitTuple);
+  }
+  if (open_connections_.load() == 0) co_return;
+  spdlog::warn("ttrpc: {} connection(s) still busy after {} ms; closing them", open_connections_.load(),
+               grace.count());
+  {
+    std::lock_guard lock(connections_mu_);
+    for (auto& weak : connections_) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  for (auto& c : live) c->Abort();
+  live.clear();
+  while (open_connections_.load() > 0) {
+    closed_signal_.expires_after(std::chrono::seconds(5));
+    co_await closed_signal_.async_wait(pp::kAwaitTuple);
+  }
+}
+
+}  // namespace pp::ttrpc

@@ -1,0 +1,65 @@
+#include "adaptor/flags.h"
+
+#include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+namespace pp::adaptor {
+namespace {
+
+Config Parse(std::vector<const char*> argv) {
+  CLI::App app;
+  Config config;
+  AddCommonFlags(app, config);
+  auto args = NormalizeGoFlags(static_cast<int>(argv.size()), argv.data());
+  std::vector<const char*> cargs;
+  for (const auto& a : args) cargs.push_back(a.c_str());
+  app.parse(static_cast<int>(cargs.size()), cargs.data());
+  return config;
+}
+
+TEST(FlagsTest, AcceptsGoStyleSingleDashFlags) {
+  auto config = Parse({"caa", "-socket", "/tmp/h.sock", "-pods-dir=/tmp/pods", "--forwarder-port", "15151"});
+  EXPECT_EQ(config.socket, "/tmp/h.sock");
+  EXPECT_EQ(config.pods_dir, "/tmp/pods");
+  EXPECT_EQ(config.forwarder_port, 15151u);
+}
+
+TEST(FlagsTest, FallsBackToCaaEnvironmentNames) {
+  ::setenv("REMOTE_HYPERVISOR_ENDPOINT", "/env/h.sock", 1);
+  ::setenv("PODS_DIR", "/env/pods", 1);
+  ::setenv("TUNNEL_TYPE", "vxlan", 1);
+  auto config = Parse({"caa"});
+  ::unsetenv("REMOTE_HYPERVISOR_ENDPOINT");
+  ::unsetenv("PODS_DIR");
+  ::unsetenv("TUNNEL_TYPE");
+  EXPECT_EQ(config.socket, "/env/h.sock");
+  EXPECT_EQ(config.pods_dir, "/env/pods");
+  ASSERT_EQ(config.pending.size(), 1u);  // accepted, reported as not yet in effect
+  EXPECT_EQ(config.pending[0].first, "tunnel-type");
+}
+
+TEST(FlagsTest, DefaultsMatchCaa) {
+  auto config = Parse({"caa"});
+  EXPECT_EQ(config.socket, "/run/peerpod/hypervisor.sock");
+  EXPECT_EQ(config.pods_dir, "/run/peerpod/pods");
+  EXPECT_EQ(config.forwarder_port, 15150u);
+  EXPECT_EQ(config.proxy_timeout, "5m");
+}
+
+TEST(FlagsTest, ParsesGoDurations) {
+  using std::chrono::nanoseconds;
+  EXPECT_EQ(*ParseGoDuration("5m"), nanoseconds(300'000'000'000));
+  EXPECT_EQ(*ParseGoDuration("1h30m"), nanoseconds(5'400'000'000'000));
+  EXPECT_EQ(*ParseGoDuration("1.5s"), nanoseconds(1'500'000'000));
+  EXPECT_EQ(*ParseGoDuration("250ms"), nanoseconds(250'000'000));
+  EXPECT_EQ(*ParseGoDuration("0"), nanoseconds(0));
+  for (auto bad : {"", "5", "-1s", "1d", "m", "1..5s", "99999999999h"}) {
+    auto parsed = ParseGoDuration(bad);
+    EXPECT_FALSE(parsed) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace pp::adaptor

@@ -1,0 +1,86 @@
+#include "adaptor/sandbox_store.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "common/base/file.h"
+#include "tests/support/test_util.h"
+
+namespace pp::adaptor {
+namespace {
+
+SandboxRecord Record(const std::string& id) {
+  hypervisor::CreateVMRequest request;
+  request.set_id(id);
+  (*request.mutable_annotations())[std::string(kAnnotationPodName)] = "pod";
+  (*request.mutable_annotations())[std::string(kAnnotationPodNamespace)] = "ns";
+  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = "secret-initdata";
+  SandboxRecord record;
+  record.request = *ParseCreateVM(request);
+  record.instance_name = InstanceName("pod", id);
+  record.state = SandboxState::kRunning;
+  record.instance_id = "i-123";
+  record.ips = {"10.0.0.5"};
+  record.created_unix = 1700000000;
+  return record;
+}
+
+TEST(SandboxStoreTest, SavesAndLoadsRecordsWithTightModes) {
+  pp::testing::TempDir dir;
+  SandboxStore store(dir / "pods");
+  ASSERT_TRUE(store.Save(Record("a")));
+  ASSERT_TRUE(store.Save(Record("b")));
+  struct stat st{};
+  ASSERT_EQ(::stat(store.PodDir("a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat((store.PodDir("a") + "/sandbox.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto loaded = store.LoadAll();
+  ASSERT_EQ(loaded.size(), 2u);
+  const auto& a = loaded[0].request.id == "a" ? loaded[0] : loaded[1];
+  EXPECT_EQ(a.request, Record("a").request);
+  EXPECT_EQ(a.instance_id, "i-123");
+  EXPECT_EQ(a.ips, std::vector<std::string>{"10.0.0.5"});
+  EXPECT_EQ(a.state, SandboxState::kRunning);
+  EXPECT_EQ(store.AgentSocketPath("a"), dir / "pods/a/agent.ttrpc");
+}
+
+TEST(SandboxStoreTest, SkipsBrokenRecordsWithoutDeletingThem) {
+  pp::testing::TempDir dir;
+  SandboxStore store(dir / "pods");
+  ASSERT_TRUE(store.Save(Record("good")));
+  std::filesystem::create_directories(dir / "pods/bad");
+  std::ofstream(dir / "pods/bad/sandbox.json") << "{not json";
+  std::filesystem::create_directories(dir / "pods/evil");
+  auto evil = SerializeRecord(Record("good"));  // its id does not match its directory
+  std::ofstream(dir / "pods/evil/sandbox.json") << evil;
+  auto loaded = store.LoadAll();
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(loaded[0].request.id, "good");
+  EXPECT_TRUE(std::filesystem::exists(dir / "pods/bad/sandbox.json"));
+}
+
+TEST(SandboxStoreTest, RejectsRecordsThatWouldNotPassCreateVM) {
+  auto json = SerializeRecord(Record("x"));
+  const auto pos = json.find("\"id\": \"x\"");
+  ASSERT_NE(pos, std::string::npos);
+  json.replace(pos, 9, "\"id\": \"../x\"");
+  auto parsed = ParseRecord(json);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code, Code::kDataLoss);
+}
+
+TEST(SandboxStoreTest, RemoveDeletesThePodDirectoryAndIsIdempotent) {
+  pp::testing::TempDir dir;
+  SandboxStore store(dir / "pods");
+  ASSERT_TRUE(store.Save(Record("a")));
+  ASSERT_TRUE(store.Remove("a"));
+  EXPECT_FALSE(std::filesystem::exists(store.PodDir("a")));
+  EXPECT_TRUE(store.Remove("a"));
+}
+
+}  // namespace
+}  // namespace pp::adaptor

@@ -1,0 +1,159 @@
+// Helpers shared by the unit tests: a temp dir, an io_context on a background thread, running a
+// coroutine to completion, and a blocking raw-frame socket for bytes our client would never send.
+#pragma once
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <cstdlib>
+#include <vector>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "common/base/asio.h"
+#include "common/ttrpc/frame.h"
+
+namespace pp::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "pp-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// An io_context running on its own thread for the lifetime of the object.
+class IoThread {
+ public:
+  IoThread() : guard_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+  ~IoThread() {
+    guard_.reset();
+    io_.stop();
+  }
+  asio::io_context& io() { return io_; }
+  asio::any_io_executor executor() { return io_.get_executor(); }
+
+  // Runs `aw` on the io thread and waits for its result.
+  template <typename T>
+  T Run(asio::awaitable<T> aw) {
+    return asio::co_spawn(io_, std::move(aw), asio::use_future).get();
+  }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::jthread thread_;
+};
+
+// A blocking unix-socket connection that reads and writes raw ttrpc frames.
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  bool Send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // The next frame as (header, data); header.type == 0 when the peer closed.
+  std::pair<ttrpc::FrameHeader, std::string> Receive() {
+    for (;;) {
+      if (auto frame = reader_.Next()) return {frame->header, std::string(frame->data)};
+      auto region = reader_.Prepare();
+      const ssize_t n = ::read(fd_, region.data(), region.size());
+      if (n <= 0) return {};
+      reader_.Commit(static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  ttrpc::FrameReader reader_;
+};
+
+// A child process started with a pipe on its stdout; killed (SIGKILL) and reaped by pid when the
+// object goes, if it has not been waited for.
+class ChildProcess {
+ public:
+  explicit ChildProcess(std::vector<std::string> argv) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    stdout_ = out[0];
+  }
+  ~ChildProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_ >= 0) ::close(stdout_);
+  }
+  // Reads stdout until a line equal to `line` (true) or EOF (false).
+  bool WaitForLine(const std::string& line) {
+    std::string buffer;
+    char c;
+    while (::read(stdout_, &c, 1) == 1) {
+      if (c != '\n') {
+        buffer.push_back(c);
+        continue;
+      }
+      if (buffer == line) return true;
+      buffer.clear();
+    }
+    return false;
+  }
+  // Sends `signal` and waits; returns the exit status (or -1).
+  int SignalAndWait(int signal) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_ = -1;
+};
+
+}  // namespace pp::testing
