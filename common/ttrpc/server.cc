@@ -62,8 +62,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   struct Call {
-    explicit Call(const asio::any_io_executor& ex) : timer(ex) {}
-    asio::steady_timer timer;
+    std::optional<asio::steady_timer> timer;  // only for calls with a deadline
     asio::cancellation_signal cancel;
     bool answered = false;
   };
@@ -172,7 +171,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void StartCall(std::uint32_t id, const Handler& handler, ::ttrpc::Request& request) {
-    auto call = std::make_shared<Call>(executor_);
+    auto call = std::make_shared<Call>();
     CallContext ctx;
     ctx.service = std::move(*request.mutable_service());
     ctx.method = std::move(*request.mutable_method());
@@ -186,8 +185,8 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       const auto timeout =
           std::min<std::chrono::nanoseconds>(std::chrono::nanoseconds(request.timeout_nano()), kMaxTimeout);
       ctx.deadline = std::chrono::steady_clock::now() + timeout;
-      call->timer.expires_at(*ctx.deadline);
-      call->timer.async_wait([self = shared_from_this(), call, id](std::error_code ec) {
+      call->timer.emplace(executor_, *ctx.deadline);
+      call->timer->async_wait([self = shared_from_this(), call, id](std::error_code ec) {
         if (ec || call->answered) return;
         call->answered = true;
         call->cancel.emit(asio::cancellation_type::terminal);
@@ -211,7 +210,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void FinishCall(std::uint32_t id, Call& call, std::exception_ptr e, Result<std::string> result) {
-    call.timer.cancel();
+    if (call.timer) call.timer->cancel();
     if (!call.answered) {
       call.answered = true;
       if (e) {

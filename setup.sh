@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian (bookworm) package the project needs to build, test and benchmark.
+# Idempotent; run as root (or through sudo). Nothing is downloaded from outside Debian's archive.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake ninja-build g++ pkg-config
+  # libraries
+  libasio-dev libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  # tests: GoogleTest, the independent Go ttrpc peer, libFuzzer (clang), relay baselines
+  libgtest-dev libgmock-dev golang-go golang-github-containerd-ttrpc-dev clang-14 libclang-rt-14-dev
+  socat
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (sudo ./setup.sh)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
