@@ -39,10 +39,11 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   }
 
   asio::io_context io(static_cast<int>(config.io_threads));
-  BlockingPool pool(config.blocking_threads, 1024);
+  // Jobs on the pool call into the manager: the pool is joined (below) before the manager goes.
+  auto pool = std::make_unique<BlockingPool>(config.blocking_threads, 1024);
   SandboxManager::Options options;
   options.node_name = config.node_name.empty() ? HostName() : config.node_name;
-  SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, pool);
+  SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, *pool);
 
   if (config.cloud_config_verify) {
     auto verified = provider->Verify({std::chrono::steady_clock::now() + std::chrono::minutes(2), {}});
@@ -92,6 +93,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   for (unsigned i = 1; i < config.io_threads; ++i) workers.emplace_back([&io] { io.run(); });
   io.run();
   workers.clear();
+  pool.reset();  // StartVMs told to give up by CancelAll() finish their cleanup here
   spdlog::info("cloud-api-adaptor stopped");
   return 0;
 }

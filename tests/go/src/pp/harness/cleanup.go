@@ -45,10 +45,11 @@ func (c *Cleanup) Run() {
 	})
 }
 
-// ExitOnSignal runs c and exits 130 on SIGINT, SIGTERM or SIGHUP.
+// ExitOnSignal runs c and exits 130 on SIGINT, SIGTERM, SIGHUP or SIGPIPE (stdout piped into a
+// reader that quit, e.g. head).
 func (c *Cleanup) ExitOnSignal() {
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	go func() {
 		sig := <-ch
 		fmt.Printf("FAIL interrupted: got %v\n", sig)
