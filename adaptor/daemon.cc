@@ -53,7 +53,9 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     }
   }
 
-  ttrpc::Server server(io.get_executor());
+  ttrpc::Server::Options server_options;
+  server_options.single_threaded = config.io_threads == 1;
+  ttrpc::Server server(io.get_executor(), server_options);
   RegisterHypervisorService(server, manager);
   if (auto listening = server.ListenUnix(config.socket, 0660); !listening) {
     spdlog::error("{}", listening.error().message);

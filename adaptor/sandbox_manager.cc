@@ -242,7 +242,9 @@ Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const provider
 
 asio::awaitable<Result<void>> SandboxManager::StopVM(std::string id, Deadline deadline) {
   if (auto ok = ValidateSandboxId(id, options_.limits); !ok) co_return ok;
-  const auto until = DeadlineOrDefault(deadline);
+  // The caller's deadline bounds how long it waits, not the deletion: runtime-rs gives StopVM one
+  // second and only logs a failure, so giving up with it would leak the VM.
+  const auto until = std::max(DeadlineOrDefault(deadline), Clock::now() + options_.default_timeout);
   auto job = [this, id = std::move(id), until] { return DoStop(id, until); };
   co_return co_await pool_.Run<void>(std::move(job));
 }

@@ -7,7 +7,8 @@
 //   backoff until the deadline. Any failure after an instance exists deletes that instance.
 // - StopVM asks a StartVM in progress to give up, deletes the instance, then the pod directory. An
 //   unknown id is success (the shim may retry). If the instance cannot be deleted the call fails and
-//   the record stays, so a retry or a restart can finish the job: no VM is forgotten.
+//   the record stays, so a retry or a restart can finish the job: no VM is forgotten. The deletion
+//   runs to completion even when the caller stops waiting (runtime-rs allows StopVM one second).
 // - Calls for one sandbox are serialized; calls for different sandboxes run in parallel. All provider
 //   and file-system work runs on the BlockingPool; the coroutines never block their thread.
 // - On construction the manager loads the records its store holds; Reconcile() deletes instances this

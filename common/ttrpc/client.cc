@@ -55,8 +55,14 @@ asio::awaitable<Result<std::string>> Client::Call(std::string service, std::stri
   Pending pending(executor_);
   if (deadline) pending.signal.expires_at(*deadline);
   pending_.emplace(id, &pending);
-  outgoing_.push_back(EncodeRequestFrame(id, request));
-  write_signal_.cancel();
+  std::string frame = EncodeRequestFrame(id, request);
+  std::size_t sent = 0;
+  if (!writing_ && outgoing_.empty()) sent = stream_->TryWrite(frame);  // idle: send at once
+  if (sent < frame.size()) {
+    frame.erase(0, sent);
+    outgoing_.push_back(std::move(frame));
+    write_signal_.cancel();
+  }
 
   // The timer ends by reaching the deadline, by a reply (cancel), or by the caller's cancellation.
   (void)co_await pending.signal.async_wait(pp::kAwaitTuple);
@@ -123,7 +129,9 @@ asio::awaitable<void> Client::WriteLoop() {
     writing.swap(outgoing_);
     buffers.clear();
     for (const auto& frame : writing) buffers.emplace_back(asio::buffer(frame));
+    writing_ = true;
     const std::error_code ec = co_await stream_->Write(buffers);
+    writing_ = false;
     writing.clear();
     if (ec) break;
   }

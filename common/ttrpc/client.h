@@ -71,6 +71,7 @@ class Client : public std::enable_shared_from_this<Client> {
   std::vector<std::string> outgoing_;
   std::unordered_map<std::uint32_t, Pending*> pending_;  // owned by the waiting Call frames
   std::uint32_t next_id_ = 1;
+  bool writing_ = false;  // the write loop has a Write() in progress
   bool closed_ = false;
 };
 

@@ -104,7 +104,9 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       writing.swap(pending_);
       buffers.clear();
       for (const auto& frame : writing) buffers.emplace_back(asio::buffer(frame));
+      writing_ = true;
       const std::error_code ec = co_await stream_->Write(buffers);
+      writing_ = false;
       writing.clear();
       read_signal_.cancel();
       if (ec) {
@@ -119,6 +121,12 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   void Queue(std::string frame) {
     if (aborted_) return;
+    if (!writing_ && pending_.empty()) {
+      // Fast path: an idle connection sends the reply at once instead of waking the write loop.
+      const std::size_t n = stream_->TryWrite(frame);
+      if (n == frame.size()) return;
+      frame.erase(0, n);
+    }
     pending_.push_back(std::move(frame));
     write_signal_.cancel();
   }
@@ -261,6 +269,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer read_signal_;   // wakes the read loop: capacity freed or we are aborting
   std::vector<std::string> pending_;
   std::unordered_map<std::uint32_t, std::shared_ptr<Call>> calls_;
+  bool writing_ = false;   // the write loop has a Write() in progress
   bool draining_ = false;  // no new calls; close once the calls in flight finished
   bool closing_ = false;   // flush and close
   bool aborted_ = false;   // closed now, replies dropped
@@ -328,8 +337,7 @@ Result<asio::ip::tcp::endpoint> Server::ListenTcp(const asio::ip::tcp::endpoint&
 asio::awaitable<void> Server::AcceptUnix(std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor) {
   const std::string where = "unix:" + acceptor->local_endpoint().path();
   while (acceptor->is_open()) {
-    auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(executor_),
-                                                        pp::kAwaitTuple);
+    auto [ec, socket] = co_await acceptor->async_accept(ConnectionExecutor(), pp::kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
       spdlog::warn("ttrpc: accept on {}: {}", where, ec.message());
@@ -341,8 +349,7 @@ asio::awaitable<void> Server::AcceptUnix(std::shared_ptr<asio::local::stream_pro
 
 asio::awaitable<void> Server::AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
   while (acceptor->is_open()) {
-    auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(executor_),
-                                                        pp::kAwaitTuple);
+    auto [ec, socket] = co_await acceptor->async_accept(ConnectionExecutor(), pp::kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
       spdlog::warn("ttrpc: tcp accept: {}", ec.message());
@@ -354,6 +361,11 @@ asio::awaitable<void> Server::AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor>
     std::string where = "tcp:" + peer.address().to_string() + ":" + std::to_string(peer.port());
     Serve(std::make_unique<TcpStream>(std::move(socket), std::move(where)));
   }
+}
+
+asio::any_io_executor Server::ConnectionExecutor() const {
+  if (options_.single_threaded) return executor_;
+  return asio::make_strand(executor_);
 }
 
 void Server::Serve(std::unique_ptr<Stream> stream) {

@@ -54,6 +54,8 @@ class Server {
   struct Options {
     // Requests in flight per connection before the server stops reading from it (backpressure).
     std::size_t max_inflight_per_connection = 256;
+    // The io_context runs on one thread: connections need no strand of their own.
+    bool single_threaded = false;
   };
 
   explicit Server(asio::any_io_executor executor, Options options);
@@ -92,6 +94,7 @@ class Server {
   asio::awaitable<void> AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor);
   asio::awaitable<void> DoShutdown(std::chrono::milliseconds grace);
   void ConnectionClosed();
+  asio::any_io_executor ConnectionExecutor() const;
 
   asio::any_io_executor executor_;
   asio::strand<asio::any_io_executor> strand_;  // acceptors and shutdown state

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -28,6 +29,13 @@ class Stream {
 
   // Writes every buffer completely, or fails.
   virtual asio::awaitable<std::error_code> Write(const std::vector<asio::const_buffer>& buffers) = 0;
+
+  // Writes what it can right now without blocking and returns the count (0 when the transport has
+  // no such fast path). Only call it when no Write() is in progress.
+  virtual std::size_t TryWrite(std::string_view data) {
+    (void)data;
+    return 0;
+  }
 
   // Cancels pending operations and closes. Idempotent.
   virtual void Close() = 0;
@@ -56,6 +64,22 @@ class AsioStream final : public Stream {
     co_return ec;
   }
 
+  std::size_t TryWrite(std::string_view data) override {
+    if constexpr (requires { stream_.non_blocking(true); }) {
+      std::error_code ec;
+      if (!non_blocking_) {
+        stream_.non_blocking(true, ec);
+        if (ec) return 0;
+        non_blocking_ = true;
+      }
+      const std::size_t n = stream_.write_some(asio::buffer(data.data(), data.size()), ec);
+      return ec ? 0 : n;
+    } else {
+      (void)data;
+      return 0;
+    }
+  }
+
   void Close() override {
     std::error_code ignored;
     stream_.close(ignored);
@@ -68,6 +92,7 @@ class AsioStream final : public Stream {
  private:
   AsioStreamType stream_;
   std::string description_;
+  bool non_blocking_ = false;
 };
 
 using UnixStream = AsioStream<asio::local::stream_protocol::socket>;

@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, static_cast<int>(cargs.size()), cargs.data());
 
   asio::io_context io(static_cast<int>(threads));
-  pp::ttrpc::Server server(io.get_executor());
+  pp::ttrpc::Server::Options options;
+  options.single_threaded = threads == 1;
+  pp::ttrpc::Server server(io.get_executor(), options);
   pp::testing::RegisterEchoService(server);
   if (auto ok = server.ListenUnix(socket, 0600); !ok) {
     std::cerr << ok.error().ToString() << "\n";
