@@ -22,9 +22,7 @@ std::shared_ptr<Client> Client::Create(std::unique_ptr<Stream> stream) {
 }
 
 Client::Client(std::unique_ptr<Stream> stream)
-    : stream_(std::move(stream)),
-      executor_(stream_->get_executor()),
-      write_signal_(executor_, std::chrono::steady_clock::time_point::max()) {}
+    : stream_(std::move(stream)), executor_(stream_->get_executor()), writer_(*stream_) {}
 
 Client::~Client() = default;
 
@@ -55,14 +53,7 @@ asio::awaitable<Result<std::string>> Client::Call(std::string service, std::stri
   Pending pending(executor_);
   if (deadline) pending.signal.expires_at(*deadline);
   pending_.emplace(id, &pending);
-  std::string frame = EncodeRequestFrame(id, request);
-  std::size_t sent = 0;
-  if (!writing_ && outgoing_.empty()) sent = stream_->TryWrite(frame);  // idle: send at once
-  if (sent < frame.size()) {
-    frame.erase(0, sent);
-    outgoing_.push_back(std::move(frame));
-    write_signal_.cancel();
-  }
+  writer_.Send(EncodeRequestFrame(id, request));
 
   // The timer ends by reaching the deadline, by a reply (cancel), or by the caller's cancellation.
   (void)co_await pending.signal.async_wait(pp::kAwaitTuple);
@@ -119,22 +110,7 @@ asio::awaitable<void> Client::ReadLoop() {
 }
 
 asio::awaitable<void> Client::WriteLoop() {
-  std::vector<std::string> writing;
-  std::vector<asio::const_buffer> buffers;
-  while (!closed_) {
-    if (outgoing_.empty()) {
-      co_await write_signal_.async_wait(pp::kAwaitTuple);
-      continue;
-    }
-    writing.swap(outgoing_);
-    buffers.clear();
-    for (const auto& frame : writing) buffers.emplace_back(asio::buffer(frame));
-    writing_ = true;
-    const std::error_code ec = co_await stream_->Write(buffers);
-    writing_ = false;
-    writing.clear();
-    if (ec) break;
-  }
+  (void)co_await writer_.Run();
   Close();
 }
 
@@ -146,9 +122,8 @@ void Client::Close() {
     call->signal.cancel();
   }
   pending_.clear();
-  outgoing_.clear();
+  writer_.Abort();
   stream_->Close();
-  write_signal_.cancel();
 }
 
 asio::awaitable<Result<std::unique_ptr<Stream>>> ConnectUnix(asio::any_io_executor executor,

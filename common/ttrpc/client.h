@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/ttrpc/frame_writer.h"
 #include "common/ttrpc/server.h"
 #include "common/ttrpc/stream.h"
 
@@ -67,11 +68,9 @@ class Client : public std::enable_shared_from_this<Client> {
 
   std::unique_ptr<Stream> stream_;
   asio::any_io_executor executor_;
-  asio::steady_timer write_signal_;
-  std::vector<std::string> outgoing_;
+  FrameWriter writer_;
   std::unordered_map<std::uint32_t, Pending*> pending_;  // owned by the waiting Call frames
   std::uint32_t next_id_ = 1;
-  bool writing_ = false;  // the write loop has a Write() in progress
   bool closed_ = false;
 };
 

@@ -9,11 +9,14 @@
 
 #include "common/ttrpc/codec.h"
 #include "common/ttrpc/frame.h"
+#include "common/ttrpc/frame_writer.h"
 
 namespace pp::ttrpc {
 namespace {
 
 constexpr auto kMaxTimeout = std::chrono::hours(24 * 365);
+// Replies queued for a peer that does not read before we stop reading its requests.
+constexpr std::size_t kMaxQueuedBytes = 16u << 20;
 
 std::string OversizeMessage(std::uint32_t length) {
   return "message length " + std::to_string(length) + " exceed maximum message size of " +
@@ -36,7 +39,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       : server_(server),
         stream_(std::move(stream)),
         executor_(stream_->get_executor()),
-        write_signal_(executor_, std::chrono::steady_clock::time_point::max()),
+        writer_(*stream_, [this] { read_signal_.cancel(); }),
         read_signal_(executor_, std::chrono::steady_clock::time_point::max()) {
     server_.open_connections_.fetch_add(1);
   }
@@ -72,7 +75,8 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     while (!aborted_) {
       while (auto frame = reader.Next()) OnFrame(*frame);
       // Backpressure: a peer that floods us with calls (or never reads replies) waits here.
-      while (!aborted_ && calls_.size() + pending_.size() >= server_.options_.max_inflight_per_connection) {
+      while (!aborted_ && (calls_.size() >= server_.options_.max_inflight_per_connection ||
+                           writer_.QueuedBytes() >= kMaxQueuedBytes)) {
         co_await read_signal_.async_wait(pp::kAwaitTuple);
       }
       if (aborted_) break;
@@ -93,43 +97,16 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   asio::awaitable<void> WriteLoop() {
-    std::vector<std::string> writing;
-    std::vector<asio::const_buffer> buffers;
-    while (!aborted_) {
-      if (pending_.empty()) {
-        if (closing_) break;
-        co_await write_signal_.async_wait(pp::kAwaitTuple);
-        continue;
-      }
-      writing.swap(pending_);
-      buffers.clear();
-      for (const auto& frame : writing) buffers.emplace_back(asio::buffer(frame));
-      writing_ = true;
-      const std::error_code ec = co_await stream_->Write(buffers);
-      writing_ = false;
-      writing.clear();
-      read_signal_.cancel();
-      if (ec) {
-        spdlog::debug("ttrpc: {}: write: {}", stream_->Describe(), ec.message());
-        AbortNow();
-        co_return;
-      }
+    const std::error_code ec = co_await writer_.Run();
+    if (ec && ec != asio::error::operation_aborted) {
+      spdlog::debug("ttrpc: {}: write: {}", stream_->Describe(), ec.message());
     }
+    if (ec) AbortNow();
     stream_->Close();
     read_signal_.cancel();
   }
 
-  void Queue(std::string frame) {
-    if (aborted_) return;
-    if (!writing_ && pending_.empty()) {
-      // Fast path: an idle connection sends the reply at once instead of waking the write loop.
-      const std::size_t n = stream_->TryWrite(frame);
-      if (n == frame.size()) return;
-      frame.erase(0, n);
-    }
-    pending_.push_back(std::move(frame));
-    write_signal_.cancel();
-  }
+  void Queue(std::string frame) { writer_.Send(std::move(frame)); }
 
   void QueueError(std::uint32_t id, Code code, std::string_view message) {
     Queue(EncodeResponseFrame(id, static_cast<std::int32_t>(code), message, {}));
@@ -244,8 +221,8 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   void CloseIfIdle() {
     if (draining_ && calls_.empty() && !closing_) {
-      closing_ = true;  // the write loop flushes what is queued, then closes the stream
-      write_signal_.cancel();
+      closing_ = true;
+      writer_.Finish();  // the write loop flushes what is queued, then closes the stream
     }
   }
 
@@ -256,20 +233,17 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       call->answered = true;
       call->cancel.emit(asio::cancellation_type::terminal);
     }
-    pending_.clear();
+    writer_.Abort();
     stream_->Close();
-    write_signal_.cancel();
     read_signal_.cancel();
   }
 
   Server& server_;
   std::unique_ptr<Stream> stream_;
   asio::any_io_executor executor_;
-  asio::steady_timer write_signal_;  // wakes the write loop: a reply was queued or we are closing
-  asio::steady_timer read_signal_;   // wakes the read loop: capacity freed or we are aborting
-  std::vector<std::string> pending_;
+  FrameWriter writer_;
+  asio::steady_timer read_signal_;  // wakes the read loop: capacity freed or we are aborting
   std::unordered_map<std::uint32_t, std::shared_ptr<Call>> calls_;
-  bool writing_ = false;   // the write loop has a Write() in progress
   bool draining_ = false;  // no new calls; close once the calls in flight finished
   bool closing_ = false;   // flush and close
   bool aborted_ = false;   // closed now, replies dropped
