@@ -1,5 +1,8 @@
 #include "common/ttrpc/codec.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 namespace pp::ttrpc {
 namespace {
 
@@ -18,6 +21,25 @@ std::string EncodeFrame(std::uint32_t stream_id, MessageType type,
 
 bool ParseRequest(std::string_view data, ::ttrpc::Request& out) {
   return out.ParseFromArray(data.data(), static_cast<int>(data.size()));
+}
+
+bool PeekRequestMethod(std::string_view data, std::string& service, std::string& method) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const std::uint8_t*>(data.data()),
+                                            static_cast<int>(data.size()));
+  service.clear();
+  method.clear();
+  while (const std::uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool delimited =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    if ((field == 1 || field == 2) && delimited) {
+      if (!WireFormatLite::ReadString(&in, field == 1 ? &service : &method)) return false;
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return in.ConsumedEntireMessage();
 }
 
 bool ParseResponse(std::string_view data, ::ttrpc::Response& out) {

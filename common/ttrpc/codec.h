@@ -16,6 +16,10 @@ namespace pp::ttrpc {
 // Parses a Request frame's data. False when the bytes are not a well-formed Request.
 bool ParseRequest(std::string_view data, ::ttrpc::Request& out);
 
+// Reads only the service (field 1) and method (field 2) of a Request, skipping the payload without
+// copying it: enough for a relay to decide whether a call needs decoding. False on malformed bytes.
+bool PeekRequestMethod(std::string_view data, std::string& service, std::string& method);
+
 // Parses a Response frame's data. False when the bytes are not a well-formed Response.
 bool ParseResponse(std::string_view data, ::ttrpc::Response& out);
 
