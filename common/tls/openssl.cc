@@ -23,7 +23,8 @@ Result<UniqueBio> ReadOnlyBio(std::string_view data, std::string_view what) {
 Result<std::string> DrainBio(BIO* bio) {
   char* data = nullptr;
   const long size = BIO_ctrl(bio, BIO_CTRL_INFO, 0, static_cast<void*>(&data));
-  if (size < 0 || (size > 0 && data == nullptr)) return Fail(Code::kInternal, "reading a memory BIO failed");
+  if (size < 0 || (size > 0 && data == nullptr))
+    return Fail(Code::kInternal, "reading a memory BIO failed");
   return std::string(data, static_cast<std::size_t>(size));
 }
 
@@ -60,7 +61,8 @@ Result<std::vector<UniqueX509>> ParseCertificates(std::string_view pem, std::str
     certs.push_back(std::move(cert));
   }
   if (!AtEndOfPem()) {
-    return std::unexpected(OpenSslError(Code::kInvalidArgument, std::string(what) + " is not valid PEM"));
+    return std::unexpected(
+        OpenSslError(Code::kInvalidArgument, std::string(what) + " is not valid PEM"));
   }
   ERR_clear_error();
   if (certs.empty()) return Fail(Code::kInvalidArgument, what, " holds no PEM certificate");
@@ -82,7 +84,8 @@ Result<UniqueEvpPkey> ParsePrivateKey(std::string_view pem, std::string_view wha
   if (!bio) return std::unexpected(bio.error());
   UniqueEvpPkey key(PEM_read_bio_PrivateKey(bio->get(), nullptr, NoPassphrase, nullptr));
   if (!key) {
-    return std::unexpected(OpenSslError(Code::kInvalidArgument, std::string(what) + " is not a PEM private key"));
+    return std::unexpected(
+        OpenSslError(Code::kInvalidArgument, std::string(what) + " is not a PEM private key"));
   }
   return key;
 }
@@ -97,7 +100,8 @@ Result<std::string> CertificateToPem(X509* cert) {
 
 Result<std::string> PrivateKeyToPem(EVP_PKEY* key) {
   UniqueBio bio(BIO_new(BIO_s_secmem()));  // the buffer is cleared when freed
-  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return std::unexpected(OpenSslError(Code::kInternal, "encoding a private key as PKCS#8 PEM"));
   }
   return DrainBio(bio.get());

@@ -13,8 +13,9 @@ struct Suite {
   std::string_view openssl;  // empty for TLS 1.3 suites: named, accepted, not configurable
 };
 
-// The forward-secret (ECDHE) suites of Go's crypto/tls CipherSuites() list, whose names CAA accepts,
-// and the TLS 1.3 names. The first six (AEAD) form the default TLS 1.2 list, in this order.
+// The forward-secret (ECDHE) suites of Go's crypto/tls CipherSuites() list, whose names CAA
+// accepts, and the TLS 1.3 names. The first six (AEAD) form the default TLS 1.2 list, in this
+// order.
 constexpr std::array kSuites = {
     Suite{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"},
     Suite{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"},
@@ -58,7 +59,8 @@ Result<std::string> NormaliseVersion(std::string_view version) {
     return std::string(kTls12);
   }
   if (version == kTls13 || version == "1.3" || version == "TLSv1.3") return std::string(kTls13);
-  if (version == "VersionTLS10" || version == "VersionTLS11" || version == "1.0" || version == "1.1") {
+  if (version == "VersionTLS10" || version == "VersionTLS11" || version == "1.0" ||
+      version == "1.1") {
     return Fail(Code::kInvalidArgument, "TLS_MIN_VERSION ", version,
                 " is not supported: TLS 1.2 is the minimum (use VersionTLS12 or VersionTLS13)");
   }
@@ -86,7 +88,8 @@ Result<TlsSettings> ParseTlsSettingsList(std::string_view min_version,
   return settings;
 }
 
-Result<TlsSettings> ParseTlsSettings(std::string_view min_version, std::string_view cipher_suites_csv) {
+Result<TlsSettings> ParseTlsSettings(std::string_view min_version,
+                                     std::string_view cipher_suites_csv) {
   std::vector<std::string> names;
   while (!cipher_suites_csv.empty()) {
     const auto comma = cipher_suites_csv.find(',');
@@ -115,7 +118,8 @@ Result<std::string> Tls12CipherList(const TlsSettings& settings) {
   for (const std::string& name : settings.cipher_suites) {
     const Suite* suite = FindSuite(Trim(name));
     if (suite == nullptr) {
-      return Fail(Code::kInvalidArgument, "TLS_CIPHER_SUITES: \"", name, "\" is not a supported cipher suite");
+      return Fail(Code::kInvalidArgument, "TLS_CIPHER_SUITES: \"", name,
+                  "\" is not a supported cipher suite");
     }
     append(suite->openssl);
   }
