@@ -8,9 +8,13 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   libasio-dev libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  # in-VM tools: user-data YAML, gzip, initdata TOML, cidata ISO reader, IMDS fetch
+  libyaml-cpp-dev zlib1g-dev libtomlplusplus-dev libiso9660-dev libcurl4-openssl-dev
   # tests: GoogleTest, the independent Go ttrpc peer, libFuzzer (clang), relay baselines
   libgtest-dev libgmock-dev golang-go golang-github-containerd-ttrpc-dev clang-14 libclang-rt-14-dev
   socat
+  # tests: build cidata ISO images
+  xorriso
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the fuzz target with clang (its own build tree) and fuzzes for a bounded time.
-# Usage: run.sh <source dir> <seconds>. Exit status non-zero if the fuzzer found anything.
+# Builds every fuzz target with clang (its own build tree) and fuzzes each for a bounded time.
+# Usage: run.sh <source dir> <seconds per target>. Exit status non-zero if any fuzzer found anything.
 set -euo pipefail
 src=$1
 seconds=${2:-60}
@@ -9,6 +9,28 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp tests/fuzz/corpus/* "$work/"
-./build-fuzz/bin/fuzz_ttrpc_frame -max_total_time="$seconds" -max_len=70000 -rss_limit_mb=2048 \
-  -artifact_prefix="$work/" "$work" 2>&1 | tail -n 5
+
+# target  seed corpus  max input length
+targets=(
+  "fuzz_ttrpc_frame tests/fuzz/corpus 70000"
+  "fuzz_apf_config tests/fuzz/corpus_apf 16384"
+  "fuzz_user_data tests/fuzz/corpus_userdata 16384"
+)
+status=0
+for entry in "${targets[@]}"; do
+  read -r target corpus max_len <<<"$entry"
+  mkdir -p "$work/$target"
+  cp "$corpus"/* "$work/$target/"
+  echo "== $target: ${seconds}s"
+  if ! ./build-fuzz/bin/"$target" -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 \
+      -artifact_prefix="$work/$target-" "$work/$target" >"$work/$target.log" 2>&1; then
+    status=1
+    tail -n 40 "$work/$target.log"
+    for crash in "$work/$target"-*; do
+      [ -e "$crash" ] && cp "$crash" "$src/build-fuzz/" && echo "reproducer kept: build-fuzz/$(basename "$crash")"
+    done
+  else
+    tail -n 3 "$work/$target.log"
+  fi
+done
+exit $status
