@@ -33,8 +33,9 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     spdlog::error("-shutdown-grace: {}", grace.error().message);
     return 2;
   }
-  if (auto proxy = ParseGoDuration(config.proxy_timeout); !proxy) {
-    spdlog::error("-proxy-timeout / PROXY_TIMEOUT: {}", proxy.error().message);
+  auto proxy_timeout = ParseGoDuration(config.proxy_timeout);
+  if (!proxy_timeout) {
+    spdlog::error("-proxy-timeout / PROXY_TIMEOUT: {}", proxy_timeout.error().message);
     return 2;
   }
 
@@ -43,7 +44,26 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   auto pool = std::make_unique<BlockingPool>(config.blocking_threads, 1024);
   SandboxManager::Options options;
   options.node_name = config.node_name.empty() ? HostName() : config.node_name;
-  SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, *pool);
+  std::unique_ptr<AgentConnector> connector;
+  if (config.connect_agents) {
+    AgentConnectorOptions agent;
+    agent.forwarder_port = static_cast<unsigned short>(config.forwarder_port);
+    agent.proxy_timeout = *proxy_timeout;
+    agent.disable_tls = config.disable_tls;
+    agent.tls_dir = config.tls_dir;
+    agent.ca_cert_file = config.ca_cert_file;
+    agent.cert_file = config.cert_file;
+    agent.cert_key = config.cert_key;
+    agent.tls_min_version = config.tls_min_version;
+    agent.tls_cipher_suites = config.tls_cipher_suites;
+    auto created = AgentConnector::Create(io.get_executor(), std::move(agent));
+    if (!created) {
+      spdlog::error("agent TLS: {}", created.error().message);
+      return 2;
+    }
+    connector = std::move(*created);
+  }
+  SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, *pool, connector.get());
 
   if (config.cloud_config_verify) {
     auto verified = provider->Verify({std::chrono::steady_clock::now() + std::chrono::minutes(2), {}});
@@ -65,6 +85,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
                options.node_name, config.pods_dir);
 
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    co_await manager.ResumeAgents();
     auto reconciled = co_await manager.Reconcile();
     if (!reconciled) spdlog::warn("cannot list this node's instances: {}", reconciled.error().ToString());
     else if (*reconciled > 0) spdlog::warn("deleted {} instance(s) no sandbox accounts for", *reconciled);
@@ -85,6 +106,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     manager.CancelAll();
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       co_await server.Shutdown(std::chrono::duration_cast<std::chrono::milliseconds>(*grace));
+      if (connector) co_await connector->DisconnectAll();
       std::error_code ignored;
       signals.cancel(ignored);
     }, asio::detached);
@@ -100,13 +122,14 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   return 0;
 }
 
-int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry) {
+int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry, bool connect_agents) {
   CLI::App app{"cloud-api-adaptor: creates a pod VM for each kata sandbox, through a provider"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show every provider's flags");
   auto* help = app.add_subcommand("help", "show usage");
   auto* version = app.add_subcommand("version", "print the version");
   Config config;
+  config.connect_agents = connect_agents;
   std::vector<std::pair<CLI::App*, providers::ProviderFactory*>> commands;
   for (auto* factory : registry.All()) {
     auto* command = app.add_subcommand(std::string(factory->Name()), std::string(factory->Description()));

@@ -17,6 +17,7 @@ namespace pp::adaptor {
 int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provider);
 
 // `cloud-api-adaptor <provider> [flags] | help | version` over the providers in `registry`.
-int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry);
+// `connect_agents` false leaves out the agent path (test daemons whose instances have no VM).
+int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry, bool connect_agents = true);
 
 }  // namespace pp::adaptor

@@ -1,8 +1,6 @@
 #include "adaptor/flags.h"
 
 #include <CLI/CLI.hpp>
-#include <charconv>
-#include <cmath>
 
 namespace pp::adaptor {
 namespace {
@@ -13,16 +11,14 @@ struct PendingFlag {
   const char* env;
 };
 constexpr PendingFlag kPendingFlags[] = {
-    {"pause-image", "PAUSE_IMAGE"},           {"ca-cert-file", "CACERT_FILE"},
-    {"cert-file", "CERT_FILE"},               {"cert-key", "CERT_KEY"},
-    {"tls-skip-verify", "TLS_SKIP_VERIFY"},   {"tls-min-version", "TLS_MIN_VERSION"},
-    {"tls-cipher-suites", "TLS_CIPHER_SUITES"}, {"tunnel-type", "TUNNEL_TYPE"},
+    {"pause-image", "PAUSE_IMAGE"},           {"tls-skip-verify", "TLS_SKIP_VERIFY"},
+    {"tunnel-type", "TUNNEL_TYPE"},
     {"vxlan-port", "VXLAN_PORT"},             {"initdata", "INITDATA"},
     {"peerpods-limit-per-node", "PEERPODS_LIMIT_PER_NODE"},
     {"enable-scratch-space", "ENABLE_SCRATCH_SPACE"},
     {"ext-network-via-podvm", "EXTERNAL_NETWORK_VIA_PODVM"},
-    {"pod-subnet-cidrs", "POD_SUBNET_CIDRS"}, {"disable-tls", ""},
-    {"host-interface", ""},                   {"vxlan-min-id", ""},
+    {"pod-subnet-cidrs", "POD_SUBNET_CIDRS"}, {"host-interface", ""},
+    {"vxlan-min-id", ""},
 };
 
 }  // namespace
@@ -58,6 +54,16 @@ void AddCommonFlags(CLI::App& app, Config& config) {
       ->envname("LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_flag("--disable-tls", config.disable_tls, "plaintext to pod VMs (testing only; logged loudly)");
+  app.add_option("--tls-dir", config.tls_dir, "where the auto-mode CA is kept")->capture_default_str();
+  app.add_option("--ca-cert-file", config.ca_cert_file, "manual TLS: CA of the pod VMs' certificates")
+      ->envname("CACERT_FILE");
+  app.add_option("--cert-file", config.cert_file, "manual TLS: the adaptor's client certificate")->envname("CERT_FILE");
+  app.add_option("--cert-key", config.cert_key, "manual TLS: the adaptor's client key")->envname("CERT_KEY");
+  app.add_option("--tls-min-version", config.tls_min_version, "VersionTLS12 or VersionTLS13")
+      ->envname("TLS_MIN_VERSION");
+  app.add_option("--tls-cipher-suites", config.tls_cipher_suites, "TLS 1.2 cipher suites, IANA names, comma-separated")
+      ->envname("TLS_CIPHER_SUITES");
   for (const auto& pending : kPendingFlags) {
     auto* option = app.add_option_function<std::string>(
         std::string("--") + pending.flag,
@@ -68,58 +74,6 @@ void AddCommonFlags(CLI::App& app, Config& config) {
     if (*pending.env) option->envname(pending.env);
     option->group("Compatibility");
   }
-}
-
-std::vector<std::string> NormalizeGoFlags(int argc, const char* const* argv) {
-  std::vector<std::string> out;
-  bool rest = false;
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (i > 0 && !rest) {
-      if (arg == "--") {
-        rest = true;
-      } else if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-' && !std::isdigit(static_cast<unsigned char>(arg[1]))) {
-        arg.insert(0, "-");
-      }
-    }
-    out.push_back(std::move(arg));
-  }
-  return out;
-}
-
-Result<std::chrono::nanoseconds> ParseGoDuration(std::string_view text) {
-  const std::string original(text);
-  if (text == "0") return std::chrono::nanoseconds(0);
-  if (text.empty()) return Fail(Code::kInvalidArgument, "empty duration");
-  if (text.front() == '-') return Fail(Code::kInvalidArgument, "duration \"", original, "\" is negative");
-  if (text.front() == '+') text.remove_prefix(1);
-  long double total = 0;
-  while (!text.empty()) {
-    std::size_t i = 0;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-    if (i == 0) return Fail(Code::kInvalidArgument, "duration \"", original, "\": expected a number");
-    long double number = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + i, number);
-    if (ec != std::errc() || end != text.data() + i) {
-      return Fail(Code::kInvalidArgument, "duration \"", original, "\": bad number");
-    }
-    text.remove_prefix(i);
-    std::size_t j = 0;
-    while (j < text.size() && !std::isdigit(static_cast<unsigned char>(text[j])) && text[j] != '.') ++j;
-    const std::string_view unit = text.substr(0, j);
-    text.remove_prefix(j);
-    long double scale = 0;
-    if (unit == "ns") scale = 1;
-    else if (unit == "us" || unit == "\u00b5s") scale = 1e3;
-    else if (unit == "ms") scale = 1e6;
-    else if (unit == "s") scale = 1e9;
-    else if (unit == "m") scale = 60e9;
-    else if (unit == "h") scale = 3600e9;
-    else return Fail(Code::kInvalidArgument, "duration \"", original, "\": unknown unit \"", std::string(unit), "\" (use ns, us, ms, s, m, h)");
-    total += number * scale;
-  }
-  if (total > 9.2e18L) return Fail(Code::kInvalidArgument, "duration \"", original, "\" is too long");
-  return std::chrono::nanoseconds(static_cast<long long>(std::llround(total)));
 }
 
 }  // namespace pp::adaptor

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/base/go_flags.h"
 
 namespace CLI {
 class App;
@@ -26,19 +27,17 @@ struct Config {
   unsigned blocking_threads = 32;                        // -blocking-threads
   std::string shutdown_grace = "10s";                    // -shutdown-grace
   std::string log_level = "info";                        // -log-level, LOG_LEVEL
+  bool disable_tls = false;                              // -disable-tls
+  std::string tls_dir = "/run/peerpod/tls";              // -tls-dir: the auto-mode CA
+  std::string ca_cert_file, cert_file, cert_key;         // CACERT_FILE, CERT_FILE, CERT_KEY (manual)
+  std::string tls_min_version, tls_cipher_suites;        // TLS_MIN_VERSION, TLS_CIPHER_SUITES
+  bool connect_agents = true;  // run an agent proxy per sandbox (off only in test daemons)
   // Accepted for compatibility with CAA ConfigMaps; each is used by the part that lands with it
-  // (agent proxy, TLS, pod network). Setting one today logs that it has no effect yet.
+  // (pod network, limits). Setting one today logs that it has no effect yet.
   std::vector<std::pair<std::string, std::string>> pending;  // (flag, value) given but not yet used
 };
 
 // Declares the common flags on `app` (a provider's subcommand), bound to `config`.
 void AddCommonFlags(CLI::App& app, Config& config);
-
-// Go's flag package accepts "-name value" and "-name=value"; CLI11 wants "--name". Rewrites every
-// single-dash argument of two or more characters (until "--") to its double-dash form.
-std::vector<std::string> NormalizeGoFlags(int argc, const char* const* argv);
-
-// Go duration syntax: "300ms", "1.5h", "2h45m", "10s"; a bare "0" is zero. Negative is refused.
-Result<std::chrono::nanoseconds> ParseGoDuration(std::string_view text);
 
 }  // namespace pp::adaptor

@@ -26,8 +26,12 @@ struct SandboxManager::Entry {
 };
 
 SandboxManager::SandboxManager(Options options, SandboxStore store, providers::Provider& provider,
-                               BlockingPool& pool)
-    : options_(std::move(options)), store_(std::move(store)), provider_(provider), pool_(pool) {
+                               BlockingPool& pool, AgentConnector* connector)
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      provider_(provider),
+      pool_(pool),
+      connector_(connector) {
   for (auto& record : store_.LoadAll()) {
     auto entry = std::make_shared<Entry>();
     if (record.state == SandboxState::kStarting) {
@@ -129,26 +133,54 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
 asio::awaitable<Result<void>> SandboxManager::StartVM(std::string id, Deadline deadline) {
   if (auto ok = ValidateSandboxId(id, options_.limits); !ok) co_return ok;
   const auto until = DeadlineOrDefault(deadline);
-  auto job = [this, id = std::move(id), until] { return DoStart(id, until); };
-  co_return co_await pool_.Run<void>(std::move(job));
+  auto job = [this, id, until] { return DoStart(id, until); };
+  auto started = co_await pool_.Run<std::pair<SandboxRecord, bool>>(std::move(job));
+  if (!started) co_return std::unexpected(started.error());
+  if (!connector_ || !started->second) co_return Result<void>{};
+  auto ready = co_await connector_->Connect(started->first, store_.AgentSocketPath(id), until);
+  if (ready) co_return Result<void>{};
+  spdlog::warn("StartVM {}: {}; deleting the instance", id, ready.error().ToString());
+  auto undo = [this, id] { return DoAbandonStart(id); };
+  if (auto undone = co_await pool_.Run<void>(std::move(undo)); !undone) {
+    spdlog::error("StartVM {}: {}", id, undone.error().ToString());
+  }
+  co_return std::unexpected(ready.error());
 }
 
-Result<void> SandboxManager::DoStart(const std::string& id, Clock::time_point deadline) {
+Result<void> SandboxManager::DoAbandonStart(const std::string& id) {
+  auto entry = Find(id);
+  if (!entry) return {};
+  std::lock_guard op(entry->op);
+  if (entry->gone) return {};
+  return DeleteRecordedInstance(*entry, {Clock::now() + options_.default_timeout, {}});
+}
+
+asio::awaitable<void> SandboxManager::ResumeAgents() {
+  if (!connector_) co_return;
+  for (const auto& record : Snapshot()) {
+    if (record.state != SandboxState::kRunning) continue;
+    auto resumed = co_await connector_->Resume(record, store_.AgentSocketPath(record.request.id));
+    if (!resumed) spdlog::warn("sandbox {}: agent proxy not restarted: {}", record.request.id, resumed.error().message);
+    else spdlog::info("sandbox {}: agent proxy restarted for {}", record.request.id, record.ips.front());
+  }
+}
+
+Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string& id, Clock::time_point deadline) {
   auto entry = Find(id);
   if (!entry) return Fail(Code::kNotFound, "sandbox ", id, " not found; CreateVM must come first");
   std::unique_lock op(entry->op);
   if (entry->gone) return Fail(Code::kNotFound, "sandbox ", id, " was stopped");
   SandboxRecord& record = entry->record;
-  if (record.state == SandboxState::kRunning) return {};
+  if (record.state == SandboxState::kRunning) return std::pair{record, false};
 
   const providers::OpContext ctx{deadline, entry->stop.get_token()};
   const providers::OpContext cleanup{Clock::now() + options_.default_timeout, {}};
   if (!record.instance_id.empty()) {
     // Left by a StartVM that did not finish (before a restart): never keep two VMs for one pod.
-    if (auto deleted = DeleteRecordedInstance(*entry, cleanup); !deleted) return deleted;
+    if (auto deleted = DeleteRecordedInstance(*entry, cleanup); !deleted) return std::unexpected(deleted.error());
   }
   record.state = SandboxState::kStarting;
-  if (auto saved = store_.Save(record); !saved) return saved;
+  if (auto saved = store_.Save(record); !saved) return std::unexpected(saved.error());
 
   const auto started = Clock::now();
   providers::InstanceSpec spec;
@@ -164,7 +196,7 @@ Result<void> SandboxManager::DoStart(const std::string& id, Clock::time_point de
   spec.image = record.request.image;
   spec.initdata = record.request.initdata;
 
-  auto fail = [&](Error error) -> Result<void> {
+  auto fail = [&](Error error) -> Result<std::pair<SandboxRecord, bool>> {
     record.state = SandboxState::kCreated;
     if (auto saved = store_.Save(record); !saved) spdlog::warn("StartVM {}: {}", id, saved.error().message);
     spdlog::warn("StartVM {} failed after {}: {}", id, Millis(Clock::now() - started), error.ToString());
@@ -174,6 +206,12 @@ Result<void> SandboxManager::DoStart(const std::string& id, Clock::time_point de
     if (ctx.stop.stop_requested()) return Error{Code::kCancelled, "StartVM of sandbox " + id + " gave way to StopVM"};
     return Error{Code::kDeadlineExceeded, "StartVM of sandbox " + id + " ran out of time"};
   };
+
+  if (connector_) {
+    auto user_data = connector_->UserData(record);
+    if (!user_data) return fail(user_data.error());
+    spec.user_data = std::move(*user_data);
+  }
 
   std::mt19937_64 rng(std::random_device{}());
   auto backoff = options_.initial_backoff;
@@ -198,7 +236,7 @@ Result<void> SandboxManager::DoStart(const std::string& id, Clock::time_point de
   // From here on the instance exists: every failure deletes it.
   record.instance_id = instance->id;
   record.ips = instance->ips;
-  auto undo = [&](Error error) -> Result<void> {
+  auto undo = [&](Error error) -> Result<std::pair<SandboxRecord, bool>> {
     if (auto deleted = DeleteRecordedInstance(*entry, cleanup); !deleted) {
       spdlog::error("StartVM {}: cannot delete instance {} after failure: {}; StopVM will retry", id,
                     record.instance_id, deleted.error().ToString());
@@ -220,7 +258,7 @@ Result<void> SandboxManager::DoStart(const std::string& id, Clock::time_point de
   changed_.notify_all();
   spdlog::info("StartVM {}: instance {} ({}) at {} in {}", id, record.instance_name, record.instance_id,
                record.ips.front(), Millis(Clock::now() - started));
-  return {};
+  return std::pair{record, true};
 }
 
 Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx) {
@@ -242,6 +280,7 @@ Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const provider
 
 asio::awaitable<Result<void>> SandboxManager::StopVM(std::string id, Deadline deadline) {
   if (auto ok = ValidateSandboxId(id, options_.limits); !ok) co_return ok;
+  if (connector_) co_await connector_->Disconnect(id);
   // The caller's deadline bounds how long it waits, not the deletion: runtime-rs gives StopVM one
   // second and only logs a failure, so giving up with it would leak the VM.
   const auto until = std::max(DeadlineOrDefault(deadline), Clock::now() + options_.default_timeout);

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "adaptor/agent_connector.h"
 #include "adaptor/sandbox_request.h"
 #include "adaptor/sandbox_store.h"
 #include "common/base/asio.h"
@@ -46,8 +47,10 @@ class SandboxManager {
     std::chrono::milliseconds max_backoff{15000};
   };
 
+  // `connector` (optional) renders each VM's user-data and runs its agent proxy: StartVM then
+  // returns only once the agent answers through agent.ttrpc, and StopVM stops the proxy first.
   SandboxManager(Options options, SandboxStore store, providers::Provider& provider,
-                 BlockingPool& pool);
+                 BlockingPool& pool, AgentConnector* connector = nullptr);
   ~SandboxManager();
 
   asio::awaitable<Result<std::string>> CreateVM(hypervisor::CreateVMRequest request);
@@ -62,6 +65,9 @@ class SandboxManager {
   // Deletes this node's instances that no record accounts for. Returns how many it deleted.
   asio::awaitable<Result<std::size_t>> Reconcile();
 
+  // After a restart: restarts the agent proxy of every sandbox recorded as running.
+  asio::awaitable<void> ResumeAgents();
+
   // Asks every StartVM in progress to give up (daemon shutdown): each deletes what it created.
   void CancelAll();
 
@@ -72,7 +78,11 @@ class SandboxManager {
   struct Entry;
   std::shared_ptr<Entry> Find(const std::string& id) const;
   Result<std::string> DoCreate(SandboxRequest request);
-  Result<void> DoStart(const std::string& id, std::chrono::steady_clock::time_point deadline);
+  // The record once its instance runs; `second` is false when it already ran before this call.
+  Result<std::pair<SandboxRecord, bool>> DoStart(const std::string& id,
+                                                 std::chrono::steady_clock::time_point deadline);
+  // Deletes the instance of a sandbox whose agent never answered.
+  Result<void> DoAbandonStart(const std::string& id);
   Result<void> DoStop(const std::string& id, std::chrono::steady_clock::time_point deadline);
   Result<std::string> DoGetInfo(const std::string& pod, const std::string& ns, bool wait,
                                 std::chrono::steady_clock::time_point deadline);
@@ -85,6 +95,7 @@ class SandboxManager {
   const SandboxStore store_;
   providers::Provider& provider_;
   BlockingPool& pool_;
+  AgentConnector* connector_;
 
   mutable std::mutex mu_;
   std::condition_variable_any changed_;  // with mu_: an instance was published or a sandbox left

@@ -1,5 +1,7 @@
 // adaptor_test_daemon: cloud-api-adaptor with the test-only provider "test" instead of the built-in
 // ones, so that interop tests can drive the real daemon without a cloud or libvirtd.
+// Its instances are not VMs, so the agent path is off unless `-test-agent` is given: then every
+// instance is at 127.0.0.1 and the test runs one agent-protocol-forwarder there for all of them.
 #include <CLI/CLI.hpp>
 
 #include "adaptor/daemon.h"
@@ -27,7 +29,17 @@ class TestProviderFactory final : public pp::providers::ProviderFactory {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<const char*> args;
+  bool connect_agents = false;
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-test-agent" || arg == "--test-agent") {
+      connect_agents = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
   pp::providers::Registry registry;
   (void)registry.Add(std::make_unique<TestProviderFactory>());
-  return pp::adaptor::AdaptorMain(argc, argv, registry);
+  return pp::adaptor::AdaptorMain(static_cast<int>(args.size()), args.data(), registry, connect_agents);
 }

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <thread>
 
-#include "adaptor/flags.h"
+#include "common/base/go_flags.h"
 #include "tests/support/echo_service.h"
 
 int main(int argc, char** argv) {
@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   unsigned threads = 1;
   app.add_option("--unix", socket, "socket path")->required();
   app.add_option("--threads", threads, "I/O threads")->check(CLI::Range(1, 64));
-  auto args = pp::adaptor::NormalizeGoFlags(argc, argv);
+  auto args = pp::NormalizeGoFlags(argc, argv);
   std::vector<const char*> cargs;
   for (const auto& a : args) cargs.push_back(a.c_str());
   CLI11_PARSE(app, static_cast<int>(cargs.size()), cargs.data());

@@ -1,0 +1,150 @@
+#include "adaptor/agent_connector.h"
+
+#include <spdlog/spdlog.h>
+
+#include "adaptor/sandbox_request.h"
+#include "common/tls/context.h"
+#include "forwarder/apf_config.h"
+#include "forwarder/user_data.h"
+
+namespace pp::adaptor {
+namespace {
+
+constexpr std::string_view kManualServerName = "podvm-server";
+
+bool GpusRequested(const SandboxRecord& record) { return record.request.gpus > 0; }
+
+}  // namespace
+
+AgentConnector::AgentConnector(asio::any_io_executor executor, AgentConnectorOptions options)
+    : strand_(asio::make_strand(executor)), options_(std::move(options)) {}
+
+Result<std::unique_ptr<AgentConnector>> AgentConnector::Create(asio::any_io_executor executor,
+                                                               AgentConnectorOptions options) {
+  std::unique_ptr<AgentConnector> c(new AgentConnector(std::move(executor), std::move(options)));
+  auto settings = tls::ParseTlsSettings(c->options_.tls_min_version, c->options_.tls_cipher_suites);
+  if (!settings) return std::unexpected(settings.error());
+  c->settings_ = *settings;
+  if (c->options_.disable_tls) {
+    spdlog::warn("TLS IS DISABLED (-disable-tls): agent traffic to pod VMs is plaintext and unauthenticated");
+    return c;
+  }
+  const auto& o = c->options_;
+  const bool manual = !o.ca_cert_file.empty() || !o.cert_file.empty() || !o.cert_key.empty();
+  tls::Material material;
+  if (manual) {
+    auto files = tls::LoadMaterialFiles(o.ca_cert_file, o.cert_file, o.cert_key);
+    if (!files) return std::unexpected(files.error());
+    material = std::move(*files);
+  } else {
+    auto ca = tls::CertificateAuthority::LoadOrCreate(o.tls_dir);
+    if (!ca) return std::unexpected(ca.error());
+    auto client = ca->IssueClientCert("cloud-api-adaptor");
+    if (!client) return std::unexpected(client.error());
+    material = {ca->CertPem(), client->cert_pem, client->key_pem};
+    c->ca_ = std::move(*ca);
+  }
+  auto context = tls::MakeClientContext(material, c->settings_);
+  if (!context) return std::unexpected(context.error());
+  c->client_tls_ = std::move(*context);
+  return c;
+}
+
+Result<std::string> AgentConnector::UserData(const SandboxRecord& record) const {
+  forwarder::ApfConfig apf;
+  apf.pod_name = record.request.pod_name;
+  apf.tls_min_version = options_.tls_min_version;
+  if (ca_) {
+    auto server = ca_->IssueServerCert(record.instance_name);
+    if (!server) return std::unexpected(server.error());
+    apf.tls_server_cert = std::move(server->cert_pem);
+    apf.tls_server_key = std::move(server->key_pem);
+    apf.tls_client_ca = ca_->CertPem();
+  }
+  std::vector<forwarder::WriteFile> files;
+  files.push_back({"/run/peerpod/apf.json", forwarder::SerializeApfConfig(apf), forwarder::ContentEncoding::kPlain, "",
+                   "0600", false});
+  if (!record.request.initdata.empty()) {
+    files.push_back({"/run/peerpod/initdata", record.request.initdata, forwarder::ContentEncoding::kPlain, "", "0600",
+                     false});
+  }
+  return forwarder::RenderUserData(files);
+}
+
+Result<AgentProxyOptions> AgentConnector::ProxyOptions(const SandboxRecord& record, std::string socket_path) const {
+  if (record.ips.empty()) return Fail(Code::kFailedPrecondition, "sandbox ", record.request.id, " has no pod VM address");
+  AgentProxyOptions o;
+  o.socket_path = std::move(socket_path);
+  o.host = record.ips.front();
+  o.port = options_.forwarder_port;
+  o.tls = client_tls_;
+  o.server_name = ca_ ? record.instance_name : std::string(kManualServerName);
+  o.gpus_requested = GpusRequested(record);
+  return o;
+}
+
+asio::awaitable<Result<void>> AgentConnector::Connect(SandboxRecord record, std::string socket_path,
+                                                      std::chrono::steady_clock::time_point deadline) {
+  co_return co_await asio::co_spawn(strand_, ConnectOnStrand(std::move(record), std::move(socket_path), deadline),
+                                    asio::use_awaitable);
+}
+
+asio::awaitable<Result<void>> AgentConnector::ConnectOnStrand(SandboxRecord record, std::string socket_path,
+                                                              std::chrono::steady_clock::time_point deadline) {
+  const std::string id = record.request.id;
+  auto options = ProxyOptions(record, std::move(socket_path));
+  if (!options) co_return std::unexpected(options.error());
+  proxies_.erase(id);  // a proxy from an earlier StartVM attempt
+  auto started = AgentProxy::Start(strand_, std::move(*options));
+  if (!started) co_return std::unexpected(started.error());
+  std::shared_ptr<AgentProxy> proxy = std::move(*started);  // kept alive here while we wait
+  proxies_[id] = proxy;
+  const auto until = std::min(deadline, std::chrono::steady_clock::now() +
+                                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                options_.proxy_timeout));
+  auto ready = co_await proxy->WaitReady(until);
+  if (!ready) {
+    proxy->Shutdown();
+    auto it = proxies_.find(id);
+    if (it != proxies_.end() && it->second == proxy) proxies_.erase(it);
+    co_return std::unexpected(ready.error());
+  }
+  co_return Result<void>{};
+}
+
+asio::awaitable<Result<void>> AgentConnector::Resume(SandboxRecord record, std::string socket_path) {
+  co_return co_await asio::co_spawn(strand_, ResumeOnStrand(std::move(record), std::move(socket_path)),
+                                    asio::use_awaitable);
+}
+
+asio::awaitable<Result<void>> AgentConnector::ResumeOnStrand(SandboxRecord record, std::string socket_path) {
+  auto options = ProxyOptions(record, std::move(socket_path));
+  if (!options) co_return std::unexpected(options.error());
+  auto proxy = AgentProxy::Start(strand_, std::move(*options));
+  if (!proxy) co_return std::unexpected(proxy.error());
+  proxies_[record.request.id] = std::move(*proxy);
+  co_return Result<void>{};
+}
+
+asio::awaitable<void> AgentConnector::Disconnect(std::string id) {
+  co_await asio::co_spawn(strand_, DisconnectOnStrand(std::move(id), false), asio::use_awaitable);
+}
+
+asio::awaitable<void> AgentConnector::DisconnectAll() {
+  co_await asio::co_spawn(strand_, DisconnectOnStrand({}, true), asio::use_awaitable);
+}
+
+asio::awaitable<void> AgentConnector::DisconnectOnStrand(std::string id, bool all) {
+  // Shutdown ends a WaitReady in progress early; its coroutine holds its own reference.
+  for (auto it = proxies_.begin(); it != proxies_.end();) {
+    if (all || it->first == id) {
+      it->second->Shutdown();
+      it = proxies_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  co_return;
+}
+
+}  // namespace pp::adaptor

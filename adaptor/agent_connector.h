@@ -1,0 +1,76 @@
+// AgentConnector: the adaptor's side of each pod VM's agent path. It renders the user-data a pod VM
+// boots with (apf.json with the forwarder's TLS material, initdata), and runs one AgentProxy per
+// started sandbox.
+//
+// TLS modes (reference/caa.md section 3):
+// - auto (default): a CA (ECDSA P-256) persisted in `tls_dir` issues each VM a server certificate
+//   whose SAN is the instance name and the adaptor a client certificate; the VM gets its key pair
+//   and the CA through user-data, and checks the adaptor's certificate against that CA.
+// - manual: CACERT_FILE, CERT_FILE, CERT_KEY give the CA and the adaptor's client key pair; the pod
+//   VM image carries its own server certificate for the name "podvm-server".
+// - disabled (-disable-tls): plaintext, logged loudly.
+// Threading: UserData() is called from the blocking pool and is thread-safe; the proxy methods run
+// on the connector's strand.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "adaptor/agent_proxy.h"
+#include "adaptor/sandbox_store.h"
+#include "common/tls/ca.h"
+#include "common/tls/settings.h"
+
+namespace pp::adaptor {
+
+struct AgentConnectorOptions {
+  unsigned short forwarder_port = 15150;
+  std::chrono::nanoseconds proxy_timeout = std::chrono::minutes(5);
+  bool disable_tls = false;
+  std::string tls_dir = "/run/peerpod/tls";  // auto mode: where the CA lives
+  std::string ca_cert_file, cert_file, cert_key;  // manual mode when all three are set
+  std::string tls_min_version;
+  std::string tls_cipher_suites;  // comma-separated IANA names
+};
+
+class AgentConnector {
+ public:
+  static Result<std::unique_ptr<AgentConnector>> Create(asio::any_io_executor executor, AgentConnectorOptions options);
+
+  // The #cloud-config user-data for the record's VM. Holds a private key: never log it.
+  Result<std::string> UserData(const SandboxRecord& record) const;
+
+  // Starts the proxy on agent.ttrpc and waits until a Health/Check passes through the chain, at
+  // most until min(deadline, now + proxy_timeout). On failure the proxy is gone again.
+  asio::awaitable<Result<void>> Connect(SandboxRecord record, std::string socket_path,
+                                        std::chrono::steady_clock::time_point deadline);
+
+  // Restarts the proxy of a sandbox found running after an adaptor restart; does not wait.
+  asio::awaitable<Result<void>> Resume(SandboxRecord record, std::string socket_path);
+
+  // Stops the sandbox's proxy (and a Connect() waiting for it). Unknown ids are fine.
+  asio::awaitable<void> Disconnect(std::string id);
+
+  asio::awaitable<void> DisconnectAll();
+
+ private:
+  AgentConnector(asio::any_io_executor executor, AgentConnectorOptions options);
+  Result<AgentProxyOptions> ProxyOptions(const SandboxRecord& record, std::string socket_path) const;
+  asio::awaitable<Result<void>> ConnectOnStrand(SandboxRecord record, std::string socket_path,
+                                                std::chrono::steady_clock::time_point deadline);
+  asio::awaitable<Result<void>> ResumeOnStrand(SandboxRecord record, std::string socket_path);
+  asio::awaitable<void> DisconnectOnStrand(std::string id, bool all);
+
+  asio::strand<asio::any_io_executor> strand_;
+  AgentConnectorOptions options_;
+  std::optional<tls::CertificateAuthority> ca_;   // auto mode
+  std::shared_ptr<asio::ssl::context> client_tls_;  // null when TLS is disabled
+  tls::TlsSettings settings_;
+  std::map<std::string, std::shared_ptr<AgentProxy>> proxies_;  // on strand_
+};
+
+}  // namespace pp::adaptor

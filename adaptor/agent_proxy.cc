@@ -1,0 +1,140 @@
+#include "adaptor/agent_proxy.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/experimental/awaitable_operators.hpp>
+#include <random>
+
+#include "agent/agent.pb.h"
+#include "agent/health.pb.h"
+#include "common/tls/stream.h"
+#include "common/ttrpc/client.h"
+
+namespace pp::adaptor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+Result<void> AddGpuCdiAnnotation(std::string& payload) {
+  grpc::CreateContainerRequest request;
+  if (!request.ParseFromString(payload)) {
+    return Fail(Code::kInvalidArgument, "CreateContainer: cannot decode the request");
+  }
+  (*request.mutable_oci()->mutable_annotations())[std::string(kGpuCdiAnnotation)] = std::string(kGpuCdiValue);
+  payload = request.SerializeAsString();
+  return {};
+}
+
+asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> DialAgentForwarder(
+    asio::any_io_executor executor, std::string host, unsigned short port,
+    std::shared_ptr<asio::ssl::context> tls, std::string server_name, std::chrono::milliseconds timeout) {
+  using namespace asio::experimental::awaitable_operators;
+  std::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) co_return Fail(Code::kInvalidArgument, "pod VM address \"", host, "\" is not an IP address");
+  const asio::ip::tcp::endpoint endpoint(address, port);
+  asio::ip::tcp::socket socket(executor);
+  asio::steady_timer timer(executor, timeout);
+  auto connected = co_await (socket.async_connect(endpoint, kAwaitTuple) || timer.async_wait(kAwaitTuple));
+  const std::string where = host + ":" + std::to_string(port);
+  if (connected.index() == 1) co_return Fail(Code::kUnavailable, "connect to ", where, ": timed out");
+  if (auto [err] = std::get<0>(connected); err) co_return Fail(Code::kUnavailable, "connect to ", where, ": ", err.message());
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (!tls) co_return std::make_unique<ttrpc::TcpStream>(std::move(socket), "tcp:" + where);
+  co_return co_await tls::TlsConnect(std::move(socket), std::move(tls), std::move(server_name), timeout);
+}
+
+AgentProxy::AgentProxy(asio::any_io_executor executor, AgentProxyOptions options)
+    : executor_(std::move(executor)), options_(std::move(options)), acceptor_(executor_) {}
+
+AgentProxy::~AgentProxy() { Shutdown(); }
+
+Result<std::unique_ptr<AgentProxy>> AgentProxy::Start(asio::any_io_executor executor, AgentProxyOptions options) {
+  std::unique_ptr<AgentProxy> proxy(new AgentProxy(std::move(executor), std::move(options)));
+  const std::string& path = proxy->options_.socket_path;
+  ::unlink(path.c_str());  // a socket left by an earlier process serves nobody
+  std::error_code ec;
+  proxy->acceptor_.open(asio::local::stream_protocol(), ec);
+  if (!ec) proxy->acceptor_.bind(asio::local::stream_protocol::endpoint(path), ec);
+  if (!ec && ::chmod(path.c_str(), 0600) != 0) ec = std::error_code(errno, std::generic_category());
+  if (!ec) proxy->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Fail(Code::kInternal, "agent proxy: listen on ", path, ": ", ec.message());
+  asio::co_spawn(proxy->executor_, proxy->AcceptLoop(), asio::detached);
+  return proxy;
+}
+
+asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> AgentProxy::Dial() {
+  return DialAgentForwarder(executor_, options_.host, options_.port, options_.tls, options_.server_name,
+                            options_.dial_timeout);
+}
+
+asio::awaitable<void> AgentProxy::AcceptLoop() {
+  ttrpc::Relay::Options relay_options;
+  relay_options.dial_wait = options_.redial_wait;
+  if (options_.gpus_requested) {
+    relay_options.intercept = [](std::string_view service, std::string_view method) {
+      return service == "grpc.AgentService" && method == "CreateContainer";
+    };
+    relay_options.rewrite = [](std::string_view, std::string_view, std::string& payload) {
+      return AddGpuCdiAnnotation(payload);
+    };
+  }
+  while (acceptor_.is_open()) {
+    auto [ec, socket] = co_await acceptor_.async_accept(executor_, kAwaitTuple);
+    if (ec) break;
+    auto downstream = std::make_unique<ttrpc::UnixStream>(std::move(socket), "unix:" + options_.socket_path);
+    ttrpc::Relay::Dialer dial = [this] { return Dial(); };
+    std::erase_if(relays_, [](const auto& weak) { return weak.expired(); });
+    relays_.push_back(ttrpc::Relay::Start(std::move(downstream), std::move(dial), relay_options));
+  }
+}
+
+asio::awaitable<Result<void>> AgentProxy::WaitReady(Clock::time_point deadline) {
+  std::mt19937_64 rng(std::random_device{}());
+  auto backoff = std::chrono::milliseconds(100);
+  std::string last_error = "no attempt made";
+  for (int attempt = 1; Clock::now() < deadline && !shut_down_; ++attempt) {
+    auto stream = co_await ttrpc::ConnectUnix(executor_, options_.socket_path);
+    if (stream) {
+      auto client = ttrpc::Client::Create(std::move(*stream));
+      ttrpc::CallOptions call;
+      call.timeout = std::min<Clock::duration>(deadline - Clock::now(), std::chrono::seconds(30));
+      auto health = co_await asio::co_spawn(
+          client->get_executor(),
+          client->Call<grpc::HealthCheckResponse>("grpc.Health", "Check", grpc::CheckRequest{}, std::move(call)),
+          asio::use_awaitable);
+      asio::post(client->get_executor(), [client] { client->Close(); });
+      if (health) {
+        spdlog::info("agent proxy {}: agent answered after {} attempt(s)", options_.socket_path, attempt);
+        co_return Result<void>{};
+      }
+      last_error = health.error().message;
+    } else {
+      last_error = stream.error().message;
+    }
+    const auto sleep = std::chrono::milliseconds(
+        std::uniform_int_distribution<long long>(backoff.count() / 2, backoff.count())(rng));
+    asio::steady_timer timer(executor_, std::min<Clock::time_point>(deadline, Clock::now() + sleep));
+    co_await timer.async_wait(kAwaitTuple);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+  co_return Fail(Code::kDeadlineExceeded, "agent in pod VM ", options_.host, " did not answer: ", last_error);
+}
+
+void AgentProxy::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  std::error_code ignored;
+  acceptor_.close(ignored);
+  ::unlink(options_.socket_path.c_str());
+  for (auto& weak : relays_) {
+    if (auto relay = weak.lock()) relay->Close();
+  }
+  relays_.clear();
+}
+
+}  // namespace pp::adaptor

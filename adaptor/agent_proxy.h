@@ -1,0 +1,79 @@
+// AgentProxy: per sandbox, the unix socket the shim dials as its kata-agent (`agent.ttrpc`, 0600),
+// relayed over TCP (mutual TLS unless disabled) to the agent-protocol-forwarder in the pod VM.
+//
+// Each shim connection gets its own upstream connection through a ttrpc::Relay: frames pass through
+// undecoded, except CreateContainer when the pod asked for GPUs (the CDI annotation is added). When
+// the forwarder goes away, calls in flight fail at once with UNAVAILABLE and the next call dials
+// again (exponential backoff with jitter), so the pod keeps working across a forwarder restart.
+// WaitReady() is StartVM's test: a grpc.Health/Check through the whole chain.
+// Threading: the proxy and all its relays run on the executor given to Start(), which must be a
+// strand (or a single-threaded io_context); WaitReady() and Shutdown() must be called on it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/base/asio.h"
+#include "common/base/error.h"
+#include "common/ttrpc/relay.h"
+
+namespace asio::ssl {
+class context;
+}
+
+namespace pp::adaptor {
+
+inline constexpr std::string_view kGpuCdiAnnotation = "cdi.k8s.io/peer-pods";
+inline constexpr std::string_view kGpuCdiValue = "nvidia.com/gpu=all";
+
+struct AgentProxyOptions {
+  std::string socket_path;  // <pods-dir>/<id>/agent.ttrpc
+  std::string host;         // the pod VM's IP
+  unsigned short port = 15150;
+  std::shared_ptr<asio::ssl::context> tls;  // client context; null: plaintext (-disable-tls)
+  std::string server_name;                  // expected SAN of the forwarder's certificate
+  std::chrono::milliseconds dial_timeout{5000};   // one TCP connect + TLS handshake
+  std::chrono::milliseconds redial_wait{30000};   // how long a call waits for a redial
+  bool gpus_requested = false;
+};
+
+class AgentProxy {
+ public:
+  static Result<std::unique_ptr<AgentProxy>> Start(asio::any_io_executor executor, AgentProxyOptions options);
+  ~AgentProxy();
+
+  // Retries grpc.Health/Check through agent.ttrpc until it succeeds or `deadline` passes
+  // (DEADLINE_EXCEEDED naming the last error).
+  asio::awaitable<Result<void>> WaitReady(std::chrono::steady_clock::time_point deadline);
+
+  // Stops listening, removes the socket, closes every relay. Idempotent.
+  void Shutdown();
+
+  const AgentProxyOptions& options() const { return options_; }
+  const asio::any_io_executor& executor() const { return executor_; }
+
+ private:
+  AgentProxy(asio::any_io_executor executor, AgentProxyOptions options);
+  asio::awaitable<void> AcceptLoop();
+  asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> Dial();
+
+  asio::any_io_executor executor_;
+  AgentProxyOptions options_;
+  asio::local::stream_protocol::acceptor acceptor_;
+  std::vector<std::weak_ptr<ttrpc::Relay>> relays_;
+  bool shut_down_ = false;
+};
+
+// Node-side rewrite of a grpc.CreateContainerRequest payload: adds the CDI annotation that makes the
+// pod VM's runtime expose its GPUs (CAA's behaviour when GPUs were requested).
+Result<void> AddGpuCdiAnnotation(std::string& payload);
+
+// Connects to host:port within `timeout`, then completes TLS (when `tls` is set) checking
+// `server_name`. The stream lives on `executor`.
+asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> DialAgentForwarder(
+    asio::any_io_executor executor, std::string host, unsigned short port,
+    std::shared_ptr<asio::ssl::context> tls, std::string server_name, std::chrono::milliseconds timeout);
+
+}  // namespace pp::adaptor
