@@ -16,19 +16,30 @@ using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
 // Keys of CAA's Go structs. Anything else is reported as a note and ignored.
-constexpr std::array kTopKeys = {"pod-network",     "pod-namespace",   "pod-name",        "tls-server-key",
-                                 "tls-server-cert", "tls-client-ca",   "tls-min-version", "tls-cipher-suites"};
+constexpr std::array kTopKeys = {"pod-network",     "pod-namespace",    "pod-name",
+                                 "tls-server-key",  "tls-server-cert",  "tls-client-ca",
+                                 "tls-min-version", "tls-cipher-suites"};
 constexpr std::array kLegacyKeys = {"sc-pp-prv", "sc-wn-pub"};  // SecureComms, removed upstream
-constexpr std::array kNetworkKeys = {"podip", "pod-hw-addr", "interface", "worker-node-ip", "tunnel-type",
-                                     "routes", "neighbors", "mtu", "index", "vxlan-port", "vxlan-id",
-                                     "dedicated", "external-net-via-pod-vm"};
+constexpr std::array kNetworkKeys = {"podip",
+                                     "pod-hw-addr",
+                                     "interface",
+                                     "worker-node-ip",
+                                     "tunnel-type",
+                                     "routes",
+                                     "neighbors",
+                                     "mtu",
+                                     "index",
+                                     "vxlan-port",
+                                     "vxlan-id",
+                                     "dedicated",
+                                     "external-net-via-pod-vm"};
 constexpr std::array kRouteKeys = {"dst", "gw", "dev", "protocol", "scope"};
 constexpr std::array kNeighborKeys = {"ip", "hw-addr", "dev", "state"};
 // The names CAA's netops package accepts in JSON.
 constexpr std::array kRouteProtocols = {"kernel", "boot", "static", "dhcp"};
 constexpr std::array kRouteScopes = {"universe", "site", "link", "host", "nowhere"};
-constexpr std::array kNeighborStates = {"none", "incomplete", "reachable", "stale", "delay",
-                                        "probe", "failed", "noarp", "permanent"};
+constexpr std::array kNeighborStates = {"none",  "incomplete", "reachable", "stale",    "delay",
+                                        "probe", "failed",     "noarp",     "permanent"};
 constexpr std::array kTlsVersions = {"VersionTLS12", "VersionTLS13"};
 
 template <std::size_t N>
@@ -53,12 +64,13 @@ bool Fail(std::string& error, const std::string& where, const std::string& what)
 }
 
 template <std::size_t N>
-void NoteUnknownKeys(const Json& object, const std::array<const char*, N>& known, const std::string& where,
-                     std::vector<std::string>* notes) {
+void NoteUnknownKeys(const Json& object, const std::array<const char*, N>& known,
+                     const std::string& where, std::vector<std::string>* notes) {
   for (const auto& [key, value] : object.items()) {
     if (Contains(known, key)) continue;
     if (where.empty() && Contains(kLegacyKeys, key)) continue;
-    if (notes != nullptr) notes->push_back("apf.json: ignoring unknown key \"" + where + Printable(key) + "\"");
+    if (notes != nullptr)
+      notes->push_back("apf.json: ignoring unknown key \"" + where + Printable(key) + "\"");
   }
 }
 
@@ -67,26 +79,30 @@ bool GetString(const Json& object, const char* key, const std::string& where, st
                std::string& error) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return true;
-  if (!it->is_string()) return Fail(error, where + key, std::string("must be a string, not ") + it->type_name());
+  if (!it->is_string())
+    return Fail(error, where + key, std::string("must be a string, not ") + it->type_name());
   out = it->get<std::string>();
   return true;
 }
 
-bool GetBool(const Json& object, const char* key, const std::string& where, bool& out, std::string& error) {
+bool GetBool(const Json& object, const char* key, const std::string& where, bool& out,
+             std::string& error) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return true;
-  if (!it->is_boolean()) return Fail(error, where + key, std::string("must be true or false, not ") + it->type_name());
+  if (!it->is_boolean())
+    return Fail(error, where + key, std::string("must be true or false, not ") + it->type_name());
   out = it->get<bool>();
   return true;
 }
 
-bool GetInt(const Json& object, const char* key, const std::string& where, std::int64_t min, std::int64_t max,
-            int& out, std::string& error) {
+bool GetInt(const Json& object, const char* key, const std::string& where, std::int64_t min,
+            std::int64_t max, int& out, std::string& error) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return true;
   const std::string range = " (" + std::to_string(min) + ".." + std::to_string(max) + ")";
   if (it->is_number_unsigned()) {
-    if (it->get<std::uint64_t>() > static_cast<std::uint64_t>(max)) return Fail(error, where + key, "out of range" + range);
+    if (it->get<std::uint64_t>() > static_cast<std::uint64_t>(max))
+      return Fail(error, where + key, "out of range" + range);
     out = static_cast<int>(it->get<std::uint64_t>());
     return true;
   }
@@ -96,12 +112,15 @@ bool GetInt(const Json& object, const char* key, const std::string& where, std::
     out = static_cast<int>(v);
     return true;
   }
-  return Fail(error, where + key, std::string("must be an integer, not ") + (it->is_number() ? "a non-integer number" : it->type_name()));
+  return Fail(error, where + key,
+              std::string("must be an integer, not ") +
+                  (it->is_number() ? "a non-integer number" : it->type_name()));
 }
 
 bool IsAddress(const std::string& text) {
   unsigned char buffer[16];
-  return inet_pton(AF_INET, text.c_str(), buffer) == 1 || inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+  return inet_pton(AF_INET, text.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), buffer) == 1;
 }
 
 // "addr/bits" as Go's netip.ParsePrefix accepts it: no zone, decimal bits without leading zeros.
@@ -111,7 +130,8 @@ bool IsPrefix(const std::string& text) {
   const std::string addr = text.substr(0, slash);
   const std::string bits = text.substr(slash + 1);
   if (bits.empty() || bits.size() > 3 || (bits.size() > 1 && bits[0] == '0')) return false;
-  if (!std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  if (!std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
   unsigned char buffer[16];
   int max = 0;
   if (inet_pton(AF_INET, addr.c_str(), buffer) == 1) {
@@ -151,8 +171,8 @@ bool IsInterfaceName(const std::string& name) {
 
 enum class Kind { kAddress, kPrefix, kMac, kInterface };
 
-bool GetChecked(const Json& object, const char* key, const std::string& where, Kind kind, std::string& out,
-                std::string& error) {
+bool GetChecked(const Json& object, const char* key, const std::string& where, Kind kind,
+                std::string& out, std::string& error) {
   if (!GetString(object, key, where, out, error)) return false;
   if (out.empty()) return true;
   switch (kind) {
@@ -163,14 +183,16 @@ bool GetChecked(const Json& object, const char* key, const std::string& where, K
     case Kind::kMac:
       return IsMac(out) || Fail(error, where + key, "not a MAC address like 0a:58:0a:f4:01:05");
     case Kind::kInterface:
-      return IsInterfaceName(out) || Fail(error, where + key, "not a valid interface name (1-15 bytes, no '/', ':' or spaces)");
+      return IsInterfaceName(out) ||
+             Fail(error, where + key,
+                  "not a valid interface name (1-15 bytes, no '/', ':' or spaces)");
   }
   return false;
 }
 
 template <std::size_t N>
-bool GetEnum(const Json& object, const char* key, const std::string& where, const std::array<const char*, N>& names,
-             std::string& out, std::string& error) {
+bool GetEnum(const Json& object, const char* key, const std::string& where,
+             const std::array<const char*, N>& names, std::string& out, std::string& error) {
   if (!GetString(object, key, where, out, error)) return false;
   if (out.empty() || Contains(names, out)) return true;
   std::string list;
@@ -179,7 +201,8 @@ bool GetEnum(const Json& object, const char* key, const std::string& where, cons
 }
 
 bool ExpectObject(const Json& value, const std::string& where, std::string& error) {
-  return value.is_object() || Fail(error, where, std::string("must be an object, not ") + value.type_name());
+  return value.is_object() ||
+         Fail(error, where, std::string("must be an object, not ") + value.type_name());
 }
 
 bool ParseRoute(const Json& value, const std::string& where, Route& route, std::string& error,
@@ -194,8 +217,8 @@ bool ParseRoute(const Json& value, const std::string& where, Route& route, std::
          GetEnum(value, "scope", w, kRouteScopes, route.scope, error);
 }
 
-bool ParseNeighbor(const Json& value, const std::string& where, Neighbor& neighbor, std::string& error,
-                   std::vector<std::string>* notes) {
+bool ParseNeighbor(const Json& value, const std::string& where, Neighbor& neighbor,
+                   std::string& error, std::vector<std::string>* notes) {
   if (!ExpectObject(value, where, error)) return false;
   NoteUnknownKeys(value, kNeighborKeys, where + ".", notes);
   const std::string w = where + ".";
@@ -207,11 +230,12 @@ bool ParseNeighbor(const Json& value, const std::string& where, Neighbor& neighb
 
 // Parses the array under `key` element by element with `parse`.
 template <typename T, typename Parse>
-bool GetArray(const Json& object, const char* key, const std::string& where, std::vector<T>& out, std::string& error,
-              Parse parse) {
+bool GetArray(const Json& object, const char* key, const std::string& where, std::vector<T>& out,
+              std::string& error, Parse parse) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return true;
-  if (!it->is_array()) return Fail(error, where + key, std::string("must be an array, not ") + it->type_name());
+  if (!it->is_array())
+    return Fail(error, where + key, std::string("must be an array, not ") + it->type_name());
   out.clear();
   out.reserve(it->size());
   for (std::size_t i = 0; i < it->size(); ++i) {
@@ -222,7 +246,8 @@ bool GetArray(const Json& object, const char* key, const std::string& where, std
   return true;
 }
 
-bool ParsePodNetwork(const Json& value, PodNetwork& net, std::string& error, std::vector<std::string>* notes) {
+bool ParsePodNetwork(const Json& value, PodNetwork& net, std::string& error,
+                     std::vector<std::string>* notes) {
   const std::string w = "pod-network.";
   if (!ExpectObject(value, "pod-network", error)) return false;
   NoteUnknownKeys(value, kNetworkKeys, w, notes);
@@ -234,7 +259,9 @@ bool ParsePodNetwork(const Json& value, PodNetwork& net, std::string& error, std
          GetChecked(value, "worker-node-ip", w, Kind::kPrefix, net.worker_node_ip, error) &&
          GetString(value, "tunnel-type", w, net.tunnel_type, error) &&
          GetArray(value, "routes", w, net.routes, error,
-                  [&](const Json& v, const std::string& where, Route& r) { return ParseRoute(v, where, r, error, notes); }) &&
+                  [&](const Json& v, const std::string& where, Route& r) {
+                    return ParseRoute(v, where, r, error, notes);
+                  }) &&
          GetArray(value, "neighbors", w, net.neighbors, error,
                   [&](const Json& v, const std::string& where, Neighbor& n) {
                     return ParseNeighbor(v, where, n, error, notes);
@@ -249,7 +276,8 @@ bool ParsePodNetwork(const Json& value, PodNetwork& net, std::string& error, std
 
 }  // namespace
 
-bool ParseApfConfig(std::string_view json, ApfConfig& out, std::string& error, std::vector<std::string>* notes) {
+bool ParseApfConfig(std::string_view json, ApfConfig& out, std::string& error,
+                    std::vector<std::string>* notes) {
   out = ApfConfig{};
   if (json.size() > kMaxApfConfigBytes) {
     error = "apf.json: " + std::to_string(json.size()) + " bytes is more than the limit of " +
@@ -279,7 +307,9 @@ bool ParseApfConfig(std::string_view json, ApfConfig& out, std::string& error, s
          GetEnum(doc, "tls-min-version", "", kTlsVersions, out.tls_min_version, error) &&
          GetArray(doc, "tls-cipher-suites", "", out.tls_cipher_suites, error,
                   [&](const Json& v, const std::string& where, std::string& suite) {
-                    if (!v.is_string()) return Fail(error, where, std::string("must be a string, not ") + v.type_name());
+                    if (!v.is_string())
+                      return Fail(error, where,
+                                  std::string("must be a string, not ") + v.type_name());
                     suite = v.get<std::string>();
                     return true;
                   });

@@ -25,7 +25,7 @@ struct Route {
   std::string gw;        // "gw": IP address ("" = no gateway, a link route)
   std::string dev;       // "dev": interface name
   std::string protocol;  // "protocol": "" | "kernel" | "boot" | "static" | "dhcp"
-  std::string scope;     // "scope": "" (universe) | "universe" | "site" | "link" | "host" | "nowhere"
+  std::string scope;  // "scope": "" (universe) | "universe" | "site" | "link" | "host" | "nowhere"
   friend bool operator==(const Route&, const Route&) = default;
 };
 
@@ -34,7 +34,8 @@ struct Neighbor {
   std::string ip;       // "ip": IP address
   std::string hw_addr;  // "hw-addr": MAC, "aa:bb:cc:dd:ee:ff"
   std::string dev;      // "dev"
-  std::string state;    // "state": "" | none | incomplete | reachable | stale | delay | probe | failed | noarp | permanent
+  std::string state;    // "state": "" | none | incomplete | reachable | stale | delay | probe |
+                        // failed | noarp | permanent
   friend bool operator==(const Neighbor&, const Neighbor&) = default;
 };
 
@@ -47,10 +48,10 @@ struct PodNetwork {
   std::string tunnel_type;     // "tunnel-type": "vxlan"
   std::vector<Route> routes;
   std::vector<Neighbor> neighbors;
-  int mtu = 0;                 // 0..65535, 0 = not set
-  int index = 0;               // >= 0
-  int vxlan_port = 0;          // 0..65535, 0 = not set
-  int vxlan_id = 0;            // 0..16777215 (24-bit VNI), 0 = not set
+  int mtu = 0;         // 0..65535, 0 = not set
+  int index = 0;       // >= 0
+  int vxlan_port = 0;  // 0..65535, 0 = not set
+  int vxlan_id = 0;    // 0..16777215 (24-bit VNI), 0 = not set
   bool dedicated = false;
   bool external_net_via_pod_vm = false;
   friend bool operator==(const PodNetwork&, const PodNetwork&) = default;

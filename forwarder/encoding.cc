@@ -14,7 +14,8 @@ constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 constexpr std::array<std::int8_t, 256> MakeDecodeTable() {
   std::array<std::int8_t, 256> table{};
   for (auto& v : table) v = -1;
-  for (int i = 0; i < 64; ++i) table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+  for (int i = 0; i < 64; ++i)
+    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
   return table;
 }
 constexpr auto kDecode = MakeDecodeTable();
@@ -39,7 +40,9 @@ std::string Base64Encode(std::string_view bytes) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
   std::size_t i = 0;
-  auto at = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[k])); };
+  auto at = [&](std::size_t k) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[k]));
+  };
   for (; i + 3 <= bytes.size(); i += 3) {
     const std::uint32_t v = at(i) << 16 | at(i + 1) << 8 | at(i + 2);
     out.push_back(kAlphabet[v >> 18 & 63]);
@@ -59,7 +62,8 @@ std::string Base64Encode(std::string_view bytes) {
 
 namespace {
 
-bool Base64DecodeInto(std::string_view text, std::size_t max_bytes, std::string& out, std::string& error) {
+bool Base64DecodeInto(std::string_view text, std::size_t max_bytes, std::string& out,
+                      std::string& error) {
   out.clear();
   std::string s;
   s.reserve(text.size());
@@ -74,8 +78,8 @@ bool Base64DecodeInto(std::string_view text, std::size_t max_bytes, std::string&
   if (groups > 0) {
     const std::size_t pad = (s[s.size() - 1] == '=') + (s[s.size() - 2] == '=');
     if (groups * 3 - pad > max_bytes) {
-      error = "base64: decodes to " + std::to_string(groups * 3 - pad) + " bytes, more than the limit of " +
-              std::to_string(max_bytes);
+      error = "base64: decodes to " + std::to_string(groups * 3 - pad) +
+              " bytes, more than the limit of " + std::to_string(max_bytes);
       return false;
     }
   }
@@ -89,7 +93,8 @@ bool Base64DecodeInto(std::string_view text, std::size_t max_bytes, std::string&
       if (c == '=') {
         // Only the last one or two characters of the last group may be padding.
         if (!last || k < 2 || (k == 2 && s[g * 4 + 3] != '=')) {
-          error = "base64: misplaced '=' at character " + std::to_string(g * 4 + static_cast<std::size_t>(k));
+          error = "base64: misplaced '=' at character " +
+                  std::to_string(g * 4 + static_cast<std::size_t>(k));
           return false;
         }
         v <<= 6;
@@ -97,7 +102,8 @@ bool Base64DecodeInto(std::string_view text, std::size_t max_bytes, std::string&
       }
       const int d = kDecode[static_cast<unsigned char>(c)];
       if (d < 0) {
-        error = "base64: invalid character at position " + std::to_string(g * 4 + static_cast<std::size_t>(k));
+        error = "base64: invalid character at position " +
+                std::to_string(g * 4 + static_cast<std::size_t>(k));
         return false;
       }
       v = v << 6 | static_cast<std::uint32_t>(d);
@@ -117,7 +123,8 @@ bool Base64DecodeInto(std::string_view text, std::size_t max_bytes, std::string&
 
 }  // namespace
 
-bool Base64Decode(std::string_view text, std::size_t max_bytes, std::string& out, std::string& error) {
+bool Base64Decode(std::string_view text, std::size_t max_bytes, std::string& out,
+                  std::string& error) {
   if (Base64DecodeInto(text, max_bytes, out, error)) return true;
   out.clear();
   return false;
@@ -125,7 +132,8 @@ bool Base64Decode(std::string_view text, std::size_t max_bytes, std::string& out
 
 std::string GzipCompress(std::string_view bytes) {
   z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return {};
   std::string out;
   out.resize(deflateBound(&zs, static_cast<uLong>(bytes.size())));
   // zlib's API is not const-correct; deflate only reads next_in.
@@ -139,7 +147,8 @@ std::string GzipCompress(std::string_view bytes) {
   return out;
 }
 
-bool GzipDecompress(std::string_view data, std::size_t max_bytes, std::string& out, std::string& error) {
+bool GzipDecompress(std::string_view data, std::size_t max_bytes, std::string& out,
+                    std::string& error) {
   out.clear();
   if (data.size() > UINT_MAX) {
     error = "gzip: input too large";
@@ -160,7 +169,8 @@ bool GzipDecompress(std::string_view data, std::size_t max_bytes, std::string& o
     const int rc = inflate(&zs, Z_NO_FLUSH);
     const std::size_t produced = sizeof buffer - zs.avail_out;
     if (out.size() + produced > max_bytes) {
-      error = "gzip: decompresses to more than the limit of " + std::to_string(max_bytes) + " bytes";
+      error =
+          "gzip: decompresses to more than the limit of " + std::to_string(max_bytes) + " bytes";
       out.clear();
       return false;
     }

@@ -19,14 +19,16 @@ std::string Base64Encode(std::string_view bytes);
 // cloud-init and Go's base64.NewDecoder over line-wrapped text. Padding is required when the last
 // group is partial, and the unused bits of the last character must be zero (so every input has a
 // single canonical meaning). On failure returns false, leaves `out` empty and a reason in `error`.
-bool Base64Decode(std::string_view text, std::size_t max_bytes, std::string& out, std::string& error);
+bool Base64Decode(std::string_view text, std::size_t max_bytes, std::string& out,
+                  std::string& error);
 
 // gzip (RFC 1952) with zlib's default level; deterministic (no file name, zero mtime).
 std::string GzipCompress(std::string_view bytes);
 
 // Decompresses one gzip member. Fails when the data is not gzip, is truncated, has trailing bytes,
 // or would inflate to more than `max_bytes`; `out` is then empty.
-bool GzipDecompress(std::string_view data, std::size_t max_bytes, std::string& out, std::string& error);
+bool GzipDecompress(std::string_view data, std::size_t max_bytes, std::string& out,
+                    std::string& error);
 
 // Decodes the UTF-8 sequence at text[i] (i < text.size()) into `cp`; returns its length in bytes,
 // or 0 when it is malformed (overlong, surrogate, past U+10FFFF, truncated).

@@ -1,9 +1,9 @@
 #include "forwarder/initdata.h"
 
 #include <openssl/evp.h>
+#include <toml++/toml.h>
 
 #include <exception>
-#include <toml++/toml.h>
 
 #include "forwarder/encoding.h"
 
@@ -33,7 +33,8 @@ bool Digest(const std::string& algorithm, std::string_view bytes, std::string& h
                                              : nullptr;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (md == nullptr || EVP_Digest(bytes.data(), bytes.size(), digest, &length, md, nullptr) != 1) return false;
+  if (md == nullptr || EVP_Digest(bytes.data(), bytes.size(), digest, &length, md, nullptr) != 1)
+    return false;
   static constexpr char kHex[] = "0123456789abcdef";
   hex.clear();
   for (unsigned int i = 0; i < length; ++i) {
@@ -48,8 +49,8 @@ bool Digest(const std::string& algorithm, std::string_view bytes, std::string& h
 bool ParseInitdataToml(std::string_view toml, Initdata& out, std::string& error) {
   out = Initdata{};
   if (toml.size() > kMaxInitdataBytes) {
-    return Fail(error, "document of " + std::to_string(toml.size()) + " bytes is more than the limit of " +
-                           std::to_string(kMaxInitdataBytes));
+    return Fail(error, "document of " + std::to_string(toml.size()) +
+                           " bytes is more than the limit of " + std::to_string(kMaxInitdataBytes));
   }
   toml::table doc;
   try {
@@ -77,7 +78,8 @@ bool ParseInitdataToml(std::string_view toml, Initdata& out, std::string& error)
     if (table == nullptr) return Fail(error, "\"data\" must be a table");
     for (const auto& [key, value] : *table) {
       const auto* text = value.as_string();
-      if (text == nullptr) return Fail(error, "data.\"" + Printable(key.str()) + "\" must be a string");
+      if (text == nullptr)
+        return Fail(error, "data.\"" + Printable(key.str()) + "\" must be a string");
       out.data.emplace(std::string(key.str()), text->get());
     }
   }
@@ -90,8 +92,10 @@ bool ParseInitdataFile(std::string_view encoded, Initdata& out, std::string& err
   std::string gz;
   std::string toml;
   std::string why;
-  if (!Base64Decode(encoded, kMaxInitdataBytes * 2, gz, why)) return Fail(error, "not base64(gzip(TOML)): " + why);
-  if (!GzipDecompress(gz, kMaxInitdataBytes, toml, why)) return Fail(error, "not base64(gzip(TOML)): " + why);
+  if (!Base64Decode(encoded, kMaxInitdataBytes * 2, gz, why))
+    return Fail(error, "not base64(gzip(TOML)): " + why);
+  if (!GzipDecompress(gz, kMaxInitdataBytes, toml, why))
+    return Fail(error, "not base64(gzip(TOML)): " + why);
   return ParseInitdataToml(toml, out, error);
 }
 
@@ -101,8 +105,8 @@ bool CheckToml(std::string_view text, std::string& error) {
     return true;
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    error = "not valid TOML at line " + std::to_string(where.line) + ", column " + std::to_string(where.column) +
-            ": " + std::string(e.description());
+    error = "not valid TOML at line " + std::to_string(where.line) + ", column " +
+            std::to_string(where.column) + ": " + std::string(e.description());
   } catch (const std::exception& e) {
     error = std::string("cannot parse TOML: ") + e.what();
   }

@@ -1,5 +1,5 @@
-// Initdata (CoCo spec kbs/docs/initdata.md 0.1.0, reference/cc.md section 3.7) as it reaches the pod
-// VM: the file /run/peerpod/initdata holds base64(gzip(TOML)) where the TOML document is
+// Initdata (CoCo spec kbs/docs/initdata.md 0.1.0, reference/cc.md section 3.7) as it reaches the
+// pod VM: the file /run/peerpod/initdata holds base64(gzip(TOML)) where the TOML document is
 //   version = "0.1.0"
 //   algorithm = "sha256" | "sha384" | "sha512"
 //   [data]
@@ -30,10 +30,10 @@ struct Initdata {
   std::string digest_hex;  // HASH(algorithm)(toml), lower-case hex
 };
 
-// Decodes the content of /run/peerpod/initdata (base64 text, whitespace allowed, of a gzip stream of
-// the TOML document) and parses it. False with a reason in `error` on bad base64 or gzip, a document
-// larger than kMaxInitdataBytes, TOML syntax errors, a version other than "0.1.0", an algorithm
-// other than sha256/sha384/sha512, or a `data` value that is not a string.
+// Decodes the content of /run/peerpod/initdata (base64 text, whitespace allowed, of a gzip stream
+// of the TOML document) and parses it. False with a reason in `error` on bad base64 or gzip, a
+// document larger than kMaxInitdataBytes, TOML syntax errors, a version other than "0.1.0", an
+// algorithm other than sha256/sha384/sha512, or a `data` value that is not a string.
 bool ParseInitdataFile(std::string_view encoded, Initdata& out, std::string& error);
 
 // Parses a decoded TOML document (same checks as above, minus the decoding).

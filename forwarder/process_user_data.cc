@@ -44,7 +44,8 @@ const Allowed* FindAllowed(std::string_view name) {
 
 std::string AllowedList() {
   std::string list;
-  for (const Allowed& a : kWriteFiles) list += std::string(list.empty() ? "" : ", ") + std::string(a.name);
+  for (const Allowed& a : kWriteFiles)
+    list += std::string(list.empty() ? "" : ", ") + std::string(a.name);
   return list;
 }
 
@@ -102,8 +103,8 @@ bool MapPath(std::string_view path, std::string& name, std::string& why) {
   return true;
 }
 
-bool CheckContent(Check check, const std::string& bytes, Initdata& initdata, std::vector<std::string>& notes,
-                  std::string& why) {
+bool CheckContent(Check check, const std::string& bytes, Initdata& initdata,
+                  std::vector<std::string>& notes, std::string& why) {
   switch (check) {
     case Check::kApfConfig: {
       ApfConfig config;
@@ -132,8 +133,10 @@ bool IsRootOwner(std::string_view owner) {
 // Adds the files initdata yields and its digest; they replace write_files entries of the same name.
 void AddInitdataFiles(const Initdata& initdata, Plan& plan) {
   for (const auto& [key, value] : initdata.data) {
-    if (std::find(std::begin(kInitdataFiles), std::end(kInitdataFiles), key) == std::end(kInitdataFiles)) {
-      plan.notes.push_back("initdata: skipping data key \"" + Printable(key) + "\" (not a file this VM uses)");
+    if (std::find(std::begin(kInitdataFiles), std::end(kInitdataFiles), key) ==
+        std::end(kInitdataFiles)) {
+      plan.notes.push_back("initdata: skipping data key \"" + Printable(key) +
+                           "\" (not a file this VM uses)");
       continue;
     }
     const auto existing = std::find_if(plan.files.begin(), plan.files.end(),
@@ -152,7 +155,8 @@ Result<void> CheckTotal(const Plan& plan) {
   for (const PlannedFile& f : plan.files) total += f.bytes.size();
   if (total > kMaxTotalBytes) {
     return Fail(Code::kInvalidArgument, "user-data rejected, nothing written: the files add up to ",
-                std::to_string(total), " bytes, more than the limit of ", std::to_string(kMaxTotalBytes));
+                std::to_string(total), " bytes, more than the limit of ",
+                std::to_string(kMaxTotalBytes));
   }
   return {};
 }
@@ -180,14 +184,17 @@ Result<void> WriteAll(int fd, std::string_view data, const std::string& what) {
 }
 
 // Writes one temporary file in `dir_fd`, never following a symlink.
-Result<void> Stage(int dir_fd, const std::string& dir, const std::string& tmp, const PlannedFile& file) {
+Result<void> Stage(int dir_fd, const std::string& dir, const std::string& tmp,
+                   const PlannedFile& file) {
   if (::unlinkat(dir_fd, tmp.c_str(), 0) != 0 && errno != ENOENT) {
     return std::unexpected(ErrnoError("remove stale " + dir + "/" + tmp, errno));
   }
-  const Fd fd(::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, file.mode));
+  const Fd fd(::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       file.mode));
   if (fd.fd < 0) return std::unexpected(ErrnoError("create " + dir + "/" + tmp, errno));
   if (auto written = WriteAll(fd.fd, file.bytes, dir + "/" + tmp); !written) return written;
-  if (::fchmod(fd.fd, file.mode) != 0) return std::unexpected(ErrnoError("chmod " + dir + "/" + tmp, errno));
+  if (::fchmod(fd.fd, file.mode) != 0)
+    return std::unexpected(ErrnoError("chmod " + dir + "/" + tmp, errno));
   if (::fsync(fd.fd) != 0) return std::unexpected(ErrnoError("fsync " + dir + "/" + tmp, errno));
   return {};
 }
@@ -203,7 +210,8 @@ Result<Plan> PlanFromUserData(const UserData& user_data) {
   bool has_initdata = false;
   for (std::size_t i = 0; i < user_data.write_files.size(); ++i) {
     const WriteFile& entry = user_data.write_files[i];
-    const std::string where = "write_files[" + std::to_string(i) + "] (" + Printable(entry.path) + ")";
+    const std::string where =
+        "write_files[" + std::to_string(i) + "] (" + Printable(entry.path) + ")";
     auto problem = [&](const std::string& why) { problems.push_back(where + ": " + why); };
     std::string name;
     std::string why;
@@ -236,7 +244,8 @@ Result<Plan> PlanFromUserData(const UserData& user_data) {
       }
     }
     if (!IsRootOwner(entry.owner)) {
-      plan.notes.push_back(where + ": owner \"" + Printable(entry.owner) + "\" ignored; files belong to root");
+      plan.notes.push_back(where + ": owner \"" + Printable(entry.owner) +
+                           "\" ignored; files belong to root");
     }
     std::string bytes;
     if (!DecodeContent(entry, kMaxFileBytes, bytes, why)) {
@@ -294,8 +303,10 @@ Result<void> WritePlan(const std::string& dir, const Plan& plan) {
   // A directory in the way would fail the rename half-way; find it before writing anything.
   for (const PlannedFile& file : plan.files) {
     struct stat st {};
-    if (::fstatat(dir_fd.fd, file.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-      return Fail(Code::kFailedPrecondition, dir, "/", file.name, " is a directory; nothing written");
+    if (::fstatat(dir_fd.fd, file.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode)) {
+      return Fail(Code::kFailedPrecondition, dir, "/", file.name,
+                  " is a directory; nothing written");
     }
   }
   std::vector<std::string> staged;
@@ -316,10 +327,10 @@ Result<void> WritePlan(const std::string& dir, const Plan& plan) {
     if (::renameat(dir_fd.fd, staged[i].c_str(), dir_fd.fd, plan.files[i].name.c_str()) != 0) {
       const int err = errno;
       remove_staged(i);
-      return std::unexpected(ErrnoError("rename into " + dir + "/" + plan.files[i].name + " (" +
-                                            std::to_string(i) + " of " + std::to_string(plan.files.size()) +
-                                            " files already written)",
-                                        err));
+      return std::unexpected(
+          ErrnoError("rename into " + dir + "/" + plan.files[i].name + " (" + std::to_string(i) +
+                         " of " + std::to_string(plan.files.size()) + " files already written)",
+                     err));
     }
   }
   ::fsync(dir_fd.fd);  // best effort: the renames are already visible

@@ -3,8 +3,8 @@
 // Only an allow-list of names may be written, each with a fixed maximum mode:
 //   from write_files (path /run/peerpod/<name>):
 //     apf.json (0600, must parse as apf.json), auth.json (0600, a JSON object),
-//     initdata (0600, base64(gzip(TOML)) that parses as initdata), aa.toml and cdh.toml (0600, TOML),
-//     scratch-space.marker (0644)
+//     initdata (0600, base64(gzip(TOML)) that parses as initdata), aa.toml and cdh.toml (0600,
+//     TOML), scratch-space.marker (0644)
 //   from initdata's [data] table: aa.toml, cdh.toml, policy.rego (0600); other keys are skipped
 //     with a note; these win over write_files entries of the same name (initdata is the measured
 //     source)
@@ -30,8 +30,8 @@
 namespace pp::forwarder {
 
 inline constexpr std::string_view kPeerpodDir = "/run/peerpod";
-inline constexpr std::size_t kMaxFileBytes = 256 * 1024;       // one file from write_files
-inline constexpr std::size_t kMaxTotalBytes = 1024 * 1024;      // everything one run writes
+inline constexpr std::size_t kMaxFileBytes = 256 * 1024;    // one file from write_files
+inline constexpr std::size_t kMaxTotalBytes = 1024 * 1024;  // everything one run writes
 
 struct PlannedFile {
   std::string name;   // a name on the allow-list, e.g. "apf.json"

@@ -41,15 +41,17 @@ Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
     };
   }
   const auto delay = milliseconds(std::llround(options.retry_delay_seconds * 1000));
-  auto text = ReadWithRetry(read, std::chrono::seconds(options.timeout_seconds), delay, [&](const Error& error) {
-    spdlog::warn("user-data from {} not available yet, retrying in {} s: {}", what, options.retry_delay_seconds,
-                 error.message);
-  });
+  auto text = ReadWithRetry(
+      read, std::chrono::seconds(options.timeout_seconds), delay, [&](const Error& error) {
+        spdlog::warn("user-data from {} not available yet, retrying in {} s: {}", what,
+                     options.retry_delay_seconds, error.message);
+      });
   if (!text || !options.base64) return text;
   std::string decoded;
   std::string error;
   if (!Base64Decode(*text, kMaxUserDataBytes, decoded, error)) {
-    return Fail(Code::kInvalidArgument, "user-data from ", what, " is not base64 (-base64 was given): ", error);
+    return Fail(Code::kInvalidArgument, "user-data from ", what,
+                " is not base64 (-base64 was given): ", error);
   }
   return decoded;
 }
@@ -69,13 +71,18 @@ Result<Plan> PlanFromExistingInitdata(const std::string& dir, bool& nothing_to_d
 
 void AddProcessUserDataFlags(CLI::App& app, ProcessUserDataOptions& options) {
   app.add_option("--user-data-file", options.user_data_file, "read user-data from this file");
-  app.add_option("--cidata", options.cidata, "read user-data from this NoCloud cidata ISO image or block device");
-  app.add_option("--url", options.url, "fetch user-data from this http(s) URL (instance metadata service)");
-  app.add_option("--header", options.headers, "extra HTTP header for -url, \"Name: value\" (repeatable)");
-  app.add_flag("--base64", options.base64, "the source holds the user-data base64-encoded (Azure IMDS)");
+  app.add_option("--cidata", options.cidata,
+                 "read user-data from this NoCloud cidata ISO image or block device");
+  app.add_option("--url", options.url,
+                 "fetch user-data from this http(s) URL (instance metadata service)");
+  app.add_option("--header", options.headers,
+                 "extra HTTP header for -url, \"Name: value\" (repeatable)");
+  app.add_flag("--base64", options.base64,
+               "the source holds the user-data base64-encoded (Azure IMDS)");
   app.add_option("--output-dir", options.output_dir, "where the allow-listed files are written")
       ->capture_default_str();
-  app.add_option("-t,--user-data-fetch-timeout", options.timeout_seconds, "seconds to keep retrying the source")
+  app.add_option("-t,--user-data-fetch-timeout", options.timeout_seconds,
+                 "seconds to keep retrying the source")
       ->check(CLI::Range(0, 86400))
       ->capture_default_str();
   app.add_option("--retry-delay", options.retry_delay_seconds, "seconds between attempts")
@@ -88,16 +95,22 @@ void AddProcessUserDataFlags(CLI::App& app, ProcessUserDataOptions& options) {
 }
 
 Result<void> ValidateOptions(const ProcessUserDataOptions& options) {
-  const int sources = !options.user_data_file.empty() + !options.cidata.empty() + !options.url.empty();
-  if (sources > 1) return Fail(Code::kInvalidArgument, "give one of -user-data-file, -cidata and -url, not several");
-  if (!options.headers.empty() && options.url.empty()) return Fail(Code::kInvalidArgument, "-header needs -url");
+  const int sources =
+      !options.user_data_file.empty() + !options.cidata.empty() + !options.url.empty();
+  if (sources > 1)
+    return Fail(Code::kInvalidArgument,
+                "give one of -user-data-file, -cidata and -url, not several");
+  if (!options.headers.empty() && options.url.empty())
+    return Fail(Code::kInvalidArgument, "-header needs -url");
   for (const std::string& header : options.headers) {
     const auto colon = header.find(':');
-    if (colon == std::string::npos || colon == 0 || header.find_first_of("\r\n") != std::string::npos) {
+    if (colon == std::string::npos || colon == 0 ||
+        header.find_first_of("\r\n") != std::string::npos) {
       return Fail(Code::kInvalidArgument, "-header \"", header, "\" is not \"Name: value\"");
     }
   }
-  if (options.base64 && sources == 0) return Fail(Code::kInvalidArgument, "-base64 needs a user-data source");
+  if (options.base64 && sources == 0)
+    return Fail(Code::kInvalidArgument, "-base64 needs a user-data source");
   if (options.output_dir.empty()) return Fail(Code::kInvalidArgument, "-output-dir is empty");
   return {};
 }
@@ -112,7 +125,8 @@ int RunProcessUserData(const ProcessUserDataOptions& options) {
     bool nothing_to_do = false;
     plan = PlanFromExistingInitdata(options.output_dir, nothing_to_do);
     if (nothing_to_do) {
-      spdlog::info("no user-data source given and no {}/initdata: nothing to do", options.output_dir);
+      spdlog::info("no user-data source given and no {}/initdata: nothing to do",
+                   options.output_dir);
       return 0;
     }
   } else {
@@ -135,7 +149,8 @@ int RunProcessUserData(const ProcessUserDataOptions& options) {
   for (const PlannedFile& file : plan->files) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", file.mode);
-    spdlog::info("wrote {}/{} (mode {}, {} bytes)", options.output_dir, file.name, mode, file.bytes.size());
+    spdlog::info("wrote {}/{} (mode {}, {} bytes)", options.output_dir, file.name, mode,
+                 file.bytes.size());
   }
   return 0;
 }

@@ -1,7 +1,8 @@
 // process-user-data's command line: CAA's `process-user-data provision-files [-t 180]`, plus an
 // explicit source so no cloud detection is needed:
-//   -user-data-file <path> | -cidata <image or device> | -url <http://...> [-header "K: v"]... [-base64]
-//   -output-dir <dir> (default /run/peerpod)  -t <seconds> (default 180)  -retry-delay <seconds> (5)
+//   -user-data-file <path> | -cidata <image or device> | -url <http://...> [-header "K: v"]...
+//   [-base64] -output-dir <dir> (default /run/peerpod)  -t <seconds> (default 180)  -retry-delay
+//   <seconds> (5)
 // With no source, only an existing <output-dir>/initdata is processed (VMs where cloud-init wrote
 // the files), as CAA does.
 #pragma once
@@ -22,10 +23,10 @@ struct ProcessUserDataOptions {
   std::string cidata;                // -cidata
   std::string url;                   // -url
   std::vector<std::string> headers;  // -header, repeatable, "Name: value"
-  bool base64 = false;               // -base64: the source holds base64 of the document (Azure IMDS)
+  bool base64 = false;  // -base64: the source holds base64 of the document (Azure IMDS)
   std::string output_dir = "/run/peerpod";
-  int timeout_seconds = 180;         // -t, --user-data-fetch-timeout
-  double retry_delay_seconds = 5;    // -retry-delay
+  int timeout_seconds = 180;       // -t, --user-data-fetch-timeout
+  double retry_delay_seconds = 5;  // -retry-delay
   bool version = false;
 };
 
@@ -36,9 +37,9 @@ void AddProcessUserDataFlags(CLI::App& app, ProcessUserDataOptions& options);
 // What CLI11 cannot check: at most one source, a usable timeout, delay and headers.
 Result<void> ValidateOptions(const ProcessUserDataOptions& options);
 
-// Reads the user-data (with retries), validates everything, writes the files. Logs each file written
-// (name, mode, size; never contents). Returns 0 on success or when there is nothing to do, 1 when the
-// user-data could not be read, was rejected, or could not be written.
+// Reads the user-data (with retries), validates everything, writes the files. Logs each file
+// written (name, mode, size; never contents). Returns 0 on success or when there is nothing to do,
+// 1 when the user-data could not be read, was rejected, or could not be written.
 int RunProcessUserData(const ProcessUserDataOptions& options);
 
 // The whole program: flags (2 on a usage error), then RunProcessUserData.

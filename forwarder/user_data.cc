@@ -1,11 +1,13 @@
 #include "forwarder/user_data.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <set>
+#include <sstream>
 
 #include "forwarder/encoding.h"
 
@@ -33,14 +35,16 @@ bool Fail(std::string& error, const std::string& where, const std::string& what)
 
 bool HasHeader(std::string_view text) {
   std::string_view line = text.substr(0, text.find('\n'));
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+    line.remove_suffix(1);
   return line == kHeader;
 }
 
 // cloud-init lower-cases and trims the encoding name.
 std::string Canonical(std::string_view name) {
   std::string out;
-  for (const char c : name) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (const char c : name)
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   const auto first = out.find_first_not_of(" \t");
   if (first == std::string::npos) return {};
   return out.substr(first, out.find_last_not_of(" \t") - first + 1);
@@ -60,7 +64,8 @@ EncodingName ClassifyEncoding(std::string_view raw) {
 }
 
 // A scalar value (or null, which reads as ""). False for sequences and mappings.
-bool ScalarText(const YAML::Node& node, const std::string& where, std::string& out, std::string& error) {
+bool ScalarText(const YAML::Node& node, const std::string& where, std::string& out,
+                std::string& error) {
   if (node.IsNull()) {
     out.clear();
     return true;
@@ -70,8 +75,8 @@ bool ScalarText(const YAML::Node& node, const std::string& where, std::string& o
   return true;
 }
 
-bool ParseEntry(const YAML::Node& entry, const std::string& where, WriteFile& file, std::vector<std::string>& notes,
-                std::string& error) {
+bool ParseEntry(const YAML::Node& entry, const std::string& where, WriteFile& file,
+                std::vector<std::string>& notes, std::string& error) {
   if (!entry.IsMap()) return Fail(error, where, "must be a mapping with path and content");
   std::set<std::string> seen;
   std::string encoding;
@@ -97,19 +102,22 @@ bool ParseEntry(const YAML::Node& entry, const std::string& where, WriteFile& fi
       if (!ScalarText(value, at, file.permissions, error)) return false;
       unsigned mode = 0;
       std::string why;
-      if (!file.permissions.empty() && !ParsePermissions(file.permissions, mode, why)) return Fail(error, at, why);
+      if (!file.permissions.empty() && !ParsePermissions(file.permissions, mode, why))
+        return Fail(error, at, why);
     } else if (key == "append" || key == "defer") {
       std::string text;
       bool flag = false;
       if (!ScalarText(value, at, text, error)) return false;
-      if (!value.IsNull() && !YAML::convert<bool>::decode(value, flag)) return Fail(error, at, "must be true or false");
+      if (!value.IsNull() && !YAML::convert<bool>::decode(value, flag))
+        return Fail(error, at, "must be true or false");
       if (key == "append") {
         file.append = flag;
       } else if (flag) {
         notes.push_back("user-data: " + at + ": ignored (files are written at once)");
       }
     } else if (key == "source") {
-      return Fail(error, at, "downloading content from a URL is not supported; put the bytes in content");
+      return Fail(error, at,
+                  "downloading content from a URL is not supported; put the bytes in content");
     } else {
       notes.push_back("user-data: ignoring unknown key " + at);
     }
@@ -120,21 +128,25 @@ bool ParseEntry(const YAML::Node& entry, const std::string& where, WriteFile& fi
       file.encoding = binary ? ContentEncoding::kBase64 : ContentEncoding::kPlain;
       break;
     case EncodingName::kBase64:
-      if (binary) return Fail(error, where + ".encoding", "b64 on !!binary content would decode twice");
+      if (binary)
+        return Fail(error, where + ".encoding", "b64 on !!binary content would decode twice");
       file.encoding = ContentEncoding::kBase64;
       break;
     case EncodingName::kGzipBase64:
-      if (binary) return Fail(error, where + ".encoding", "gz+b64 on !!binary content would decode twice");
+      if (binary)
+        return Fail(error, where + ".encoding", "gz+b64 on !!binary content would decode twice");
       file.encoding = ContentEncoding::kGzipBase64;
       break;
     case EncodingName::kGzip:
       // Raw gzip bytes cannot be YAML text unless the content is !!binary (which is base64).
-      if (!binary) return Fail(error, where + ".encoding", "gzip content must be base64 too: use gz+b64");
+      if (!binary)
+        return Fail(error, where + ".encoding", "gzip content must be base64 too: use gz+b64");
       file.encoding = ContentEncoding::kGzipBase64;
       break;
     case EncodingName::kUnknown:
-      return Fail(error, where + ".encoding",
-                  "unknown encoding \"" + Printable(encoding) + "\" (use b64, gz+b64 or leave it out)");
+      return Fail(
+          error, where + ".encoding",
+          "unknown encoding \"" + Printable(encoding) + "\" (use b64, gz+b64 or leave it out)");
   }
   return true;
 }
@@ -158,20 +170,52 @@ bool ParseDocument(const YAML::Node& root, UserData& out, std::string& error) {
     if (!list.IsSequence()) return Fail(error, "write_files", "must be a list");
     if (list.size() > kMaxWriteFiles) {
       return Fail(error, "write_files",
-                  std::to_string(list.size()) + " entries, more than the limit of " + std::to_string(kMaxWriteFiles));
+                  std::to_string(list.size()) + " entries, more than the limit of " +
+                      std::to_string(kMaxWriteFiles));
     }
     for (std::size_t i = 0; i < list.size(); ++i) {
       WriteFile file;
-      if (!ParseEntry(list[i], "write_files[" + std::to_string(i) + "]", file, out.notes, error)) return false;
+      if (!ParseEntry(list[i], "write_files[" + std::to_string(i) + "]", file, out.notes, error))
+        return false;
       // Aliases can repeat one large scalar; bound what the entries add up to.
       total_content += file.content.size();
       if (total_content > kMaxUserDataBytes) {
-        return Fail(error, "write_files", "contents add up to more than " + std::to_string(kMaxUserDataBytes) + " bytes");
+        return Fail(error, "write_files",
+                    "contents add up to more than " + std::to_string(kMaxUserDataBytes) + " bytes");
       }
       out.write_files.push_back(std::move(file));
     }
   }
   return true;
+}
+
+// Ignores every event: only used to count documents.
+class NullHandler : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// The number of documents in `text`, counting at most `limit`. Not YAML::LoadAll: yaml-cpp 0.7
+// loops forever allocating on some malformed streams (a stray ',' at the top level, yaml-cpp
+// issue #1040, fixed upstream in 2024 by a bounded loop like this one).
+int CountDocuments(const std::string& text, int limit) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  NullHandler handler;
+  int documents = 0;
+  while (documents < limit && parser.HandleNextDocument(handler)) ++documents;
+  return documents;
 }
 
 // --- rendering ---
@@ -224,8 +268,8 @@ bool LiteralSafe(std::string_view text) {
     if (n == 0) return false;
     if (cp == '\n') {
       if (i > 0 && text[i - 1] == ' ') return false;
-    } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
-               cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF) {
+    } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0x2028 ||
+               cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF) {
       return false;
     }
     i += n;
@@ -265,15 +309,19 @@ std::string WrapBase64(std::string_view bytes) {
 bool ParseUserData(std::string_view text, UserData& out, std::string& error) {
   out = UserData{};
   if (text.size() > kMaxUserDataBytes) {
-    return Fail(error, "", std::to_string(text.size()) + " bytes is more than the limit of " +
-                               std::to_string(kMaxUserDataBytes));
+    return Fail(error, "",
+                std::to_string(text.size()) + " bytes is more than the limit of " +
+                    std::to_string(kMaxUserDataBytes));
   }
   if (!HasHeader(text)) return Fail(error, "", "the first line must be \"#cloud-config\"");
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.size() > 1) return Fail(error, "", "several YAML documents; expected one");
-    if (docs.empty()) return true;
-    return ParseDocument(docs.front(), out, error);
+    const std::string document(text);
+    if (CountDocuments(document, 2) > 1) {
+      return Fail(
+          error, "",
+          "not a single YAML document (several documents, or a stray ',' at the top level)");
+    }
+    return ParseDocument(YAML::Load(document), out, error);
   } catch (const YAML::Exception& e) {
     // yaml-cpp's messages give line and column, never the document's text.
     return Fail(error, "", std::string("malformed YAML: ") + e.what());
@@ -282,12 +330,14 @@ bool ParseUserData(std::string_view text, UserData& out, std::string& error) {
   }
 }
 
-bool DecodeContent(const WriteFile& file, std::size_t max_bytes, std::string& out, std::string& error) {
+bool DecodeContent(const WriteFile& file, std::size_t max_bytes, std::string& out,
+                   std::string& error) {
   out.clear();
   switch (file.encoding) {
     case ContentEncoding::kPlain:
       if (file.content.size() > max_bytes) {
-        error = std::to_string(file.content.size()) + " bytes, more than the limit of " + std::to_string(max_bytes);
+        error = std::to_string(file.content.size()) + " bytes, more than the limit of " +
+                std::to_string(max_bytes);
         return false;
       }
       out = file.content;
@@ -306,8 +356,10 @@ bool DecodeContent(const WriteFile& file, std::size_t max_bytes, std::string& ou
 
 bool ParsePermissions(std::string_view text, unsigned& mode, std::string& error) {
   std::string_view digits = text;
-  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'O')) digits.remove_prefix(2);
-  const bool octal = std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '7'; });
+  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'O'))
+    digits.remove_prefix(2);
+  const bool octal =
+      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '7'; });
   if (!octal || digits.size() < 3 || digits.size() > 4) {
     error = "\"" + Printable(text) + "\" is not an octal mode like \"0600\"";
     return false;

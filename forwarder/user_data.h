@@ -29,10 +29,11 @@ enum class ContentEncoding {
 // One `write_files` entry as written in the document.
 struct WriteFile {
   std::string path;
-  std::string content;      // as in the document, i.e. still encoded per `encoding`
+  std::string content;  // as in the document, i.e. still encoded per `encoding`
   ContentEncoding encoding = ContentEncoding::kPlain;
-  std::string owner;        // "" when absent
-  std::string permissions;  // "" when absent; otherwise as written, e.g. "0600" (see ParsePermissions)
+  std::string owner;  // "" when absent
+  std::string
+      permissions;  // "" when absent; otherwise as written, e.g. "0600" (see ParsePermissions)
   bool append = false;
   friend bool operator==(const WriteFile&, const WriteFile&) = default;
 };
@@ -53,7 +54,8 @@ bool ParseUserData(std::string_view text, UserData& out, std::string& error);
 // The bytes `file` describes: its content decoded per its encoding, at most `max_bytes` (for gzip,
 // after decompression). False with a reason in `error` and `out` empty on bad base64, bad gzip or
 // too many bytes.
-bool DecodeContent(const WriteFile& file, std::size_t max_bytes, std::string& out, std::string& error);
+bool DecodeContent(const WriteFile& file, std::size_t max_bytes, std::string& out,
+                   std::string& error);
 
 // Parses an octal permission string as cloud-init writes it: "600", "0600", "0o600" (3 or 4 octal
 // digits after the optional prefix, at most 07777). False with a reason in `error` otherwise.

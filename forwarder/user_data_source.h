@@ -24,7 +24,8 @@ Result<std::string> ReadCidataUserData(const std::string& image);
 // e.g. "Metadata: true" for Azure). UNAVAILABLE for connection errors and 5xx, NOT_FOUND for 404,
 // FAILED_PRECONDITION for other non-2xx, RESOURCE_EXHAUSTED when the body is too large,
 // DEADLINE_EXCEEDED when the attempt takes longer than `attempt_timeout`.
-Result<std::string> FetchUserDataUrl(const std::string& url, const std::vector<std::string>& headers,
+Result<std::string> FetchUserDataUrl(const std::string& url,
+                                     const std::vector<std::string>& headers,
                                      std::chrono::milliseconds attempt_timeout);
 
 // Whether an error from the readers above may go away by itself (device or IMDS not ready yet).
@@ -33,8 +34,9 @@ bool IsRetryable(const Error& error);
 // Calls `read(remaining)` until it succeeds, fails with a non-retryable error, or `timeout` has
 // passed, sleeping `delay` between attempts (CAA: a fixed 5 s within 180 s). `on_retry` sees each
 // retryable failure. The last error, prefixed with the attempt count, when time runs out.
-Result<std::string> ReadWithRetry(const std::function<Result<std::string>(std::chrono::milliseconds remaining)>& read,
-                                  std::chrono::milliseconds timeout, std::chrono::milliseconds delay,
-                                  const std::function<void(const Error&)>& on_retry);
+Result<std::string> ReadWithRetry(
+    const std::function<Result<std::string>(std::chrono::milliseconds remaining)>& read,
+    std::chrono::milliseconds timeout, std::chrono::milliseconds delay,
+    const std::function<void(const Error&)>& on_retry);
 
 }  // namespace pp::forwarder

@@ -112,14 +112,17 @@ TEST(ApfConfigTest, SerializeFollowsGoOmitempty) {
 
 TEST(ApfConfigTest, MinimalDocumentsAndNulls) {
   EXPECT_EQ(MustParse("{}"), ApfConfig{});
-  const ApfConfig config = MustParse(R"({"pod-network": null, "pod-name": null, "tls-cipher-suites": null})");
+  const ApfConfig config =
+      MustParse(R"({"pod-network": null, "pod-name": null, "tls-cipher-suites": null})");
   EXPECT_FALSE(config.pod_network.has_value());
   EXPECT_TRUE(MustParse(R"({"pod-network": {}})").pod_network.has_value());
 }
 
 TEST(ApfConfigTest, UnknownKeysAreNotedAndIgnored) {
   std::vector<std::string> notes;
-  MustParse(R"({"future": 1, "pod-network": {"extra": true, "routes": [{"dst": "", "metric": 5}]}})", &notes);
+  MustParse(
+      R"({"future": 1, "pod-network": {"extra": true, "routes": [{"dst": "", "metric": 5}]}})",
+      &notes);
   ASSERT_EQ(notes.size(), 3u);
   EXPECT_NE(notes[0].find("\"future\""), std::string::npos);
   EXPECT_NE(notes[1].find("pod-network.extra"), std::string::npos);
@@ -128,17 +131,22 @@ TEST(ApfConfigTest, UnknownKeysAreNotedAndIgnored) {
 
 TEST(ApfConfigTest, WrongTypeNamesTheKey) {
   EXPECT_EQ(MustFail(R"({"pod-name": 5})"), "apf.json: pod-name: must be a string, not number");
-  EXPECT_EQ(MustFail(R"({"pod-network": []})"), "apf.json: pod-network: must be an object, not array");
-  EXPECT_EQ(MustFail(R"({"pod-network": {"mtu": "1450"}})"), "apf.json: pod-network.mtu: must be an integer, not string");
+  EXPECT_EQ(MustFail(R"({"pod-network": []})"),
+            "apf.json: pod-network: must be an object, not array");
+  EXPECT_EQ(MustFail(R"({"pod-network": {"mtu": "1450"}})"),
+            "apf.json: pod-network.mtu: must be an integer, not string");
   EXPECT_EQ(MustFail(R"({"pod-network": {"mtu": 1450.5}})"),
             "apf.json: pod-network.mtu: must be an integer, not a non-integer number");
   EXPECT_EQ(MustFail(R"({"pod-network": {"dedicated": "yes"}})"),
             "apf.json: pod-network.dedicated: must be true or false, not string");
-  EXPECT_EQ(MustFail(R"({"pod-network": {"routes": {}}})"), "apf.json: pod-network.routes: must be an array, not object");
+  EXPECT_EQ(MustFail(R"({"pod-network": {"routes": {}}})"),
+            "apf.json: pod-network.routes: must be an array, not object");
   EXPECT_EQ(MustFail(R"({"pod-network": {"routes": [{}, 7]}})"),
             "apf.json: pod-network.routes[1]: must be an object, not number");
-  EXPECT_EQ(MustFail(R"({"tls-cipher-suites": ["a", 1]})"), "apf.json: tls-cipher-suites[1]: must be a string, not number");
-  EXPECT_EQ(MustFail(R"({"tls-cipher-suites": "a"})"), "apf.json: tls-cipher-suites: must be an array, not string");
+  EXPECT_EQ(MustFail(R"({"tls-cipher-suites": ["a", 1]})"),
+            "apf.json: tls-cipher-suites[1]: must be a string, not number");
+  EXPECT_EQ(MustFail(R"({"tls-cipher-suites": "a"})"),
+            "apf.json: tls-cipher-suites: must be an array, not string");
 }
 
 TEST(ApfConfigTest, ErrorsNeverQuoteValues) {
@@ -148,38 +156,60 @@ TEST(ApfConfigTest, ErrorsNeverQuoteValues) {
 }
 
 TEST(ApfConfigTest, RefusesOutOfRangeNumbers) {
-  EXPECT_NE(MustFail(R"({"pod-network": {"mtu": 65536}})").find("pod-network.mtu: out of range"), std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"mtu": 65536}})").find("pod-network.mtu: out of range"),
+            std::string::npos);
   EXPECT_NE(MustFail(R"({"pod-network": {"mtu": -1}})").find("out of range"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"vxlan-id": 16777216}})").find("vxlan-id"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"vxlan-port": 70000}})").find("vxlan-port"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"index": 99999999999999999999}})").find("index"), std::string::npos);
-  EXPECT_EQ(MustParse(R"({"pod-network": {"vxlan-id": 16777215, "mtu": 65535}})").pod_network->vxlan_id, 16777215);
+  EXPECT_NE(MustFail(R"({"pod-network": {"vxlan-id": 16777216}})").find("vxlan-id"),
+            std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"vxlan-port": 70000}})").find("vxlan-port"),
+            std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"index": 99999999999999999999}})").find("index"),
+            std::string::npos);
+  EXPECT_EQ(
+      MustParse(R"({"pod-network": {"vxlan-id": 16777215, "mtu": 65535}})").pod_network->vxlan_id,
+      16777215);
 }
 
 TEST(ApfConfigTest, RefusesMalformedAddresses) {
-  EXPECT_NE(MustFail(R"({"pod-network": {"podip": "10.244.1.5"}})").find("pod-network.podip: not a CIDR prefix"),
+  EXPECT_NE(MustFail(R"({"pod-network": {"podip": "10.244.1.5"}})")
+                .find("pod-network.podip: not a CIDR prefix"),
             std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"podip": "10.244.1.5/33"}})").find("podip"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"podip": "10.244.1.5/024"}})").find("podip"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"worker-node-ip": "node-1/24"}})").find("worker-node-ip"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"routes": [{"gw": "10.0.0.256"}]}})").find("routes[0].gw: not an IP"),
+  EXPECT_NE(MustFail(R"({"pod-network": {"podip": "10.244.1.5/33"}})").find("podip"),
             std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"pod-hw-addr": "0a:58:0a:f4:01"}})").find("pod-hw-addr"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"neighbors": [{"hw-addr": "zz:58:0a:f4:01:05"}]}})").find("hw-addr"),
+  EXPECT_NE(MustFail(R"({"pod-network": {"podip": "10.244.1.5/024"}})").find("podip"),
             std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"interface": "../../etc"}})").find("interface"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"interface": "a-very-long-interface"}})").find("interface"), std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"worker-node-ip": "node-1/24"}})").find("worker-node-ip"),
+            std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"routes": [{"gw": "10.0.0.256"}]}})")
+                .find("routes[0].gw: not an IP"),
+            std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"pod-hw-addr": "0a:58:0a:f4:01"}})").find("pod-hw-addr"),
+            std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"neighbors": [{"hw-addr": "zz:58:0a:f4:01:05"}]}})")
+                .find("hw-addr"),
+            std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"interface": "../../etc"}})").find("interface"),
+            std::string::npos);
+  EXPECT_NE(
+      MustFail(R"({"pod-network": {"interface": "a-very-long-interface"}})").find("interface"),
+      std::string::npos);
   // IPv6 works where CAA's netip types do.
-  const ApfConfig v6 = MustParse(R"({"pod-network": {"podip": "fd00::5/128", "routes": [{"dst": "::/0", "gw": "fe80::1"}]}})");
+  const ApfConfig v6 = MustParse(
+      R"({"pod-network": {"podip": "fd00::5/128", "routes": [{"dst": "::/0", "gw": "fe80::1"}]}})");
   EXPECT_EQ(v6.pod_network->routes[0].gw, "fe80::1");
 }
 
 TEST(ApfConfigTest, RefusesUnknownEnumNames) {
-  EXPECT_NE(MustFail(R"({"pod-network": {"routes": [{"protocol": "bgp"}]}})").find("routes[0].protocol: unknown value"),
+  EXPECT_NE(MustFail(R"({"pod-network": {"routes": [{"protocol": "bgp"}]}})")
+                .find("routes[0].protocol: unknown value"),
             std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"routes": [{"scope": "global"}]}})").find("scope"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"pod-network": {"neighbors": [{"state": "gone"}]}})").find("state"), std::string::npos);
-  EXPECT_NE(MustFail(R"({"tls-min-version": "VersionTLS10"})").find("tls-min-version: unknown value"), std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"routes": [{"scope": "global"}]}})").find("scope"),
+            std::string::npos);
+  EXPECT_NE(MustFail(R"({"pod-network": {"neighbors": [{"state": "gone"}]}})").find("state"),
+            std::string::npos);
+  EXPECT_NE(
+      MustFail(R"({"tls-min-version": "VersionTLS10"})").find("tls-min-version: unknown value"),
+      std::string::npos);
 }
 
 TEST(ApfConfigTest, RefusesNonObjectsGarbageAndOversizedInput) {

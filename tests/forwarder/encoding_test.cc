@@ -15,7 +15,8 @@ namespace {
 std::string OpensslEncode(const std::string& bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
@@ -76,11 +77,11 @@ TEST(Base64Test, RefusesMalformedInput) {
   EXPECT_NE(error.find("multiple of 4"), std::string::npos);
   EXPECT_FALSE(Base64Decode("ab!d", 100, out, error));
   EXPECT_NE(error.find("invalid character"), std::string::npos);
-  EXPECT_FALSE(Base64Decode("a===", 100, out, error));  // too much padding
-  EXPECT_FALSE(Base64Decode("ab=d", 100, out, error));  // data after padding
+  EXPECT_FALSE(Base64Decode("a===", 100, out, error));      // too much padding
+  EXPECT_FALSE(Base64Decode("ab=d", 100, out, error));      // data after padding
   EXPECT_FALSE(Base64Decode("ab==abcd", 100, out, error));  // padding before the last group
-  EXPECT_FALSE(Base64Decode("ab-_", 100, out, error));  // URL alphabet is not standard base64
-  EXPECT_FALSE(Base64Decode("YR==", 100, out, error));  // non-zero unused bits
+  EXPECT_FALSE(Base64Decode("ab-_", 100, out, error));      // URL alphabet is not standard base64
+  EXPECT_FALSE(Base64Decode("YR==", 100, out, error));      // non-zero unused bits
   EXPECT_NE(error.find("canonical"), std::string::npos);
 }
 
@@ -94,7 +95,8 @@ TEST(Base64Test, RefusesOutputOverTheLimitBeforeDecoding) {
 }
 
 TEST(GzipTest, RoundTripsAndInteroperatesWithTheGzipTool) {
-  const std::string text = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n" + std::string(5000, 'a') + RandomBytes(3000, 3);
+  const std::string text = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n" +
+                           std::string(5000, 'a') + RandomBytes(3000, 3);
   std::string out;
   std::string error;
   ASSERT_TRUE(GzipDecompress(GzipCompress(text), 1 << 20, out, error)) << error;

@@ -27,7 +27,8 @@ socket = 'unix:///run/confidential-containers/cdh.sock'
 std::string Hex(const std::string& algorithm, const std::string& bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_get_digestbyname(algorithm.c_str()), nullptr);
+  EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_get_digestbyname(algorithm.c_str()),
+             nullptr);
   std::string out;
   char buf[3];
   for (unsigned i = 0; i < n; ++i) {
@@ -45,7 +46,8 @@ TEST(InitdataTest, ParsesTheDocumentAndDigestsItsExactBytes) {
   EXPECT_EQ(initdata.algorithm, "sha384");
   EXPECT_EQ(initdata.toml, kToml);
   ASSERT_EQ(initdata.data.size(), 3u);
-  EXPECT_EQ(initdata.data.at("aa.toml"), "[token_configs.kbs]\nurl = \"http://kbs.example:8080\"\n");
+  EXPECT_EQ(initdata.data.at("aa.toml"),
+            "[token_configs.kbs]\nurl = \"http://kbs.example:8080\"\n");
   EXPECT_EQ(initdata.data.at("policy.rego"), "package agent_policy\n");
   EXPECT_EQ(initdata.digest_hex, Hex("SHA384", kToml));
   EXPECT_EQ(initdata.digest_hex.size(), 96u);
@@ -53,7 +55,8 @@ TEST(InitdataTest, ParsesTheDocumentAndDigestsItsExactBytes) {
 
 TEST(InitdataTest, DigestFollowsTheAlgorithm) {
   for (const char* algorithm : {"sha256", "sha384", "sha512"}) {
-    const std::string toml = std::string("version = \"0.1.0\"\nalgorithm = \"") + algorithm + "\"\n";
+    const std::string toml =
+        std::string("version = \"0.1.0\"\nalgorithm = \"") + algorithm + "\"\n";
     Initdata initdata;
     std::string error;
     ASSERT_TRUE(ParseInitdataToml(toml, initdata, error)) << error;
@@ -81,14 +84,19 @@ std::string FailToml(const std::string& toml) {
 
 TEST(InitdataTest, RefusesBadDocuments) {
   EXPECT_NE(FailToml("algorithm = \"sha256\"\n").find("\"version\" is missing"), std::string::npos);
-  EXPECT_NE(FailToml("version = \"0.2.0\"\nalgorithm = \"sha256\"\n").find("0.1.0"), std::string::npos);
+  EXPECT_NE(FailToml("version = \"0.2.0\"\nalgorithm = \"sha256\"\n").find("0.1.0"),
+            std::string::npos);
   EXPECT_NE(FailToml("version = \"0.1.0\"\n").find("\"algorithm\" is missing"), std::string::npos);
-  EXPECT_NE(FailToml("version = \"0.1.0\"\nalgorithm = \"md5\"\n").find("sha256, sha384 or sha512"), std::string::npos);
-  EXPECT_NE(FailToml("version = \"0.1.0\"\nalgorithm = \"sha256\"\ndata = 5\n").find("\"data\" must be a table"),
+  EXPECT_NE(FailToml("version = \"0.1.0\"\nalgorithm = \"md5\"\n").find("sha256, sha384 or sha512"),
             std::string::npos);
-  EXPECT_NE(FailToml("version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = 1\n").find("data.\"aa.toml\""),
+  EXPECT_NE(FailToml("version = \"0.1.0\"\nalgorithm = \"sha256\"\ndata = 5\n")
+                .find("\"data\" must be a table"),
             std::string::npos);
-  const std::string syntax = FailToml("version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data\nsecret = \"hunter2\"\n");
+  EXPECT_NE(FailToml("version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = 1\n")
+                .find("data.\"aa.toml\""),
+            std::string::npos);
+  const std::string syntax =
+      FailToml("version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data\nsecret = \"hunter2\"\n");
   EXPECT_NE(syntax.find("not valid TOML at line 3"), std::string::npos) << syntax;
   EXPECT_EQ(syntax.find("hunter2"), std::string::npos);
   EXPECT_NE(FailToml(std::string(kMaxInitdataBytes + 1, '#')).find("limit"), std::string::npos);

@@ -29,7 +29,9 @@ ProcessUserDataOptions Parse(std::vector<const char*> argv) {
   return options;
 }
 
-void WriteText(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
 
 std::string ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -46,7 +48,8 @@ std::string GoodUserData() {
   a.content = SerializeApfConfig(apf);
   WriteFile i;
   i.path = "/run/peerpod/initdata";
-  i.content = EncodeInitdata("version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = \"[x]\\n\"\n");
+  i.content = EncodeInitdata(
+      "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = \"[x]\\n\"\n");
   return RenderUserData({a, i});
 }
 
@@ -57,14 +60,16 @@ class CliTest : public ::testing::Test {
 };
 
 TEST_F(CliTest, AcceptsCaaAndGoStyleFlags) {
-  const auto options = Parse({"process-user-data", "provision-files", "-t", "30", "-user-data-file", "/media/cidata/user-data",
-                              "-output-dir=/tmp/x", "-retry-delay", "0.5"});
+  const auto options =
+      Parse({"process-user-data", "provision-files", "-t", "30", "-user-data-file",
+             "/media/cidata/user-data", "-output-dir=/tmp/x", "-retry-delay", "0.5"});
   EXPECT_EQ(options.timeout_seconds, 30);
   EXPECT_EQ(options.user_data_file, "/media/cidata/user-data");
   EXPECT_EQ(options.output_dir, "/tmp/x");
   EXPECT_DOUBLE_EQ(options.retry_delay_seconds, 0.5);
-  const auto url = Parse({"process-user-data", "-url", "http://169.254.169.254/x", "-header", "Metadata: true",
-                          "-header", "A: b", "-base64", "--user-data-fetch-timeout", "5"});
+  const auto url =
+      Parse({"process-user-data", "-url", "http://169.254.169.254/x", "-header", "Metadata: true",
+             "-header", "A: b", "-base64", "--user-data-fetch-timeout", "5"});
   EXPECT_EQ(url.headers, (std::vector<std::string>{"Metadata: true", "A: b"}));
   EXPECT_TRUE(url.base64);
   EXPECT_EQ(url.timeout_seconds, 5);
@@ -88,7 +93,9 @@ TEST_F(CliTest, ValidatesCombinations) {
   EXPECT_FALSE(ValidateOptions(options));
   options.headers = {"Metadata: true"};
   EXPECT_TRUE(ValidateOptions(options));
-  EXPECT_EQ(ProcessUserDataMain(4, std::vector<const char*>{"p", "-cidata", "a", "-url=http://x"}.data()), 2);
+  EXPECT_EQ(
+      ProcessUserDataMain(4, std::vector<const char*>{"p", "-cidata", "a", "-url=http://x"}.data()),
+      2);
 }
 
 TEST_F(CliTest, ProvisionsFromAFile) {
@@ -110,11 +117,13 @@ TEST_F(CliTest, ProvisionsFromACidataImageThroughTheBinaryFlags) {
   WriteText(dir / "tree/meta-data", "instance-id: i\n");
   ASSERT_EQ(std::system("command -v xorriso >/dev/null 2>&1"), 0)
       << "xorriso is not installed; run setup.sh (it builds the cidata test images)";
-  const std::string cmd = "xorriso -as mkisofs -V cidata -J -r -o " + (dir / "c.iso") + " " + (dir / "tree") + " >/dev/null 2>&1";
+  const std::string cmd = "xorriso -as mkisofs -V cidata -J -r -o " + (dir / "c.iso") + " " +
+                          (dir / "tree") + " >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const std::string iso = dir / "c.iso";
   const std::string out = dir / "out";
-  std::vector<const char*> argv{"process-user-data", "provision-files", "-cidata", iso.c_str(), "-output-dir", out.c_str()};
+  std::vector<const char*> argv{"process-user-data", "provision-files", "-cidata",
+                                iso.c_str(),         "-output-dir",     out.c_str()};
   ASSERT_EQ(ProcessUserDataMain(static_cast<int>(argv.size()), argv.data()), 0);
   EXPECT_TRUE(std::filesystem::exists(dir / "out/apf.json"));
   EXPECT_TRUE(std::filesystem::exists(dir / "out/initdata.digest"));
@@ -122,8 +131,9 @@ TEST_F(CliTest, ProvisionsFromACidataImageThroughTheBinaryFlags) {
 
 TEST_F(CliTest, RejectedUserDataWritesNothingAndFails) {
   testing::TempDir dir;
-  WriteText(dir / "user-data", "#cloud-config\nwrite_files:\n- path: /run/peerpod/apf.json\n  content: '{}'\n"
-                               "- path: /run/peerpod/../../etc/passwd\n  content: x\n");
+  WriteText(dir / "user-data",
+            "#cloud-config\nwrite_files:\n- path: /run/peerpod/apf.json\n  content: '{}'\n"
+            "- path: /run/peerpod/../../etc/passwd\n  content: x\n");
   ProcessUserDataOptions options;
   options.user_data_file = dir / "user-data";
   options.output_dir = dir / "out";
@@ -170,7 +180,10 @@ TEST_F(CliTest, WithoutASourceProcessesAnExistingInitdata) {
   options.output_dir = dir.path();
   EXPECT_EQ(RunProcessUserData(options), 0) << "nothing to do is success";
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
-  WriteText(dir / "initdata", EncodeInitdata("version = \"0.1.0\"\nalgorithm = \"sha512\"\n[data]\n\"cdh.toml\" = \"a = 1\\n\"\n"));
+  WriteText(
+      dir / "initdata",
+      EncodeInitdata(
+          "version = \"0.1.0\"\nalgorithm = \"sha512\"\n[data]\n\"cdh.toml\" = \"a = 1\\n\"\n"));
   ASSERT_EQ(RunProcessUserData(options), 0);
   EXPECT_EQ(ReadText(dir / "cdh.toml"), "a = 1\n");
   EXPECT_EQ(ReadText(dir / "initdata.digest").size(), 128u);

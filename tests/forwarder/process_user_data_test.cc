@@ -68,7 +68,8 @@ std::string Rejection(const std::string& user_data) {
   EXPECT_FALSE(plan.has_value()) << user_data;
   if (plan) return {};
   EXPECT_EQ(plan.error().code, Code::kInvalidArgument);
-  EXPECT_NE(plan.error().message.find("nothing written"), std::string::npos) << plan.error().message;
+  EXPECT_NE(plan.error().message.find("nothing written"), std::string::npos)
+      << plan.error().message;
   return plan.error().message;
 }
 
@@ -86,13 +87,15 @@ TEST(ProcessUserDataTest, WritesEveryAllowedFileWithItsMode) {
   EXPECT_EQ(ReadText(dir / "apf.json"), ApfJson());
   EXPECT_EQ(ModeOf(dir / "apf.json"), 0600u);
   EXPECT_EQ(ModeOf(dir / "auth.json"), 0600u);
-  EXPECT_EQ(ReadText(dir / "initdata"), EncodeInitdata(kInitdataToml) + "\n") << "initdata is kept as delivered";
+  EXPECT_EQ(ReadText(dir / "initdata"), EncodeInitdata(kInitdataToml) + "\n")
+      << "initdata is kept as delivered";
   EXPECT_EQ(ModeOf(dir / "initdata"), 0600u);
   EXPECT_EQ(ReadText(dir / "scratch-space.marker"), "");
   EXPECT_EQ(ModeOf(dir / "scratch-space.marker"), 0644u);
   // What initdata yields.
   EXPECT_EQ(ReadText(dir / "aa.toml"), "[token_configs.kbs]\nurl = \"http://kbs:8080\"\n");
-  EXPECT_EQ(ReadText(dir / "cdh.toml"), "socket = 'unix:///run/confidential-containers/cdh.sock'\n");
+  EXPECT_EQ(ReadText(dir / "cdh.toml"),
+            "socket = 'unix:///run/confidential-containers/cdh.sock'\n");
   EXPECT_EQ(ReadText(dir / "policy.rego"), "package agent_policy\n");
   EXPECT_EQ(ModeOf(dir / "policy.rego"), 0600u);
   EXPECT_FALSE(std::filesystem::exists(dir / "unrelated"));
@@ -116,12 +119,16 @@ TEST(ProcessUserDataTest, InitdataFilesWinOverWriteFilesAndAreNoted) {
   });
   auto plan = PlanFromText(user_data);
   ASSERT_TRUE(plan) << plan.error().message;
-  const auto aa = std::find_if(plan->files.begin(), plan->files.end(), [](const auto& f) { return f.name == "aa.toml"; });
+  const auto aa = std::find_if(plan->files.begin(), plan->files.end(),
+                               [](const auto& f) { return f.name == "aa.toml"; });
   ASSERT_NE(aa, plan->files.end());
   EXPECT_NE(aa->bytes.find("kbs:8080"), std::string::npos);
-  EXPECT_EQ(std::count_if(plan->files.begin(), plan->files.end(), [](const auto& f) { return f.name == "aa.toml"; }), 1);
+  EXPECT_EQ(std::count_if(plan->files.begin(), plan->files.end(),
+                          [](const auto& f) { return f.name == "aa.toml"; }),
+            1);
   bool noted = false;
-  for (const auto& note : plan->notes) noted |= note.find("replaces the write_files entry") != std::string::npos;
+  for (const auto& note : plan->notes)
+    noted |= note.find("replaces the write_files entry") != std::string::npos;
   EXPECT_TRUE(noted);
 }
 
@@ -167,30 +174,45 @@ TEST(ProcessUserDataRefusalTest, PathTraversal) {
 }
 
 TEST(ProcessUserDataRefusalTest, PathOutsidePeerpodDir) {
-  EXPECT_NE(Rejection(OneFile("/etc/cron.d/evil", "x")).find("outside /run/peerpod"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpodX/apf.json", "x")).find("outside /run/peerpod"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("run/peerpod/apf.json", "x")).find("not an absolute path"), std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/etc/cron.d/evil", "x")).find("outside /run/peerpod"),
+            std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpodX/apf.json", "x")).find("outside /run/peerpod"),
+            std::string::npos);
+  EXPECT_NE(Rejection(OneFile("run/peerpod/apf.json", "x")).find("not an absolute path"),
+            std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, UnnormalizedAndNestedPaths) {
-  EXPECT_NE(Rejection(OneFile("/run/peerpod//apf.json", ApfJson())).find("not a normalized path"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/./apf.json", ApfJson())).find("not a normalized path"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/sub/apf.json", ApfJson())).find("only files directly"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/", "x")).find("only files directly"), std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod//apf.json", ApfJson())).find("not a normalized path"),
+            std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/./apf.json", ApfJson())).find("not a normalized path"),
+            std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/sub/apf.json", ApfJson())).find("only files directly"),
+            std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/", "x")).find("only files directly"),
+            std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, UnknownNames) {
   const std::string error = Rejection(OneFile("/run/peerpod/agent-config.toml", "x"));
-  EXPECT_NE(error.find("not an allowed file (allowed: apf.json, auth.json, initdata"), std::string::npos) << error;
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/initdata.digest", "forged")).find("not an allowed file"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/policy.rego", "x")).find("not an allowed file"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile(std::string("/run/peerpod/apf.json\0x", 23), ApfJson())).find("not an allowed file"),
+  EXPECT_NE(error.find("not an allowed file (allowed: apf.json, auth.json, initdata"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(
+      Rejection(OneFile("/run/peerpod/initdata.digest", "forged")).find("not an allowed file"),
+      std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/policy.rego", "x")).find("not an allowed file"),
+            std::string::npos);
+  EXPECT_NE(Rejection(OneFile(std::string("/run/peerpod/apf.json\0x", 23), ApfJson()))
+                .find("not an allowed file"),
             std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, DuplicatePaths) {
-  const std::string user_data = RenderUserData({Entry("/run/peerpod/apf.json", ApfJson()), Entry("/run/peerpod/apf.json", ApfJson())});
-  EXPECT_NE(Rejection(user_data).find("write_files[1] (/run/peerpod/apf.json): the same file is listed twice"),
+  const std::string user_data = RenderUserData(
+      {Entry("/run/peerpod/apf.json", ApfJson()), Entry("/run/peerpod/apf.json", ApfJson())});
+  EXPECT_NE(Rejection(user_data).find(
+                "write_files[1] (/run/peerpod/apf.json): the same file is listed twice"),
             std::string::npos);
 }
 
@@ -202,20 +224,26 @@ TEST(ProcessUserDataRefusalTest, Append) {
 
 TEST(ProcessUserDataRefusalTest, OversizedContent) {
   const std::string big = "{\"pad\": \"" + std::string(kMaxFileBytes, 'a') + "\"}";
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/auth.json", big)).find("more than the limit"), std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/auth.json", big)).find("more than the limit"),
+            std::string::npos);
   // A gzip bomb stops at the limit too.
-  WriteFile bomb = Entry("/run/peerpod/auth.json", Base64Encode(GzipCompress(std::string(50 * kMaxFileBytes, ' '))));
+  WriteFile bomb = Entry("/run/peerpod/auth.json",
+                         Base64Encode(GzipCompress(std::string(50 * kMaxFileBytes, ' '))));
   bomb.encoding = ContentEncoding::kGzipBase64;
   EXPECT_NE(Rejection(RenderUserData({bomb})).find("limit"), std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, OversizedTotal) {
-  // Five files, each under the per-file cap (and tiny once compressed), add up to over the total cap.
+  // Five files, each under the per-file cap (and tiny once compressed), add up to over the total
+  // cap.
   std::vector<WriteFile> files;
   const std::string pad(kMaxFileBytes - 100, ' ');
-  for (const char* name : {"apf.json", "auth.json", "aa.toml", "cdh.toml", "scratch-space.marker"}) {
-    const std::string content = std::string(name).ends_with(".json") ? "{" + pad + "}" : "#" + pad + "\n";
-    WriteFile file = Entry(std::string("/run/peerpod/") + name, Base64Encode(GzipCompress(content)));
+  for (const char* name :
+       {"apf.json", "auth.json", "aa.toml", "cdh.toml", "scratch-space.marker"}) {
+    const std::string content =
+        std::string(name).ends_with(".json") ? "{" + pad + "}" : "#" + pad + "\n";
+    WriteFile file =
+        Entry(std::string("/run/peerpod/") + name, Base64Encode(GzipCompress(content)));
     file.encoding = ContentEncoding::kGzipBase64;
     files.push_back(file);
   }
@@ -225,7 +253,8 @@ TEST(ProcessUserDataRefusalTest, OversizedTotal) {
 }
 
 TEST(ProcessUserDataRefusalTest, MalformedYaml) {
-  const std::string error = Rejection("#cloud-config\nwrite_files:\n  - path: /run/peerpod/apf.json\n   content: [\n");
+  const std::string error =
+      Rejection("#cloud-config\nwrite_files:\n  - path: /run/peerpod/apf.json\n   content: [\n");
   EXPECT_NE(error.find("malformed YAML"), std::string::npos) << error;
   EXPECT_NE(Rejection("not cloud-config\n").find("#cloud-config"), std::string::npos);
 }
@@ -237,13 +266,15 @@ TEST(ProcessUserDataRefusalTest, BadEncodings) {
   WriteFile gz = Entry("/run/peerpod/auth.json", Base64Encode("not gzip"));
   gz.encoding = ContentEncoding::kGzipBase64;
   EXPECT_NE(Rejection(RenderUserData({gz})).find("content: gzip"), std::string::npos);
-  EXPECT_NE(Rejection("#cloud-config\nwrite_files:\n- path: /run/peerpod/auth.json\n  encoding: rot13\n  content: x\n")
+  EXPECT_NE(Rejection("#cloud-config\nwrite_files:\n- path: /run/peerpod/auth.json\n  encoding: "
+                      "rot13\n  content: x\n")
                 .find("unknown encoding"),
             std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, BadPermissions) {
-  EXPECT_NE(Rejection("#cloud-config\nwrite_files:\n- path: /run/peerpod/auth.json\n  permissions: u=rw\n  content: '{}'\n")
+  EXPECT_NE(Rejection("#cloud-config\nwrite_files:\n- path: /run/peerpod/auth.json\n  permissions: "
+                      "u=rw\n  content: '{}'\n")
                 .find("permissions"),
             std::string::npos);
 }
@@ -252,14 +283,20 @@ TEST(ProcessUserDataRefusalTest, ContentThatFailsItsFormat) {
   EXPECT_NE(Rejection(OneFile("/run/peerpod/apf.json", "{\"pod-network\": {\"mtu\": \"big\"}}"))
                 .find("apf.json: pod-network.mtu: must be an integer"),
             std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/apf.json", "not json")).find("apf.json: not valid JSON"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/auth.json", "[]")).find("not a JSON object"), std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/initdata", "version = \"0.1.0\"\n")).find("initdata: not base64(gzip(TOML))"),
+  EXPECT_NE(
+      Rejection(OneFile("/run/peerpod/apf.json", "not json")).find("apf.json: not valid JSON"),
+      std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/auth.json", "[]")).find("not a JSON object"),
             std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/initdata", EncodeInitdata("version = \"9\"\nalgorithm = \"sha256\"\n")))
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/initdata", "version = \"0.1.0\"\n"))
+                .find("initdata: not base64(gzip(TOML))"),
+            std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/initdata",
+                              EncodeInitdata("version = \"9\"\nalgorithm = \"sha256\"\n")))
                 .find("0.1.0"),
             std::string::npos);
-  EXPECT_NE(Rejection(OneFile("/run/peerpod/aa.toml", "[unclosed\n")).find("not valid TOML"), std::string::npos);
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/aa.toml", "[unclosed\n")).find("not valid TOML"),
+            std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, OneBadEntryRejectsAllAndEveryProblemIsListed) {
@@ -273,12 +310,14 @@ TEST(ProcessUserDataRefusalTest, OneBadEntryRejectsAllAndEveryProblemIsListed) {
   auto plan = PlanFromText(user_data);
   ASSERT_FALSE(plan);
   EXPECT_NE(plan.error().message.find("write_files[1] (/etc/passwd): outside"), std::string::npos);
-  EXPECT_NE(plan.error().message.find("write_files[3] (/run/peerpod/nope): not an allowed file"), std::string::npos);
+  EXPECT_NE(plan.error().message.find("write_files[3] (/run/peerpod/nope): not an allowed file"),
+            std::string::npos);
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 TEST(ProcessUserDataRefusalTest, ErrorsNeverContainContents) {
-  const std::string error = Rejection(OneFile("/run/peerpod/apf.json", "{\"tls-server-key\": 42, \"x\": \"SECRET\"}"));
+  const std::string error =
+      Rejection(OneFile("/run/peerpod/apf.json", "{\"tls-server-key\": 42, \"x\": \"SECRET\"}"));
   EXPECT_EQ(error.find("SECRET"), std::string::npos);
   EXPECT_EQ(error.find("42"), std::string::npos);
 }
@@ -340,7 +379,8 @@ TEST(WritePlanTest, PlanFromExistingInitdata) {
   ASSERT_TRUE(plan) << plan.error().message;
   std::vector<std::string> names;
   for (const auto& f : plan->files) names.push_back(f.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"aa.toml", "cdh.toml", "policy.rego", "initdata.digest"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"aa.toml", "cdh.toml", "policy.rego", "initdata.digest"}));
   EXPECT_FALSE(PlanFromInitdata("garbage"));
 }
 

@@ -27,15 +27,15 @@ void WriteText(const std::string& path, const std::string& text) {
 
 // Builds a NoCloud image with xorriso, as the libvirt provider does. Fails the test (never skips)
 // when xorriso is missing.
-std::string MakeIso(const testing::TempDir& dir, const std::string& label, const std::string& user_data,
-                    bool with_user_data = true) {
+std::string MakeIso(const testing::TempDir& dir, const std::string& label,
+                    const std::string& user_data, bool with_user_data = true) {
   const std::string tree = dir / ("tree-" + label);
   std::filesystem::create_directories(tree);
   if (with_user_data) WriteText(tree + "/user-data", user_data);
   WriteText(tree + "/meta-data", "instance-id: podvm-test\nlocal-hostname: podvm-test\n");
   const std::string iso = dir / (label + ".iso");
-  const std::string command = "xorriso -as mkisofs -V " + label + " -J -r -o " + iso + " " + tree + " >" +
-                              (dir / "xorriso.log") + " 2>&1";
+  const std::string command = "xorriso -as mkisofs -V " + label + " -J -r -o " + iso + " " + tree +
+                              " >" + (dir / "xorriso.log") + " 2>&1";
   if (std::system("command -v xorriso >/dev/null 2>&1") != 0) {
     ADD_FAILURE() << "xorriso is not installed; run setup.sh (it builds the cidata test images)";
     return {};
@@ -75,7 +75,9 @@ class LoopbackHttpServer {
     ::close(listener_);
   }
 
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
   int Connections() const { return connections_; }
   std::vector<std::string> Requests() {
     std::lock_guard lock(mutex_);
@@ -104,8 +106,9 @@ class LoopbackHttpServer {
         requests_.push_back(request);
       }
       ++connections_;
-      const std::string head = "HTTP/1.1 " + std::to_string(response.status) + " X\r\nContent-Length: " +
-                               std::to_string(response.body.size()) + "\r\nConnection: close\r\n\r\n";
+      const std::string head = "HTTP/1.1 " + std::to_string(response.status) +
+                               " X\r\nContent-Length: " + std::to_string(response.body.size()) +
+                               "\r\nConnection: close\r\n\r\n";
       const std::string bytes = head + response.body;
       for (std::size_t sent = 0; sent < bytes.size();) {
         const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
@@ -126,7 +129,8 @@ class LoopbackHttpServer {
   std::thread thread_;
 };
 
-constexpr const char* kUserData = "#cloud-config\nwrite_files:\n- path: /run/peerpod/auth.json\n  content: '{}'\n";
+constexpr const char* kUserData =
+    "#cloud-config\nwrite_files:\n- path: /run/peerpod/auth.json\n  content: '{}'\n";
 
 TEST(UserDataFileTest, ReadsAndReportsMissingFilesAsRetryable) {
   testing::TempDir dir;
@@ -176,7 +180,8 @@ TEST(CidataTest, RefusesImagesThatAreNotCidata) {
   auto text = ReadCidataUserData(iso);
   ASSERT_FALSE(text);
   EXPECT_EQ(text.error().code, Code::kInvalidArgument);
-  EXPECT_NE(text.error().message.find("volume id is \"config-2\""), std::string::npos) << text.error().message;
+  EXPECT_NE(text.error().message.find("volume id is \"config-2\""), std::string::npos)
+      << text.error().message;
 }
 
 TEST(CidataTest, MissingUserDataAndMissingImageAreNotFound) {
@@ -203,7 +208,8 @@ TEST(CidataTest, RefusesFilesThatAreNotIso9660) {
 
 TEST(UrlTest, FetchesWithHeaders) {
   LoopbackHttpServer server({{200, kUserData}});
-  auto text = FetchUserDataUrl(server.Url("/latest/user-data"), {"Metadata: true"}, milliseconds(5000));
+  auto text =
+      FetchUserDataUrl(server.Url("/latest/user-data"), {"Metadata: true"}, milliseconds(5000));
   ASSERT_TRUE(text) << text.error().message;
   EXPECT_EQ(*text, kUserData);
   const auto requests = server.Requests();
@@ -253,7 +259,8 @@ TEST(UrlTest, ConnectionRefusedIsRetryable) {
     LoopbackHttpServer server({{200, ""}});
     port = std::stoi(server.Url("").substr(17));
   }  // closed: nothing listens on the port now
-  auto r = FetchUserDataUrl("http://127.0.0.1:" + std::to_string(port) + "/", {}, milliseconds(5000));
+  auto r =
+      FetchUserDataUrl("http://127.0.0.1:" + std::to_string(port) + "/", {}, milliseconds(5000));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Code::kUnavailable);
 }
@@ -262,7 +269,9 @@ TEST(RetryTest, RetriesUntilTheServiceAnswers) {
   LoopbackHttpServer server({{503, ""}, {404, ""}, {200, kUserData}});
   int retries = 0;
   auto text = ReadWithRetry(
-      [&](milliseconds remaining) { return FetchUserDataUrl(server.Url("/user-data"), {}, remaining); },
+      [&](milliseconds remaining) {
+        return FetchUserDataUrl(server.Url("/user-data"), {}, remaining);
+      },
       milliseconds(10000), milliseconds(20), [&](const Error&) { ++retries; });
   ASSERT_TRUE(text) << text.error().message;
   EXPECT_EQ(*text, kUserData);
@@ -274,8 +283,8 @@ TEST(RetryTest, GivesUpAtTheTimeoutWithTheLastError) {
   LoopbackHttpServer server({{503, ""}});
   const auto start = std::chrono::steady_clock::now();
   auto text = ReadWithRetry(
-      [&](milliseconds remaining) { return FetchUserDataUrl(server.Url("/"), {}, remaining); }, milliseconds(300),
-      milliseconds(50), nullptr);
+      [&](milliseconds remaining) { return FetchUserDataUrl(server.Url("/"), {}, remaining); },
+      milliseconds(300), milliseconds(50), nullptr);
   const auto spent = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(text);
   EXPECT_EQ(text.error().code, Code::kUnavailable);

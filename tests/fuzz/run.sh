@@ -22,8 +22,12 @@ for entry in "${targets[@]}"; do
   mkdir -p "$work/$target"
   cp "$corpus"/* "$work/$target/"
   echo "== $target: ${seconds}s"
-  if ! ./build-fuzz/bin/"$target" -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 \
-      -artifact_prefix="$work/$target-" "$work/$target" >"$work/$target.log" 2>&1; then
+  # libFuzzer prints a heap profile before saving an out-of-memory input, which can take forever
+  # under ptrace restrictions: the outer timeout keeps this script from hanging.
+  if ! timeout --signal=KILL $((seconds * 2 + 120)) \
+      ./build-fuzz/bin/"$target" -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 \
+      -malloc_limit_mb=1024 -timeout=30 -artifact_prefix="$work/$target-" "$work/$target" \
+      >"$work/$target.log" 2>&1; then
     status=1
     tail -n 40 "$work/$target.log"
     for crash in "$work/$target"-*; do
