@@ -53,8 +53,8 @@ AgentProxy::AgentProxy(asio::any_io_executor executor, AgentProxyOptions options
 
 AgentProxy::~AgentProxy() { Shutdown(); }
 
-Result<std::unique_ptr<AgentProxy>> AgentProxy::Start(asio::any_io_executor executor, AgentProxyOptions options) {
-  std::unique_ptr<AgentProxy> proxy(new AgentProxy(std::move(executor), std::move(options)));
+Result<std::shared_ptr<AgentProxy>> AgentProxy::Start(asio::any_io_executor executor, AgentProxyOptions options) {
+  std::shared_ptr<AgentProxy> proxy(new AgentProxy(std::move(executor), std::move(options)));
   const std::string& path = proxy->options_.socket_path;
   ::unlink(path.c_str());  // a socket left by an earlier process serves nobody
   std::error_code ec;
@@ -63,13 +63,8 @@ Result<std::unique_ptr<AgentProxy>> AgentProxy::Start(asio::any_io_executor exec
   if (!ec && ::chmod(path.c_str(), 0600) != 0) ec = std::error_code(errno, std::generic_category());
   if (!ec) proxy->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Fail(Code::kInternal, "agent proxy: listen on ", path, ": ", ec.message());
-  asio::co_spawn(proxy->executor_, proxy->AcceptLoop(), asio::detached);
+  asio::co_spawn(proxy->executor_, proxy->AcceptLoop(), [proxy](std::exception_ptr) {});
   return proxy;
-}
-
-asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> AgentProxy::Dial() {
-  return DialAgentForwarder(executor_, options_.host, options_.port, options_.tls, options_.server_name,
-                            options_.dial_timeout);
 }
 
 asio::awaitable<void> AgentProxy::AcceptLoop() {
@@ -87,7 +82,10 @@ asio::awaitable<void> AgentProxy::AcceptLoop() {
     auto [ec, socket] = co_await acceptor_.async_accept(executor_, kAwaitTuple);
     if (ec) break;
     auto downstream = std::make_unique<ttrpc::UnixStream>(std::move(socket), "unix:" + options_.socket_path);
-    ttrpc::Relay::Dialer dial = [this] { return Dial(); };
+    // The relay may outlive this proxy by a moment: its dialer holds copies, not `this`.
+    ttrpc::Relay::Dialer dial = [executor = executor_, o = options_] {
+      return DialAgentForwarder(executor, o.host, o.port, o.tls, o.server_name, o.dial_timeout);
+    };
     std::erase_if(relays_, [](const auto& weak) { return weak.expired(); });
     relays_.push_back(ttrpc::Relay::Start(std::move(downstream), std::move(dial), relay_options));
   }

@@ -39,9 +39,10 @@ struct AgentProxyOptions {
   bool gpus_requested = false;
 };
 
-class AgentProxy {
+class AgentProxy : public std::enable_shared_from_this<AgentProxy> {
  public:
-  static Result<std::unique_ptr<AgentProxy>> Start(asio::any_io_executor executor, AgentProxyOptions options);
+  // Its accept loop keeps the proxy alive until Shutdown() closed the listener.
+  static Result<std::shared_ptr<AgentProxy>> Start(asio::any_io_executor executor, AgentProxyOptions options);
   ~AgentProxy();
 
   // Retries grpc.Health/Check through agent.ttrpc until it succeeds or `deadline` passes
@@ -57,7 +58,6 @@ class AgentProxy {
  private:
   AgentProxy(asio::any_io_executor executor, AgentProxyOptions options);
   asio::awaitable<void> AcceptLoop();
-  asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> Dial();
 
   asio::any_io_executor executor_;
   AgentProxyOptions options_;

@@ -89,6 +89,7 @@ asio::awaitable<std::shared_ptr<Relay::Upstream>> Relay::EnsureUpstream(std::uin
   const auto give_up = std::chrono::steady_clock::now() + options_.dial_wait;
   auto backoff = std::chrono::milliseconds(50);
   for (;;) {
+    if (closed_) co_return nullptr;
     auto stream = co_await dial_();
     if (closed_) co_return nullptr;
     if (stream) {
