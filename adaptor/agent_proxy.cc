@@ -56,6 +56,10 @@ AgentProxy::~AgentProxy() { Shutdown(); }
 Result<std::shared_ptr<AgentProxy>> AgentProxy::Start(asio::any_io_executor executor, AgentProxyOptions options) {
   std::shared_ptr<AgentProxy> proxy(new AgentProxy(std::move(executor), std::move(options)));
   const std::string& path = proxy->options_.socket_path;
+  if (path.size() >= kMaxUnixSocketPath) {
+    return Fail(Code::kFailedPrecondition, "agent proxy: socket path ", path, " is longer than ",
+                std::to_string(kMaxUnixSocketPath - 1), " bytes; use a shorter -pods-dir");
+  }
   ::unlink(path.c_str());  // a socket left by an earlier process serves nobody
   std::error_code ec;
   proxy->acceptor_.open(asio::local::stream_protocol(), ec);

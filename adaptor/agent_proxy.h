@@ -25,6 +25,9 @@ class context;
 
 namespace pp::adaptor {
 
+// sizeof(sockaddr_un::sun_path) on Linux, the terminating NUL included.
+inline constexpr std::size_t kMaxUnixSocketPath = 108;
+
 inline constexpr std::string_view kGpuCdiAnnotation = "cdi.k8s.io/peer-pods";
 inline constexpr std::string_view kGpuCdiValue = "nvidia.com/gpu=all";
 

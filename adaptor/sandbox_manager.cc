@@ -92,6 +92,11 @@ asio::awaitable<Result<std::string>> SandboxManager::CreateVM(hypervisor::Create
 
 Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
   const std::string id = request.id;
+  if (store_.AgentSocketPath(id).size() >= kMaxUnixSocketPath) {
+    return Fail(Code::kInvalidArgument, "sandbox id of ", std::to_string(id.size()),
+                " characters makes the agent socket path longer than a unix socket allows (",
+                std::to_string(kMaxUnixSocketPath - 1), " bytes) under ", store_.pods_dir());
+  }
   for (;;) {
     std::unique_lock lock(mu_);
     const auto it = entries_.find(id);

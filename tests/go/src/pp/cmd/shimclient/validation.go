@@ -53,7 +53,6 @@ var invalidCases = []requestCase{
 
 // validEdgeCases sit at the edge of what is allowed.
 var validEdgeCases = []requestCase{
-	{"id_128_chars", setID(strings.Repeat("Az09_-", 22)[:128])},
 	{"optional_annotations_empty", func(r *wire.CreateVMRequest) {
 		for _, key := range []string{wire.AnnotVCPUs, wire.AnnotMemory, wire.AnnotGPUs, wire.AnnotImage,
 			wire.AnnotMachineType, wire.AnnotGPUModel, wire.AnnotInitData} {
@@ -88,7 +87,23 @@ func (e *env) validationChecks(r *harness.Runner, st style) {
 			return nil
 		})
 	}
-	for i, c := range validEdgeCases {
+	// The id becomes part of <pods-dir>/<id>/agent.ttrpc, a unix socket path (at most 107 bytes):
+	// the longest id that fits is accepted, one more character is refused.
+	longest := 107 - len(e.podsDir) - len("/") - len("/agent.ttrpc")
+	if longest > 128 {
+		longest = 128
+	}
+	edges := append([]requestCase{{fmt.Sprintf("id_%d_chars", longest), setID(strings.Repeat("Az09_-", 22)[:longest])}},
+		validEdgeCases...)
+	if longest < 128 {
+		tooLong := sandboxRequest("x", "pod-too-long")
+		tooLong.Id = strings.Repeat("b", longest+1)
+		r.Run(st.name+"/reject_id_too_long_for_socket_path", func() error {
+			_, err := h.CreateVM(tooLong)
+			return harness.ExpectCodeMessage(err, codes.InvalidArgument)
+		})
+	}
+	for i, c := range edges {
 		id := fmt.Sprintf("%s-edge-%d", st.name, i)
 		req := sandboxRequest(id, "pod-"+id)
 		c.edit(req)
