@@ -9,6 +9,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "forwarder/encoding.h"
+
 namespace pp::forwarder {
 namespace {
 
@@ -45,17 +47,6 @@ constexpr std::array kTlsVersions = {"VersionTLS12", "VersionTLS13"};
 template <std::size_t N>
 bool Contains(const std::array<const char*, N>& names, std::string_view name) {
   return std::any_of(names.begin(), names.end(), [&](const char* n) { return name == n; });
-}
-
-// A key from the document, printable and bounded, for notes.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, 64)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7F ? c : '?');
-  }
-  if (text.size() > 64) out += "...";
-  return out;
 }
 
 bool Fail(std::string& error, const std::string& where, const std::string& what) {

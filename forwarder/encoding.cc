@@ -230,4 +230,14 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
+std::string Printable(std::string_view text, std::size_t max, bool mask_quotes) {
+  std::string out;
+  for (const char c : text.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 0x20 && u < 0x7F && !(mask_quotes && c == '"') ? c : '?');
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 }  // namespace pp::forwarder

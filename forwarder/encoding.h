@@ -37,4 +37,8 @@ std::size_t NextUtf8(std::string_view text, std::size_t i, std::uint32_t& cp);
 // Whether `text` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
 bool IsValidUtf8(std::string_view text);
 
+// A key or value from a document, for messages: at most `max` characters, anything outside
+// printable ASCII (and '"' when `mask_quotes`) shown as '?', "..." when cut.
+std::string Printable(std::string_view text, std::size_t max = 64, bool mask_quotes = false);
+
 }  // namespace pp::forwarder

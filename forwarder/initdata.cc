@@ -10,17 +10,6 @@
 namespace pp::forwarder {
 namespace {
 
-// A key from the document, printable and bounded, for messages.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, 64)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7F && c != '"' ? c : '?');
-  }
-  if (text.size() > 64) out += "...";
-  return out;
-}
-
 bool Fail(std::string& error, const std::string& what) {
   error = "initdata: " + what;
   return false;
@@ -79,7 +68,8 @@ bool ParseInitdataToml(std::string_view toml, Initdata& out, std::string& error)
     for (const auto& [key, value] : *table) {
       const auto* text = value.as_string();
       if (text == nullptr)
-        return Fail(error, "data.\"" + Printable(key.str()) + "\" must be a string");
+        return Fail(error, "data.\"" + Printable(key.str(), 64, /*mask_quotes=*/true) +
+                               "\" must be a string");
       out.data.emplace(std::string(key.str()), text->get());
     }
   }

@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/base/file.h"
 #include "forwarder/apf_config.h"
+#include "forwarder/encoding.h"
 #include "forwarder/initdata.h"
 
 namespace pp::forwarder {
@@ -47,17 +49,6 @@ std::string AllowedList() {
   for (const Allowed& a : kWriteFiles)
     list += std::string(list.empty() ? "" : ", ") + std::string(a.name);
   return list;
-}
-
-// A path or key from the document, printable and bounded, for messages.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, 128)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7F ? c : '?');
-  }
-  if (text.size() > 128) out += "...";
-  return out;
 }
 
 // Maps "/run/peerpod/<name>" to <name>; false with a reason for anything else.
@@ -135,7 +126,7 @@ void AddInitdataFiles(const Initdata& initdata, Plan& plan) {
   for (const auto& [key, value] : initdata.data) {
     if (std::find(std::begin(kInitdataFiles), std::end(kInitdataFiles), key) ==
         std::end(kInitdataFiles)) {
-      plan.notes.push_back("initdata: skipping data key \"" + Printable(key) +
+      plan.notes.push_back("initdata: skipping data key \"" + Printable(key, 128) +
                            "\" (not a file this VM uses)");
       continue;
     }
@@ -171,18 +162,6 @@ struct Fd {
   Fd& operator=(const Fd&) = delete;
 };
 
-Result<void> WriteAll(int fd, std::string_view data, const std::string& what) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return std::unexpected(ErrnoError("write " + what, errno));
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
 // Writes one temporary file in `dir_fd`, never following a symlink.
 Result<void> Stage(int dir_fd, const std::string& dir, const std::string& tmp,
                    const PlannedFile& file) {
@@ -211,7 +190,7 @@ Result<Plan> PlanFromUserData(const UserData& user_data) {
   for (std::size_t i = 0; i < user_data.write_files.size(); ++i) {
     const WriteFile& entry = user_data.write_files[i];
     const std::string where =
-        "write_files[" + std::to_string(i) + "] (" + Printable(entry.path) + ")";
+        "write_files[" + std::to_string(i) + "] (" + Printable(entry.path, 128) + ")";
     auto problem = [&](const std::string& why) { problems.push_back(where + ": " + why); };
     std::string name;
     std::string why;
@@ -244,7 +223,7 @@ Result<Plan> PlanFromUserData(const UserData& user_data) {
       }
     }
     if (!IsRootOwner(entry.owner)) {
-      plan.notes.push_back(where + ": owner \"" + Printable(entry.owner) +
+      plan.notes.push_back(where + ": owner \"" + Printable(entry.owner, 128) +
                            "\" ignored; files belong to root");
     }
     std::string bytes;

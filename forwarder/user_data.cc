@@ -17,17 +17,6 @@ namespace {
 constexpr std::string_view kHeader = "#cloud-config";
 constexpr std::string_view kBinaryTag = "tag:yaml.org,2002:binary";
 
-// A value from the document, printable and bounded, for messages.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, 64)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7F ? c : '?');
-  }
-  if (text.size() > 64) out += "...";
-  return out;
-}
-
 bool Fail(std::string& error, const std::string& where, const std::string& what) {
   error = "user-data: " + (where.empty() ? "" : where + ": ") + what;
   return false;

@@ -22,6 +22,8 @@ UniqueFd OpenFd(const std::string& path, int flags, mode_t mode = 0) {
   return UniqueFd(new int(::open(path.c_str(), flags | O_CLOEXEC, mode)));
 }
 
+}  // namespace
+
 Result<void> WriteAll(int fd, std::string_view data, const std::string& what) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
@@ -34,8 +36,6 @@ Result<void> WriteAll(int fd, std::string_view data, const std::string& what) {
   return {};
 }
 
-}  // namespace
-
 Result<void> WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
@@ -44,7 +44,8 @@ Result<void> WriteFileAtomic(const std::string& path, std::string_view content, 
     auto fd = OpenFd(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (*fd < 0) return std::unexpected(ErrnoError("create " + tmp, errno));
     auto written = WriteAll(*fd, content, tmp);
-    if (written && ::fchmod(*fd, mode) != 0) written = std::unexpected(ErrnoError("chmod " + tmp, errno));
+    if (written && ::fchmod(*fd, mode) != 0)
+      written = std::unexpected(ErrnoError("chmod " + tmp, errno));
     if (written && ::fsync(*fd) != 0) written = std::unexpected(ErrnoError("fsync " + tmp, errno));
     if (!written) {
       ::unlink(tmp.c_str());
@@ -74,7 +75,8 @@ Result<std::string> ReadFile(const std::string& path, std::size_t max_bytes) {
     }
     if (n == 0) break;
     if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
-      return Fail(Code::kResourceExhausted, path, " is larger than ", std::to_string(max_bytes), " bytes");
+      return Fail(Code::kResourceExhausted, path, " is larger than ", std::to_string(max_bytes),
+                  " bytes");
     }
     out.append(buffer, static_cast<std::size_t>(n));
   }
