@@ -603,6 +603,8 @@ func (e *env) stopChecks(r *harness.Runner) {
 		return nil
 	})
 	r.Run("chain/stop_vm_while_a_call_waits_for_the_forwarder", e.stopWhileRedialing)
+	r.Run("adaptor_restart/running_sandbox_agent_path_resumes", e.adaptorRestart)
+	r.Peer = e.adaptor.Proc // the restarted adaptor, if it was restarted
 }
 
 // stopWhileRedialing: the forwarder is gone (the VM is going away) and a shim call waits for the
@@ -697,6 +699,77 @@ func (e *env) garbagePayload(method string) error {
 	var h wire.HealthCheckResponse
 	if err := e.call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &h); err != nil {
 		return fmt.Errorf("connection unusable afterwards: %w", err)
+	}
+	return nil
+}
+
+// adaptorRestart: the adaptor is stopped (SIGTERM) and started again with the same pods dir and
+// TLS material while a sandbox runs. Its record survives, the agent proxy comes back at the same
+// agent.ttrpc path, and a new shim connection reaches the agent through the forwarder; StopVM then
+// cleans up as usual.
+func (e *env) adaptorRestart() error {
+	const id, pod = "restart-0001", "restart-pod"
+	path, err := e.adaptor.CreateVM(agentchain.SandboxRequest(id, pod, "0"))
+	if err != nil {
+		return fmt.Errorf("CreateVM: %w", err)
+	}
+	if e.fwdProc.Running() != nil {
+		if err := e.startForwarder(e.fwd); err != nil {
+			return err
+		}
+	}
+	if err := e.adaptor.StartVM(id, 120*time.Second); err != nil {
+		return fmt.Errorf("StartVM: %w", err)
+	}
+	check := func(what string) error {
+		c, err := agentchain.DialAgent(path)
+		if err != nil {
+			return fmt.Errorf("%s: dialing %s: %w", what, path, err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req := &wire.CheckRequest{Service: "restart-" + what}
+		if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, req, &wire.HealthCheckResponse{}); err != nil {
+			return fmt.Errorf("%s: Health/Check: %w", what, err)
+		}
+		sent, _ := proto.Marshal(req)
+		_, err = e.agent.Find(wire.MethodCheck, func(c agentstandin.Call) bool { return bytes.Equal(c.Payload, sent) })
+		return err
+	}
+	if err := check("before"); err != nil {
+		return err
+	}
+	if err := stopExpectZero(e.adaptor.Proc); err != nil {
+		return fmt.Errorf("stopping the adaptor: %w", err)
+	}
+	if _, err := agentchain.DialAgent(path); err == nil {
+		return fmt.Errorf("%s still accepts with the adaptor stopped", path)
+	}
+	a, err := agentchain.StartAdaptor(e.adaptorBin, e.adaptorDir, e.fwd.Port, e.adaptorArgs...)
+	if err != nil {
+		return fmt.Errorf("restarting the adaptor: %w", err)
+	}
+	e.cleanup.Add(a.Proc.Kill)
+	e.adaptor = a
+	// The proxy is restarted right after the daemon starts listening: allow it a moment to appear.
+	var last error
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(100 * time.Millisecond) {
+		if last = check("after"); last == nil {
+			break
+		}
+		if a.Proc.Running() != nil {
+			return fmt.Errorf("adaptor exited after the restart\n%s", a.Proc.LogTail(20))
+		}
+	}
+	if last != nil {
+		return fmt.Errorf("no agent path after the adaptor restarted: %w\n%s", last, a.Proc.LogTail(20))
+	}
+	if err := e.adaptor.StopVM(id); err != nil {
+		return fmt.Errorf("StopVM after the restart: %w", err)
+	}
+	if _, err := os.Lstat(e.adaptor.SandboxDir(id)); !os.IsNotExist(err) {
+		return fmt.Errorf("%s left after StopVM", e.adaptor.SandboxDir(id))
 	}
 	return nil
 }

@@ -50,14 +50,16 @@ func main() {
 const podNetns = "/run/netns/chaintest-podns"
 
 type env struct {
-	dir        string
-	adaptorBin string
-	cleanup    *harness.Cleanup
-	pki        *pki
-	agent      *agentstandin.Agent
-	fwd        agentchain.Forwarder
-	fwdProc    *harness.Process
-	adaptor    *agentchain.Adaptor
+	dir         string
+	adaptorBin  string
+	adaptorDir  string   // the adaptor's socket and pods dir, kept across its restart
+	adaptorArgs []string // its TLS arguments, the same after a restart
+	cleanup     *harness.Cleanup
+	pki         *pki
+	agent       *agentstandin.Agent
+	fwd         agentchain.Forwarder
+	fwdProc     *harness.Process
+	adaptor     *agentchain.Adaptor
 
 	sandboxID   string
 	podName     string
@@ -116,9 +118,10 @@ func run(adaptorBin, forwarderBin string, timeout time.Duration) int {
 		return r.Summary()
 	}
 	if !r.Run("setup/adaptor_accepts", func() (err error) {
-		e.adaptor, err = agentchain.StartAdaptor(adaptorBin, filepath.Join(dir, "a"), port,
-			"-ca-cert-file", e.pki.caFile, "-cert-file", e.pki.client.Cert, "-cert-key", e.pki.client.Key,
-			"-tls-dir", filepath.Join(dir, "adaptor-tls-unused"))
+		e.adaptorDir = filepath.Join(dir, "a")
+		e.adaptorArgs = []string{"-ca-cert-file", e.pki.caFile, "-cert-file", e.pki.client.Cert,
+			"-cert-key", e.pki.client.Key, "-tls-dir", filepath.Join(dir, "adaptor-tls-unused")}
+		e.adaptor, err = agentchain.StartAdaptor(adaptorBin, e.adaptorDir, port, e.adaptorArgs...)
 		if err == nil {
 			cleanup.Add(e.adaptor.Proc.Kill)
 		}
