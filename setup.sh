@@ -15,6 +15,12 @@ packages=(
   socat
   # tests: build cidata ISO images
   xorriso
+  # libvirt provider: libvirt client, domain XML (libxml2), cidata ISO writer
+  libvirt-dev libxml2-dev libisofs-dev
+  # pod VMs: libvirtd + QEMU (TCG), disk tools, firmware, DHCP for libvirt networks, schema checks
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf dnsmasq-base libxml2-utils iproute2
+  # the test pod VM image: kernel, busybox, modules, boot loader on a FAT image
+  linux-image-amd64 busybox-static kmod cpio syslinux syslinux-common mtools dosfstools
 )
 
 if [ "$(id -u)" -ne 0 ]; then

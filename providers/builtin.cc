@@ -1,9 +1,17 @@
 #include "providers/provider.h"
 
+#ifdef PP_PROVIDER_LIBVIRT
+#include "providers/libvirt/libvirt_provider.h"
+#endif
+
 namespace pp::providers {
 
-// Each provider folder adds itself here behind its CMake option. None is built yet: the libvirt
-// provider is the next to land.
-void RegisterBuiltinProviders(Registry& registry) { (void)registry; }
+// Each provider folder adds itself here behind its CMake option (PP_PROVIDER_*).
+void RegisterBuiltinProviders(Registry& registry) {
+#ifdef PP_PROVIDER_LIBVIRT
+  (void)registry.Add(libvirt::MakeLibvirtFactory());
+#endif
+  (void)registry;
+}
 
 }  // namespace pp::providers

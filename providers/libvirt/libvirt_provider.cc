@@ -1,0 +1,646 @@
+#include "providers/libvirt/libvirt_provider.h"
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <thread>
+
+#include "common/base/go_flags.h"
+#include "providers/libvirt/cidata.h"
+#include "providers/libvirt/domain_xml.h"
+#include "providers/libvirt/kvm_probe.h"
+
+namespace pp::providers::libvirt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// RAII for libvirt objects.
+template <typename T, int (*Free)(T)>
+struct VirFree {
+  void operator()(T p) const {
+    if (p != nullptr) Free(p);
+  }
+};
+using Connection = std::unique_ptr<virConnect, VirFree<virConnectPtr, virConnectClose>>;
+using Domain = std::unique_ptr<virDomain, VirFree<virDomainPtr, virDomainFree>>;
+using Pool = std::unique_ptr<virStoragePool, VirFree<virStoragePoolPtr, virStoragePoolFree>>;
+using Volume = std::unique_ptr<virStorageVol, VirFree<virStorageVolPtr, virStorageVolFree>>;
+using Network = std::unique_ptr<virNetwork, VirFree<virNetworkPtr, virNetworkFree>>;
+using Stream = std::unique_ptr<virStream, VirFree<virStreamPtr, virStreamFree>>;
+
+struct CharsFree {
+  void operator()(char* p) const { std::free(p); }
+};
+using Chars = std::unique_ptr<char, CharsFree>;
+
+// The last libvirt error of this thread as a pp::Error, with the provider's taxonomy.
+Error LastError(std::string_view what) {
+  const virError* err = virGetLastError();
+  std::string message = std::string("libvirt: ") + std::string(what);
+  Code code = Code::kInternal;
+  if (err != nullptr) {
+    if (err->message != nullptr) message += std::string(": ") + err->message;
+    switch (err->code) {
+      case VIR_ERR_NO_DOMAIN:
+      case VIR_ERR_NO_STORAGE_VOL:
+        code = Code::kNotFound;
+        break;
+      case VIR_ERR_NO_STORAGE_POOL:
+      case VIR_ERR_NO_NETWORK:
+      case VIR_ERR_CONFIG_UNSUPPORTED:
+      case VIR_ERR_AUTH_FAILED:
+      case VIR_ERR_ACCESS_DENIED:
+        code = Code::kFailedPrecondition;
+        break;
+      case VIR_ERR_NO_CONNECT:
+      case VIR_ERR_RPC:
+      case VIR_ERR_SYSTEM_ERROR:
+      case VIR_ERR_OPERATION_TIMEOUT:
+      case VIR_ERR_AGENT_UNRESPONSIVE:
+        code = Code::kUnavailable;
+        break;
+      case VIR_ERR_OPERATION_DENIED:
+        code = Code::kPermissionDenied;
+        break;
+      default:
+        break;
+    }
+  }
+  virResetLastError();
+  return Error{code, std::move(message)};
+}
+
+// libvirt prints every error to stderr unless told otherwise; ours carry them in pp::Error.
+void SilenceLibvirtOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { virSetErrorFunc(nullptr, [](void*, virErrorPtr) {}); });
+}
+
+std::string RootVolumeName(const std::string& name) { return name + "-root.qcow2"; }
+std::string CidataVolumeName(const std::string& name) { return name + "-cidata.iso"; }
+
+// Undo steps of a CreateInstance, run in reverse unless the call succeeds.
+class Undo {
+ public:
+  ~Undo() {
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+  }
+  void Add(std::function<void()> step) { steps_.push_back(std::move(step)); }
+  void Commit() { steps_.clear(); }
+
+ private:
+  std::vector<std::function<void()>> steps_;
+};
+
+Result<void> CheckContext(const OpContext& ctx, std::string_view step) {
+  if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "libvirt: cancelled before ", step);
+  if (Clock::now() >= ctx.deadline) return Fail(Code::kDeadlineExceeded, "libvirt: deadline passed before ", step);
+  return {};
+}
+
+// What a launch-security request names, and who asked for it (for the error message).
+struct SecurityRequest {
+  std::string value;  // none, auto, sev-snp, tdx
+  std::string source;
+};
+
+bool IsSecurityName(std::string_view v) { return v == "none" || v == "auto" || v == "sev-snp" || v == "tdx"; }
+
+class LibvirtProvider final : public Provider {
+ public:
+  explicit LibvirtProvider(LibvirtConfig config) : config_(std::move(config)) {}
+
+  Result<Instance> CreateInstance(const InstanceSpec& spec, const OpContext& ctx) override;
+  Result<void> DeleteInstance(const std::string& instance_id, const OpContext& ctx) override;
+  Result<std::vector<Instance>> ListInstances(const std::string& node, const OpContext& ctx) override;
+  Result<void> Verify(const OpContext& ctx) override;
+
+ private:
+  struct Host {
+    std::string domain_type;  // kvm or qemu
+    HostSecurity security;
+  };
+
+  Result<virConnectPtr> Connect();
+  Result<const Host*> GetHost(virConnectPtr conn);
+  Result<DomainSpec> PlanDomain(const InstanceSpec& spec, const Host& host);
+  Result<Pool> LookupPool(virConnectPtr conn);
+  Result<std::string> UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo);
+  Result<std::string> WaitForAddress(virDomainPtr dom, const OpContext& ctx);
+  void DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name);
+  Result<void> DeleteDomain(virDomainPtr dom, virConnectPtr conn);
+
+  const LibvirtConfig config_;
+  std::mutex conn_mu_;
+  Connection conn_;
+  std::mutex host_mu_;
+  std::optional<Host> host_;
+};
+
+Result<virConnectPtr> LibvirtProvider::Connect() {
+  std::lock_guard lock(conn_mu_);
+  if (conn_ && virConnectIsAlive(conn_.get()) == 1) return conn_.get();
+  conn_.reset(virConnectOpen(config_.uri.c_str()));
+  if (!conn_) {
+    Error e = LastError("cannot connect to " + config_.uri + " (LIBVIRT_URI)");
+    e.code = Code::kUnavailable;
+    return std::unexpected(e);
+  }
+  return conn_.get();
+}
+
+Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn) {
+  std::lock_guard lock(host_mu_);
+  if (host_) return &*host_;
+  Host host;
+  // Confidential guests: the KVM capabilities of the q35 machine (reference/cc.md 1.7).
+  Chars kvm_caps(virConnectGetDomainCapabilities(conn, nullptr, "x86_64", "q35", "kvm", 0));
+  std::string kvm_emulator;
+  if (kvm_caps) {
+    auto parsed = ParseDomainCapabilities(kvm_caps.get(), config_.kvm_module_dir);
+    if (!parsed) return std::unexpected(parsed.error());
+    host.security = *parsed;
+    kvm_emulator = parsed->emulator;
+  } else {
+    const Error e = LastError("domain capabilities for KVM");
+    host.security.snp_missing = host.security.tdx_missing = "no KVM on this host (" + e.message + ")";
+  }
+
+  if (config_.domain_type == "auto") {
+    host.domain_type = "qemu";
+    if (!kvm_emulator.empty()) {
+      // /dev/kvm existing is not enough: on some nested hosts KVM guests hang while switching to
+      // long mode. A tiny guest that must reach long mode decides.
+      auto probe = ProbeAccelerator(kvm_emulator, "kvm", std::chrono::milliseconds(3000));
+      if (probe && probe->works) host.domain_type = "kvm";
+      spdlog::info("libvirt: KVM probe: {}; pod VMs use domain type {}",
+                   probe ? probe->detail : probe.error().message, host.domain_type);
+    } else {
+      spdlog::info("libvirt: no KVM; pod VMs use domain type qemu (TCG)");
+    }
+  } else {
+    host.domain_type = config_.domain_type;
+  }
+  host_ = std::move(host);
+  return &*host_;
+}
+
+Result<DomainSpec> LibvirtProvider::PlanDomain(const InstanceSpec& spec, const Host& host) {
+  SecurityRequest request;
+  if (IsSecurityName(spec.instance_type)) {
+    request = {spec.instance_type, "the pod's machine_type annotation"};
+  } else if (!config_.launch_security.empty()) {
+    request = {config_.launch_security, "LIBVIRT_LAUNCH_SECURITY"};
+  } else {
+    request = {config_.disable_cvm ? "none" : "auto", config_.disable_cvm ? "DISABLECVM=true" : "DISABLECVM=false"};
+  }
+  if (request.value != "none" && config_.disable_cvm && request.source != "LIBVIRT_LAUNCH_SECURITY") {
+    return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for a confidential VM (",
+                request.value, ") but confidential VMs are disabled (DISABLECVM=true)");
+  }
+
+  DomainSpec d;
+  d.name = spec.name;
+  d.owner = spec.owner;
+  d.pod_name = spec.pod_name;
+  d.pod_namespace = spec.pod_namespace;
+  d.vcpus = spec.vcpus ? spec.vcpus : config_.vcpus;
+  d.memory_mib = spec.memory_mib ? spec.memory_mib : config_.memory_mib;
+  d.cpuset = config_.cpuset;
+  d.network = config_.network;
+  d.domain_type = host.domain_type;
+  d.firmware = config_.firmware == "none" ? "" : config_.firmware;
+
+  const HostSecurity& hs = host.security;
+  if (request.value == "auto") {
+    if (hs.sev_snp) {
+      request.value = "sev-snp";
+    } else if (hs.tdx) {
+      request.value = "tdx";
+    } else {
+      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source,
+                  " asks for a confidential VM, but this host can run neither SEV-SNP (", hs.snp_missing,
+                  ") nor TDX (", hs.tdx_missing, "); not creating a plain VM instead");
+    }
+  }
+  std::size_t binding_size = 0;
+  if (request.value == "sev-snp") {
+    if (!hs.sev_snp) {
+      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for SEV-SNP, but this host cannot run it: ",
+                  hs.snp_missing, "; not creating a plain VM instead");
+    }
+    d.security = LaunchSecurity::kSevSnp;
+    d.cbitpos = hs.cbitpos;
+    d.reduced_phys_bits = hs.reduced_phys_bits;
+    binding_size = 32;
+  } else if (request.value == "tdx") {
+    if (!hs.tdx) {
+      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for TDX, but this host cannot run it: ",
+                  hs.tdx_missing, "; not creating a plain VM instead");
+    }
+    if (config_.cvm_firmware.empty()) {
+      return Fail(Code::kFailedPrecondition, "libvirt: TDX needs its firmware (TDVF): set LIBVIRT_CVM_FIRMWARE");
+    }
+    d.security = LaunchSecurity::kTdx;
+    std::error_code ec;
+    if (std::filesystem::exists(config_.tdx_qgs_socket, ec)) d.qgs_socket = config_.tdx_qgs_socket;
+    binding_size = 48;
+  } else if (request.value != "none") {
+    return Fail(Code::kInvalidArgument, "libvirt: unknown launch security '", request.value, "' from ", request.source,
+                " (none, auto, sev-snp or tdx)");
+  }
+  if (d.security != LaunchSecurity::kNone) {
+    d.domain_type = "kvm";
+    d.cvm_firmware = config_.cvm_firmware;
+    if (!spec.initdata.empty()) {
+      // Bind the initdata to the hardware: the TEE reports its digest, the verifier compares.
+      auto binding = InitdataBinding(spec.initdata, binding_size);
+      if (!binding) return std::unexpected(binding.error());
+      (d.security == LaunchSecurity::kSevSnp ? d.host_data : d.mr_config_id) = std::move(*binding);
+    }
+  }
+  return d;
+}
+
+Result<Pool> LibvirtProvider::LookupPool(virConnectPtr conn) {
+  Pool pool(virStoragePoolLookupByName(conn, config_.pool.c_str()));
+  if (!pool) {
+    Error e = LastError("storage pool '" + config_.pool + "' (LIBVIRT_POOL)");
+    if (e.code == Code::kNotFound || e.code == Code::kInternal) e.code = Code::kFailedPrecondition;
+    return std::unexpected(e);
+  }
+  return pool;
+}
+
+void LibvirtProvider::DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name) {
+  Volume vol(virStorageVolLookupByName(pool, name.c_str()));
+  if (!vol) {
+    virResetLastError();
+    return;
+  }
+  if (virStorageVolDelete(vol.get(), 0) < 0) {
+    spdlog::warn("{}", LastError("deleting volume " + name).message);
+  }
+}
+
+Result<std::string> LibvirtProvider::UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo) {
+  auto iso = MakeCidataIso(spec.user_data, spec.name);
+  if (!iso) return std::unexpected(iso.error());
+  const std::string name = CidataVolumeName(spec.name);
+  DeleteVolumeByName(pool, name);  // left by a crash before a delete
+  Volume vol(virStorageVolCreateXML(pool, BuildRawVolumeXml(name, iso->size()).c_str(), 0));
+  if (!vol) return std::unexpected(LastError("creating volume " + name));
+  undo.Add([this, pool, name] { DeleteVolumeByName(pool, name); });
+
+  Stream stream(virStreamNew(virStorageVolGetConnect(vol.get()), 0));
+  if (!stream) return std::unexpected(LastError("stream for " + name));
+  if (virStorageVolUpload(vol.get(), stream.get(), 0, iso->size(), 0) < 0) {
+    return std::unexpected(LastError("uploading " + name));
+  }
+  for (std::size_t off = 0; off < iso->size();) {
+    const std::size_t n = std::min<std::size_t>(iso->size() - off, 256 * 1024);
+    const int sent = virStreamSend(stream.get(), iso->data() + off, n);
+    if (sent < 0) {
+      const Error e = LastError("uploading " + name);
+      virStreamAbort(stream.get());
+      return std::unexpected(e);
+    }
+    off += static_cast<std::size_t>(sent);
+  }
+  if (virStreamFinish(stream.get()) < 0) return std::unexpected(LastError("finishing the upload of " + name));
+  Chars path(virStorageVolGetPath(vol.get()));
+  if (!path) return std::unexpected(LastError("path of " + name));
+  return std::string(path.get());
+}
+
+Result<std::string> LibvirtProvider::WaitForAddress(virDomainPtr dom, const OpContext& ctx) {
+  auto limit = ParseGoDuration(config_.ip_timeout);
+  const auto until = std::min(ctx.deadline, Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                                 limit ? *limit : std::chrono::minutes(3)));
+  for (;;) {
+    virDomainInterfacePtr* ifaces = nullptr;
+    const int n = virDomainInterfaceAddresses(dom, &ifaces, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
+    std::string found;
+    for (int i = 0; i < n; ++i) {
+      for (unsigned j = 0; j < ifaces[i]->naddrs && found.empty(); ++j) {
+        if (ifaces[i]->addrs[j].type == VIR_IP_ADDR_TYPE_IPV4 && ifaces[i]->addrs[j].addr) {
+          found = ifaces[i]->addrs[j].addr;
+        }
+      }
+      virDomainInterfaceFree(ifaces[i]);
+    }
+    std::free(ifaces);
+    if (n < 0) virResetLastError();
+    if (!found.empty()) return found;
+    if (virDomainIsActive(dom) == 0) {
+      return Fail(Code::kUnavailable, "libvirt: the VM stopped before it got an address");
+    }
+    if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "libvirt: cancelled while waiting for the VM's address");
+    if (Clock::now() >= until) {
+      return Fail(Code::kDeadlineExceeded, "libvirt: the VM got no address from network '", config_.network,
+                  "' in time (LIBVIRT_IP_TIMEOUT ", config_.ip_timeout, ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const OpContext& ctx) {
+  SilenceLibvirtOnce();
+  auto conn = Connect();
+  if (!conn) return std::unexpected(conn.error());
+  auto host = GetHost(*conn);
+  if (!host) return std::unexpected(host.error());
+  auto plan = PlanDomain(spec, **host);
+  if (!plan) return std::unexpected(plan.error());
+
+  // A domain of this name left by an earlier attempt of the same sandbox is replaced; one that
+  // belongs to someone else is never touched.
+  if (Domain old{virDomainLookupByName(*conn, spec.name.c_str())}) {
+    Chars xml(virDomainGetXMLDesc(old.get(), 0));
+    auto facts = xml ? ParseDomainXml(xml.get()) : Result<DomainFacts>(std::unexpected(LastError("old domain")));
+    if (!facts || !facts->owner || facts->owner->sandbox_id != spec.owner.sandbox_id) {
+      return Fail(Code::kAlreadyExists, "libvirt: a domain named ", spec.name, " exists and is not this sandbox's");
+    }
+    spdlog::warn("libvirt: replacing domain {} left by an earlier attempt", spec.name);
+    if (auto deleted = DeleteDomain(old.get(), *conn); !deleted) return std::unexpected(deleted.error());
+  } else {
+    virResetLastError();
+  }
+
+  auto pool = LookupPool(*conn);
+  if (!pool) return std::unexpected(pool.error());
+  const std::string base_name = spec.image.empty() ? config_.base_volume : spec.image;
+  Volume base(virStorageVolLookupByName(pool->get(), base_name.c_str()));
+  if (!base) {
+    virResetLastError();
+    virStoragePoolRefresh(pool->get(), 0);  // a volume copied in by hand appears after a refresh
+    virResetLastError();
+    base.reset(virStorageVolLookupByName(pool->get(), base_name.c_str()));
+  }
+  if (!base) {
+    virResetLastError();
+    return Fail(Code::kFailedPrecondition, "libvirt: base volume '", base_name, "' not found in pool '", config_.pool,
+                "' (LIBVIRT_VOL_NAME or the pod's image annotation)");
+  }
+  Chars base_path(virStorageVolGetPath(base.get()));
+  Chars base_xml(virStorageVolGetXMLDesc(base.get(), 0));
+  virStorageVolInfo base_info{};
+  if (!base_path || !base_xml || virStorageVolGetInfo(base.get(), &base_info) < 0) {
+    return std::unexpected(LastError("reading base volume " + base_name));
+  }
+  auto base_format = ParseVolumeFormat(base_xml.get());
+  if (!base_format) return std::unexpected(base_format.error());
+
+  Undo undo;
+  if (auto ok = CheckContext(ctx, "creating volumes"); !ok) return std::unexpected(ok.error());
+  const std::string root_name = RootVolumeName(spec.name);
+  DeleteVolumeByName(pool->get(), root_name);
+  const unsigned long long capacity = std::max<unsigned long long>(config_.root_disk_gib << 30, base_info.capacity);
+  Volume root(virStorageVolCreateXML(
+      pool->get(), BuildOverlayVolumeXml(root_name, capacity, base_path.get(), *base_format).c_str(), 0));
+  if (!root) return std::unexpected(LastError("creating volume " + root_name));
+  virStoragePoolPtr pool_ptr = pool->get();
+  undo.Add([this, pool_ptr, root_name] { DeleteVolumeByName(pool_ptr, root_name); });
+  Chars root_path(virStorageVolGetPath(root.get()));
+  if (!root_path) return std::unexpected(LastError("path of " + root_name));
+  plan->root_disk = root_path.get();
+
+  auto cidata = UploadCidata(pool->get(), spec, undo);
+  if (!cidata) return std::unexpected(cidata.error());
+  plan->cidata = *cidata;
+
+  auto xml = BuildDomainXml(*plan);
+  if (!xml) return std::unexpected(xml.error());
+  if (auto ok = CheckContext(ctx, "defining the domain"); !ok) return std::unexpected(ok.error());
+  Domain dom(virDomainDefineXML(*conn, xml->c_str()));
+  if (!dom) return std::unexpected(LastError("defining domain " + spec.name));
+  virDomainPtr dom_ptr = dom.get();
+  virConnectPtr conn_ptr = *conn;
+  undo.Add([this, dom_ptr, conn_ptr] {
+    if (auto deleted = DeleteDomain(dom_ptr, conn_ptr); !deleted) spdlog::warn("{}", deleted.error().message);
+  });
+  if (virDomainCreate(dom.get()) < 0) return std::unexpected(LastError("starting domain " + spec.name));
+
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  if (virDomainGetUUIDString(dom.get(), uuid) < 0) return std::unexpected(LastError("domain UUID"));
+  auto address = WaitForAddress(dom.get(), ctx);
+  if (!address) return std::unexpected(address.error());
+
+  undo.Commit();
+  spdlog::info("libvirt: domain {} ({}, {}, {}) up at {}", spec.name, uuid, plan->domain_type, ToString(plan->security),
+               *address);
+  return Instance{uuid, spec.name, {*address}, spec.owner};
+}
+
+Result<void> LibvirtProvider::DeleteDomain(virDomainPtr dom, virConnectPtr conn) {
+  const char* name_c = virDomainGetName(dom);
+  const std::string name = name_c ? name_c : "";
+  Chars xml(virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE));
+  if (!xml) return std::unexpected(LastError("reading domain " + name));
+  auto facts = ParseDomainXml(xml.get());
+  if (!facts) return std::unexpected(facts.error());
+
+  if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
+    const Error e = LastError("destroying domain " + name);
+    if (virDomainIsActive(dom) == 1) return std::unexpected(e);
+  }
+  // Only volumes this provider made for this domain: never the base volume, never a disk someone
+  // attached by hand.
+  for (const auto& file : facts->disk_files) {
+    Volume vol(virStorageVolLookupByPath(conn, file.c_str()));
+    if (!vol) {
+      virResetLastError();
+      continue;
+    }
+    const std::string vol_name = virStorageVolGetName(vol.get());
+    if (vol_name != RootVolumeName(name) && vol_name != CidataVolumeName(name)) continue;
+    if (virStorageVolDelete(vol.get(), 0) < 0) return std::unexpected(LastError("deleting volume " + vol_name));
+  }
+  if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE) < 0 &&
+      virDomainUndefine(dom) < 0) {
+    const Error e = LastError("undefining domain " + name);
+    if (e.code != Code::kNotFound) return std::unexpected(e);
+  }
+  virResetLastError();
+  return {};
+}
+
+Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, const OpContext&) {
+  SilenceLibvirtOnce();
+  auto conn = Connect();
+  if (!conn) return std::unexpected(conn.error());
+  Domain dom(virDomainLookupByUUIDString(*conn, instance_id.c_str()));
+  if (!dom) {
+    const Error e = LastError("domain " + instance_id);
+    if (e.code == Code::kNotFound || e.code == Code::kInternal) return {};  // gone already (or not a UUID)
+    return std::unexpected(e);
+  }
+  if (auto deleted = DeleteDomain(dom.get(), *conn); !deleted) return deleted;
+  // Volumes of a domain that lost its disks from its definition: the names are ours.
+  if (auto pool = LookupPool(*conn)) {
+    const char* name = virDomainGetName(dom.get());
+    if (name != nullptr) {
+      DeleteVolumeByName(pool->get(), RootVolumeName(name));
+      DeleteVolumeByName(pool->get(), CidataVolumeName(name));
+    }
+  }
+  return {};
+}
+
+Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& node, const OpContext&) {
+  SilenceLibvirtOnce();
+  auto conn = Connect();
+  if (!conn) return std::unexpected(conn.error());
+  virDomainPtr* domains = nullptr;
+  const int n = virConnectListAllDomains(*conn, &domains, 0);
+  if (n < 0) return std::unexpected(LastError("listing domains"));
+  std::vector<Domain> owned(domains, domains + n);
+  std::free(domains);
+  std::vector<Instance> out;
+  for (const auto& dom : owned) {
+    Chars xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
+    if (!xml) {
+      virResetLastError();  // undefined meanwhile
+      continue;
+    }
+    auto facts = ParseDomainXml(xml.get());
+    if (!facts || !facts->owner || facts->owner->node != node) continue;
+    out.push_back(Instance{facts->uuid, facts->name, {}, *facts->owner});
+  }
+  return out;
+}
+
+Result<void> LibvirtProvider::Verify(const OpContext&) {
+  SilenceLibvirtOnce();
+  auto conn = Connect();
+  if (!conn) return std::unexpected(conn.error());
+  auto pool = LookupPool(*conn);
+  if (!pool) return std::unexpected(pool.error());
+  if (virStoragePoolIsActive(pool->get()) != 1) {
+    return Fail(Code::kFailedPrecondition, "libvirt: storage pool '", config_.pool, "' is not active (LIBVIRT_POOL)");
+  }
+  Network net(virNetworkLookupByName(*conn, config_.network.c_str()));
+  if (!net) {
+    virResetLastError();
+    return Fail(Code::kFailedPrecondition, "libvirt: network '", config_.network, "' not found (LIBVIRT_NET)");
+  }
+  if (virNetworkIsActive(net.get()) != 1) {
+    return Fail(Code::kFailedPrecondition, "libvirt: network '", config_.network, "' is not active (LIBVIRT_NET)");
+  }
+  Volume base(virStorageVolLookupByName(pool->get(), config_.base_volume.c_str()));
+  if (!base) {
+    virResetLastError();
+    return Fail(Code::kFailedPrecondition, "libvirt: base volume '", config_.base_volume, "' not found in pool '",
+                config_.pool, "' (LIBVIRT_VOL_NAME)");
+  }
+  auto host = GetHost(*conn);
+  if (!host) return std::unexpected(host.error());
+  return {};
+}
+
+class LibvirtFactory final : public ProviderFactory {
+ public:
+  std::string_view Name() const override { return "libvirt"; }
+  std::string_view Description() const override { return "pod VMs on a libvirt host (QEMU/KVM, SEV-SNP, TDX)"; }
+
+  void AddFlags(CLI::App& app) override {
+    LibvirtConfig& c = config_;
+    app.add_option("--uri", c.uri, "libvirt connection URI")->envname("LIBVIRT_URI")->capture_default_str();
+    app.add_option("--pool-name", c.pool, "storage pool of the base volume and the VMs' volumes")
+        ->envname("LIBVIRT_POOL")
+        ->capture_default_str();
+    app.add_option("--network-name", c.network, "libvirt network the VMs join (DHCP gives their address)")
+        ->envname("LIBVIRT_NET")
+        ->capture_default_str();
+    app.add_option("--vol-name", c.base_volume, "base volume (pod VM image) in the pool")
+        ->envname("LIBVIRT_VOL_NAME")
+        ->capture_default_str();
+    app.add_option("--launch-security", c.launch_security, "none, auto, sev-snp or tdx")
+        ->envname("LIBVIRT_LAUNCH_SECURITY");
+    app.add_option("--firmware", c.firmware, "UEFI firmware of plain VMs; \"none\" boots with BIOS")
+        ->envname("LIBVIRT_EFI_FIRMWARE")
+        ->capture_default_str();
+    app.add_option("--cpu", c.vcpus, "vCPUs of a VM when the pod does not say")
+        ->envname("LIBVIRT_CPU")
+        ->check(CLI::Range(1, 512))
+        ->capture_default_str();
+    app.add_option("--memory", c.memory_mib, "memory (MiB) of a VM when the pod does not say")
+        ->envname("LIBVIRT_MEMORY")
+        ->check(CLI::Range(64, 4 * 1024 * 1024))
+        ->capture_default_str();
+    app.add_option("--cpuset", c.cpuset, "host CPUs the vCPUs may run on, e.g. 0-3,8")->envname("LIBVIRT_CPUSET");
+    app.add_option("--root-disk-size", c.root_disk_gib, "root disk size in GiB (at least the base volume's)")
+        ->envname("LIBVIRT_ROOT_DISK_SIZE")
+        ->capture_default_str();
+    app.add_option("--data-dir", c.data_dir, "accepted for compatibility; volumes live in the pool")
+        ->capture_default_str();
+    app.add_option("--disable-cvm", c.disable_cvm, "create plain VMs unless asked otherwise (true/false)")
+        ->envname("DISABLECVM")
+        ->capture_default_str();
+    app.add_option("--domain-type", c.domain_type, "auto (kvm when a probe guest runs under KVM), kvm or qemu")
+        ->envname("LIBVIRT_DOMAIN_TYPE")
+        ->check(CLI::IsMember({"auto", "kvm", "qemu"}))
+        ->capture_default_str();
+    app.add_option("--cvm-firmware", c.cvm_firmware, "firmware of confidential VMs (SNP: OVMF.amdsev.fd, TDX: TDVF)")
+        ->envname("LIBVIRT_CVM_FIRMWARE");
+    app.add_option("--tdx-qgs-socket", c.tdx_qgs_socket, "TDX quote generation service socket (used when present)")
+        ->envname("LIBVIRT_TDX_QGS_SOCKET")
+        ->capture_default_str();
+    app.add_option("--ip-timeout", c.ip_timeout, "how long a new VM may take to get an address (Go duration)")
+        ->envname("LIBVIRT_IP_TIMEOUT")
+        ->capture_default_str();
+  }
+
+  Result<std::unique_ptr<Provider>> Create() override { return MakeLibvirtProvider(config_); }
+
+ private:
+  LibvirtConfig config_;
+};
+
+}  // namespace
+
+Result<void> ValidateConfig(const LibvirtConfig& c) {
+  if (c.uri.empty()) return Fail(Code::kInvalidArgument, "libvirt: -uri (LIBVIRT_URI) is empty");
+  if (c.pool.empty()) return Fail(Code::kInvalidArgument, "libvirt: -pool-name (LIBVIRT_POOL) is empty");
+  if (c.network.empty()) return Fail(Code::kInvalidArgument, "libvirt: -network-name (LIBVIRT_NET) is empty");
+  if (c.base_volume.empty()) return Fail(Code::kInvalidArgument, "libvirt: -vol-name (LIBVIRT_VOL_NAME) is empty");
+  if (c.vcpus == 0) return Fail(Code::kInvalidArgument, "libvirt: -cpu (LIBVIRT_CPU) must be positive");
+  if (c.memory_mib == 0) return Fail(Code::kInvalidArgument, "libvirt: -memory (LIBVIRT_MEMORY) must be positive");
+  if (!c.cpuset.empty() && !std::regex_match(c.cpuset, std::regex(R"(^(\d+(-\d+)?)(,\d+(-\d+)?)*$)"))) {
+    return Fail(Code::kInvalidArgument, "libvirt: -cpuset (LIBVIRT_CPUSET) '", c.cpuset,
+                "' is not a CPU list like 0-3,8");
+  }
+  if (c.root_disk_gib > 64 * 1024) {
+    return Fail(Code::kInvalidArgument, "libvirt: -root-disk-size (LIBVIRT_ROOT_DISK_SIZE) is in GiB; ",
+                std::to_string(c.root_disk_gib), " is too large");
+  }
+  if (!c.launch_security.empty() && !IsSecurityName(c.launch_security)) {
+    return Fail(Code::kInvalidArgument, "libvirt: -launch-security (LIBVIRT_LAUNCH_SECURITY) '", c.launch_security,
+                "' is not one of none, auto, sev-snp, tdx",
+                c.launch_security == "s390-pv" ? " (s390-pv is for s390x hosts, which this build does not support)" : "");
+  }
+  if (auto d = ParseGoDuration(c.ip_timeout); !d || *d <= std::chrono::nanoseconds(0)) {
+    return Fail(Code::kInvalidArgument, "libvirt: -ip-timeout (LIBVIRT_IP_TIMEOUT) '", c.ip_timeout,
+                "' is not a positive Go duration like 3m");
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Provider>> MakeLibvirtProvider(LibvirtConfig config) {
+  if (auto ok = ValidateConfig(config); !ok) return std::unexpected(ok.error());
+  if (config.root_disk_gib == 0) config.root_disk_gib = 10;  // CAA: 0 means the default
+  return std::unique_ptr<Provider>(std::make_unique<LibvirtProvider>(std::move(config)));
+}
+
+std::unique_ptr<ProviderFactory> MakeLibvirtFactory() { return std::make_unique<LibvirtFactory>(); }
+
+}  // namespace pp::providers::libvirt
