@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -201,4 +202,24 @@ func DialAgent(path string) (*ttrpc.Client, error) {
 		return nil, err
 	}
 	return ttrpc.NewClient(conn), nil
+}
+
+// InstanceName mirrors the adaptor's pod VM naming: podvm-<pod name>-<first 8 chars of the id>,
+// lower case, other characters as '-'. The test uses plain names, so no truncation arises.
+func InstanceName(pod, id string) string {
+	clean := func(s string) string {
+		return strings.Map(func(c rune) rune {
+			switch {
+			case c >= 'A' && c <= 'Z':
+				return c - 'A' + 'a'
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
+				return c
+			}
+			return '-'
+		}, s)
+	}
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	return "podvm-" + clean(pod) + "-" + clean(id)
 }

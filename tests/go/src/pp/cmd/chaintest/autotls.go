@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"pp/agentchain"
@@ -13,26 +12,6 @@ import (
 	"pp/testpki"
 	"pp/wire"
 )
-
-// instanceName mirrors the adaptor's pod VM naming: podvm-<pod name>-<first 8 chars of the id>,
-// lower case, other characters as '-'. The test uses plain names, so no truncation arises.
-func instanceName(pod, id string) string {
-	clean := func(s string) string {
-		return strings.Map(func(c rune) rune {
-			switch {
-			case c >= 'A' && c <= 'Z':
-				return c - 'A' + 'a'
-			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
-				return c
-			}
-			return '-'
-		}, s)
-	}
-	if len(id) > 8 {
-		id = id[:8]
-	}
-	return "podvm-" + clean(pod) + "-" + clean(id)
-}
 
 // autoTLS runs a second adaptor in auto-TLS mode (no certificate flags, -tls-dir): it keeps its own
 // CA there and gives its proxy a client certificate from it. Standing in for the user-data
@@ -71,7 +50,7 @@ func (e *env) autoTLS(r *harness.Runner, forwarderBin string) {
 		if err != nil {
 			return err
 		}
-		name := instanceName(pod, id)
+		name := agentchain.InstanceName(pod, id)
 		leaf, err := ca.Issue(testpki.LeafOptions{CommonName: name, DNSNames: []string{name}})
 		if err != nil {
 			return err
@@ -100,7 +79,7 @@ func (e *env) autoTLS(r *harness.Runner, forwarderBin string) {
 			return fmt.Errorf("CreateVM: %w", err)
 		}
 		if err := adaptor.StartVM(id, 120*time.Second); err != nil {
-			return fmt.Errorf("StartVM (server certificate issued for %q): %w\n%s", instanceName(pod, id), err, adaptor.Proc.LogTail(20))
+			return fmt.Errorf("StartVM (server certificate issued for %q): %w\n%s", agentchain.InstanceName(pod, id), err, adaptor.Proc.LogTail(20))
 		}
 		c, err := agentchain.DialAgent(path)
 		if err != nil {

@@ -1,0 +1,293 @@
+// peerpodctl: the operator's view of the adaptor. It speaks to hypervisor.sock exactly as the kata
+// shim does (one connection per call: CreateVM, StartVM, StopVM) and to a pod's agent.ttrpc as the
+// shim does (grpc.Health), and reads the adaptor's sandbox records for `list`.
+//
+//   peerpodctl run                      create, start, check the agent, stop, with timings
+//   peerpodctl create ID [--pod P] ...  CreateVM; prints the agent socket
+//   peerpodctl start ID                 StartVM (boots the pod VM; returns when its agent answers)
+//   peerpodctl check ID                 grpc.Health/Check and Version through the agent socket
+//   peerpodctl stop ID                  StopVM
+//   peerpodctl list                     the sandboxes the adaptor keeps
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "adaptor/sandbox_request.h"
+#include "adaptor/sandbox_store.h"
+#include "agent/health.pb.h"
+#include "common/base/asio.h"
+#include "common/base/go_flags.h"
+#include "common/ttrpc/client.h"
+#include "hypervisor.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using pp::Result;
+
+struct Options {
+  std::string socket = "/run/peerpod/hypervisor.sock";
+  std::string pods_dir = "/run/peerpod/pods";
+  std::string id;
+  std::string pod = "peerpodctl";
+  std::string pod_namespace = "default";
+  std::string machine_type;
+  std::string image;
+  unsigned vcpus = 0;
+  unsigned memory_mib = 0;
+  std::string initdata_file;
+  std::string timeout = "10m";
+  bool keep = false;
+};
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string RandomId() {
+  std::random_device rd;
+  std::ostringstream out;
+  for (int i = 0; i < 8; ++i) out << std::hex << std::setw(8) << std::setfill('0') << rd();
+  return out.str();
+}
+
+// One call on a fresh connection, as the Go shim makes its hypervisor calls.
+template <typename Response, typename Request>
+asio::awaitable<Result<Response>> CallOnce(std::string socket, std::string service, std::string method,
+                                           Request request, std::chrono::nanoseconds timeout) {
+  auto stream = co_await pp::ttrpc::ConnectUnix(co_await asio::this_coro::executor, socket);
+  if (!stream) co_return std::unexpected(stream.error());
+  auto client = pp::ttrpc::Client::Create(std::move(*stream));
+  auto response = co_await client->template Call<Response>(std::move(service), std::move(method), std::move(request),
+                                                  pp::ttrpc::CallOptions{timeout, {}});
+  client->Close();
+  co_return response;
+}
+
+class Ctl {
+ public:
+  explicit Ctl(Options o) : o_(std::move(o)) {}
+
+  asio::awaitable<Result<std::string>> Create() {
+    hypervisor::CreateVMRequest req;
+    req.set_id(o_.id);
+    auto& a = *req.mutable_annotations();
+    a[std::string(pp::adaptor::kAnnotationPodName)] = o_.pod;
+    a[std::string(pp::adaptor::kAnnotationPodNamespace)] = o_.pod_namespace;
+    a[std::string(pp::adaptor::kAnnotationMachineType)] = o_.machine_type;
+    a[std::string(pp::adaptor::kAnnotationImage)] = o_.image;
+    a[std::string(pp::adaptor::kAnnotationVcpus)] = o_.vcpus ? std::to_string(o_.vcpus) : "";
+    a[std::string(pp::adaptor::kAnnotationMemory)] = o_.memory_mib ? std::to_string(o_.memory_mib) : "";
+    a[std::string(pp::adaptor::kAnnotationGpus)] = "0";
+    a[std::string(pp::adaptor::kAnnotationGpuModel)] = "";
+    std::string initdata;
+    if (!o_.initdata_file.empty()) {
+      std::ifstream in(o_.initdata_file, std::ios::binary);
+      if (!in) co_return pp::Fail(pp::Code::kNotFound, "cannot read ", o_.initdata_file);
+      initdata.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    a[std::string(pp::adaptor::kAnnotationInitdata)] = initdata;
+    auto resp = co_await CallOnce<hypervisor::CreateVMResponse>(o_.socket, "hypervisor.Hypervisor", "CreateVM",
+                                                                std::move(req), std::chrono::seconds(60));
+    if (!resp) co_return std::unexpected(resp.error());
+    co_return resp->agentsocketpath();
+  }
+
+  asio::awaitable<Result<void>> Start() {
+    auto timeout = pp::ParseGoDuration(o_.timeout);
+    if (!timeout) co_return std::unexpected(timeout.error());
+    hypervisor::StartVMRequest req;
+    req.set_id(o_.id);
+    auto resp = co_await CallOnce<hypervisor::StartVMResponse>(o_.socket, "hypervisor.Hypervisor", "StartVM",
+                                                               std::move(req), *timeout);
+    if (!resp) co_return std::unexpected(resp.error());
+    co_return Result<void>{};
+  }
+
+  asio::awaitable<Result<void>> Stop() {
+    hypervisor::StopVMRequest req;
+    req.set_id(o_.id);
+    auto resp = co_await CallOnce<hypervisor::StopVMResponse>(o_.socket, "hypervisor.Hypervisor", "StopVM",
+                                                              std::move(req), std::chrono::minutes(5));
+    if (!resp) co_return std::unexpected(resp.error());
+    co_return Result<void>{};
+  }
+
+  // Health/Check and Health/Version on one agent connection, as the shim checks a new sandbox.
+  asio::awaitable<Result<std::string>> Check(std::string agent_socket) {
+    auto stream = co_await pp::ttrpc::ConnectUnix(co_await asio::this_coro::executor, agent_socket);
+    if (!stream) co_return std::unexpected(stream.error());
+    auto client = pp::ttrpc::Client::Create(std::move(*stream));
+    const pp::ttrpc::CallOptions opts{std::chrono::seconds(30), {}};
+    auto health = co_await client->Call<grpc::HealthCheckResponse>("grpc.Health", "Check", grpc::CheckRequest{}, opts);
+    if (!health) {
+      client->Close();
+      co_return std::unexpected(health.error());
+    }
+    // No co_await inside a conditional expression: GCC 12 miscompiles it.
+    auto version = co_await client->Call<grpc::VersionCheckResponse>("grpc.Health", "Version", grpc::CheckRequest{}, opts);
+    client->Close();
+    if (health->status() != grpc::HealthCheckResponse::SERVING) {
+      co_return pp::Fail(pp::Code::kUnavailable, "the agent answered ",
+                         grpc::HealthCheckResponse::ServingStatus_Name(health->status()));
+    }
+    if (!version) co_return std::unexpected(version.error());
+    co_return "SERVING, agent " + version->agent_version();
+  }
+
+  std::string AgentSocket() const { return pp::adaptor::SandboxStore(o_.pods_dir).AgentSocketPath(o_.id); }
+  const Options& options() const { return o_; }
+
+ private:
+  Options o_;
+};
+
+// Prints "... booting (N s)" every 5 s while a long step runs; ends when the timer is cancelled.
+asio::awaitable<void> Ticker(std::shared_ptr<asio::steady_timer> timer, std::string what, Clock::time_point started) {
+  for (;;) {
+    timer->expires_after(std::chrono::seconds(5));
+    auto [ec] = co_await timer->async_wait(pp::kAwaitTuple);
+    if (ec) co_return;
+    std::printf("    ... %s (%.0f s)\n", what.c_str(), Seconds(Clock::now() - started));
+    std::fflush(stdout);
+  }
+}
+
+const char* StateName(pp::adaptor::SandboxState state) {
+  switch (state) {
+    case pp::adaptor::SandboxState::kCreated: return "created";
+    case pp::adaptor::SandboxState::kStarting: return "starting";
+    case pp::adaptor::SandboxState::kRunning: return "running";
+  }
+  return "?";
+}
+
+int Report(const char* step, const Result<void>& result, Clock::time_point started, const std::string& extra = {}) {
+  const double s = Seconds(Clock::now() - started);
+  if (!result) {
+    std::printf("  FAIL %-9s %7.3f s  %s\n", step, s, result.error().ToString().c_str());
+    return 1;
+  }
+  std::printf("  ok   %-9s %7.3f s  %s\n", step, s, extra.c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+asio::awaitable<int> Run(Ctl& ctl) {
+  const auto& o = ctl.options();
+  std::printf("peerpodctl: sandbox %s (pod %s/%s) through %s\n", o.id.c_str(), o.pod_namespace.c_str(), o.pod.c_str(),
+              o.socket.c_str());
+  const auto total = Clock::now();
+
+  auto t = Clock::now();
+  auto path = co_await ctl.Create();
+  if (Report("CreateVM", path ? Result<void>{} : std::unexpected(path.error()), t, path ? *path : "")) co_return 1;
+
+  t = Clock::now();
+  std::printf("  ...  StartVM: creating the pod VM and waiting for its agent\n");
+  std::fflush(stdout);
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+  auto ticker = Ticker(timer, "booting", t);
+  asio::co_spawn(co_await asio::this_coro::executor, std::move(ticker), asio::detached);
+  auto started = co_await ctl.Start();
+  timer->cancel();
+  int rc = Report("StartVM", started, t, "pod VM up, agent answered through the forwarder (mTLS)");
+  const double boot = Seconds(Clock::now() - t);
+
+  if (started) {
+    t = Clock::now();
+    auto check = co_await ctl.Check(*path);
+    rc |= Report("Health", check ? Result<void>{} : std::unexpected(check.error()), t, check ? *check : "");
+  }
+  if (o.keep && rc == 0) {
+    std::printf("peerpodctl: kept; stop it with: peerpodctl stop %s\n", o.id.c_str());
+    co_return 0;
+  }
+  t = Clock::now();
+  rc |= Report("StopVM", co_await ctl.Stop(), t, "pod VM and its volumes deleted");
+  std::printf("peerpodctl: %s in %.1f s (boot to agent answer %.1f s)\n", rc == 0 ? "PASS" : "FAIL",
+              Seconds(Clock::now() - total), boot);
+  co_return rc;
+}
+
+int List(const Options& o) {
+  const auto records = pp::adaptor::SandboxStore(o.pods_dir).LoadAll();
+  std::printf("%-20s %-28s %-9s %-38s %-15s\n", "SANDBOX", "POD", "STATE", "INSTANCE", "IP");
+  for (const auto& r : records) {
+    std::string id = r.request.id.substr(0, 20);
+    std::string pod = r.request.pod_namespace + "/" + r.request.pod_name;
+    std::printf("%-20s %-28s %-9s %-38s %-15s\n", id.c_str(), pod.c_str(),
+                StateName(r.state), r.instance_id.c_str(),
+                r.ips.empty() ? "-" : r.ips.front().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"peerpodctl: drive the peer-pods adaptor as the kata shim does"};
+  app.add_option("--socket", o.socket, "the adaptor's hypervisor socket")
+      ->envname("REMOTE_HYPERVISOR_ENDPOINT")
+      ->capture_default_str();
+  app.add_option("--pods-dir", o.pods_dir, "the adaptor's pods dir (agent sockets, records)")
+      ->envname("PODS_DIR")
+      ->capture_default_str();
+  auto sandbox_flags = [&](CLI::App* sub) {
+    sub->add_option("--pod", o.pod, "pod name")->capture_default_str();
+    sub->add_option("--namespace", o.pod_namespace, "pod namespace")->capture_default_str();
+    sub->add_option("--machine-type", o.machine_type, "machine_type annotation (libvirt: none, sev-snp, tdx)");
+    sub->add_option("--image", o.image, "image annotation (libvirt: base volume)");
+    sub->add_option("--vcpus", o.vcpus, "default_vcpus annotation");
+    sub->add_option("--memory", o.memory_mib, "default_memory annotation (MiB)");
+    sub->add_option("--initdata-file", o.initdata_file, "initdata TOML for the cc_init_data annotation");
+  };
+  auto* run = app.add_subcommand("run", "create, start, check the agent and stop one sandbox, with timings");
+  sandbox_flags(run);
+  run->add_option("--id", o.id, "sandbox id (default: random)");
+  run->add_option("--timeout", o.timeout, "StartVM deadline (Go duration)")->capture_default_str();
+  run->add_flag("--keep", o.keep, "leave the sandbox running");
+  auto* create = app.add_subcommand("create", "CreateVM");
+  sandbox_flags(create);
+  create->add_option("id", o.id, "sandbox id")->required();
+  auto* start = app.add_subcommand("start", "StartVM");
+  start->add_option("id", o.id, "sandbox id")->required();
+  start->add_option("--timeout", o.timeout, "deadline (Go duration)")->capture_default_str();
+  auto* check = app.add_subcommand("check", "grpc.Health through the sandbox's agent socket");
+  check->add_option("id", o.id, "sandbox id")->required();
+  auto* stop = app.add_subcommand("stop", "StopVM");
+  stop->add_option("id", o.id, "sandbox id")->required();
+  auto* list = app.add_subcommand("list", "sandboxes the adaptor keeps");
+  app.require_subcommand(1);
+  CLI11_PARSE(app, argc, argv);
+
+  if (list->parsed()) return List(o);
+  if (o.id.empty()) o.id = RandomId();
+  Ctl ctl(o);
+  asio::io_context io;
+  int rc = 1;
+  auto body = [&]() -> asio::awaitable<void> {
+    const auto t = Clock::now();
+    if (run->parsed()) {
+      rc = co_await Run(ctl);
+    } else if (create->parsed()) {
+      auto path = co_await ctl.Create();
+      rc = Report("CreateVM", path ? Result<void>{} : std::unexpected(path.error()), t, path ? *path : "");
+    } else if (start->parsed()) {
+      rc = Report("StartVM", co_await ctl.Start(), t);
+    } else if (check->parsed()) {
+      auto result = co_await ctl.Check(ctl.AgentSocket());
+      rc = Report("Health", result ? Result<void>{} : std::unexpected(result.error()), t, result ? *result : "");
+    } else if (stop->parsed()) {
+      rc = Report("StopVM", co_await ctl.Stop(), t);
+    }
+  };
+  asio::co_spawn(io, body(), asio::detached);
+  io.run();
+  return rc;
+}
