@@ -1,0 +1,445 @@
+// Command libvirte2e drives the real cloud-api-adaptor with its libvirt provider as the kata shim
+// does, with real pod VMs booting the test image under QEMU:
+//
+//	Go ttrpc client (as the shim) -> hypervisor.sock: cloud-api-adaptor libvirt
+//	  -> libvirtd: qcow2 overlay + cidata ISO + domain, DHCP lease
+//	  -> agent.ttrpc: the adaptor's agent proxy -> TCP + mTLS (auto mode): agent-protocol-forwarder
+//	     in the VM -> the image's TEST AGENT (podvm-test-agent, standing where kata-agent stands)
+//
+// It must run where libvirt is private to it: deploy/local/libvirt-netns.sh starts libvirtd in a
+// network namespace of its own and sets LIBVIRT_URI, LIBVIRT_POOL, LIBVIRT_NET, LIBVIRT_VOL_NAME.
+//
+//	libvirt-netns.sh --image podvm-test.qcow2 -- libvirte2e -adaptor <cloud-api-adaptor>
+//
+// Scenarios: the whole lifecycle with a check that no domain, volume, ISO or socket is left; a
+// missing base image; a VM that never answers (StartVM fails within the shim's deadline and
+// cleans up); the VM destroyed behind the adaptor's back; StopVM during StartVM; four sandboxes at
+// once. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"pp/agentchain"
+	"pp/harness"
+	"pp/wire"
+)
+
+// bootDeadline is the StartVM deadline of the scenarios that expect a VM to come up: the shim's is
+// 600 s; TCG on a loaded 2-core machine boots in tens of seconds.
+const bootDeadline = 480 * time.Second
+
+type env struct {
+	adaptor *agentchain.Adaptor
+	pool    string
+	base    string
+	blank   string
+}
+
+func main() {
+	adaptorBin := flag.String("adaptor", "", "cloud-api-adaptor binary")
+	timeout := flag.Duration("timeout", 25*time.Minute, "fail and clean up if the run takes longer")
+	flag.Parse()
+	if *adaptorBin == "" || os.Getenv("LIBVIRT_POOL") == "" {
+		fmt.Fprintln(os.Stderr, "libvirte2e: -adaptor <path> is required, and run it under deploy/local/libvirt-netns.sh")
+		os.Exit(2)
+	}
+	os.Exit(run(*adaptorBin, *timeout))
+}
+
+func run(adaptorBin string, timeout time.Duration) int {
+	var cleanup harness.Cleanup
+	defer cleanup.Run()
+	cleanup.ExitOnSignal()
+	cleanup.Watchdog(timeout)
+
+	dir, err := os.MkdirTemp("", "ppe2e-")
+	if err != nil {
+		fmt.Println("FAIL setup:", err)
+		return 1
+	}
+	cleanup.Add(func() { os.RemoveAll(dir) })
+	e := &env{pool: os.Getenv("LIBVIRT_POOL"), base: os.Getenv("LIBVIRT_VOL_NAME"), blank: "blank.qcow2"}
+
+	var r harness.Runner
+	if !r.Run("setup/blank_volume", func() error {
+		// A disk that boots nothing: a VM that never gets an address and never answers.
+		_, err := virsh("vol-create-as", e.pool, e.blank, "64M", "--format", "qcow2")
+		return err
+	}) {
+		return r.Summary()
+	}
+	if !r.Run("setup/adaptor_accepts", func() (err error) {
+		e.adaptor, err = startAdaptor(adaptorBin, dir)
+		if err == nil {
+			cleanup.Add(e.adaptor.Proc.Kill)
+		}
+		return
+	}) {
+		return r.Summary()
+	}
+	r.Peer = e.adaptor.Proc
+
+	r.Run("lifecycle/create_start_health_stop_leaves_nothing", e.lifecycle)
+	r.Run("failure/missing_base_image", e.missingImage)
+	r.Run("failure/vm_never_answers_startvm_fails_in_deadline_and_cleans_up", e.neverAnswers)
+	r.Run("failure/vm_destroyed_behind_the_adaptors_back", e.destroyedBehindBack)
+	r.Run("failure/stopvm_during_startvm", e.stopDuringStart)
+	r.Run("load/four_sandboxes_at_once", e.fourAtOnce)
+	r.Run("shutdown/adaptor_sigterm_exits_0", func() error {
+		code, err := agentchain.Stop(e.adaptor.Proc, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fmt.Errorf("exit code %d", code)
+		}
+		return nil
+	})
+	if r.Failed() {
+		fmt.Printf("---- adaptor output (last 80 lines) ----\n%s\n----\n", e.adaptor.Proc.LogTail(80))
+	}
+	return r.Summary()
+}
+
+func startAdaptor(bin, dir string) (*agentchain.Adaptor, error) {
+	a := &agentchain.Adaptor{Socket: filepath.Join(dir, "hypervisor.sock"), PodsDir: filepath.Join(dir, "pods")}
+	// Small TCG VMs booting with BIOS; auto TLS (the adaptor's own CA under -tls-dir).
+	p, err := harness.Start("adaptor", bin, "libvirt",
+		"-socket", a.Socket, "-pods-dir", a.PodsDir, "-tls-dir", filepath.Join(dir, "tls"),
+		"-node-name", "e2e-node", "-proxy-timeout", "4m", "-log-level", "debug",
+		"-firmware", "none", "-cpu", "1", "-memory", "384", "-ip-timeout", "4m")
+	if err != nil {
+		return nil, err
+	}
+	a.Proc = p
+	if err := harness.WaitDial(a.Socket, p, 60*time.Second); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("%w\n%s", err, p.LogTail(20))
+	}
+	return a, nil
+}
+
+func virsh(args ...string) (string, error) {
+	out, err := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("virsh %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// leftovers lists what a finished sandbox must not leave: pod VM domains, volumes other than the
+// base images, and anything in the pods dir (records, agent sockets).
+func (e *env) leftovers() ([]string, error) { return e.leftoversOf(true) }
+
+// leftoversOf lists leftover domains and volumes, and the pods dir entries when withRecords.
+func (e *env) leftoversOf(withRecords bool) ([]string, error) {
+	var left []string
+	doms, err := virsh("list", "--all", "--name")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range lines(doms) {
+		left = append(left, "domain "+d)
+	}
+	vols, err := virsh("vol-list", e.pool)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range lines(vols) {
+		name := strings.Fields(l)[0]
+		if name != e.base && name != e.blank {
+			left = append(left, "volume "+name)
+		}
+	}
+	if !withRecords {
+		sort.Strings(left)
+		return left, nil
+	}
+	entries, err := os.ReadDir(e.adaptor.PodsDir)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	for _, ent := range entries {
+		left = append(left, "pods dir entry "+ent.Name())
+	}
+	sort.Strings(left)
+	return left, nil
+}
+
+// expectClean waits up to `within` for every leftover to go (cleanup after a failed StartVM runs
+// after the shim's deadline has passed).
+func (e *env) expectClean(within time.Duration) error { return e.expectCleanOf(within, true) }
+
+func (e *env) expectCleanOf(within time.Duration, withRecords bool) error {
+	deadline := time.Now().Add(within)
+	for {
+		left, err := e.leftoversOf(withRecords)
+		if err != nil {
+			return err
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("left behind: %s", strings.Join(left, ", "))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+type sandbox struct {
+	id, pod, socket string
+}
+
+func newSandbox(id, pod string) *sandbox { return &sandbox{id: id, pod: pod} }
+
+func (s *sandbox) request(extra map[string]string) *wire.CreateVMRequest {
+	req := agentchain.SandboxRequest(s.id, s.pod, "0")
+	req.Annotations[wire.AnnotVCPUs] = ""
+	req.Annotations[wire.AnnotMemory] = ""
+	for k, v := range extra {
+		req.Annotations[k] = v
+	}
+	return req
+}
+
+func (e *env) create(s *sandbox, extra map[string]string) error {
+	path, err := e.adaptor.CreateVM(s.request(extra))
+	if err != nil {
+		return fmt.Errorf("CreateVM %s: %w", s.id, err)
+	}
+	s.socket = path
+	return nil
+}
+
+// health checks the agent through the whole chain: Check must say SERVING and Version must come
+// from the image's test agent.
+func health(socket string) error {
+	c, err := agentchain.DialAgent(socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var h wire.HealthCheckResponse
+	if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &h); err != nil {
+		return fmt.Errorf("Health/Check: %w", err)
+	}
+	if h.Status != wire.ServingStatusServing {
+		return fmt.Errorf("Health/Check status %d, want SERVING", h.Status)
+	}
+	var v wire.VersionCheckResponse
+	if err := c.Call(ctx, wire.HealthService, wire.MethodHealthVersion, &wire.CheckRequest{}, &v); err != nil {
+		return fmt.Errorf("Health/Version: %w", err)
+	}
+	if !strings.Contains(v.AgentVersion, "podvm-test-agent") {
+		return fmt.Errorf("Health/Version answered %q: not the image's test agent", v.AgentVersion)
+	}
+	return nil
+}
+
+func (e *env) lifecycle() error {
+	s := newSandbox("e2e0000000000001aa", "lifecycle")
+	if err := e.create(s, nil); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := e.adaptor.StartVM(s.id, bootDeadline); err != nil {
+		return fmt.Errorf("StartVM: %w", err)
+	}
+	fmt.Printf("  (StartVM: pod VM booted and its agent answered in %.1f s)\n", time.Since(start).Seconds())
+	if fi, err := os.Stat(s.socket); err != nil || fi.Mode().Perm() != 0o600 {
+		return fmt.Errorf("agent socket %s: %v (mode %v)", s.socket, err, fi)
+	}
+	doms, _ := virsh("list", "--name")
+	if !strings.Contains(doms, agentchain.InstanceName(s.pod, s.id)) {
+		return fmt.Errorf("no running domain %s: %q", agentchain.InstanceName(s.pod, s.id), doms)
+	}
+	if err := health(s.socket); err != nil {
+		return err
+	}
+	if err := e.adaptor.StopVM(s.id); err != nil {
+		return fmt.Errorf("StopVM: %w", err)
+	}
+	return e.expectClean(10 * time.Second)
+}
+
+func (e *env) missingImage() error {
+	s := newSandbox("e2e0000000000002bb", "noimage")
+	if err := e.create(s, map[string]string{wire.AnnotImage: "no-such-image.qcow2"}); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := e.adaptor.StartVM(s.id, 120*time.Second)
+	if err == nil {
+		return fmt.Errorf("StartVM succeeded without a base image")
+	}
+	if err := harness.ExpectCode(err, codes.FailedPrecondition); err != nil {
+		return err
+	}
+	if !strings.Contains(err.Error(), "no-such-image.qcow2") {
+		return fmt.Errorf("the error does not name the missing image: %v", err)
+	}
+	fmt.Printf("  (refused in %.2f s: %v)\n", time.Since(start).Seconds(), err)
+	if err := e.adaptor.StopVM(s.id); err != nil {
+		return fmt.Errorf("StopVM: %w", err)
+	}
+	return e.expectClean(10 * time.Second)
+}
+
+func (e *env) neverAnswers() error {
+	s := newSandbox("e2e0000000000003cc", "silent")
+	if err := e.create(s, map[string]string{wire.AnnotImage: e.blank}); err != nil {
+		return err
+	}
+	const deadline = 45 * time.Second
+	start := time.Now()
+	err := e.adaptor.StartVM(s.id, deadline)
+	took := time.Since(start)
+	if err == nil {
+		return fmt.Errorf("StartVM succeeded with a VM that boots nothing")
+	}
+	if took > deadline+10*time.Second {
+		return fmt.Errorf("StartVM took %v, past its %v deadline", took, deadline)
+	}
+	fmt.Printf("  (StartVM failed after %.1f s: %v)\n", took.Seconds(), err)
+	// Before any StopVM, the failed StartVM itself must take the VM and its volumes down (the record
+	// stays until StopVM, which the shim always sends).
+	if err := e.expectCleanOf(30*time.Second, false); err != nil {
+		return fmt.Errorf("after the failed StartVM: %w", err)
+	}
+	if err := e.adaptor.StopVM(s.id); err != nil {
+		return fmt.Errorf("StopVM: %w", err)
+	}
+	return e.expectClean(10 * time.Second)
+}
+
+func (e *env) destroyedBehindBack() error {
+	s := newSandbox("e2e0000000000004dd", "destroyed")
+	if err := e.create(s, nil); err != nil {
+		return err
+	}
+	if err := e.adaptor.StartVM(s.id, bootDeadline); err != nil {
+		return fmt.Errorf("StartVM: %w", err)
+	}
+	c, err := agentchain.DialAgent(s.socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &wire.HealthCheckResponse{}); err != nil {
+		return fmt.Errorf("first call: %w", err)
+	}
+	if _, err := virsh("destroy", agentchain.InstanceName(s.pod, s.id)); err != nil {
+		return err
+	}
+	// The shim's next call must end with an error, at the latest at its own deadline (the proxy
+	// redials the VM until then: a VM that only restarts its forwarder comes back).
+	callCtx, callCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer callCancel()
+	callStart := time.Now()
+	err = c.Call(callCtx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &wire.HealthCheckResponse{})
+	if err == nil {
+		return fmt.Errorf("a call to a destroyed VM succeeded")
+	}
+	if took := time.Since(callStart); took > 35*time.Second {
+		return fmt.Errorf("the call to a destroyed VM ended only after %v (its deadline was 30 s)", took)
+	}
+	fmt.Printf("  (call after the VM was destroyed: %v)\n", err)
+	if err := e.adaptor.StopVM(s.id); err != nil {
+		return fmt.Errorf("StopVM: %w", err)
+	}
+	return e.expectClean(10 * time.Second)
+}
+
+func (e *env) stopDuringStart() error {
+	s := newSandbox("e2e0000000000005ee", "stopearly")
+	if err := e.create(s, nil); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() { errc <- e.adaptor.StartVM(s.id, bootDeadline) }()
+	// Stop while the VM is being created or is booting.
+	time.Sleep(3 * time.Second)
+	if err := e.adaptor.StopVM(s.id); err != nil {
+		return fmt.Errorf("StopVM: %w", err)
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			return fmt.Errorf("StartVM succeeded although StopVM came first")
+		}
+		fmt.Printf("  (StartVM ended %.1f s after it began: %v)\n", time.Since(start).Seconds(), err)
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("StartVM still running 60 s after StopVM")
+	}
+	return e.expectClean(30 * time.Second)
+}
+
+func (e *env) fourAtOnce() error {
+	sandboxes := []*sandbox{
+		newSandbox("e2e0000000000006f1", "four-a"), newSandbox("e2e0000000000006f2", "four-b"),
+		newSandbox("e2e0000000000006f3", "four-c"), newSandbox("e2e0000000000006f4", "four-d"),
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(sandboxes))
+	start := time.Now()
+	for i, s := range sandboxes {
+		wg.Add(1)
+		go func(i int, s *sandbox) {
+			defer wg.Done()
+			if err := e.create(s, nil); err != nil {
+				errs[i] = err
+				return
+			}
+			if err := e.adaptor.StartVM(s.id, bootDeadline); err != nil {
+				errs[i] = fmt.Errorf("%s StartVM: %w", s.pod, err)
+				return
+			}
+			errs[i] = health(s.socket)
+		}(i, s)
+	}
+	wg.Wait()
+	fmt.Printf("  (4 pod VMs up and answering in %.1f s)\n", time.Since(start).Seconds())
+	var failed []string
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", sandboxes[i].pod, err))
+		}
+	}
+	for _, s := range sandboxes {
+		if err := e.adaptor.StopVM(s.id); err != nil {
+			failed = append(failed, fmt.Sprintf("StopVM %s: %v", s.pod, err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s", strings.Join(failed, "; "))
+	}
+	return e.expectClean(10 * time.Second)
+}
