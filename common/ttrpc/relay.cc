@@ -100,7 +100,9 @@ asio::awaitable<std::shared_ptr<Relay::Upstream>> Relay::EnsureUpstream(std::uin
     if (std::chrono::steady_clock::now() + backoff >= give_up) break;
     asio::steady_timer wait(executor_, backoff);
     co_await wait.async_wait(kAwaitTuple);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    // Capped low: a pod VM's forwarder comes up moments after its agent, and a refused connect costs
+    // the VM one RST; each second of cap would be up to a second added to a pod's start.
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(250));
   }
   Answer(stream_id, Code::kUnavailable, "agent unreachable: " + last_dial_error_);
   co_return nullptr;

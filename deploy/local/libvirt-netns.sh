@@ -57,6 +57,8 @@ cleanup() {
         fi
       done
       virsh_ns net-destroy "$net" >/dev/null 2>&1 || true
+      # libvirtd autostarts the packaged `default` network, here inside the namespace: stop it too.
+      virsh_ns net-destroy default >/dev/null 2>&1 || true
       virsh_ns pool-destroy "$pool" >/dev/null 2>&1 || true
     fi
     for pidfile in "$run_dir/libvirtd.pid" "$run_dir/virtlogd.pid"; do

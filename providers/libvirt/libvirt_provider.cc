@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "common/base/go_flags.h"
@@ -117,7 +118,18 @@ bool IsSecurityName(std::string_view v) { return v == "none" || v == "auto" || v
 
 class LibvirtProvider final : public Provider {
  public:
-  explicit LibvirtProvider(LibvirtConfig config) : config_(std::move(config)) {}
+  explicit LibvirtProvider(LibvirtConfig config) : config_(std::move(config)) {
+    // Learn the host (capabilities, KVM probe: up to 3 s) before the first pod asks.
+    warmup_ = std::jthread([this] {
+      SilenceLibvirtOnce();
+      auto conn = Connect();
+      if (!conn) {
+        spdlog::warn("{}", conn.error().message);
+        return;
+      }
+      if (auto host = GetHost(conn->get()); !host) spdlog::warn("{}", host.error().message);
+    });
+  }
 
   Result<Instance> CreateInstance(const InstanceSpec& spec, const OpContext& ctx) override;
   Result<void> DeleteInstance(const std::string& instance_id, const OpContext& ctx) override;
@@ -125,14 +137,12 @@ class LibvirtProvider final : public Provider {
   Result<void> Verify(const OpContext& ctx) override;
 
  private:
-  struct Host {
-    std::string domain_type;  // kvm or qemu
-    HostSecurity security;
-  };
+  using Host = HostFacts;
 
-  Result<virConnectPtr> Connect();
+  // A reference of its own to the shared connection (reopened when it died): a caller keeps it
+  // valid even if another thread reopens the connection meanwhile.
+  Result<Connection> Connect();
   Result<const Host*> GetHost(virConnectPtr conn);
-  Result<DomainSpec> PlanDomain(const InstanceSpec& spec, const Host& host);
   Result<Pool> LookupPool(virConnectPtr conn);
   Result<std::string> UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo);
   Result<std::string> WaitForAddress(virDomainPtr dom, const OpContext& ctx);
@@ -144,18 +154,23 @@ class LibvirtProvider final : public Provider {
   Connection conn_;
   std::mutex host_mu_;
   std::optional<Host> host_;
+  std::mutex names_mu_;
+  std::set<std::string> creating_;  // instance names with a CreateInstance in progress
+  std::jthread warmup_;  // last: joined before the members it uses go
 };
 
-Result<virConnectPtr> LibvirtProvider::Connect() {
+Result<Connection> LibvirtProvider::Connect() {
   std::lock_guard lock(conn_mu_);
-  if (conn_ && virConnectIsAlive(conn_.get()) == 1) return conn_.get();
-  conn_.reset(virConnectOpen(config_.uri.c_str()));
-  if (!conn_) {
-    Error e = LastError("cannot connect to " + config_.uri + " (LIBVIRT_URI)");
-    e.code = Code::kUnavailable;
-    return std::unexpected(e);
+  if (!conn_ || virConnectIsAlive(conn_.get()) != 1) {
+    conn_.reset(virConnectOpen(config_.uri.c_str()));
+    if (!conn_) {
+      Error e = LastError("cannot connect to " + config_.uri + " (LIBVIRT_URI)");
+      e.code = Code::kUnavailable;
+      return std::unexpected(e);
+    }
   }
-  return conn_.get();
+  virConnectRef(conn_.get());
+  return Connection(conn_.get());
 }
 
 Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn) {
@@ -194,16 +209,18 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
   return &*host_;
 }
 
-Result<DomainSpec> LibvirtProvider::PlanDomain(const InstanceSpec& spec, const Host& host) {
+}  // namespace
+
+Result<DomainSpec> PlanDomain(const LibvirtConfig& config, const InstanceSpec& spec, const HostFacts& host) {
   SecurityRequest request;
   if (IsSecurityName(spec.instance_type)) {
     request = {spec.instance_type, "the pod's machine_type annotation"};
-  } else if (!config_.launch_security.empty()) {
-    request = {config_.launch_security, "LIBVIRT_LAUNCH_SECURITY"};
+  } else if (!config.launch_security.empty()) {
+    request = {config.launch_security, "LIBVIRT_LAUNCH_SECURITY"};
   } else {
-    request = {config_.disable_cvm ? "none" : "auto", config_.disable_cvm ? "DISABLECVM=true" : "DISABLECVM=false"};
+    request = {config.disable_cvm ? "none" : "auto", config.disable_cvm ? "DISABLECVM=true" : "DISABLECVM=false"};
   }
-  if (request.value != "none" && config_.disable_cvm && request.source != "LIBVIRT_LAUNCH_SECURITY") {
+  if (request.value != "none" && config.disable_cvm && request.source != "LIBVIRT_LAUNCH_SECURITY") {
     return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for a confidential VM (",
                 request.value, ") but confidential VMs are disabled (DISABLECVM=true)");
   }
@@ -213,12 +230,12 @@ Result<DomainSpec> LibvirtProvider::PlanDomain(const InstanceSpec& spec, const H
   d.owner = spec.owner;
   d.pod_name = spec.pod_name;
   d.pod_namespace = spec.pod_namespace;
-  d.vcpus = spec.vcpus ? spec.vcpus : config_.vcpus;
-  d.memory_mib = spec.memory_mib ? spec.memory_mib : config_.memory_mib;
-  d.cpuset = config_.cpuset;
-  d.network = config_.network;
+  d.vcpus = spec.vcpus ? spec.vcpus : config.vcpus;
+  d.memory_mib = spec.memory_mib ? spec.memory_mib : config.memory_mib;
+  d.cpuset = config.cpuset;
+  d.network = config.network;
   d.domain_type = host.domain_type;
-  d.firmware = config_.firmware == "none" ? "" : config_.firmware;
+  d.firmware = config.firmware == "none" ? "" : config.firmware;
 
   const HostSecurity& hs = host.security;
   if (request.value == "auto") {
@@ -247,12 +264,12 @@ Result<DomainSpec> LibvirtProvider::PlanDomain(const InstanceSpec& spec, const H
       return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for TDX, but this host cannot run it: ",
                   hs.tdx_missing, "; not creating a plain VM instead");
     }
-    if (config_.cvm_firmware.empty()) {
+    if (config.cvm_firmware.empty()) {
       return Fail(Code::kFailedPrecondition, "libvirt: TDX needs its firmware (TDVF): set LIBVIRT_CVM_FIRMWARE");
     }
     d.security = LaunchSecurity::kTdx;
     std::error_code ec;
-    if (std::filesystem::exists(config_.tdx_qgs_socket, ec)) d.qgs_socket = config_.tdx_qgs_socket;
+    if (std::filesystem::exists(config.tdx_qgs_socket, ec)) d.qgs_socket = config.tdx_qgs_socket;
     binding_size = 48;
   } else if (request.value != "none") {
     return Fail(Code::kInvalidArgument, "libvirt: unknown launch security '", request.value, "' from ", request.source,
@@ -260,7 +277,7 @@ Result<DomainSpec> LibvirtProvider::PlanDomain(const InstanceSpec& spec, const H
   }
   if (d.security != LaunchSecurity::kNone) {
     d.domain_type = "kvm";
-    d.cvm_firmware = config_.cvm_firmware;
+    d.cvm_firmware = config.cvm_firmware;
     if (!spec.initdata.empty()) {
       // Bind the initdata to the hardware: the TEE reports its digest, the verifier compares.
       auto binding = InitdataBinding(spec.initdata, binding_size);
@@ -270,6 +287,8 @@ Result<DomainSpec> LibvirtProvider::PlanDomain(const InstanceSpec& spec, const H
   }
   return d;
 }
+
+namespace {
 
 Result<Pool> LibvirtProvider::LookupPool(virConnectPtr conn) {
   Pool pool(virStoragePoolLookupByName(conn, config_.pool.c_str()));
@@ -357,26 +376,43 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   SilenceLibvirtOnce();
   auto conn = Connect();
   if (!conn) return std::unexpected(conn.error());
-  auto host = GetHost(*conn);
+  auto host = GetHost(conn->get());
   if (!host) return std::unexpected(host.error());
-  auto plan = PlanDomain(spec, **host);
+  auto plan = PlanDomain(config_, spec, **host);
   if (!plan) return std::unexpected(plan.error());
+
+  // Volumes and the domain are named after the instance: two creates of one name must not meet
+  // (the leftover cleanup below would take the other's volumes).
+  {
+    std::lock_guard lock(names_mu_);
+    if (!creating_.insert(spec.name).second) {
+      return Fail(Code::kAlreadyExists, "libvirt: instance ", spec.name, " is being created for another sandbox");
+    }
+  }
+  struct Release {
+    LibvirtProvider* self;
+    std::string name;
+    ~Release() {
+      std::lock_guard lock(self->names_mu_);
+      self->creating_.erase(name);
+    }
+  } release{this, spec.name};
 
   // A domain of this name left by an earlier attempt of the same sandbox is replaced; one that
   // belongs to someone else is never touched.
-  if (Domain old{virDomainLookupByName(*conn, spec.name.c_str())}) {
+  if (Domain old{virDomainLookupByName(conn->get(), spec.name.c_str())}) {
     Chars xml(virDomainGetXMLDesc(old.get(), 0));
     auto facts = xml ? ParseDomainXml(xml.get()) : Result<DomainFacts>(std::unexpected(LastError("old domain")));
     if (!facts || !facts->owner || facts->owner->sandbox_id != spec.owner.sandbox_id) {
       return Fail(Code::kAlreadyExists, "libvirt: a domain named ", spec.name, " exists and is not this sandbox's");
     }
     spdlog::warn("libvirt: replacing domain {} left by an earlier attempt", spec.name);
-    if (auto deleted = DeleteDomain(old.get(), *conn); !deleted) return std::unexpected(deleted.error());
+    if (auto deleted = DeleteDomain(old.get(), conn->get()); !deleted) return std::unexpected(deleted.error());
   } else {
     virResetLastError();
   }
 
-  auto pool = LookupPool(*conn);
+  auto pool = LookupPool(conn->get());
   if (!pool) return std::unexpected(pool.error());
   const std::string base_name = spec.image.empty() ? config_.base_volume : spec.image;
   Volume base(virStorageVolLookupByName(pool->get(), base_name.c_str()));
@@ -421,17 +457,26 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   auto xml = BuildDomainXml(*plan);
   if (!xml) return std::unexpected(xml.error());
   if (auto ok = CheckContext(ctx, "defining the domain"); !ok) return std::unexpected(ok.error());
-  Domain dom(virDomainDefineXML(*conn, xml->c_str()));
+  Domain dom(virDomainDefineXML(conn->get(), xml->c_str()));
   if (!dom) return std::unexpected(LastError("defining domain " + spec.name));
-  virDomainPtr dom_ptr = dom.get();
-  virConnectPtr conn_ptr = *conn;
-  undo.Add([this, dom_ptr, conn_ptr] {
-    if (auto deleted = DeleteDomain(dom_ptr, conn_ptr); !deleted) spdlog::warn("{}", deleted.error().message);
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  if (virDomainGetUUIDString(dom.get(), uuid) < 0) {
+    const Error e = LastError("domain UUID");
+    virDomainUndefine(dom.get());
+    return std::unexpected(e);
+  }
+  // The undo step finds the domain again by UUID: `dom` is released before the undo steps run.
+  virConnectPtr conn_ptr = conn->get();
+  undo.Add([this, conn_ptr, id = std::string(uuid)] {
+    Domain again(virDomainLookupByUUIDString(conn_ptr, id.c_str()));
+    if (!again) {
+      virResetLastError();
+      return;
+    }
+    if (auto deleted = DeleteDomain(again.get(), conn_ptr); !deleted) spdlog::warn("{}", deleted.error().message);
   });
   if (virDomainCreate(dom.get()) < 0) return std::unexpected(LastError("starting domain " + spec.name));
 
-  char uuid[VIR_UUID_STRING_BUFLEN];
-  if (virDomainGetUUIDString(dom.get(), uuid) < 0) return std::unexpected(LastError("domain UUID"));
   auto address = WaitForAddress(dom.get(), ctx);
   if (!address) return std::unexpected(address.error());
 
@@ -478,15 +523,15 @@ Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, con
   SilenceLibvirtOnce();
   auto conn = Connect();
   if (!conn) return std::unexpected(conn.error());
-  Domain dom(virDomainLookupByUUIDString(*conn, instance_id.c_str()));
+  Domain dom(virDomainLookupByUUIDString(conn->get(), instance_id.c_str()));
   if (!dom) {
     const Error e = LastError("domain " + instance_id);
     if (e.code == Code::kNotFound || e.code == Code::kInternal) return {};  // gone already (or not a UUID)
     return std::unexpected(e);
   }
-  if (auto deleted = DeleteDomain(dom.get(), *conn); !deleted) return deleted;
+  if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
   // Volumes of a domain that lost its disks from its definition: the names are ours.
-  if (auto pool = LookupPool(*conn)) {
+  if (auto pool = LookupPool(conn->get())) {
     const char* name = virDomainGetName(dom.get());
     if (name != nullptr) {
       DeleteVolumeByName(pool->get(), RootVolumeName(name));
@@ -501,7 +546,7 @@ Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& 
   auto conn = Connect();
   if (!conn) return std::unexpected(conn.error());
   virDomainPtr* domains = nullptr;
-  const int n = virConnectListAllDomains(*conn, &domains, 0);
+  const int n = virConnectListAllDomains(conn->get(), &domains, 0);
   if (n < 0) return std::unexpected(LastError("listing domains"));
   std::vector<Domain> owned(domains, domains + n);
   std::free(domains);
@@ -523,12 +568,12 @@ Result<void> LibvirtProvider::Verify(const OpContext&) {
   SilenceLibvirtOnce();
   auto conn = Connect();
   if (!conn) return std::unexpected(conn.error());
-  auto pool = LookupPool(*conn);
+  auto pool = LookupPool(conn->get());
   if (!pool) return std::unexpected(pool.error());
   if (virStoragePoolIsActive(pool->get()) != 1) {
     return Fail(Code::kFailedPrecondition, "libvirt: storage pool '", config_.pool, "' is not active (LIBVIRT_POOL)");
   }
-  Network net(virNetworkLookupByName(*conn, config_.network.c_str()));
+  Network net(virNetworkLookupByName(conn->get(), config_.network.c_str()));
   if (!net) {
     virResetLastError();
     return Fail(Code::kFailedPrecondition, "libvirt: network '", config_.network, "' not found (LIBVIRT_NET)");
@@ -542,7 +587,7 @@ Result<void> LibvirtProvider::Verify(const OpContext&) {
     return Fail(Code::kFailedPrecondition, "libvirt: base volume '", config_.base_volume, "' not found in pool '",
                 config_.pool, "' (LIBVIRT_VOL_NAME)");
   }
-  auto host = GetHost(*conn);
+  auto host = GetHost(conn->get());
   if (!host) return std::unexpected(host.error());
   return {};
 }

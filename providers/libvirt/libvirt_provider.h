@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "providers/libvirt/domain_xml.h"
 #include "providers/provider.h"
 
 namespace pp::providers::libvirt {
@@ -41,6 +42,20 @@ struct LibvirtConfig {
   std::string ip_timeout = "3m";
   std::string kvm_module_dir = "/sys/module";  // tests point it elsewhere
 };
+
+// What the provider learns about its host once: the domain type it will use and what confidential
+// guests the host can run.
+struct HostFacts {
+  std::string domain_type;  // kvm or qemu
+  HostSecurity security;
+};
+
+// The domain a pod gets on such a host (everything but the disk paths): vCPUs and memory from the
+// pod or the configuration, the launch security from the pod's machine_type annotation,
+// LIBVIRT_LAUNCH_SECURITY or DISABLECVM, the initdata bound to SNP hostData / TDX mrConfigId.
+// FAILED_PRECONDITION when a confidential VM is asked for and the host cannot run it, or when
+// confidential VMs are disabled: never a plain VM instead.
+Result<DomainSpec> PlanDomain(const LibvirtConfig& config, const InstanceSpec& spec, const HostFacts& host);
 
 // Checks the configuration (messages name the flag and variable).
 Result<void> ValidateConfig(const LibvirtConfig& config);

@@ -1,0 +1,325 @@
+// Command bootbench measures what the adaptor adds to a pod VM's boot, in one run on one host:
+//
+//	ours: CreateVM -> StartVM -> grpc.Health/Check answered through agent.ttrpc, the adaptor's
+//	      mTLS proxy and the forwarder in the VM (cloud-api-adaptor libvirt, the test image)
+//	bare: `virsh create` of the same image with the same devices and an equivalent cidata ISO
+//	      (made before the clock starts) until the VM's forwarder port accepts a TCP connection
+//
+// each run alternately N times, then 4 at once. Run it under deploy/local/libvirt-netns.sh:
+//
+//	libvirt-netns.sh --image podvm-test.qcow2 -- bootbench -adaptor <cloud-api-adaptor> -out boot.md
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"pp/agentchain"
+	"pp/harness"
+	"pp/testpki"
+	"pp/wire"
+)
+
+const (
+	vcpus     = 1
+	memoryMiB = 384
+)
+
+type bench struct {
+	adaptor  *agentchain.Adaptor
+	dir      string
+	poolPath string
+	basePath string
+	seq      int
+}
+
+func main() {
+	adaptorBin := flag.String("adaptor", "", "cloud-api-adaptor binary")
+	runs := flag.Int("runs", 3, "sequential boots of each kind")
+	out := flag.String("out", "", "also write the markdown report here")
+	flag.Parse()
+	if *adaptorBin == "" || os.Getenv("LIBVIRT_POOL") == "" {
+		fmt.Fprintln(os.Stderr, "bootbench: -adaptor is required; run it under deploy/local/libvirt-netns.sh")
+		os.Exit(2)
+	}
+	var cleanup harness.Cleanup
+	defer cleanup.Run()
+	cleanup.ExitOnSignal()
+	if err := run(*adaptorBin, *runs, *out, &cleanup); err != nil {
+		fmt.Fprintln(os.Stderr, "bootbench:", err)
+		cleanup.Run()
+		os.Exit(1)
+	}
+}
+
+func virsh(args ...string) (string, error) {
+	out, err := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("virsh %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func run(adaptorBin string, runs int, out string, cleanup *harness.Cleanup) error {
+	dir, err := os.MkdirTemp("/var/tmp", "ppboot-")
+	if err != nil {
+		return err
+	}
+	os.Chmod(dir, 0o755) // QEMU (libvirt-qemu) reads the bare VMs' disks from here
+	cleanup.Add(func() { os.RemoveAll(dir) })
+	b := &bench{dir: dir}
+	pool := os.Getenv("LIBVIRT_POOL")
+	if b.basePath, err = virsh("vol-path", "--pool", pool, os.Getenv("LIBVIRT_VOL_NAME")); err != nil {
+		return err
+	}
+
+	a := &agentchain.Adaptor{Socket: filepath.Join(dir, "hypervisor.sock"), PodsDir: filepath.Join(dir, "pods")}
+	p, err := harness.Start("adaptor", adaptorBin, "libvirt", "-socket", a.Socket, "-pods-dir", a.PodsDir,
+		"-tls-dir", filepath.Join(dir, "tls"), "-firmware", "none", "-cpu", fmt.Sprint(vcpus),
+		"-memory", fmt.Sprint(memoryMiB), "-domain-type", "qemu", "-proxy-timeout", "5m")
+	if err != nil {
+		return err
+	}
+	cleanup.Add(p.Kill)
+	a.Proc = p
+	if err := harness.WaitDial(a.Socket, p, 60*time.Second); err != nil {
+		return err
+	}
+	b.adaptor = a
+
+	var ours, bare []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := b.ours()
+		if err != nil {
+			return fmt.Errorf("ours: %w\n%s", err, p.LogTail(30))
+		}
+		ours = append(ours, d)
+		fmt.Printf("ours #%d: %.2f s\n", i+1, d.Seconds())
+		if d, err = b.bare(); err != nil {
+			return fmt.Errorf("bare: %w", err)
+		}
+		bare = append(bare, d)
+		fmt.Printf("bare #%d: %.2f s\n", i+1, d.Seconds())
+	}
+	ours4, err := b.concurrent(4, b.ours)
+	if err != nil {
+		return fmt.Errorf("ours x4: %w\n%s", err, p.LogTail(30))
+	}
+	fmt.Printf("ours x4: %.2f s\n", ours4.Seconds())
+	bare4, err := b.concurrent(4, b.bare)
+	if err != nil {
+		return fmt.Errorf("bare x4: %w", err)
+	}
+	fmt.Printf("bare x4: %.2f s\n", bare4.Seconds())
+
+	report := b.report(ours, bare, ours4, bare4)
+	fmt.Print(report)
+	if out != "" {
+		os.MkdirAll(filepath.Dir(out), 0o755)
+		return os.WriteFile(out, []byte(report), 0o644)
+	}
+	return nil
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func secs(d []time.Duration) string {
+	var parts []string
+	for _, x := range d {
+		parts = append(parts, fmt.Sprintf("%.1f", x.Seconds()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (b *bench) report(ours, bare []time.Duration, ours4, bare4 time.Duration) string {
+	mo, mb := median(ours), median(bare)
+	var s strings.Builder
+	fmt.Fprintf(&s, "\n| pod VM boot (TCG, %d vCPU, %d MiB, test image) | ours: CreateVM to Health/Check answered | bare `virsh create` to port 15150 open | ours / bare |\n", vcpus, memoryMiB)
+	s.WriteString("|---|---|---|---|\n")
+	fmt.Fprintf(&s, "| one pod, median of %d (runs: ours %s s; bare %s s) | %.2f s | %.2f s | %.3f (%+.1f%%) |\n",
+		len(ours), secs(ours), secs(bare), mo.Seconds(), mb.Seconds(), mo.Seconds()/mb.Seconds(), 100*(mo.Seconds()/mb.Seconds()-1))
+	fmt.Fprintf(&s, "| 4 pods at once, until the last answers | %.2f s | %.2f s | %.3f (%+.1f%%) |\n",
+		ours4.Seconds(), bare4.Seconds(), ours4.Seconds()/bare4.Seconds(), 100*(ours4.Seconds()/bare4.Seconds()-1))
+	return s.String()
+}
+
+func (b *bench) next() int {
+	b.seq++
+	return b.seq
+}
+
+// ours: the shim's calls, timed from CreateVM to the first Health/Check answer.
+func (b *bench) ours() (time.Duration, error) {
+	n := b.next()
+	id := fmt.Sprintf("%08dbootbench", n) // the instance name takes the first 8 characters
+	start := time.Now()
+	path, err := b.adaptor.CreateVM(agentchain.SandboxRequest(id, "bench", "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer b.adaptor.StopVM(id)
+	if err := b.adaptor.StartVM(id, 5*time.Minute); err != nil {
+		return 0, err
+	}
+	c, err := agentchain.DialAgent(path)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var h wire.HealthCheckResponse
+	if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &h); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// bare: the same image booted by hand. The overlay and the cidata ISO are made before the clock
+// starts; the clock stops when the VM's forwarder accepts a TCP connection.
+func (b *bench) bare() (time.Duration, error) {
+	n := b.next()
+	name := fmt.Sprintf("bare-%d", n)
+	disk := filepath.Join(b.dir, name+".qcow2")
+	iso := filepath.Join(b.dir, name+".iso")
+	defer os.Remove(disk)
+	defer os.Remove(iso)
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", b.basePath, disk).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("qemu-img: %v: %s", err, out)
+	}
+	if err := makeSeed(iso, name, filepath.Join(b.dir, name+"-seed")); err != nil {
+		return 0, err
+	}
+	xmlPath := filepath.Join(b.dir, name+".xml")
+	if err := os.WriteFile(xmlPath, []byte(domainXML(name, disk, iso, os.Getenv("LIBVIRT_NET"))), 0o644); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if _, err := virsh("create", xmlPath); err != nil {
+		return 0, err
+	}
+	defer virsh("destroy", name)
+	deadline := time.Now().Add(5 * time.Minute)
+	ip := ""
+	for ip == "" {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s got no address", name)
+		}
+		out, _ := virsh("domifaddr", name, "--source", "lease")
+		for _, f := range strings.Fields(out) {
+			if strings.Contains(f, "/") && strings.Count(f, ".") == 3 {
+				ip = strings.Split(f, "/")[0]
+			}
+		}
+		if ip == "" {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	for {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, "15150"), time.Second)
+		if err == nil {
+			conn.Close()
+			return time.Since(start), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s: port 15150 never opened: %v", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (b *bench) concurrent(k int, boot func() (time.Duration, error)) (time.Duration, error) {
+	var wg sync.WaitGroup
+	errs := make([]error, k)
+	start := time.Now()
+	for i := 0; i < k; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = boot()
+		}(i)
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return took, nil
+}
+
+// makeSeed writes a NoCloud ISO whose apf.json carries fresh TLS material, as the adaptor's would.
+func makeSeed(iso, name, dir string) error {
+	ca, err := testpki.NewCA("bootbench CA")
+	if err != nil {
+		return err
+	}
+	server, err := ca.Issue(testpki.LeafOptions{CommonName: name, DNSNames: []string{name}})
+	if err != nil {
+		return err
+	}
+	apf, err := json.Marshal(map[string]string{
+		"pod-namespace": "default", "pod-name": name,
+		"tls-server-cert": string(server.CertPEM), "tls-server-key": string(server.KeyPEM),
+		"tls-client-ca": string(ca.CertPEM),
+	})
+	if err != nil {
+		return err
+	}
+	userData := "#cloud-config\nwrite_files:\n- path: /run/peerpod/apf.json\n  permissions: \"0600\"\n  content: |\n    " + string(apf) + "\n"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "user-data"), []byte(userData), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "meta-data"), []byte("local-hostname: "+name+"\n"), 0o600); err != nil {
+		return err
+	}
+	out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-V", "cidata", "-r", "-o", iso,
+		filepath.Join(dir, "user-data"), filepath.Join(dir, "meta-data")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("xorriso: %v: %s", err, out)
+	}
+	return nil
+}
+
+// domainXML is the provider's plain TCG domain (tests/providers/libvirt/golden/plain-tcg.xml) for
+// the bare boot: same machine, devices, vCPUs and memory.
+func domainXML(name, disk, iso, network string) string {
+	return fmt.Sprintf(`<domain type="qemu">
+  <name>%s</name>
+  <memory unit="MiB">%d</memory>
+  <vcpu placement="static">%d</vcpu>
+  <os><type arch="x86_64" machine="q35">hvm</type></os>
+  <features><acpi/><apic/></features>
+  <clock offset="utc"/>
+  <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <disk type="file" device="disk"><driver name="qemu" type="qcow2" discard="unmap"/><source file="%s"/><target dev="vda" bus="virtio"/><boot order="1"/></disk>
+    <disk type="file" device="disk"><driver name="qemu" type="raw"/><source file="%s"/><target dev="vdb" bus="virtio"/><readonly/></disk>
+    <interface type="network"><source network="%s"/><model type="virtio"/></interface>
+    <serial type="pty"><target port="0"/></serial>
+    <console type="pty"><target type="serial" port="0"/></console>
+    <rng model="virtio"><backend model="random">/dev/urandom</backend></rng>
+    <memballoon model="none"/>
+  </devices>
+</domain>
+`, name, memoryMiB, vcpus, disk, iso, network)
+}
