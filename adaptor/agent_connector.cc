@@ -5,6 +5,7 @@
 #include "adaptor/sandbox_request.h"
 #include "common/tls/context.h"
 #include "forwarder/apf_config.h"
+#include "forwarder/initdata.h"
 #include "forwarder/user_data.h"
 
 namespace pp::adaptor {
@@ -65,8 +66,9 @@ Result<std::string> AgentConnector::UserData(const SandboxRecord& record) const 
   files.push_back({"/run/peerpod/apf.json", forwarder::SerializeApfConfig(apf), forwarder::ContentEncoding::kPlain, "",
                    "0600", false});
   if (!record.request.initdata.empty()) {
-    files.push_back({"/run/peerpod/initdata", record.request.initdata, forwarder::ContentEncoding::kPlain, "", "0600",
-                     false});
+    // process-user-data expects base64(gzip(TOML)) there, as CAA writes it.
+    files.push_back({"/run/peerpod/initdata", forwarder::EncodeInitdata(record.request.initdata),
+                     forwarder::ContentEncoding::kPlain, "", "0600", false});
   }
   return forwarder::RenderUserData(files);
 }

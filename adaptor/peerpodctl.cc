@@ -12,8 +12,10 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -147,11 +149,13 @@ class Ctl {
 };
 
 // Prints "... booting (N s)" every 5 s while a long step runs; ends when the timer is cancelled.
-asio::awaitable<void> Ticker(std::shared_ptr<asio::steady_timer> timer, std::string what, Clock::time_point started) {
-  for (;;) {
+// `done` is checked too: a wait that completed just before cancel() would otherwise re-arm forever.
+asio::awaitable<void> Ticker(std::shared_ptr<asio::steady_timer> timer, std::shared_ptr<bool> done, std::string what,
+                            Clock::time_point started) {
+  while (!*done) {
     timer->expires_after(std::chrono::seconds(5));
     auto [ec] = co_await timer->async_wait(pp::kAwaitTuple);
-    if (ec) co_return;
+    if (ec || *done) co_return;
     std::printf("    ... %s (%.0f s)\n", what.c_str(), Seconds(Clock::now() - started));
     std::fflush(stdout);
   }
@@ -191,9 +195,11 @@ asio::awaitable<int> Run(Ctl& ctl) {
   std::printf("  ...  StartVM: creating the pod VM and waiting for its agent\n");
   std::fflush(stdout);
   auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
-  auto ticker = Ticker(timer, "booting", t);
+  auto done = std::make_shared<bool>(false);
+  auto ticker = Ticker(timer, done, "booting", t);
   asio::co_spawn(co_await asio::this_coro::executor, std::move(ticker), asio::detached);
   auto started = co_await ctl.Start();
+  *done = true;
   timer->cancel();
   int rc = Report("StartVM", started, t, "pod VM up, agent answered through the forwarder (mTLS)");
   const double boot = Seconds(Clock::now() - t);
@@ -209,10 +215,17 @@ asio::awaitable<int> Run(Ctl& ctl) {
   }
   t = Clock::now();
   rc |= Report("StopVM", co_await ctl.Stop(), t, "pod VM and its volumes deleted");
-  std::printf("peerpodctl: %s in %.1f s (boot to agent answer %.1f s)\n", rc == 0 ? "PASS" : "FAIL",
-              Seconds(Clock::now() - total), boot);
+  if (rc == 0) {
+    std::printf("peerpodctl: PASS in %.1f s (boot to agent answer %.1f s)\n", Seconds(Clock::now() - total), boot);
+  } else {
+    std::printf("peerpodctl: FAIL after %.1f s\n", Seconds(Clock::now() - total));
+  }
   co_return rc;
 }
+
+// Ctrl-C during `run`: the sandbox is stopped (StopVM also makes a StartVM in progress give up),
+// so an interrupted demo leaves no VM behind.
+asio::awaitable<void> StopAfterSignal(Ctl& ctl) { (void)co_await ctl.Stop(); }
 
 int List(const Options& o) {
   const auto records = pp::adaptor::SandboxStore(o.pods_dir).LoadAll();
@@ -271,10 +284,22 @@ int main(int argc, char** argv) {
   Ctl ctl(o);
   asio::io_context io;
   int rc = 1;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  int interrupted = 0;  // the signal, if one came
+  if (run->parsed()) {
+    signals.async_wait([&](std::error_code ec, int sig) {
+      if (ec) return;
+      interrupted = sig;
+      std::printf("\npeerpodctl: signal %d: stopping sandbox %s\n", sig, ctl.options().id.c_str());
+      std::fflush(stdout);
+      asio::co_spawn(io, StopAfterSignal(ctl), asio::detached);
+    });
+  }
   auto body = [&]() -> asio::awaitable<void> {
     const auto t = Clock::now();
     if (run->parsed()) {
       rc = co_await Run(ctl);
+      signals.cancel();
     } else if (create->parsed()) {
       auto path = co_await ctl.Create();
       rc = Report("CreateVM", path ? Result<void>{} : std::unexpected(path.error()), t, path ? *path : "");
@@ -289,5 +314,5 @@ int main(int argc, char** argv) {
   };
   asio::co_spawn(io, body(), asio::detached);
   io.run();
-  return rc;
+  return interrupted ? 128 + interrupted : rc;
 }

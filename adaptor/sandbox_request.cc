@@ -1,5 +1,7 @@
 #include "adaptor/sandbox_request.h"
 
+#include "forwarder/initdata.h"
+
 #include <algorithm>
 #include <charconv>
 
@@ -114,11 +116,20 @@ Result<SandboxRequest> ParseCreateVM(const hypervisor::CreateVMRequest& request,
   if (!gpus) return std::unexpected(gpus.error());
   out.gpus = static_cast<unsigned>(*gpus);
 
-  // Initdata is TOML, usually gzip+base64 encoded; only its size is checked here.
+  // Initdata arrives as the TOML document itself (the kata runtime decoded the pod annotation's
+  // base64(gzip(...))). It is checked here, so that a bad document fails CreateVM with a reason
+  // instead of a pod VM that never gets its configuration.
   out.initdata = Get(out.annotations, kAnnotationInitdata);
   if (out.initdata.size() > limits.max_initdata) {
     return Fail(Code::kInvalidArgument, "annotation ", kAnnotationInitdata, " is ", std::to_string(out.initdata.size()),
                 " bytes; at most ", std::to_string(limits.max_initdata), " accepted");
+  }
+  if (!out.initdata.empty()) {
+    forwarder::Initdata parsed;
+    std::string error;
+    if (!forwarder::ParseInitdataToml(out.initdata, parsed, error)) {
+      return Fail(Code::kInvalidArgument, "annotation ", kAnnotationInitdata, ": ", error);
+    }
   }
   return out;
 }

@@ -19,9 +19,9 @@ if [ "${1:-}" = "--inside" ]; then
   adaptor_pid=""
   finish() {
     local rc=$?
-    if [ -n "$adaptor_pid" ] && kill -0 "$adaptor_pid" 2>/dev/null; then
-      kill "$adaptor_pid"
-      wait "$adaptor_pid" || true
+    if [ -n "$adaptor_pid" ]; then
+      kill "$adaptor_pid" 2>/dev/null || true
+      wait "$adaptor_pid" 2>/dev/null || true
     fi
     if [ "$rc" -ne 0 ] && [ -f "$work/adaptor.log" ]; then
       echo "---- cloud-api-adaptor log (last 30 lines) ----"

@@ -33,6 +33,12 @@ if pgrep -x libvirtd >/dev/null; then
   echo "libvirt-netns: a libvirtd is already running (pid $(pgrep -x libvirtd | tr '\n' ' ')); stop it first" >&2
   exit 2
 fi
+# On a systemd host, a socket-activated libvirtd would start in the root namespace on our first
+# virsh call (and bring its NAT network up there).
+if command -v systemctl >/dev/null && systemctl is-active --quiet libvirtd.socket libvirtd-ro.socket 2>/dev/null; then
+  echo "libvirt-netns: libvirtd.socket is active on this host; stop it first (systemctl stop libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket)" >&2
+  exit 2
+fi
 
 ns="pp-libvirt-$$"
 net="peerpods"
@@ -41,7 +47,7 @@ metadata_uri="https://confidentialcontainers.org/peerpods/libvirt/1"
 pool_dir=$(mktemp -d /var/tmp/pp-pool.XXXXXX)
 chmod 0755 "$pool_dir"  # QEMU runs as libvirt-qemu and must reach the volumes
 run_dir=$(mktemp -d /tmp/pp-libvirt.XXXXXX)
-virsh_ns() { ip netns exec "$ns" virsh -q -c qemu:///system "$@"; }
+virsh_ns() { timeout 60 ip netns exec "$ns" virsh -q -c qemu:///system "$@"; }
 
 cleanup() {
   local rc=$?
@@ -100,9 +106,15 @@ virsh_ns net-create "$run_dir/net.xml" >/dev/null
 cp --sparse=always "$image" "$pool_dir/$volume"
 virsh_ns pool-create-as "$pool" dir --target "$pool_dir" >/dev/null
 
-set +e
+# In the background, so that a SIGTERM or SIGINT reaches it now (and the cleanup follows) rather
+# than after it ends on its own.
 ip netns exec "$ns" env LIBVIRT_URI=qemu:///system LIBVIRT_POOL="$pool" LIBVIRT_NET="$net" \
-  LIBVIRT_VOL_NAME="$volume" "$@"
-rc=$?
-set -e
+  LIBVIRT_VOL_NAME="$volume" "$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+rc=0
+while :; do
+  wait "$child" && rc=0 || rc=$?
+  kill -0 "$child" 2>/dev/null || break
+done
 exit "$rc"

@@ -116,6 +116,11 @@ struct SecurityRequest {
 
 bool IsSecurityName(std::string_view v) { return v == "none" || v == "auto" || v == "sev-snp" || v == "tdx"; }
 
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
 class LibvirtProvider final : public Provider {
  public:
   explicit LibvirtProvider(LibvirtConfig config) : config_(std::move(config)) {
@@ -187,10 +192,19 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
     kvm_emulator = parsed->emulator;
   } else {
     const Error e = LastError("domain capabilities for KVM");
+    // A transient failure must not be remembered as "no KVM" for the life of the process.
+    if (e.code == Code::kUnavailable) return std::unexpected(e);
     host.security.snp_missing = host.security.tdx_missing = "no KVM on this host (" + e.message + ")";
   }
 
-  if (config_.domain_type == "auto") {
+  // The probe runs QEMU here: it can only speak for a libvirt on this machine. For a remote URI
+  // the domain capabilities decide.
+  const bool local = config_.uri.find("://") != std::string::npos &&
+                     config_.uri.substr(config_.uri.find("://") + 3).starts_with("/");
+  if (config_.domain_type == "auto" && !local) {
+    host.domain_type = kvm_emulator.empty() ? "qemu" : "kvm";
+    spdlog::info("libvirt: remote host {}: domain type {} from its capabilities", config_.uri, host.domain_type);
+  } else if (config_.domain_type == "auto") {
     host.domain_type = "qemu";
     if (!kvm_emulator.empty()) {
       // /dev/kvm existing is not enough: on some nested hosts KVM guests hang while switching to
@@ -212,17 +226,25 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
 }  // namespace
 
 Result<DomainSpec> PlanDomain(const LibvirtConfig& config, const InstanceSpec& spec, const HostFacts& host) {
+  // The node's choice: LIBVIRT_LAUNCH_SECURITY when set, else DISABLECVM (true: none, false: auto).
+  // A node that makes confidential VMs makes only those; a pod may name which kind (or ask for the
+  // host's choice) but never step down to a plain VM, and a plain node refuses confidential asks.
   SecurityRequest request;
-  if (IsSecurityName(spec.instance_type)) {
-    request = {spec.instance_type, "the pod's machine_type annotation"};
-  } else if (!config.launch_security.empty()) {
-    request = {config.launch_security, "LIBVIRT_LAUNCH_SECURITY"};
+  if (!config.launch_security.empty()) {
+    request = {Lower(config.launch_security), "LIBVIRT_LAUNCH_SECURITY=" + config.launch_security};
   } else {
     request = {config.disable_cvm ? "none" : "auto", config.disable_cvm ? "DISABLECVM=true" : "DISABLECVM=false"};
   }
-  if (request.value != "none" && config.disable_cvm && request.source != "LIBVIRT_LAUNCH_SECURITY") {
-    return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for a confidential VM (",
-                request.value, ") but confidential VMs are disabled (DISABLECVM=true)");
+  if (const std::string pod = Lower(spec.instance_type); IsSecurityName(pod)) {
+    if (pod != "none" && request.value == "none") {
+      return Fail(Code::kFailedPrecondition, "libvirt: the pod's machine_type annotation asks for a confidential VM (",
+                  pod, ") but this node makes plain VMs only (", request.source, ")");
+    }
+    if (pod == "none" && request.value != "none") {
+      return Fail(Code::kFailedPrecondition, "libvirt: the pod's machine_type annotation asks for a plain VM but this "
+                  "node makes confidential VMs only (", request.source, ")");
+    }
+    request = {pod, "the pod's machine_type annotation"};
   }
 
   DomainSpec d;
@@ -494,9 +516,11 @@ Result<void> LibvirtProvider::DeleteDomain(virDomainPtr dom, virConnectPtr conn)
   auto facts = ParseDomainXml(xml.get());
   if (!facts) return std::unexpected(facts.error());
 
-  if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
+  // Destroy unless libvirt says for certain that it is not running: undefining a running domain
+  // would leave it running as a transient one, with its volumes deleted underneath.
+  if (virDomainIsActive(dom) != 0 && virDomainDestroy(dom) < 0) {
     const Error e = LastError("destroying domain " + name);
-    if (virDomainIsActive(dom) == 1) return std::unexpected(e);
+    if (virDomainIsActive(dom) != 0) return std::unexpected(e);
   }
   // Only volumes this provider made for this domain: never the base volume, never a disk someone
   // attached by hand.
@@ -523,10 +547,15 @@ Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, con
   SilenceLibvirtOnce();
   auto conn = Connect();
   if (!conn) return std::unexpected(conn.error());
+  // Not a UUID: nothing this provider made (its ids are domain UUIDs), so nothing to delete.
+  static const std::regex uuid(R"(^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$)");
+  if (!std::regex_match(instance_id, uuid)) return {};
   Domain dom(virDomainLookupByUUIDString(conn->get(), instance_id.c_str()));
   if (!dom) {
-    const Error e = LastError("domain " + instance_id);
-    if (e.code == Code::kNotFound || e.code == Code::kInternal) return {};  // gone already (or not a UUID)
+    Error e = LastError("domain " + instance_id);
+    if (e.code == Code::kNotFound) return {};  // gone already
+    // Anything else (a connection that just died, say) may hide a live VM: never report it deleted.
+    if (e.code == Code::kInternal) e.code = Code::kUnavailable;
     return std::unexpected(e);
   }
   if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
@@ -668,7 +697,7 @@ Result<void> ValidateConfig(const LibvirtConfig& c) {
     return Fail(Code::kInvalidArgument, "libvirt: -root-disk-size (LIBVIRT_ROOT_DISK_SIZE) is in GiB; ",
                 std::to_string(c.root_disk_gib), " is too large");
   }
-  if (!c.launch_security.empty() && !IsSecurityName(c.launch_security)) {
+  if (!c.launch_security.empty() && !IsSecurityName(Lower(c.launch_security))) {
     return Fail(Code::kInvalidArgument, "libvirt: -launch-security (LIBVIRT_LAUNCH_SECURITY) '", c.launch_security,
                 "' is not one of none, auto, sev-snp, tdx",
                 c.launch_security == "s390-pv" ? " (s390-pv is for s390x hosts, which this build does not support)" : "");

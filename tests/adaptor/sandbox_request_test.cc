@@ -86,15 +86,33 @@ TEST(SandboxRequestTest, SizesAreParsedWithBounds) {
   }
 }
 
+// A valid initdata document of exactly `n` bytes.
+std::string InitdataOfSize(std::size_t n) {
+  const std::string head = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"pad\" = \"";
+  const std::string tail = "\"\n";
+  return head + std::string(n - head.size() - tail.size(), 's') + tail;
+}
+
 TEST(SandboxRequestTest, InitdataIsBoundedAndNeverEchoed) {
   auto request = Valid();
-  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = std::string(64 * 1024, 's');
+  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = InitdataOfSize(64 * 1024);
   EXPECT_EQ(CodeOf(request), Code::kOk);
-  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = std::string(64 * 1024 + 1, 's');
+  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = InitdataOfSize(64 * 1024 + 1);
   auto parsed = ParseCreateVM(request);
   ASSERT_FALSE(parsed);
   EXPECT_EQ(parsed.error().code, Code::kInvalidArgument);
   EXPECT_EQ(parsed.error().message.find("sss"), std::string::npos);
+}
+
+TEST(SandboxRequestTest, InitdataMustBeAnInitdataDocument) {
+  auto request = Valid();
+  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = "secret [not toml";
+  auto parsed = ParseCreateVM(request);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(parsed.error().message.find("secret"), std::string::npos) << "the document is never echoed";
+  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = "version = \"2\"\nalgorithm = \"sha256\"\n";
+  EXPECT_EQ(CodeOf(request), Code::kInvalidArgument);
 }
 
 TEST(SandboxRequestTest, NetnsMustBeAbsoluteWhenGiven) {

@@ -16,7 +16,7 @@ SandboxRecord Record(const std::string& id) {
   request.set_id(id);
   (*request.mutable_annotations())[std::string(kAnnotationPodName)] = "pod";
   (*request.mutable_annotations())[std::string(kAnnotationPodNamespace)] = "ns";
-  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = "secret-initdata";
+  (*request.mutable_annotations())[std::string(kAnnotationInitdata)] = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = \"secret\"\n";
   SandboxRecord record;
   record.request = *ParseCreateVM(request);
   record.instance_name = InstanceName("pod", id);

@@ -90,10 +90,29 @@ TEST(PlanDomain, DisableCvmRefusesAPodAskingForOne) {
   ASSERT_FALSE(plan.has_value());
   EXPECT_EQ(plan.error().code, Code::kFailedPrecondition);
   EXPECT_NE(plan.error().message.find("DISABLECVM=true"), std::string::npos);
-  // The operator's explicit choice wins over the default.
+  // The operator's explicit choice wins over the default, and pods may then name it.
   c.launch_security = "sev-snp";
   plan = PlanDomain(c, Pod(), SnpHost());
   ASSERT_TRUE(plan.has_value()) << plan.error().ToString();
+  EXPECT_EQ(plan->security, LaunchSecurity::kSevSnp);
+  plan = PlanDomain(c, Pod("SEV-SNP"), SnpHost());
+  ASSERT_TRUE(plan.has_value()) << "names are matched without case";
+  EXPECT_EQ(plan->security, LaunchSecurity::kSevSnp);
+}
+
+TEST(PlanDomain, AConfidentialNodeNeverStepsDownToAPlainVm) {
+  LibvirtConfig c;
+  c.launch_security = "sev-snp";
+  auto plan = PlanDomain(c, Pod("none"), SnpHost());
+  ASSERT_FALSE(plan.has_value());
+  EXPECT_EQ(plan.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(plan.error().message.find("confidential VMs only"), std::string::npos) << plan.error().message;
+  c.launch_security.clear();
+  c.disable_cvm = false;
+  EXPECT_FALSE(PlanDomain(c, Pod("None"), SnpHost()).has_value());
+  // A machine_type that names no launch security (a cloud instance type) leaves the node's choice.
+  plan = PlanDomain(c, Pod("m6a.large"), SnpHost());
+  ASSERT_TRUE(plan.has_value());
   EXPECT_EQ(plan->security, LaunchSecurity::kSevSnp);
 }
 
@@ -146,8 +165,9 @@ TEST(PlanDomain, AutoPrefersSnpThenTdx) {
   auto tdx = PlanDomain(c, Pod("auto"), TdxHost());
   ASSERT_TRUE(tdx.has_value());
   EXPECT_EQ(tdx->security, LaunchSecurity::kTdx);
-  // A pod can still ask for a plain VM on a confidential host.
-  auto plain = PlanDomain(c, Pod("none"), SnpHost());
+  // A plain node accepts a pod that asks for a plain VM.
+  LibvirtConfig plain_node;
+  auto plain = PlanDomain(plain_node, Pod("none"), SnpHost());
   ASSERT_TRUE(plain.has_value());
   EXPECT_EQ(plain->security, LaunchSecurity::kNone);
 }

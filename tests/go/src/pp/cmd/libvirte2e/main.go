@@ -261,11 +261,18 @@ func health(socket string) error {
 	return nil
 }
 
+// initdata as the kata runtime hands it over (the TOML document itself). The adaptor must deliver
+// it as base64(gzip(...)) for process-user-data in the VM, which refuses the whole user-data (and
+// the VM never answers) when it cannot decode it.
+const initdata = "version = \"0.1.0\"\nalgorithm = \"sha384\"\n[data]\n" +
+	"\"aa.toml\" = \"[token_configs.kbs]\\nurl = \\\"http://127.0.0.1:8080\\\"\\n\"\n"
+
 func (e *env) lifecycle() error {
 	s := newSandbox("e2e0000000000001aa", "lifecycle")
-	if err := e.create(s, nil); err != nil {
+	if err := e.create(s, map[string]string{wire.AnnotInitData: initdata}); err != nil {
 		return err
 	}
+	defer e.adaptor.StopVM(s.id) // on a failure below; a no-op after the StopVM of the scenario
 	start := time.Now()
 	if err := e.adaptor.StartVM(s.id, bootDeadline); err != nil {
 		return fmt.Errorf("StartVM: %w", err)
@@ -315,6 +322,7 @@ func (e *env) neverAnswers() error {
 	if err := e.create(s, map[string]string{wire.AnnotImage: e.blank}); err != nil {
 		return err
 	}
+	defer e.adaptor.StopVM(s.id)
 	const deadline = 45 * time.Second
 	start := time.Now()
 	err := e.adaptor.StartVM(s.id, deadline)
@@ -342,6 +350,7 @@ func (e *env) destroyedBehindBack() error {
 	if err := e.create(s, nil); err != nil {
 		return err
 	}
+	defer e.adaptor.StopVM(s.id)
 	if err := e.adaptor.StartVM(s.id, bootDeadline); err != nil {
 		return fmt.Errorf("StartVM: %w", err)
 	}
@@ -385,8 +394,18 @@ func (e *env) stopDuringStart() error {
 	errc := make(chan error, 1)
 	start := time.Now()
 	go func() { errc <- e.adaptor.StartVM(s.id, bootDeadline) }()
-	// Stop while the VM is being created or is booting.
-	time.Sleep(3 * time.Second)
+	// Stop while the VM boots: once its domain exists.
+	name := agentchain.InstanceName(s.pod, s.id)
+	for {
+		if doms, _ := virsh("list", "--name"); strings.Contains(doms, name) {
+			break
+		}
+		select {
+		case err := <-errc:
+			return fmt.Errorf("StartVM ended before its domain appeared: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	if err := e.adaptor.StopVM(s.id); err != nil {
 		return fmt.Errorf("StopVM: %w", err)
 	}

@@ -30,6 +30,13 @@ func dropAnnotation(key string) func(*wire.CreateVMRequest) {
 
 const initDataLimit = 64 << 10
 
+// initdataOfSize is a valid initdata TOML document of exactly n bytes (n > 80).
+func initdataOfSize(n int) string {
+	head := "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"pad\" = \""
+	tail := "\"\n"
+	return head + strings.Repeat("i", n-len(head)-len(tail)) + tail
+}
+
 var invalidCases = []requestCase{
 	{"id_empty", setID("")},
 	{"id_slash", setID("a/b")},
@@ -48,7 +55,9 @@ var invalidCases = []requestCase{
 	{"memory_99999999999", setAnnotation(wire.AnnotMemory, "99999999999")},
 	{"gpus_x", setAnnotation(wire.AnnotGPUs, "x")},
 	{"gpus_1000", setAnnotation(wire.AnnotGPUs, "1000")},
-	{"initdata_over_64KiB", setAnnotation(wire.AnnotInitData, strings.Repeat("i", initDataLimit+1))},
+	{"initdata_over_64KiB", setAnnotation(wire.AnnotInitData, initdataOfSize(initDataLimit+1))},
+	{"initdata_not_toml", setAnnotation(wire.AnnotInitData, "this is [not toml")},
+	{"initdata_wrong_version", setAnnotation(wire.AnnotInitData, "version = \"9.9\"\nalgorithm = \"sha256\"\n")},
 }
 
 // validEdgeCases sit at the edge of what is allowed.
@@ -59,7 +68,7 @@ var validEdgeCases = []requestCase{
 			r.Annotations[key] = ""
 		}
 	}},
-	{"initdata_64KiB", setAnnotation(wire.AnnotInitData, strings.Repeat("i", initDataLimit))},
+	{"initdata_64KiB", setAnnotation(wire.AnnotInitData, initdataOfSize(initDataLimit))},
 }
 
 // validationChecks: every invalid request gets InvalidArgument with a message and writes nothing;
