@@ -9,6 +9,7 @@
 #include <charconv>
 #include <fmt/format.h>
 #include <memory>
+#include <utility>
 
 #include "common/base/file.h"
 #include "forwarder/encoding.h"
@@ -49,6 +50,14 @@ class Element {
  private:
   xmlNode* node_;
 };
+
+// A new document whose root element is `root`.
+std::pair<Doc, Element> NewDocument(const char* root) {
+  Doc doc(xmlNewDoc(X("1.0")));
+  xmlNode* node = xmlNewNode(nullptr, X(root));
+  xmlDocSetRootElement(doc.get(), node);
+  return {std::move(doc), Element(node)};
+}
 
 std::string Serialize(xmlDoc* doc) {
   xmlBuffer* buffer = xmlBufferCreate();
@@ -316,10 +325,7 @@ Result<HostSecurity> ParseDomainCapabilities(std::string_view xml, const std::st
 
 Result<std::string> BuildDomainXml(const DomainSpec& spec) {
   if (auto ok = CheckSpec(spec); !ok) return std::unexpected(ok.error());
-  Doc doc(xmlNewDoc(X("1.0")));
-  xmlNode* root = xmlNewNode(nullptr, X("domain"));
-  xmlDocSetRootElement(doc.get(), root);
-  Element domain(root);
+  auto [doc, domain] = NewDocument("domain");
   domain.Attr("type", spec.domain_type);
   domain.Child("name", spec.name);
   domain.Child("description", fmt::format("peer-pod VM of pod {}/{}, sandbox {}", spec.pod_namespace, spec.pod_name,
@@ -360,10 +366,7 @@ Result<std::string> BuildDomainXml(const DomainSpec& spec) {
 
 std::string BuildOverlayVolumeXml(const std::string& name, unsigned long long capacity_bytes,
                                   const std::string& backing_path, const std::string& backing_format) {
-  Doc doc(xmlNewDoc(X("1.0")));
-  xmlNode* root = xmlNewNode(nullptr, X("volume"));
-  xmlDocSetRootElement(doc.get(), root);
-  Element volume(root);
+  auto [doc, volume] = NewDocument("volume");
   volume.Child("name", name);
   volume.Child("capacity", std::to_string(capacity_bytes)).Attr("unit", "bytes");
   volume.Child("target").Child("format").Attr("type", "qcow2");
@@ -374,10 +377,7 @@ std::string BuildOverlayVolumeXml(const std::string& name, unsigned long long ca
 }
 
 std::string BuildRawVolumeXml(const std::string& name, unsigned long long bytes) {
-  Doc doc(xmlNewDoc(X("1.0")));
-  xmlNode* root = xmlNewNode(nullptr, X("volume"));
-  xmlDocSetRootElement(doc.get(), root);
-  Element volume(root);
+  auto [doc, volume] = NewDocument("volume");
   volume.Child("name", name);
   volume.Child("capacity", std::to_string(bytes)).Attr("unit", "bytes");
   volume.Child("allocation", "0").Attr("unit", "bytes");

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -222,4 +223,14 @@ func InstanceName(pod, id string) string {
 		id = id[:8]
 	}
 	return "podvm-" + clean(pod) + "-" + clean(id)
+}
+
+// Virsh runs `virsh -q -c qemu:///system <args>` (inside the test's network namespace, where
+// libvirt-netns.sh runs the caller) and returns its trimmed output.
+func Virsh(args ...string) (string, error) {
+	out, err := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("virsh %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

@@ -65,14 +65,6 @@ func main() {
 	}
 }
 
-func virsh(args ...string) (string, error) {
-	out, err := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("virsh %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
 func run(adaptorBin string, runs, runs4 int, out string, cleanup *harness.Cleanup) error {
 	dir, err := os.MkdirTemp("/var/tmp", "ppboot-")
 	if err != nil {
@@ -82,7 +74,7 @@ func run(adaptorBin string, runs, runs4 int, out string, cleanup *harness.Cleanu
 	cleanup.Add(func() { os.RemoveAll(dir) })
 	b := &bench{dir: dir}
 	pool := os.Getenv("LIBVIRT_POOL")
-	if b.basePath, err = virsh("vol-path", "--pool", pool, os.Getenv("LIBVIRT_VOL_NAME")); err != nil {
+	if b.basePath, err = agentchain.Virsh("vol-path", "--pool", pool, os.Getenv("LIBVIRT_VOL_NAME")); err != nil {
 		return err
 	}
 
@@ -219,10 +211,10 @@ func (b *bench) bare() (time.Duration, error) {
 		return 0, err
 	}
 	start := time.Now()
-	if _, err := virsh("create", xmlPath); err != nil {
+	if _, err := agentchain.Virsh("create", xmlPath); err != nil {
 		return 0, err
 	}
-	defer virsh("destroy", name)
+	defer agentchain.Virsh("destroy", name)
 	deadline := time.Now().Add(5 * time.Minute)
 	ip := ""
 	for ip == "" {

@@ -607,22 +607,32 @@ func (e *env) stopChecks(r *harness.Runner) {
 	r.Peer = e.adaptor.Proc // the restarted adaptor, if it was restarted
 }
 
+// startSandbox creates and starts a sandbox of its own (with the forwarder running) and returns its
+// agent socket.
+func (e *env) startSandbox(id, pod string) (string, error) {
+	path, err := e.adaptor.CreateVM(agentchain.SandboxRequest(id, pod, "0"))
+	if err != nil {
+		return "", fmt.Errorf("CreateVM: %w", err)
+	}
+	if e.fwdProc.Running() != nil {
+		if err := e.startForwarder(e.fwd); err != nil {
+			return "", err
+		}
+	}
+	if err := e.adaptor.StartVM(id, 120*time.Second); err != nil {
+		return "", fmt.Errorf("StartVM: %w", err)
+	}
+	return path, nil
+}
+
 // stopWhileRedialing: the forwarder is gone (the VM is going away) and a shim call waits for the
 // proxy to redial when StopVM arrives. The call must end with an error, StopVM must clean up, and
 // the adaptor must stay up afterwards (the proxy's redial must not outlive the proxy).
 func (e *env) stopWhileRedialing() error {
 	const id, pod = "stopwait-0001", "stopwait-pod"
-	path, err := e.adaptor.CreateVM(agentchain.SandboxRequest(id, pod, "0"))
+	path, err := e.startSandbox(id, pod)
 	if err != nil {
-		return fmt.Errorf("CreateVM: %w", err)
-	}
-	if e.fwdProc.Running() != nil {
-		if err := e.startForwarder(e.fwd); err != nil {
-			return err
-		}
-	}
-	if err := e.adaptor.StartVM(id, 120*time.Second); err != nil {
-		return fmt.Errorf("StartVM: %w", err)
+		return err
 	}
 	c, err := agentchain.DialAgent(path)
 	if err != nil {
@@ -709,17 +719,9 @@ func (e *env) garbagePayload(method string) error {
 // cleans up as usual.
 func (e *env) adaptorRestart() error {
 	const id, pod = "restart-0001", "restart-pod"
-	path, err := e.adaptor.CreateVM(agentchain.SandboxRequest(id, pod, "0"))
+	path, err := e.startSandbox(id, pod)
 	if err != nil {
-		return fmt.Errorf("CreateVM: %w", err)
-	}
-	if e.fwdProc.Running() != nil {
-		if err := e.startForwarder(e.fwd); err != nil {
-			return err
-		}
-	}
-	if err := e.adaptor.StartVM(id, 120*time.Second); err != nil {
-		return fmt.Errorf("StartVM: %w", err)
+		return err
 	}
 	check := func(what string) error {
 		c, err := agentchain.DialAgent(path)

@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -75,7 +74,7 @@ func run(adaptorBin string, timeout time.Duration) int {
 	var r harness.Runner
 	if !r.Run("setup/blank_volume", func() error {
 		// A disk that boots nothing: a VM that never gets an address and never answers.
-		_, err := virsh("vol-create-as", e.pool, e.blank, "64M", "--format", "qcow2")
+		_, err := agentchain.Virsh("vol-create-as", e.pool, e.blank, "64M", "--format", "qcow2")
 		return err
 	}) {
 		return r.Summary()
@@ -131,14 +130,6 @@ func startAdaptor(bin, dir string) (*agentchain.Adaptor, error) {
 	return a, nil
 }
 
-func virsh(args ...string) (string, error) {
-	out, err := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("virsh %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
 func lines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -156,14 +147,14 @@ func (e *env) leftovers() ([]string, error) { return e.leftoversOf(true) }
 // leftoversOf lists leftover domains and volumes, and the pods dir entries when withRecords.
 func (e *env) leftoversOf(withRecords bool) ([]string, error) {
 	var left []string
-	doms, err := virsh("list", "--all", "--name")
+	doms, err := agentchain.Virsh("list", "--all", "--name")
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range lines(doms) {
 		left = append(left, "domain "+d)
 	}
-	vols, err := virsh("vol-list", e.pool)
+	vols, err := agentchain.Virsh("vol-list", e.pool)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +272,7 @@ func (e *env) lifecycle() error {
 	if fi, err := os.Stat(s.socket); err != nil || fi.Mode().Perm() != 0o600 {
 		return fmt.Errorf("agent socket %s: %v (mode %v)", s.socket, err, fi)
 	}
-	doms, _ := virsh("list", "--name")
+	doms, _ := agentchain.Virsh("list", "--name")
 	if !strings.Contains(doms, agentchain.InstanceName(s.pod, s.id)) {
 		return fmt.Errorf("no running domain %s: %q", agentchain.InstanceName(s.pod, s.id), doms)
 	}
@@ -364,7 +355,7 @@ func (e *env) destroyedBehindBack() error {
 	if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &wire.HealthCheckResponse{}); err != nil {
 		return fmt.Errorf("first call: %w", err)
 	}
-	if _, err := virsh("destroy", agentchain.InstanceName(s.pod, s.id)); err != nil {
+	if _, err := agentchain.Virsh("destroy", agentchain.InstanceName(s.pod, s.id)); err != nil {
 		return err
 	}
 	// The shim's next call must end with an error, at the latest at its own deadline (the proxy
@@ -397,7 +388,7 @@ func (e *env) stopDuringStart() error {
 	// Stop while the VM boots: once its domain exists.
 	name := agentchain.InstanceName(s.pod, s.id)
 	for {
-		if doms, _ := virsh("list", "--name"); strings.Contains(doms, name) {
+		if doms, _ := agentchain.Virsh("list", "--name"); strings.Contains(doms, name) {
 			break
 		}
 		select {
