@@ -90,6 +90,13 @@ class Provider {
   // Deletes an instance and everything made for it. An instance that does not exist is success.
   virtual Result<void> DeleteInstance(const std::string& instance_id, const OpContext& ctx) = 0;
 
+  // Removes what a CreateInstance of instance `name` for `owner` may have left behind when the
+  // process died inside it: resources made before the instance existed (a libvirt provider's
+  // volumes, which hold the VM's TLS key) and an instance of that name not yet recorded. Anything
+  // of that name that belongs to another owner is never touched. Nothing left is success.
+  virtual Result<void> DeleteLeftovers(const std::string& name, const Owner& owner,
+                                       const OpContext& ctx) = 0;
+
   // Every instance whose owner node is `node`.
   virtual Result<std::vector<Instance>> ListInstances(const std::string& node,
                                                       const OpContext& ctx) = 0;

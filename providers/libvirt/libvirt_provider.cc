@@ -138,6 +138,7 @@ class LibvirtProvider final : public Provider {
 
   Result<Instance> CreateInstance(const InstanceSpec& spec, const OpContext& ctx) override;
   Result<void> DeleteInstance(const std::string& instance_id, const OpContext& ctx) override;
+  Result<void> DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) override;
   Result<std::vector<Instance>> ListInstances(const std::string& node, const OpContext& ctx) override;
   Result<void> Verify(const OpContext& ctx) override;
 
@@ -567,6 +568,29 @@ Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, con
       DeleteVolumeByName(pool->get(), CidataVolumeName(name));
     }
   }
+  return {};
+}
+
+Result<void> LibvirtProvider::DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) {
+  SilenceLibvirtOnce();
+  if (auto ok = CheckContext(ctx, "removing leftovers of " + name); !ok) return ok;
+  auto conn = Connect();
+  if (!conn) return std::unexpected(conn.error());
+  if (Domain dom{virDomainLookupByName(conn->get(), name.c_str())}) {
+    Chars xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
+    if (!xml) return std::unexpected(LastError("reading domain " + name));
+    auto facts = ParseDomainXml(xml.get());
+    if (!facts || !facts->owner || !(*facts->owner == owner)) return {};  // someone else's: never touched
+    if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
+  } else {
+    Error e = LastError("domain " + name);
+    if (e.code != Code::kNotFound) return std::unexpected(e);
+  }
+  // No domain of this name (any more): volumes of this name were made for it and nothing uses them.
+  auto pool = LookupPool(conn->get());
+  if (!pool) return std::unexpected(pool.error());
+  DeleteVolumeByName(pool->get(), RootVolumeName(name));
+  DeleteVolumeByName(pool->get(), CidataVolumeName(name));
   return {};
 }
 

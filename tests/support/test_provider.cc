@@ -45,6 +45,13 @@ Result<void> TestProvider::DeleteInstance(const std::string& instance_id, const 
   return {};
 }
 
+Result<void> TestProvider::DeleteLeftovers(const std::string& name, const providers::Owner& owner,
+                                           const providers::OpContext&) {
+  std::lock_guard lock(mu_);
+  std::erase_if(instances_, [&](const auto& kv) { return kv.second.name == name && kv.second.owner == owner; });
+  return {};
+}
+
 Result<std::vector<providers::Instance>> TestProvider::ListInstances(const std::string& node,
                                                                      const providers::OpContext&) {
   std::lock_guard lock(mu_);

@@ -25,6 +25,8 @@ class TestProvider final : public providers::Provider {
   Result<providers::Instance> CreateInstance(const providers::InstanceSpec& spec,
                                              const providers::OpContext& ctx) override;
   Result<void> DeleteInstance(const std::string& instance_id, const providers::OpContext& ctx) override;
+  Result<void> DeleteLeftovers(const std::string& name, const providers::Owner& owner,
+                               const providers::OpContext& ctx) override;
   Result<std::vector<providers::Instance>> ListInstances(const std::string& node,
                                                          const providers::OpContext& ctx) override;
   Result<void> Verify(const providers::OpContext& ctx) override;
