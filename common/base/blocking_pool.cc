@@ -25,6 +25,16 @@ std::size_t BlockingPool::Queued() const {
   return queue_.size();
 }
 
+std::size_t BlockingPool::Running() const {
+  std::lock_guard lock(mu_);
+  return running_;
+}
+
+bool BlockingPool::WaitIdle(std::chrono::steady_clock::time_point until) {
+  std::unique_lock lock(mu_);
+  return idle_.wait_until(lock, until, [this] { return running_ == 0 && queue_.empty(); });
+}
+
 void BlockingPool::Submit(Job job) {
   std::unique_lock lock(mu_);
   if (stopping_ || queue_.size() >= max_queued_) {
@@ -50,8 +60,15 @@ void BlockingPool::Worker() {
       if (queue_.empty()) return;
       job = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
     }
     (*job)(nullptr);
+    job.reset();
+    {
+      std::lock_guard lock(mu_);
+      --running_;
+    }
+    idle_.notify_all();
   }
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "common/base/asio.h"
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -60,6 +61,12 @@ class BlockingPool {
 
   std::size_t Queued() const;
 
+  // Waits until no job is queued or running, at most until `until`. False when some still are (a
+  // provider call that never returns): the caller may then exit without joining them.
+  bool WaitIdle(std::chrono::steady_clock::time_point until);
+  // Jobs running now.
+  std::size_t Running() const;
+
  private:
   // A job is called with nullptr to run, or with the reason it is refused (queue full, stopping).
   // (Hand-rolled rather than std::move_only_function, which GCC 12 relocates incorrectly.)
@@ -83,7 +90,9 @@ class BlockingPool {
   const std::size_t max_queued_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable idle_;  // with mu_: a job finished
   std::deque<Job> queue_;  // guarded by mu_, at most max_queued_
+  std::size_t running_ = 0;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   std::vector<std::jthread> threads_;
 };

@@ -4,22 +4,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <memory>
+#include <random>
+
+#include "common/base/handle.h"
 
 namespace pp {
 namespace {
 
-struct FdCloser {
-  void operator()(int* fd) const {
-    if (*fd >= 0) ::close(*fd);
-    delete fd;
-  }
-};
-using UniqueFd = std::unique_ptr<int, FdCloser>;
+ScopedFd OpenFd(const std::string& path, int flags, mode_t mode = 0) {
+  return ScopedFd(::open(path.c_str(), flags | O_CLOEXEC, mode));
+}
 
-UniqueFd OpenFd(const std::string& path, int flags, mode_t mode = 0) {
-  return UniqueFd(new int(::open(path.c_str(), flags | O_CLOEXEC, mode)));
+// A name no other writer uses: pid and a counter, plus randomness, since a daemon in a container
+// is often pid 1 on every start and a crash can leave its temporary file behind.
+std::string TempName(const std::string& path) {
+  static std::atomic<unsigned> counter{0};
+  thread_local std::mt19937 rng(std::random_device{}());
+  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1)) + "." +
+         std::to_string(rng() & 0xffffff);
 }
 
 }  // namespace
@@ -39,14 +44,15 @@ Result<void> WriteAll(int fd, std::string_view data, const std::string& what) {
 Result<void> WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = TempName(path);
   {
-    auto fd = OpenFd(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    if (*fd < 0) return std::unexpected(ErrnoError("create " + tmp, errno));
-    auto written = WriteAll(*fd, content, tmp);
-    if (written && ::fchmod(*fd, mode) != 0)
+    // O_EXCL|O_NOFOLLOW: never write through a file or symlink someone placed under that name.
+    auto fd = OpenFd(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    if (!fd) return std::unexpected(ErrnoError("create " + tmp, errno));
+    auto written = WriteAll(fd.get(), content, tmp);
+    if (written && ::fchmod(fd.get(), mode) != 0)
       written = std::unexpected(ErrnoError("chmod " + tmp, errno));
-    if (written && ::fsync(*fd) != 0) written = std::unexpected(ErrnoError("fsync " + tmp, errno));
+    if (written && ::fsync(fd.get()) != 0) written = std::unexpected(ErrnoError("fsync " + tmp, errno));
     if (!written) {
       ::unlink(tmp.c_str());
       return written;
@@ -58,17 +64,17 @@ Result<void> WriteFileAtomic(const std::string& path, std::string_view content, 
     return std::unexpected(ErrnoError("rename " + tmp + " to " + path, err));
   }
   auto dir_fd = OpenFd(dir, O_RDONLY | O_DIRECTORY);
-  if (*dir_fd >= 0) ::fsync(*dir_fd);  // best effort: the rename is already visible
+  if (dir_fd) ::fsync(dir_fd.get());  // best effort: the rename is already visible
   return {};
 }
 
 Result<std::string> ReadFile(const std::string& path, std::size_t max_bytes) {
   auto fd = OpenFd(path, O_RDONLY);
-  if (*fd < 0) return std::unexpected(ErrnoError("open " + path, errno));
+  if (!fd) return std::unexpected(ErrnoError("open " + path, errno));
   std::string out;
   char buffer[16 * 1024];
   for (;;) {
-    const ssize_t n = ::read(*fd, buffer, sizeof buffer);
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
     if (n < 0) {
       if (errno == EINTR) continue;
       return std::unexpected(ErrnoError("read " + path, errno));

@@ -1,6 +1,9 @@
 #include "common/base/go_flags.h"
 
+#include <CLI/CLI.hpp>
 #include <charconv>
+#include <cstdlib>
+#include <iostream>
 #include <cmath>
 #include <cctype>
 
@@ -21,6 +24,58 @@ std::vector<std::string> NormalizeGoFlags(int argc, const char* const* argv) {
     out.push_back(std::move(arg));
   }
   return out;
+}
+
+void GoFlagDefaults(CLI::App& app) {
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+int ParseGoCommandLine(CLI::App& app, int argc, const char* const* argv, std::vector<std::string>* args_out) {
+  const auto args = NormalizeGoFlags(argc, argv);
+  if (args_out) *args_out = args;
+  std::vector<const char*> cargs;
+  for (const auto& a : args) cargs.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(cargs.size()), cargs.data());
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << app.get_name() << ": " << e.what() << "\nRun with --help for usage.\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << app.get_name() << ": " << e.what() << "\n";
+    return 2;
+  }
+  return -1;
+}
+
+std::string FlagOrEnvName(const std::vector<std::string>& args, std::string_view flag, std::string_view env) {
+  const std::string dashed = "--" + std::string(flag);
+  for (const auto& a : args) {
+    if (a == "--") break;
+    if (a == dashed || a.starts_with(dashed + "=")) return "-" + std::string(flag);
+  }
+  if (!env.empty() && std::getenv(std::string(env).c_str()) != nullptr) return std::string(env);
+  return "-" + std::string(flag);
+}
+
+Result<unsigned long long> ParseUnsignedFlag(std::string_view text, unsigned long long min, unsigned long long max,
+                                             std::string_view name) {
+  unsigned long long n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec == std::errc::invalid_argument || end != text.data() + text.size()) {
+    const std::string shown(text.substr(0, 32));
+    return Fail(Code::kInvalidArgument, std::string(name), ": \"", shown, "\" is not a number");
+  }
+  if (ec == std::errc::result_out_of_range || n < min || n > max) {
+    return Fail(Code::kInvalidArgument, std::string(name), ": ", std::string(text), " is out of range (",
+                std::to_string(min), " to ", std::to_string(max), ")");
+  }
+  return n;
 }
 
 Result<std::chrono::nanoseconds> ParseGoDuration(std::string_view text) {

@@ -22,30 +22,23 @@
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/base/handle.h"
 
 namespace pp::tls {
 
-template <auto FreeFunction>
-struct OpenSslDeleter {
-  template <typename T>
-  void operator()(T* handle) const {
-    FreeFunction(handle);
-  }
-};
-
-using UniqueAsn1Integer = std::unique_ptr<ASN1_INTEGER, OpenSslDeleter<ASN1_INTEGER_free>>;
-using UniqueAsn1Time = std::unique_ptr<ASN1_TIME, OpenSslDeleter<ASN1_TIME_free>>;
-using UniqueBignum = std::unique_ptr<BIGNUM, OpenSslDeleter<BN_free>>;
-using UniqueBio = std::unique_ptr<BIO, OpenSslDeleter<BIO_free_all>>;
-using UniqueEvpPkey = std::unique_ptr<EVP_PKEY, OpenSslDeleter<EVP_PKEY_free>>;
-using UniqueEvpPkeyCtx = std::unique_ptr<EVP_PKEY_CTX, OpenSslDeleter<EVP_PKEY_CTX_free>>;
-using UniqueGeneralNames = std::unique_ptr<GENERAL_NAMES, OpenSslDeleter<GENERAL_NAMES_free>>;
-using UniqueSslCtx = std::unique_ptr<SSL_CTX, OpenSslDeleter<SSL_CTX_free>>;
-using UniqueX509 = std::unique_ptr<X509, OpenSslDeleter<X509_free>>;
-using UniqueX509Extension = std::unique_ptr<X509_EXTENSION, OpenSslDeleter<X509_EXTENSION_free>>;
-using UniqueX509Name = std::unique_ptr<X509_NAME, OpenSslDeleter<X509_NAME_free>>;
-using UniqueX509Store = std::unique_ptr<X509_STORE, OpenSslDeleter<X509_STORE_free>>;
-using UniqueX509StoreCtx = std::unique_ptr<X509_STORE_CTX, OpenSslDeleter<X509_STORE_CTX_free>>;
+using UniqueAsn1Integer = CHandle<ASN1_INTEGER, ASN1_INTEGER_free>;
+using UniqueAsn1Time = CHandle<ASN1_TIME, ASN1_TIME_free>;
+using UniqueBignum = CHandle<BIGNUM, BN_free>;
+using UniqueBio = CHandle<BIO, BIO_free_all>;
+using UniqueEvpPkey = CHandle<EVP_PKEY, EVP_PKEY_free>;
+using UniqueEvpPkeyCtx = CHandle<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using UniqueGeneralNames = CHandle<GENERAL_NAMES, GENERAL_NAMES_free>;
+using UniqueSslCtx = CHandle<SSL_CTX, SSL_CTX_free>;
+using UniqueX509 = CHandle<X509, X509_free>;
+using UniqueX509Extension = CHandle<X509_EXTENSION, X509_EXTENSION_free>;
+using UniqueX509Name = CHandle<X509_NAME, X509_NAME_free>;
+using UniqueX509Store = CHandle<X509_STORE, X509_STORE_free>;
+using UniqueX509StoreCtx = CHandle<X509_STORE_CTX, X509_STORE_CTX_free>;
 
 // "<what>: <OpenSSL's queued errors, oldest first, '; '-separated>" (or "<what>: unknown OpenSSL
 // error" when the queue is empty). Drains the calling thread's error queue.
