@@ -120,6 +120,9 @@ asio::awaitable<Result<void>> AgentConnector::Resume(SandboxRecord record, std::
 }
 
 asio::awaitable<Result<void>> AgentConnector::ResumeOnStrand(SandboxRecord record, std::string socket_path) {
+  // A StartVM retried right after the restart may have connected it already; replacing that proxy
+  // would unlink the socket it just made.
+  if (proxies_.contains(record.request.id)) co_return Result<void>{};
   auto options = ProxyOptions(record, std::move(socket_path));
   if (!options) co_return std::unexpected(options.error());
   auto proxy = AgentProxy::Start(strand_, std::move(*options));
@@ -127,6 +130,12 @@ asio::awaitable<Result<void>> AgentConnector::ResumeOnStrand(SandboxRecord recor
   proxies_[record.request.id] = std::move(*proxy);
   co_return Result<void>{};
 }
+
+asio::awaitable<bool> AgentConnector::HasProxy(std::string id) {
+  co_return co_await asio::co_spawn(strand_, HasProxyOnStrand(std::move(id)), asio::use_awaitable);
+}
+
+asio::awaitable<bool> AgentConnector::HasProxyOnStrand(std::string id) { co_return proxies_.contains(id); }
 
 asio::awaitable<void> AgentConnector::Disconnect(std::string id) {
   co_await asio::co_spawn(strand_, DisconnectOnStrand(std::move(id), false), asio::use_awaitable);

@@ -52,6 +52,9 @@ class AgentConnector {
   // Restarts the proxy of a sandbox found running after an adaptor restart; does not wait.
   asio::awaitable<Result<void>> Resume(SandboxRecord record, std::string socket_path);
 
+  // True when the sandbox's proxy is running (its agent.ttrpc accepts).
+  asio::awaitable<bool> HasProxy(std::string id);
+
   // Stops the sandbox's proxy (and a Connect() waiting for it). Unknown ids are fine.
   asio::awaitable<void> Disconnect(std::string id);
 
@@ -64,6 +67,7 @@ class AgentConnector {
                                                 std::chrono::steady_clock::time_point deadline);
   asio::awaitable<Result<void>> ResumeOnStrand(SandboxRecord record, std::string socket_path);
   asio::awaitable<void> DisconnectOnStrand(std::string id, bool all);
+  asio::awaitable<bool> HasProxyOnStrand(std::string id);
 
   asio::strand<asio::any_io_executor> strand_;
   AgentConnectorOptions options_;

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <random>
+#include "common/base/backoff.h"
 #include <set>
 #include <stop_token>
 
@@ -15,14 +15,62 @@ std::string Millis(Clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
 
+// Says every 30 s that a long step of a StartVM is still going on, until Stop().
+class StillWaiting {
+ public:
+  StillWaiting(const asio::any_io_executor& executor, std::string what)
+      : state_(std::make_shared<State>(asio::make_strand(executor), std::move(what))) {
+    asio::co_spawn(state_->timer.get_executor(), Loop(state_), asio::detached);
+  }
+  ~StillWaiting() { Stop(); }
+  StillWaiting(const StillWaiting&) = delete;
+  StillWaiting& operator=(const StillWaiting&) = delete;
+  void Stop() {
+    asio::post(state_->timer.get_executor(), [state = state_] {
+      state->done = true;
+      state->timer.cancel();
+    });
+  }
+
+ private:
+  struct State {
+    State(asio::strand<asio::any_io_executor> strand, std::string w) : timer(strand), what(std::move(w)) {}
+    asio::steady_timer timer;  // on its strand, with `done`
+    std::string what;
+    bool done = false;
+    Clock::time_point since = Clock::now();
+  };
+  static asio::awaitable<void> Loop(std::shared_ptr<State> state) {
+    while (!state->done) {
+      state->timer.expires_after(std::chrono::seconds(30));
+      auto [ec] = co_await state->timer.async_wait(kAwaitTuple);
+      if (ec || state->done) co_return;
+      spdlog::info("{}: still waiting ({} s)", state->what,
+                   std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - state->since).count());
+    }
+  }
+  std::shared_ptr<State> state_;
+};
+
 }  // namespace
 
 struct SandboxManager::Entry {
+  Entry(std::string pod, std::string ns) : pod_name(std::move(pod)), pod_namespace(std::move(ns)) {}
+  // Immutable once the entry is in the map, so GetInfo may read them under mu_ alone.
+  const std::string pod_name;
+  const std::string pod_namespace;
   std::mutex op;  // serializes CreateVM/StartVM/StopVM on this sandbox
   SandboxRecord record;  // guarded by op
   bool gone = false;     // guarded by op: StopVM finished; the entry is no longer in the map
   std::stop_source stop;  // StopVM asks a StartVM in progress to give up
   std::string published_instance_id;  // guarded by the manager's mu_, for GetInfo
+};
+
+// A GetInfo(wait) caller: its timer lives on a strand of its own, and Publish() cancels it there,
+// so a wake-up can never slip in between the lookup and the wait.
+struct SandboxManager::Waiter {
+  explicit Waiter(asio::strand<asio::any_io_executor> s, Clock::time_point deadline) : timer(s, deadline) {}
+  asio::steady_timer timer;
 };
 
 SandboxManager::SandboxManager(Options options, SandboxStore store, providers::Provider& provider,
@@ -33,14 +81,16 @@ SandboxManager::SandboxManager(Options options, SandboxStore store, providers::P
       pool_(pool),
       connector_(connector) {
   for (auto& record : store_.LoadAll()) {
-    auto entry = std::make_shared<Entry>();
+    auto entry = std::make_shared<Entry>(record.request.pod_name, record.request.pod_namespace);
     if (record.state == SandboxState::kStarting) {
       // The previous process died inside StartVM: whatever it created is kept in instance_id and
-      // deleted by the next StartVM or StopVM.
+      // deleted by the next StartVM or StopVM, and what the provider made before it had an
+      // instance id (volumes) goes as leftovers.
       record.state = SandboxState::kCreated;
+      record.leftovers = true;
     }
     if (record.state == SandboxState::kRunning) entry->published_instance_id = record.instance_id;
-    spdlog::info("recovered sandbox {} (pod {}/{}, instance {})", record.request.id,
+    spdlog::info("recovered sandbox {} (pod {}/{}, instance {})", ShortId(record.request.id),
                  record.request.pod_namespace, record.request.pod_name,
                  record.instance_id.empty() ? "none" : record.instance_id);
     const std::string id = record.request.id;
@@ -110,8 +160,17 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
                 " already exists with a different request; StopVM it before reusing the id");
   }
 
-  auto entry = std::make_shared<Entry>();
+  if (store_.HasPodDir(id)) {
+    return Fail(Code::kFailedPrecondition, "sandbox ", id, " has a directory with an unreadable record in ",
+                store_.pods_dir(), "; StopVM it, or an operator fixes or removes ", store_.PodDir(id));
+  }
+  // The entry is complete before other threads can see it (GetInfo reads it under mu_ alone).
+  auto entry = std::make_shared<Entry>(request.pod_name, request.pod_namespace);
   std::unique_lock op(entry->op);
+  entry->record.instance_name = InstanceName(request.pod_name, id);
+  entry->record.created_unix =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  entry->record.request = std::move(request);
   {
     std::lock_guard lock(mu_);
     if (entries_.contains(id)) {
@@ -119,10 +178,6 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
     }
     entries_.emplace(id, entry);
   }
-  entry->record.instance_name = InstanceName(request.pod_name, id);
-  entry->record.created_unix =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  entry->record.request = std::move(request);
   if (auto saved = store_.Save(entry->record); !saved) {
     (void)store_.Remove(id);
     entry->gone = true;
@@ -130,24 +185,45 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
     entries_.erase(id);
     return std::unexpected(saved.error());
   }
-  spdlog::info("CreateVM {}: pod {}/{}, instance {}", id, entry->record.request.pod_namespace,
+  spdlog::debug("CreateVM {}: pod {}/{}, instance {}", ShortId(id), entry->record.request.pod_namespace,
                entry->record.request.pod_name, entry->record.instance_name);
   return store_.AgentSocketPath(id);
 }
 
 asio::awaitable<Result<void>> SandboxManager::StartVM(std::string id, Deadline deadline) {
   if (auto ok = ValidateSandboxId(id, options_.limits); !ok) co_return ok;
-  const auto until = DeadlineOrDefault(deadline);
+  // Once an instance may exist, the cleanup of a failure must not be cut short by the caller's
+  // deadline: the whole StartVM runs to completion, bounded by that same deadline.
+  auto work = StartAndConnect(std::move(id), DeadlineOrDefault(deadline));
+  co_return co_await RunToCompletion(std::move(work));
+}
+
+asio::awaitable<Result<void>> SandboxManager::StartAndConnect(std::string id, Clock::time_point until) {
+  const auto executor = co_await asio::this_coro::executor;
   auto job = [this, id, until] { return DoStart(id, until); };
+  StillWaiting creating(executor, "StartVM " + ShortId(id) + ": the provider is creating the pod VM");
   auto started = co_await pool_.Run<std::pair<SandboxRecord, bool>>(std::move(job));
+  creating.Stop();
   if (!started) co_return std::unexpected(started.error());
-  if (!connector_ || !started->second) co_return Result<void>{};
+  if (!connector_) co_return Result<void>{};
+  if (!started->second) {
+    // Already running: fine only if its agent path is there (a StartVM cut short before its proxy
+    // came up, then retried, must not answer OK with no agent.ttrpc).
+    if (co_await connector_->HasProxy(id)) co_return Result<void>{};
+    spdlog::info("StartVM {}: running, but its agent path is missing; connecting again", ShortId(id));
+  }
+  const auto waiting = Clock::now();
+  StillWaiting answering(executor, "StartVM " + ShortId(id) + ": waiting for the pod VM's agent to answer");
   auto ready = co_await connector_->Connect(started->first, store_.AgentSocketPath(id), until);
-  if (ready) co_return Result<void>{};
-  spdlog::warn("StartVM {}: {}; deleting the instance", id, ready.error().ToString());
+  answering.Stop();
+  if (ready) {
+    spdlog::debug("StartVM {}: agent answered through the chain in {}", ShortId(id), Millis(Clock::now() - waiting));
+    co_return Result<void>{};
+  }
+  spdlog::warn("StartVM {}: {}; deleting the instance", ShortId(id), ready.error().ToString());
   auto undo = [this, id] { return DoAbandonStart(id); };
   if (auto undone = co_await pool_.Run<void>(std::move(undo)); !undone) {
-    spdlog::error("StartVM {}: {}", id, undone.error().ToString());
+    spdlog::error("StartVM {}: {}", ShortId(id), undone.error().ToString());
   }
   co_return std::unexpected(ready.error());
 }
@@ -165,8 +241,8 @@ asio::awaitable<void> SandboxManager::ResumeAgents() {
   for (const auto& record : Snapshot()) {
     if (record.state != SandboxState::kRunning) continue;
     auto resumed = co_await connector_->Resume(record, store_.AgentSocketPath(record.request.id));
-    if (!resumed) spdlog::warn("sandbox {}: agent proxy not restarted: {}", record.request.id, resumed.error().message);
-    else spdlog::info("sandbox {}: agent proxy restarted for {}", record.request.id, record.ips.front());
+    if (!resumed) spdlog::warn("sandbox {}: agent proxy not restarted: {}", ShortId(record.request.id), resumed.error().message);
+    else spdlog::info("sandbox {}: agent proxy restarted for {}", ShortId(record.request.id), record.ips.front());
   }
 }
 
@@ -183,6 +259,9 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
   if (!record.instance_id.empty()) {
     // Left by a StartVM that did not finish (before a restart): never keep two VMs for one pod.
     if (auto deleted = DeleteRecordedInstance(*entry, cleanup); !deleted) return std::unexpected(deleted.error());
+  }
+  if (record.leftovers) {
+    if (auto removed = DeleteLeftovers(*entry, cleanup); !removed) return std::unexpected(removed.error());
   }
   record.state = SandboxState::kStarting;
   if (auto saved = store_.Save(record); !saved) return std::unexpected(saved.error());
@@ -203,8 +282,8 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
 
   auto fail = [&](Error error) -> Result<std::pair<SandboxRecord, bool>> {
     record.state = SandboxState::kCreated;
-    if (auto saved = store_.Save(record); !saved) spdlog::warn("StartVM {}: {}", id, saved.error().message);
-    spdlog::warn("StartVM {} failed after {}: {}", id, Millis(Clock::now() - started), error.ToString());
+    if (auto saved = store_.Save(record); !saved) spdlog::warn("StartVM {}: {}", ShortId(id), saved.error().message);
+    spdlog::warn("StartVM {} failed after {}: {}", ShortId(id), Millis(Clock::now() - started), error.ToString());
     return std::unexpected(std::move(error));
   };
   auto expired = [&]() -> Error {
@@ -218,32 +297,33 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
     spec.user_data = std::move(*user_data);
   }
 
-  std::mt19937_64 rng(std::random_device{}());
-  auto backoff = options_.initial_backoff;
+  Backoff backoff(options_.initial_backoff, options_.max_backoff);
   Result<providers::Instance> instance = std::unexpected(Error{});
   for (int attempt = 1;; ++attempt) {
+    const auto attempt_started = Clock::now();
     instance = provider_.CreateInstance(spec, ctx);
+    spdlog::debug("StartVM {}: provider create attempt {} {} in {}", ShortId(id), attempt,
+                  instance ? "succeeded" : "failed", Millis(Clock::now() - attempt_started));
     if (instance || !providers::ShouldRetry(instance.error()) || ctx.Expired()) break;
-    // Full jitter keeps many pods that failed together from retrying together.
-    const auto sleep = std::chrono::milliseconds(
-        std::uniform_int_distribution<long long>(backoff.count() / 2, backoff.count())(rng));
-    spdlog::info("StartVM {}: attempt {} failed ({}); retrying in {}", id, attempt,
+    const auto sleep = backoff.Next();
+    spdlog::info("StartVM {}: attempt {} failed ({}); retrying in {}", ShortId(id), attempt,
                  instance.error().ToString(), Millis(sleep));
     {
       std::unique_lock lock(mu_);
       changed_.wait_until(lock, ctx.stop, std::min(deadline, Clock::now() + sleep), [] { return false; });
     }
     if (ctx.Expired()) return fail(expired());
-    backoff = std::min(backoff * 2, options_.max_backoff);
   }
   if (!instance) return fail(ctx.Expired() ? expired() : instance.error());
 
-  // From here on the instance exists: every failure deletes it.
+  // From here on the instance exists: every failure deletes it. The provider undid its own partial
+  // work, so no leftovers remain once the id is recorded.
   record.instance_id = instance->id;
   record.ips = instance->ips;
+  record.leftovers = false;
   auto undo = [&](Error error) -> Result<std::pair<SandboxRecord, bool>> {
     if (auto deleted = DeleteRecordedInstance(*entry, cleanup); !deleted) {
-      spdlog::error("StartVM {}: cannot delete instance {} after failure: {}; StopVM will retry", id,
+      spdlog::error("StartVM {}: cannot delete instance {} after failure: {}; StopVM will retry", ShortId(id),
                     record.instance_id, deleted.error().ToString());
     }
     return fail(std::move(error));
@@ -256,12 +336,8 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
 
   record.state = SandboxState::kRunning;
   if (auto saved = store_.Save(record); !saved) return undo(saved.error());
-  {
-    std::lock_guard lock(mu_);
-    entry->published_instance_id = record.instance_id;
-  }
-  changed_.notify_all();
-  spdlog::info("StartVM {}: instance {} ({}) at {} in {}", id, record.instance_name, record.instance_id,
+  Publish(*entry, record.instance_id);
+  spdlog::debug("StartVM {}: instance {} ({}) at {} in {}", ShortId(id), record.instance_name, record.instance_id,
                record.ips.front(), Millis(Clock::now() - started));
   return std::pair{record, true};
 }
@@ -271,24 +347,58 @@ Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const provider
   if (record.instance_id.empty()) return {};
   auto deleted = provider_.DeleteInstance(record.instance_id, ctx);
   if (!deleted && deleted.error().code != Code::kNotFound) return deleted;
-  spdlog::info("deleted instance {} of sandbox {}", record.instance_id, record.request.id);
+  spdlog::info("deleted instance {} of sandbox {}", record.instance_id, ShortId(record.request.id));
   record.instance_id.clear();
   record.ips.clear();
   record.state = SandboxState::kCreated;
+  Publish(entry, {});
+  if (auto saved = store_.Save(record); !saved) {
+    // The record on disk still names the deleted instance: say so rather than report success, so
+    // that the caller's retry saves it (a provider answers NOT_FOUND for the instance by then).
+    return Fail(Code::kUnavailable, "instance deleted, but the record of sandbox ", record.request.id,
+                " could not be updated: ", saved.error().message);
+  }
+  return {};
+}
+
+Result<void> SandboxManager::DeleteLeftovers(Entry& entry, const providers::OpContext& ctx) {
+  SandboxRecord& record = entry.record;
+  if (!record.leftovers) return {};
+  auto removed = provider_.DeleteLeftovers(record.instance_name, {options_.node_name, record.request.id}, ctx);
+  if (!removed) return removed;
+  spdlog::info("sandbox {}: removed what an interrupted StartVM of {} left", ShortId(record.request.id),
+               record.instance_name);
+  record.leftovers = false;
+  if (auto saved = store_.Save(record); !saved) spdlog::warn("sandbox {}: {}", ShortId(record.request.id), saved.error().message);
+  return {};
+}
+
+void SandboxManager::Publish(Entry& entry, std::string instance_id) {
+  std::vector<std::shared_ptr<Waiter>> wake;
   {
     std::lock_guard lock(mu_);
-    entry.published_instance_id.clear();
+    entry.published_instance_id = std::move(instance_id);
+    for (auto& weak : waiters_) {
+      if (auto waiter = weak.lock()) wake.push_back(std::move(waiter));
+    }
+    waiters_.clear();
   }
-  if (auto saved = store_.Save(record); !saved) spdlog::warn("sandbox {}: {}", record.request.id, saved.error().message);
-  return {};
+  for (auto& waiter : wake) {
+    asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+  }
 }
 
 asio::awaitable<Result<void>> SandboxManager::StopVM(std::string id, Deadline deadline) {
   if (auto ok = ValidateSandboxId(id, options_.limits); !ok) co_return ok;
-  if (connector_) co_await connector_->Disconnect(id);
   // The caller's deadline bounds how long it waits, not the deletion: runtime-rs gives StopVM one
   // second and only logs a failure, so giving up with it would leak the VM.
   const auto until = std::max(DeadlineOrDefault(deadline), Clock::now() + options_.default_timeout);
+  auto work = DisconnectAndStop(std::move(id), until);
+  co_return co_await RunToCompletion(std::move(work));
+}
+
+asio::awaitable<Result<void>> SandboxManager::DisconnectAndStop(std::string id, Clock::time_point until) {
+  if (connector_) co_await connector_->Disconnect(id);
   auto job = [this, id = std::move(id), until] { return DoStop(id, until); };
   co_return co_await pool_.Run<void>(std::move(job));
 }
@@ -296,7 +406,8 @@ asio::awaitable<Result<void>> SandboxManager::StopVM(std::string id, Deadline de
 Result<void> SandboxManager::DoStop(const std::string& id, Clock::time_point deadline) {
   auto entry = Find(id);
   if (!entry) {
-    spdlog::info("StopVM {}: no such sandbox; nothing to do", id);
+    if (store_.HasPodDir(id)) return DoStopUnreadable(id, deadline);
+    spdlog::info("StopVM {}: no such sandbox; nothing to do", ShortId(id));
     return {};
   }
   entry->stop.request_stop();
@@ -307,6 +418,10 @@ Result<void> SandboxManager::DoStop(const std::string& id, Clock::time_point dea
     return Fail(deleted.error().code, "StopVM ", id, ": deleting instance ", entry->record.instance_id,
                 " failed: ", deleted.error().message, " (the record is kept; StopVM again to retry)");
   }
+  if (auto removed = DeleteLeftovers(*entry, {deadline, {}}); !removed) {
+    return Fail(removed.error().code, "StopVM ", id, ": removing what an interrupted StartVM left failed: ",
+                removed.error().message, " (the record is kept; StopVM again to retry)");
+  }
   if (auto removed = store_.Remove(id); !removed) return removed;
   entry->gone = true;
   {
@@ -314,38 +429,68 @@ Result<void> SandboxManager::DoStop(const std::string& id, Clock::time_point dea
     entries_.erase(id);
   }
   changed_.notify_all();
-  spdlog::info("StopVM {}: done", id);
   return {};
+}
+
+Result<void> SandboxManager::DoStopUnreadable(const std::string& id, Clock::time_point deadline) {
+  const providers::OpContext ctx{deadline, {}};
+  auto instances = provider_.ListInstances(options_.node_name, ctx);
+  if (!instances) {
+    return Fail(instances.error().code, "StopVM ", id, ": its record is unreadable and this node's instances "
+                "cannot be listed: ", instances.error().message);
+  }
+  for (const auto& instance : *instances) {
+    if (instance.owner.sandbox_id != id) continue;
+    auto deleted = provider_.DeleteInstance(instance.id, ctx);
+    if (!deleted && deleted.error().code != Code::kNotFound) {
+      return Fail(deleted.error().code, "StopVM ", id, ": deleting instance ", instance.id, " failed: ",
+                  deleted.error().message);
+    }
+    spdlog::info("StopVM {}: deleted instance {} of a sandbox whose record was unreadable", ShortId(id), instance.id);
+  }
+  return store_.Remove(id);
 }
 
 asio::awaitable<Result<std::string>> SandboxManager::GetInfo(std::string pod_name, std::string pod_namespace,
                                                             bool wait, Deadline deadline) {
-  const auto until = DeadlineOrDefault(deadline);
-  auto job = [this, pod = std::move(pod_name), ns = std::move(pod_namespace), wait, until] {
-    return DoGetInfo(pod, ns, wait, until);
-  };
-  co_return co_await pool_.Run<std::string>(std::move(job));
+  {
+    std::lock_guard lock(mu_);
+    if (auto found = LookupPublishedLocked(pod_name, pod_namespace)) co_return *found;
+  }
+  if (!wait) co_return Fail(Code::kNotFound, "no pod VM for pod ", pod_namespace, "/", pod_name);
+  // Waiting costs a timer, not a pool thread.
+  auto strand = asio::make_strand(co_await asio::this_coro::executor);
+  auto work = WaitForInfo(std::move(pod_name), std::move(pod_namespace), DeadlineOrDefault(deadline));
+  co_return co_await asio::co_spawn(strand, std::move(work), asio::use_awaitable);
 }
 
-Result<std::string> SandboxManager::DoGetInfo(const std::string& pod, const std::string& ns, bool wait,
-                                              Clock::time_point deadline) {
-  std::unique_lock lock(mu_);
-  auto lookup = [&]() -> std::optional<std::string> {
-    for (const auto& [id, entry] : entries_) {
-      // pod name and namespace never change after CreateVM, so they are safe to read under mu_.
-      if (entry->record.request.pod_name == pod && entry->record.request.pod_namespace == ns &&
-          !entry->published_instance_id.empty()) {
-        return entry->published_instance_id;
-      }
+asio::awaitable<Result<std::string>> SandboxManager::WaitForInfo(std::string pod, std::string ns,
+                                                                Clock::time_point deadline) {
+  auto strand = co_await asio::this_coro::executor;
+  for (;;) {
+    auto waiter = std::make_shared<Waiter>(asio::strand<asio::any_io_executor>(strand), deadline);
+    {
+      std::lock_guard lock(mu_);
+      if (auto found = LookupPublishedLocked(pod, ns)) co_return *found;
+      if (Clock::now() >= deadline) break;
+      waiters_.push_back(waiter);
     }
-    return std::nullopt;
-  };
-  if (auto found = lookup()) return *found;
-  if (!wait) return Fail(Code::kNotFound, "no pod VM for pod ", ns, "/", pod);
-  std::optional<std::string> found;
-  changed_.wait_until(lock, deadline, [&] { return (found = lookup()).has_value(); });
-  if (found) return *found;
-  return Fail(Code::kDeadlineExceeded, "no pod VM for pod ", ns, "/", pod, " before the deadline");
+    // Publish() cancels the timer on this strand, so it cannot run before this wait begins.
+    (void)co_await waiter->timer.async_wait(kAwaitTuple);
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+      co_return Fail(Code::kCancelled, "GetInfo for pod ", ns, "/", pod, " cancelled");
+    }
+  }
+  co_return Fail(Code::kDeadlineExceeded, "no pod VM for pod ", ns, "/", pod, " before the deadline");
+}
+
+std::optional<std::string> SandboxManager::LookupPublishedLocked(const std::string& pod, const std::string& ns) const {
+  for (const auto& [id, entry] : entries_) {
+    if (entry->pod_name == pod && entry->pod_namespace == ns && !entry->published_instance_id.empty()) {
+      return entry->published_instance_id;
+    }
+  }
+  return std::nullopt;
 }
 
 asio::awaitable<Result<std::size_t>> SandboxManager::Reconcile() {
@@ -366,14 +511,34 @@ Result<std::size_t> SandboxManager::DoReconcile() {
       accounted = !entry->gone && entry->record.instance_id == instance.id;
     }
     if (accounted) continue;
+    if (ValidateSandboxId(instance.owner.sandbox_id, options_.limits) && store_.HasPodDir(instance.owner.sandbox_id)) {
+      spdlog::warn("instance {} ({}) belongs to sandbox {}, whose record is unreadable: left alone; fix or remove {}",
+                   instance.id, instance.name, ShortId(instance.owner.sandbox_id),
+                   store_.PodDir(instance.owner.sandbox_id));
+      continue;
+    }
     spdlog::warn("instance {} ({}) of sandbox {} has no record; deleting it", instance.id, instance.name,
-                 instance.owner.sandbox_id);
+                 ShortId(instance.owner.sandbox_id));
     auto result = provider_.DeleteInstance(instance.id, ctx);
     if (!result && result.error().code != Code::kNotFound) {
       spdlog::error("cannot delete leaked instance {}: {}", instance.id, result.error().ToString());
       continue;
     }
     ++deleted;
+  }
+
+  std::vector<std::shared_ptr<Entry>> with_leftovers;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, entry] : entries_) with_leftovers.push_back(entry);
+  }
+  for (const auto& entry : with_leftovers) {
+    std::unique_lock op(entry->op, std::try_to_lock);
+    if (!op.owns_lock() || entry->gone) continue;  // busy: its StartVM or StopVM removes them
+    if (auto removed = DeleteLeftovers(*entry, ctx); !removed) {
+      spdlog::warn("sandbox {}: leftovers not removed yet: {}", ShortId(entry->record.request.id),
+                   removed.error().message);
+    }
   }
   return deleted;
 }

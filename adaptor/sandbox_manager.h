@@ -8,7 +8,12 @@
 // - StopVM asks a StartVM in progress to give up, deletes the instance, then the pod directory. An
 //   unknown id is success (the shim may retry). If the instance cannot be deleted the call fails and
 //   the record stays, so a retry or a restart can finish the job: no VM is forgotten. The deletion
-//   runs to completion even when the caller stops waiting (runtime-rs allows StopVM one second).
+//   runs to completion even when the caller stops waiting (runtime-rs allows StopVM one second);
+//   so does the cleanup of a StartVM that failed after its instance existed.
+// - A sandbox directory whose record cannot be read is never reconciled: its VM is left alone and
+//   reported. StopVM of such a sandbox deletes the instances tagged with its id, then the directory.
+// - A record that says a StartVM may have been cut short (the process died in it) has its
+//   provider leftovers removed before the next create, at StopVM, and by Reconcile().
 // - Calls for one sandbox are serialized; calls for different sandboxes run in parallel. All provider
 //   and file-system work runs on the BlockingPool; the coroutines never block their thread.
 // - On construction the manager loads the records its store holds; Reconcile() deletes instances this
@@ -58,11 +63,14 @@ class SandboxManager {
   asio::awaitable<Result<void>> StopVM(std::string id, Deadline deadline);
 
   // The instance id of the pod's VM. NOT_FOUND when no such pod has a started VM; with `wait`,
-  // waits for StartVM until the deadline (DEADLINE_EXCEEDED).
+  // waits for StartVM until the deadline (DEADLINE_EXCEEDED) without holding a pool thread.
   asio::awaitable<Result<std::string>> GetInfo(std::string pod_name, std::string pod_namespace,
                                                bool wait, Deadline deadline);
 
-  // Deletes this node's instances that no record accounts for. Returns how many it deleted.
+  // Deletes this node's instances that no record accounts for (except those of a sandbox whose
+  // directory holds an unreadable record), removes the leftovers of StartVMs cut short, and
+  // corrects records that claim an instance the provider no longer has. Returns how many
+  // instances it deleted; fails when the provider cannot list (the caller retries later).
   asio::awaitable<Result<std::size_t>> Reconcile();
 
   // After a restart: restarts the agent proxy of every sandbox recorded as running.
@@ -76,7 +84,14 @@ class SandboxManager {
 
  private:
   struct Entry;
+  struct Waiter;
   std::shared_ptr<Entry> Find(const std::string& id) const;
+  asio::awaitable<Result<void>> StartAndConnect(std::string id, std::chrono::steady_clock::time_point until);
+  asio::awaitable<Result<void>> DisconnectAndStop(std::string id, std::chrono::steady_clock::time_point until);
+  asio::awaitable<Result<std::string>> WaitForInfo(std::string pod, std::string ns,
+                                                   std::chrono::steady_clock::time_point deadline);
+  std::optional<std::string> LookupPublishedLocked(const std::string& pod, const std::string& ns) const;
+  void Publish(Entry& entry, std::string instance_id);  // sets published_instance_id, wakes waiters
   Result<std::string> DoCreate(SandboxRequest request);
   // The record once its instance runs; `second` is false when it already ran before this call.
   Result<std::pair<SandboxRecord, bool>> DoStart(const std::string& id,
@@ -84,8 +99,10 @@ class SandboxManager {
   // Deletes the instance of a sandbox whose agent never answered.
   Result<void> DoAbandonStart(const std::string& id);
   Result<void> DoStop(const std::string& id, std::chrono::steady_clock::time_point deadline);
-  Result<std::string> DoGetInfo(const std::string& pod, const std::string& ns, bool wait,
-                                std::chrono::steady_clock::time_point deadline);
+  // StopVM of a sandbox that has a directory but no usable record.
+  Result<void> DoStopUnreadable(const std::string& id, std::chrono::steady_clock::time_point deadline);
+  // Removes provider leftovers of a StartVM cut short (op held); clears the flag on success.
+  Result<void> DeleteLeftovers(Entry& entry, const providers::OpContext& ctx);
   Result<std::size_t> DoReconcile();
   // Deletes the instance recorded in `entry` (op held) and clears it from the record.
   Result<void> DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx);
@@ -98,8 +115,9 @@ class SandboxManager {
   AgentConnector* connector_;
 
   mutable std::mutex mu_;
-  std::condition_variable_any changed_;  // with mu_: an instance was published or a sandbox left
+  std::condition_variable_any changed_;  // with mu_: a sandbox left (wakes StartVM's retry sleep)
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
+  std::vector<std::weak_ptr<Waiter>> waiters_;              // guarded by mu_: GetInfo(wait) callers
 };
 
 }  // namespace pp::adaptor

@@ -74,6 +74,12 @@ Result<SandboxRequest> ParseCreateVM(const hypervisor::CreateVMRequest& request,
     return Fail(Code::kInvalidArgument, "too many annotations (", std::to_string(request.annotations_size()),
                 "); at most ", std::to_string(limits.max_annotations), " accepted");
   }
+  std::size_t annotation_bytes = 0;
+  for (const auto& [key, value] : request.annotations()) annotation_bytes += key.size() + value.size();
+  if (annotation_bytes > limits.max_annotation_bytes) {
+    return Fail(Code::kInvalidArgument, "annotations hold ", std::to_string(annotation_bytes), " bytes; at most ",
+                std::to_string(limits.max_annotation_bytes), " accepted");
+  }
   SandboxRequest out;
   out.id = request.id();
   out.annotations.insert(request.annotations().begin(), request.annotations().end());
@@ -130,6 +136,14 @@ Result<SandboxRequest> ParseCreateVM(const hypervisor::CreateVMRequest& request,
     if (!forwarder::ParseInitdataToml(out.initdata, parsed, error)) {
       return Fail(Code::kInvalidArgument, "annotation ", kAnnotationInitdata, ": ", error);
     }
+  }
+  return out;
+}
+
+std::string ShortId(std::string_view id) {
+  std::string out(id.substr(0, 12));
+  for (char& c : out) {
+    if (!IsIdChar(c)) c = '?';
   }
   return out;
 }

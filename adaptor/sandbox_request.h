@@ -34,6 +34,9 @@ struct Limits {
   std::size_t max_name = 253;            // pod names and namespaces are DNS subdomains
   std::size_t max_value = 1024;          // image, machine type, GPU model, netns path
   std::size_t max_annotations = 256;
+  // All annotation keys and values together. The record holds them as JSON, which escapes a
+  // control byte as six, so this keeps every record far below the store's 1 MiB read limit.
+  std::size_t max_annotation_bytes = 128 * 1024;
 };
 
 struct SandboxRequest {
@@ -52,6 +55,11 @@ struct SandboxRequest {
 
   friend bool operator==(const SandboxRequest&, const SandboxRequest&) = default;
 };
+
+// The first 12 characters of a sandbox id, as log lines about a sandbox show it (as `crictl` and
+// `docker` abbreviate container ids); characters an id may not hold show as '?', so that a bad id
+// cannot forge log lines.
+std::string ShortId(std::string_view id);
 
 Result<void> ValidateSandboxId(std::string_view id, const Limits& limits = {});
 

@@ -11,7 +11,6 @@
 namespace pp::adaptor {
 namespace {
 
-constexpr std::size_t kMaxRecordBytes = 1 << 20;
 constexpr int kRecordVersion = 1;
 
 std::string_view StateName(SandboxState state) {
@@ -36,6 +35,7 @@ std::string SerializeRecord(const SandboxRecord& r) {
   j["instanceID"] = r.instance_id;
   j["ips"] = r.ips;
   j["created"] = r.created_unix;
+  if (r.leftovers) j["leftovers"] = true;
   return j.dump(2) + "\n";
 }
 
@@ -66,6 +66,7 @@ Result<SandboxRecord> ParseRecord(std::string_view text) {
     r.instance_id = j.at("instanceID").get<std::string>();
     r.ips = j.at("ips").get<std::vector<std::string>>();
     r.created_unix = j.at("created").get<std::int64_t>();
+    r.leftovers = j.value("leftovers", false);
     return r;
   } catch (const nlohmann::json::exception& e) {
     return Fail(Code::kDataLoss, "sandbox record: ", e.what());
@@ -73,6 +74,16 @@ Result<SandboxRecord> ParseRecord(std::string_view text) {
 }
 
 Result<void> SandboxStore::Save(const SandboxRecord& record) const {
+  std::string text;
+  try {
+    text = SerializeRecord(record);
+  } catch (const nlohmann::json::exception& e) {  // a string that is not UTF-8
+    return Fail(Code::kInvalidArgument, "sandbox ", record.request.id, ": record cannot be written: ", e.what());
+  }
+  if (text.size() > kMaxRecordBytes) {
+    return Fail(Code::kResourceExhausted, "sandbox ", record.request.id, ": record of ", std::to_string(text.size()),
+                " bytes exceeds ", std::to_string(kMaxRecordBytes), " bytes");
+  }
   const std::string dir = PodDir(record.request.id);
   if (::mkdir(pods_dir_.c_str(), 0755) != 0 && errno != EEXIST) {
     std::error_code ec;
@@ -82,7 +93,12 @@ Result<void> SandboxStore::Save(const SandboxRecord& record) const {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return std::unexpected(ErrnoError("create " + dir, errno));
   }
-  return WriteFileAtomic(dir + "/sandbox.json", SerializeRecord(record), 0600);
+  return WriteFileAtomic(dir + "/sandbox.json", text, 0600);
+}
+
+bool SandboxStore::HasPodDir(const std::string& id) const {
+  std::error_code ec;
+  return std::filesystem::is_directory(PodDir(id), ec);
 }
 
 Result<void> SandboxStore::Remove(const std::string& id) const {
@@ -92,7 +108,7 @@ Result<void> SandboxStore::Remove(const std::string& id) const {
   return {};
 }
 
-std::vector<SandboxRecord> SandboxStore::LoadAll() const {
+std::vector<SandboxRecord> SandboxStore::LoadAll(std::vector<UnreadableRecord>* unreadable) const {
   std::vector<SandboxRecord> records;
   std::error_code ec;
   std::filesystem::directory_iterator it(pods_dir_, ec);
@@ -104,14 +120,19 @@ std::vector<SandboxRecord> SandboxStore::LoadAll() const {
     if (!entry.is_directory(ec)) continue;
     const std::string path = entry.path().string() + "/sandbox.json";
     auto text = ReadFile(path, kMaxRecordBytes);
+    const std::string id = entry.path().filename().string();
+    auto skip = [&](const std::string& reason) {
+      spdlog::warn("sandbox record {} is unusable ({}); its VM is left alone until an operator fixes or "
+                   "removes {}", path, reason, entry.path().string());
+      if (unreadable) unreadable->push_back({id, reason});
+    };
     if (!text) {
-      spdlog::warn("skipping sandbox record {}: {}", path, text.error().message);
+      skip(text.error().message);
       continue;
     }
     auto record = ParseRecord(*text);
-    if (!record || record->request.id != entry.path().filename().string()) {
-      spdlog::warn("skipping sandbox record {}: {}", path,
-                   record ? "its id does not match its directory" : record.error().message);
+    if (!record || record->request.id != id) {
+      skip(record ? "its id does not match its directory" : record.error().message);
       continue;
     }
     records.push_back(std::move(*record));

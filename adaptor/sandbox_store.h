@@ -24,7 +24,19 @@ struct SandboxRecord {
   std::string instance_id;  // set from the moment the provider returned one
   std::vector<std::string> ips;
   std::int64_t created_unix = 0;
+  // A CreateInstance may have been cut short (the process died in StartVM): the provider may hold
+  // things of instance_name (a libvirt provider's volumes) that must be removed before the record.
+  bool leftovers = false;
 };
+
+// A sandbox directory whose record cannot be used: its VM must be left alone, never reconciled.
+struct UnreadableRecord {
+  std::string id;      // the directory's name
+  std::string reason;
+};
+
+// The largest record the store writes or reads.
+inline constexpr std::size_t kMaxRecordBytes = 1 << 20;
 
 class SandboxStore {
  public:
@@ -34,15 +46,19 @@ class SandboxStore {
   std::string PodDir(const std::string& id) const { return pods_dir_ + "/" + id; }
   std::string AgentSocketPath(const std::string& id) const { return PodDir(id) + "/agent.ttrpc"; }
 
-  // Creates the pod directory if needed and replaces the record atomically.
+  // Creates the pod directory if needed and replaces the record atomically. A record larger than
+  // kMaxRecordBytes is refused (RESOURCE_EXHAUSTED): the store never writes what it cannot read.
   Result<void> Save(const SandboxRecord& record) const;
+
+  // True when the sandbox has a directory, with a readable record or not.
+  bool HasPodDir(const std::string& id) const;
 
   // Removes the pod directory and everything in it. A missing directory is success.
   Result<void> Remove(const std::string& id) const;
 
-  // Every readable record. A record that cannot be read or parsed is logged and skipped (left on
-  // disk for an operator), never deleted.
-  std::vector<SandboxRecord> LoadAll() const;
+  // Every readable record. A record that cannot be read or parsed is logged, reported in
+  // `unreadable` (when given) and left on disk for an operator, never deleted.
+  std::vector<SandboxRecord> LoadAll(std::vector<UnreadableRecord>* unreadable = nullptr) const;
 
  private:
   std::string pods_dir_;

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <fstream>
+#include <random>
+
 #include "tests/support/test_provider.h"
 #include "tests/support/test_util.h"
 
@@ -37,6 +43,17 @@ class SandboxManagerTest : public ::testing::Test {
     return io_.Run(m.StartVM(id, deadline));
   }
   Result<void> Stop(SandboxManager& m, const std::string& id) { return io_.Run(m.StopVM(id, std::nullopt)); }
+
+  // Waits (bounded) until `done` holds.
+  template <typename F>
+  bool Eventually(F done, std::chrono::milliseconds limit = 10s) {
+    const auto until = Clock::now() + limit;
+    while (!done()) {
+      if (Clock::now() >= until) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
 
   pp::testing::TempDir dir_;
   std::string pods_ = dir_ / "pods";
@@ -199,6 +216,216 @@ TEST_F(SandboxManagerTest, GetInfoWaitsForStartVM) {
   auto info = waiting.get();
   ASSERT_TRUE(info) << info.error().ToString();
   EXPECT_EQ(*info, m->Snapshot().at(0).instance_id);
+}
+
+TEST_F(SandboxManagerTest, RefusesAnnotationsThatWouldMakeAnUnreadableRecord) {
+  auto m = NewManager();
+  auto request = Request("big", "pod");
+  (*request.mutable_annotations())["example.com/unknown"] = std::string(2 << 20, 'x');  // fits in a frame
+  auto created = io_.Run(m->CreateVM(request));
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().code, Code::kInvalidArgument);
+  EXPECT_NE(created.error().message.find("annotations hold"), std::string::npos) << created.error().message;
+  EXPECT_FALSE(std::filesystem::exists(pods_ + "/big"));
+}
+
+TEST_F(SandboxManagerTest, NeverReconcilesAwayTheVMOfAnUnreadableRecord) {
+  {
+    auto m = NewManager();
+    ASSERT_TRUE(Create(*m, "s1", "pod"));
+    ASSERT_TRUE(Start(*m, "s1"));
+  }
+  std::ofstream(pods_ + "/s1/sandbox.json", std::ios::trunc) << "{broken";
+  auto m = NewManager();
+  EXPECT_TRUE(m->Snapshot().empty());
+  auto deleted = io_.Run(m->Reconcile());
+  ASSERT_TRUE(deleted);
+  EXPECT_EQ(*deleted, 0u);
+  EXPECT_EQ(provider_.Live(), 1u);  // left alone: its record is unreadable, not absent
+  auto again = Create(*m, "s1", "pod");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kFailedPrecondition);
+  // StopVM of that sandbox deletes the instances tagged with it, then its directory.
+  ASSERT_TRUE(Stop(*m, "s1"));
+  EXPECT_EQ(provider_.Live(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(pods_ + "/s1"));
+}
+
+TEST_F(SandboxManagerTest, LeftoversOfAStartVMCutShortAreRemoved) {
+  {
+    auto m = NewManager();
+    ASSERT_TRUE(Create(*m, "s1", "pod"));
+    ASSERT_TRUE(Create(*m, "s2", "pod2"));
+  }
+  // As if the process died inside StartVM after the provider made a volume: the record says
+  // "starting" and the volume has no instance.
+  for (const char* id : {"s1", "s2"}) {
+    auto path = pods_ + "/" + id + "/sandbox.json";
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    const auto at = text.find("\"state\": \"created\"");
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, std::string("\"state\": \"created\"").size(), "\"state\": \"starting\"");
+    std::ofstream(path, std::ios::trunc) << text;
+  }
+  provider_.InjectVolume(InstanceName("pod", "s1"));
+  provider_.InjectVolume(InstanceName("pod2", "s2"));
+  auto m = NewManager();
+  ASSERT_TRUE(Stop(*m, "s2"));  // StopVM removes them
+  EXPECT_EQ(provider_.Volumes(), 1u);
+  ASSERT_TRUE(io_.Run(m->Reconcile()));  // and so does the reconciliation
+  EXPECT_EQ(provider_.Volumes(), 0u);
+  ASSERT_TRUE(Stop(*m, "s1"));
+}
+
+TEST_F(SandboxManagerTest, GetInfoWaitingHoldsNoPoolThread) {
+  BlockingPool one_thread{1, 8};
+  SandboxManager::Options options;
+  options.node_name = "node-a";
+  SandboxManager m(options, SandboxStore(pods_), provider_, one_thread);
+  auto waiting = asio::co_spawn(io_.io(), m.GetInfo("pod", "ns", true, Clock::now() + 30s), asio::use_future);
+  // With the only pool thread parked in GetInfo this CreateVM could not run.
+  auto created = asio::co_spawn(io_.io(), m.CreateVM(Request("s1", "pod")), asio::use_future);
+  ASSERT_EQ(created.wait_for(5s), std::future_status::ready);
+  ASSERT_TRUE(created.get());
+  ASSERT_TRUE(io_.Run(m.StartVM("s1", std::nullopt)));
+  ASSERT_EQ(waiting.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(waiting.get());
+  ASSERT_TRUE(io_.Run(m.StopVM("s1", std::nullopt)));
+}
+
+// A StartVM whose caller gave up (the server cancels a handler when its deadline passes) still
+// deletes the instance it made when its agent never answers.
+class SandboxManagerAgentTest : public SandboxManagerTest {
+ protected:
+  SandboxManagerAgentTest() {
+    // A port on which nothing listens: the agent never answers.
+    asio::io_context io;
+    asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+    AgentConnectorOptions options;
+    options.disable_tls = true;
+    options.forwarder_port = acceptor.local_endpoint().port();
+    options.proxy_timeout = 1500ms;
+    connector_ = std::move(*AgentConnector::Create(io_.executor(), options));
+  }
+  std::unique_ptr<SandboxManager> NewConnectedManager() {
+    SandboxManager::Options options;
+    options.node_name = "node-a";
+    return std::make_unique<SandboxManager>(options, SandboxStore(pods_), provider_, pool_, connector_.get());
+  }
+  std::unique_ptr<AgentConnector> connector_;
+};
+
+TEST_F(SandboxManagerAgentTest, CleanupRunsAfterTheCallerWasCancelled) {
+  auto m = NewConnectedManager();
+  ASSERT_TRUE(Create(*m, "s1", "pod"));
+  asio::cancellation_signal cancel;
+  auto started = asio::co_spawn(io_.io(), m->StartVM("s1", Clock::now() + 3s),
+                                asio::bind_cancellation_slot(cancel.slot(), asio::use_future));
+  ASSERT_TRUE(Eventually([&] { return provider_.Live() == 1u; }));
+  asio::post(io_.io(), [&] { cancel.emit(asio::cancellation_type::terminal); });
+  const auto answer = started.get();
+  ASSERT_FALSE(answer);
+  // The work went on without its caller: the agent never answered, so the instance is deleted.
+  EXPECT_TRUE(Eventually([&] { return provider_.Live() == 0u && m->Snapshot().at(0).state == SandboxState::kCreated; }));
+  ASSERT_TRUE(Stop(*m, "s1"));
+}
+
+// Posts `fn` to `io` after `depth` more turns of its queue.
+void PostAfter(asio::io_context& io, int depth, std::function<void()> fn) {
+  if (depth == 0) {
+    asio::post(io, std::move(fn));
+    return;
+  }
+  asio::post(io, [&io, depth, fn = std::move(fn)]() mutable { PostAfter(io, depth - 1, std::move(fn)); });
+}
+
+TEST_F(SandboxManagerAgentTest, StopVMFinishesAfterTheCallerWasCancelled) {
+  auto m = NewConnectedManager();
+  // The server cancels a handler whose deadline passed while it is suspended, as runtime-rs's 1 s
+  // StopVM deadline can. The cancellation lands at each of StopVM's first suspensions in turn (the
+  // hop to the agent proxies among them); the old code then threw at its next co_await and never
+  // deleted anything.
+  for (int depth = 0; depth < 8; ++depth) {
+    const std::string id = "s" + std::to_string(depth);
+    ASSERT_TRUE(Create(*m, id, "noip-pod"));
+    provider_.Inject({"test-" + id, InstanceName("noip-pod", id), {"127.0.0.1"}, {"node-a", id}});
+    asio::cancellation_signal cancel;
+    std::promise<void> answered;
+    asio::post(io_.io(), [&] {
+      asio::co_spawn(io_.io(), m->StopVM(id, Clock::now() + 1s),
+                     asio::bind_cancellation_slot(cancel.slot(),
+                                                  [&](std::exception_ptr, Result<void>) { answered.set_value(); }));
+      PostAfter(io_.io(), depth, [&] { cancel.emit(asio::cancellation_type::terminal); });
+    });
+    ASSERT_EQ(answered.get_future().wait_for(10s), std::future_status::ready);
+    EXPECT_TRUE(Eventually([&] { return !std::filesystem::exists(pods_ + "/" + id); })) << "depth " << depth;
+  }
+  EXPECT_TRUE(m->Snapshot().empty());
+}
+
+TEST_F(SandboxManagerAgentTest, StartVMOfARunningRecordChecksItsAgentPath) {
+  {
+    auto m = NewManager();  // no connector: the record ends "running" with no agent proxy
+    ASSERT_TRUE(Create(*m, "s1", "pod"));
+    ASSERT_TRUE(Start(*m, "s1"));
+  }
+  auto m = NewConnectedManager();
+  auto again = Start(*m, "s1", Clock::now() + 5s);
+  ASSERT_FALSE(again) << "answered OK with no agent.ttrpc behind it";
+  EXPECT_EQ(provider_.Live(), 0u);  // its agent never answered: the instance went
+  ASSERT_TRUE(Stop(*m, "s1"));
+}
+
+// 100 randomized lifecycles with faults and stalls at every provider step and StopVMs racing
+// StartVMs: every call is answered, and nothing is left.
+TEST_F(SandboxManagerTest, RandomizedFaultsLeaveNothingBehind) {
+  std::mt19937 rng(20261201);
+  std::mutex rng_mu;
+  auto faults = [&](std::string_view) {
+    std::lock_guard lock(rng_mu);
+    const int roll = std::uniform_int_distribution<int>(0, 99)(rng);
+    using F = pp::testing::TestProvider::Fault;
+    return roll < 8 ? F::kFail : roll < 16 ? F::kFailRetryable : roll < 19 ? F::kStall : F::kNone;
+  };
+  provider_.SetFaults(faults);
+  SandboxManager::Options options;
+  options.node_name = "node-a";
+  options.initial_backoff = 5ms;
+  options.max_backoff = 20ms;
+  options.default_timeout = 1s;  // bounds a stalled cleanup delete
+  auto m = std::make_unique<SandboxManager>(options, SandboxStore(pods_), provider_, pool_);
+  for (int round = 0; round < 100; ++round) {
+    const std::string id = "r" + std::to_string(round);
+    ASSERT_TRUE(Create(*m, id, "pod" + std::to_string(round)));
+    int delay_ms, stops;
+    {
+      std::lock_guard lock(rng_mu);
+      delay_ms = std::uniform_int_distribution<int>(0, 30)(rng);
+      stops = std::uniform_int_distribution<int>(0, 2)(rng);
+    }
+    auto start = asio::co_spawn(io_.io(), m->StartVM(id, Clock::now() + 200ms), asio::use_future);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    std::vector<std::future<Result<void>>> stopping;
+    for (int i = 0; i < stops; ++i) {
+      stopping.push_back(asio::co_spawn(io_.io(), m->StopVM(id, Clock::now() + 200ms), asio::use_future));
+    }
+    ASSERT_EQ(start.wait_for(10s), std::future_status::ready) << "StartVM unanswered in round " << round;
+    (void)start.get();
+    for (auto& f : stopping) {
+      ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << "StopVM unanswered in round " << round;
+      (void)f.get();
+    }
+    // The shim retries StopVM until it succeeds.
+    provider_.SetFaults(nullptr);
+    ASSERT_TRUE(Stop(*m, id)) << "round " << round;
+    provider_.SetFaults(faults);
+  }
+  provider_.SetFaults(nullptr);
+  EXPECT_EQ(provider_.Live(), 0u);
+  EXPECT_EQ(provider_.Volumes(), 0u);
+  EXPECT_TRUE(m->Snapshot().empty());
+  EXPECT_TRUE(std::filesystem::is_empty(pods_));
 }
 
 }  // namespace

@@ -57,10 +57,33 @@ TEST(SandboxStoreTest, SkipsBrokenRecordsWithoutDeletingThem) {
   std::filesystem::create_directories(dir / "pods/evil");
   auto evil = SerializeRecord(Record("good"));  // its id does not match its directory
   std::ofstream(dir / "pods/evil/sandbox.json") << evil;
-  auto loaded = store.LoadAll();
+  std::vector<UnreadableRecord> unreadable;
+  auto loaded = store.LoadAll(&unreadable);
   ASSERT_EQ(loaded.size(), 1u);
   EXPECT_EQ(loaded[0].request.id, "good");
   EXPECT_TRUE(std::filesystem::exists(dir / "pods/bad/sandbox.json"));
+  ASSERT_EQ(unreadable.size(), 2u);  // reported, so that their VMs are left alone
+  EXPECT_TRUE(store.HasPodDir("bad"));
+}
+
+TEST(SandboxStoreTest, NeverWritesARecordItCouldNotReadBack) {
+  pp::testing::TempDir dir;
+  SandboxStore store(dir / "pods");
+  auto record = Record("big");
+  record.request.annotations["example.com/x"] = std::string(kMaxRecordBytes, 'x');
+  auto saved = store.Save(record);
+  ASSERT_FALSE(saved);
+  EXPECT_EQ(saved.error().code, Code::kResourceExhausted);
+  EXPECT_FALSE(std::filesystem::exists(dir / "pods/big/sandbox.json"));
+}
+
+TEST(SandboxStoreTest, KeepsTheLeftoversMark) {
+  auto record = Record("x");
+  record.leftovers = true;
+  auto parsed = ParseRecord(SerializeRecord(record));
+  ASSERT_TRUE(parsed);
+  EXPECT_TRUE(parsed->leftovers);
+  EXPECT_FALSE(ParseRecord(SerializeRecord(Record("x")))->leftovers);
 }
 
 TEST(SandboxStoreTest, RejectsRecordsThatWouldNotPassCreateVM) {
