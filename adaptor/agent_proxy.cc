@@ -1,5 +1,13 @@
 #include "adaptor/agent_proxy.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "common/base/backoff.h"
+
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,9 +37,33 @@ Result<void> AddGpuCdiAnnotation(std::string& payload) {
   return {};
 }
 
+Result<void> SetPeerLivenessBound(asio::ip::tcp::socket& socket, std::chrono::milliseconds bound) {
+  return SetPeerLivenessBound(socket.native_handle(), bound);
+}
+
+Result<void> SetPeerLivenessBound(int fd, std::chrono::milliseconds bound) {
+  // tcp(7): with data unacknowledged for TCP_USER_TIMEOUT the connection is aborted (RFC 5482);
+  // with nothing in flight, keepalive probes (idle bound/3, then every bound/6, 3 of them) find a
+  // peer that vanished without FIN or RST, and the user timeout ends them too.
+  const int on = 1;
+  const auto ms = static_cast<unsigned>(bound.count());
+  const int idle = std::max(1, static_cast<int>(bound.count() / 3000));
+  const int interval = std::max(1, static_cast<int>(bound.count() / 6000));
+  const int count = 3;
+  if (::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) != 0) {
+    return std::unexpected(ErrnoError("agent connection: setsockopt", errno));
+  }
+  return {};
+}
+
 asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> DialAgentForwarder(
     asio::any_io_executor executor, std::string host, unsigned short port,
-    std::shared_ptr<asio::ssl::context> tls, std::string server_name, std::chrono::milliseconds timeout) {
+    std::shared_ptr<asio::ssl::context> tls, std::string server_name, std::chrono::milliseconds timeout,
+    std::chrono::milliseconds peer_timeout) {
   using namespace asio::experimental::awaitable_operators;
   std::error_code ec;
   const auto address = asio::ip::make_address(host, ec);
@@ -44,6 +76,7 @@ asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> DialAgentForwarder(
   if (connected.index() == 1) co_return Fail(Code::kUnavailable, "connect to ", where, ": timed out");
   if (auto [err] = std::get<0>(connected); err) co_return Fail(Code::kUnavailable, "connect to ", where, ": ", err.message());
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (auto bounded = SetPeerLivenessBound(socket, peer_timeout); !bounded) co_return std::unexpected(bounded.error());
   if (!tls) co_return std::make_unique<ttrpc::TcpStream>(std::move(socket), "tcp:" + where);
   co_return co_await tls::TlsConnect(std::move(socket), std::move(tls), std::move(server_name), timeout);
 }
@@ -88,7 +121,7 @@ asio::awaitable<void> AgentProxy::AcceptLoop() {
     auto downstream = std::make_unique<ttrpc::UnixStream>(std::move(socket), "unix:" + options_.socket_path);
     // The relay may outlive this proxy by a moment: its dialer holds copies, not `this`.
     ttrpc::Relay::Dialer dial = [executor = executor_, o = options_] {
-      return DialAgentForwarder(executor, o.host, o.port, o.tls, o.server_name, o.dial_timeout);
+      return DialAgentForwarder(executor, o.host, o.port, o.tls, o.server_name, o.dial_timeout, o.peer_timeout);
     };
     std::erase_if(relays_, [](const auto& weak) { return weak.expired(); });
     relays_.push_back(ttrpc::Relay::Start(std::move(downstream), std::move(dial), relay_options));
@@ -96,8 +129,7 @@ asio::awaitable<void> AgentProxy::AcceptLoop() {
 }
 
 asio::awaitable<Result<void>> AgentProxy::WaitReady(Clock::time_point deadline) {
-  std::mt19937_64 rng(std::random_device{}());
-  auto backoff = std::chrono::milliseconds(100);
+  Backoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(5000));
   std::string last_error = "no attempt made";
   for (int attempt = 1; Clock::now() < deadline && !shut_down_; ++attempt) {
     auto stream = co_await ttrpc::ConnectUnix(executor_, options_.socket_path);
@@ -118,11 +150,8 @@ asio::awaitable<Result<void>> AgentProxy::WaitReady(Clock::time_point deadline) 
     } else {
       last_error = stream.error().message;
     }
-    const auto sleep = std::chrono::milliseconds(
-        std::uniform_int_distribution<long long>(backoff.count() / 2, backoff.count())(rng));
-    asio::steady_timer timer(executor_, std::min<Clock::time_point>(deadline, Clock::now() + sleep));
+    asio::steady_timer timer(executor_, std::min<Clock::time_point>(deadline, Clock::now() + backoff.Next()));
     co_await timer.async_wait(kAwaitTuple);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
   co_return Fail(Code::kDeadlineExceeded, "agent in pod VM ", options_.host, " did not answer: ", last_error);
 }

@@ -39,6 +39,9 @@ struct AgentProxyOptions {
   std::string server_name;                  // expected SAN of the forwarder's certificate
   std::chrono::milliseconds dial_timeout{5000};   // one TCP connect + TLS handshake
   std::chrono::milliseconds redial_wait{30000};   // how long a call waits for a redial
+  // A pod VM that vanishes without FIN or RST (host died, network cut) fails the calls relayed to
+  // it within about this long, instead of hanging them (TCP_USER_TIMEOUT and keepalive).
+  std::chrono::milliseconds peer_timeout{30000};
   bool gpus_requested = false;
 };
 
@@ -74,9 +77,16 @@ class AgentProxy : public std::enable_shared_from_this<AgentProxy> {
 Result<void> AddGpuCdiAnnotation(std::string& payload);
 
 // Connects to host:port within `timeout`, then completes TLS (when `tls` is set) checking
-// `server_name`. The stream lives on `executor`.
+// `server_name`. The stream lives on `executor`; a peer that vanishes is detected within about
+// `peer_timeout` (SetPeerLivenessBound).
 asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> DialAgentForwarder(
     asio::any_io_executor executor, std::string host, unsigned short port,
-    std::shared_ptr<asio::ssl::context> tls, std::string server_name, std::chrono::milliseconds timeout);
+    std::shared_ptr<asio::ssl::context> tls, std::string server_name, std::chrono::milliseconds timeout,
+    std::chrono::milliseconds peer_timeout = std::chrono::seconds(30));
+
+// Sets TCP keepalive and TCP_USER_TIMEOUT on `socket` so that a peer gone without FIN or RST ends
+// the connection within about `bound` (at least a few seconds).
+Result<void> SetPeerLivenessBound(asio::ip::tcp::socket& socket, std::chrono::milliseconds bound);
+Result<void> SetPeerLivenessBound(int fd, std::chrono::milliseconds bound);
 
 }  // namespace pp::adaptor
