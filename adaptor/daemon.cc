@@ -4,12 +4,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
+#include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include "adaptor/hypervisor_service.h"
 #include "adaptor/sandbox_manager.h"
+#include "adaptor/agent_proxy.h"
+#include "common/base/backoff.h"
 #include "common/base/blocking_pool.h"
+#include "common/base/file.h"
+#include "common/base/log.h"
 #include "common/ttrpc/server.h"
 
 namespace pp::adaptor {
@@ -21,34 +28,90 @@ std::string HostName() {
   return buffer;
 }
 
+// What can be checked before serving: a socket path that fits, a pods dir we can write.
+Result<void> CheckStartConditions(const Config& config) {
+  if (config.socket.size() >= kMaxUnixSocketPath) {
+    return Fail(Code::kInvalidArgument, "-socket / REMOTE_HYPERVISOR_ENDPOINT: ", std::to_string(config.socket.size()),
+                "-byte path; a unix socket path holds at most ", std::to_string(kMaxUnixSocketPath - 1), " bytes");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config.pods_dir, ec);
+  if (ec) {
+    return Fail(Code::kFailedPrecondition, "-pods-dir / PODS_DIR: cannot create ", config.pods_dir, ": ",
+                ec.message());
+  }
+  const std::string probe = config.pods_dir + "/.write-check";
+  if (auto written = WriteFileAtomic(probe, "", 0600); !written) {
+    return Fail(Code::kFailedPrecondition, "-pods-dir / PODS_DIR: ", config.pods_dir, " is not writable: ",
+                written.error().message);
+  }
+  std::filesystem::remove(probe, ec);
+  return {};
+}
+
+// Checks the provider until it works, saying so at warn level while it does not: a broken setup
+// shows in the log before the first pod, not when it fails.
+asio::awaitable<void> WatchProvider(providers::Provider& provider, BlockingPool& pool, const std::atomic<bool>& stopping) {
+  Backoff backoff(std::chrono::seconds(5), std::chrono::minutes(1));
+  auto timer = asio::steady_timer(co_await asio::this_coro::executor);
+  for (int attempt = 1; !stopping; ++attempt) {
+    auto job = [&provider] { return provider.Verify({std::chrono::steady_clock::now() + std::chrono::seconds(30), {}}); };
+    auto verified = co_await pool.Run<void>(std::move(job));
+    if (verified) {
+      if (attempt > 1) spdlog::info("provider: reachable and configured now");
+      else spdlog::debug("provider: configuration verified");
+      co_return;
+    }
+    if (stopping) co_return;
+    const auto wait = backoff.Next();
+    spdlog::warn("provider not ready: {}; pods cannot start until this is fixed (checking again in {} s)",
+                 verified.error().ToString(), std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+    timer.expires_after(wait);
+    (void)co_await timer.async_wait(kAwaitTuple);
+  }
+}
+
+// Lists this node's instances until it can, then reconciles them against the records.
+asio::awaitable<void> ReconcileWhenPossible(SandboxManager& manager, const std::atomic<bool>& stopping) {
+  Backoff backoff(std::chrono::seconds(2), std::chrono::minutes(1));
+  auto timer = asio::steady_timer(co_await asio::this_coro::executor);
+  while (!stopping) {
+    auto reconciled = co_await manager.Reconcile();
+    if (reconciled) {
+      if (*reconciled > 0) spdlog::warn("deleted {} instance(s) no sandbox accounts for", *reconciled);
+      co_return;
+    }
+    const auto wait = backoff.Next();
+    spdlog::warn("cannot reconcile this node's instances yet: {}; retrying in {} s", reconciled.error().ToString(),
+                 std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+    timer.expires_after(wait);
+    (void)co_await timer.async_wait(kAwaitTuple);
+  }
+}
+
 }  // namespace
 
 int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provider) {
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  ConfigureLogging(config.log_level, config.log_format);
   for (const auto& [flag, value] : config.pending) {
     spdlog::warn("-{} is accepted for compatibility but has no effect in this version", flag);
   }
-  auto grace = ParseGoDuration(config.shutdown_grace);
-  if (!grace) {
-    spdlog::error("-shutdown-grace: {}", grace.error().message);
-    return 2;
-  }
-  auto proxy_timeout = ParseGoDuration(config.proxy_timeout);
-  if (!proxy_timeout) {
-    spdlog::error("-proxy-timeout / PROXY_TIMEOUT: {}", proxy_timeout.error().message);
-    return 2;
+  const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config.shutdown_grace_value);
+  if (auto ok = CheckStartConditions(config); !ok) {
+    std::cerr << "cloud-api-adaptor: " << ok.error().message << "\n";
+    return ok.error().code == Code::kInvalidArgument ? 2 : 1;
   }
 
   asio::io_context io(static_cast<int>(config.io_threads));
-  // Jobs on the pool call into the manager: the pool is joined (below) before the manager goes.
+  // Jobs on the pool call into the manager: the pool is drained (below) before the manager goes.
   auto pool = std::make_unique<BlockingPool>(config.blocking_threads, 1024);
   SandboxManager::Options options;
   options.node_name = config.node_name.empty() ? HostName() : config.node_name;
   std::unique_ptr<AgentConnector> connector;
   if (config.connect_agents) {
     AgentConnectorOptions agent;
-    agent.forwarder_port = static_cast<unsigned short>(config.forwarder_port);
-    agent.proxy_timeout = *proxy_timeout;
+    agent.forwarder_port = config.forwarder_port;
+    agent.proxy_timeout = config.proxy_timeout_value;
     agent.disable_tls = config.disable_tls;
     agent.tls_dir = config.tls_dir;
     agent.ca_cert_file = config.ca_cert_file;
@@ -58,7 +121,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     agent.tls_cipher_suites = config.tls_cipher_suites;
     auto created = AgentConnector::Create(io.get_executor(), std::move(agent));
     if (!created) {
-      spdlog::error("agent TLS: {}", created.error().message);
+      std::cerr << "cloud-api-adaptor: agent TLS: " << created.error().message << "\n";
       return 2;
     }
     connector = std::move(*created);
@@ -68,7 +131,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   if (config.cloud_config_verify) {
     auto verified = provider->Verify({std::chrono::steady_clock::now() + std::chrono::minutes(2), {}});
     if (!verified) {
-      spdlog::error("provider configuration check failed: {}", verified.error().ToString());
+      std::cerr << "cloud-api-adaptor: provider configuration check failed: " << verified.error().ToString() << "\n";
       return 1;
     }
   }
@@ -78,21 +141,22 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   ttrpc::Server server(io.get_executor(), server_options);
   RegisterHypervisorService(server, manager);
   if (auto listening = server.ListenUnix(config.socket, 0660); !listening) {
-    spdlog::error("{}", listening.error().message);
+    std::cerr << "cloud-api-adaptor: " << listening.error().message << "\n";
     return 1;
   }
   spdlog::info("cloud-api-adaptor {} serving {} (node {}, pods in {})", PP_VERSION, config.socket,
                options.node_name, config.pods_dir);
 
+  std::atomic<bool> stopping{false};
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    if (!config.cloud_config_verify) co_await WatchProvider(*provider, *pool, stopping);
+  }, asio::detached);
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     co_await manager.ResumeAgents();
-    auto reconciled = co_await manager.Reconcile();
-    if (!reconciled) spdlog::warn("cannot list this node's instances: {}", reconciled.error().ToString());
-    else if (*reconciled > 0) spdlog::warn("deleted {} instance(s) no sandbox accounts for", *reconciled);
+    co_await ReconcileWhenPossible(manager, stopping);
   }, asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  bool stopping = false;
   std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int signal) {
     if (ec) return;
     if (stopping) {
@@ -100,15 +164,14 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
       std::_Exit(130);
     }
     stopping = true;
-    spdlog::info("signal {}: shutting down (grace {} ms)", signal,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(*grace).count());
+    spdlog::info("signal {}: shutting down (grace {} ms)", signal, grace.count());
     signals.async_wait(on_signal);
     manager.CancelAll();
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await server.Shutdown(std::chrono::duration_cast<std::chrono::milliseconds>(*grace));
+      co_await server.Shutdown(grace);
       if (connector) co_await connector->DisconnectAll();
-      std::error_code ignored;
-      signals.cancel(ignored);
+      // Whatever still waits (a provider call that never returns) does not hold the exit.
+      io.stop();
     }, asio::detached);
   };
   signals.async_wait(on_signal);
@@ -117,39 +180,67 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   for (unsigned i = 1; i < config.io_threads; ++i) workers.emplace_back([&io] { io.run(); });
   io.run();
   workers.clear();
-  pool.reset();  // StartVMs told to give up by CancelAll() finish their cleanup here
+  // StartVMs told to give up by CancelAll() finish their cleanup here, within a second grace.
+  if (!pool->WaitIdle(std::chrono::steady_clock::now() + grace)) {
+    spdlog::error("{} provider call(s) still running after the grace period; exiting without them (recorded "
+                  "VMs are kept; the next start reconciles)", pool->Running());
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
+  pool.reset();
   spdlog::info("cloud-api-adaptor stopped");
   return 0;
 }
 
 int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry, bool connect_agents) {
-  CLI::App app{"cloud-api-adaptor: creates a pod VM for each kata sandbox, through a provider"};
+  CLI::App app{"cloud-api-adaptor: creates a pod VM for each kata sandbox, through a provider",
+               "cloud-api-adaptor"};
+  GoFlagDefaults(app);
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show every provider's flags");
-  auto* help = app.add_subcommand("help", "show usage");
+  auto* help = app.add_subcommand("help", "show usage, or a provider's flags: help <provider>");
+  std::string help_topic;
+  help->add_option("provider", help_topic, "a provider built into this binary");
   auto* version = app.add_subcommand("version", "print the version");
   Config config;
   config.connect_agents = connect_agents;
   std::vector<std::pair<CLI::App*, providers::ProviderFactory*>> commands;
+  std::string built_in;
   for (auto* factory : registry.All()) {
     auto* command = app.add_subcommand(std::string(factory->Name()), std::string(factory->Description()));
     AddCommonFlags(*command, config);
     factory->AddFlags(*command);
     commands.emplace_back(command, factory);
+    built_in += (built_in.empty() ? "" : ", ") + std::string(factory->Name());
+  }
+  if (built_in.empty()) built_in = "none";
+  // A first word that names no command is most often a provider this binary was built without.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string_view first = argv[1];
+    bool known = first == "help" || first == "version";
+    for (auto& [command, factory] : commands) known = known || first == factory->Name();
+    if (!known) {
+      std::cerr << "cloud-api-adaptor: unknown provider '" << first << "'; built in: " << built_in << "\n";
+      return 2;
+    }
   }
   const std::string usage = app.help();  // before parse: afterwards help() describes the subcommand
-  auto args = NormalizeGoFlags(argc, argv);
-  std::vector<const char*> cargs;
-  for (const auto& a : args) cargs.push_back(a.c_str());
-  try {
-    app.parse(static_cast<int>(cargs.size()), cargs.data());
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  std::vector<std::string> args;
+  if (const int exit = ParseGoCommandLine(app, argc, argv, &args); exit >= 0) return exit;
   if (*help) {
-    std::cout << usage;
-    if (commands.empty()) std::cout << "\nNo provider is built into this binary.\n";
-    return 0;
+    if (help_topic.empty()) {
+      std::cout << usage;
+      if (commands.empty()) std::cout << "\nNo provider is built into this binary.\n";
+      return 0;
+    }
+    for (auto& [command, factory] : commands) {
+      if (factory->Name() == help_topic) {
+        std::cout << command->help();
+        return 0;
+      }
+    }
+    std::cerr << "cloud-api-adaptor: unknown provider '" << help_topic << "'; built in: " << built_in << "\n";
+    return 2;
   }
   if (*version) {
     std::cout << "cloud-api-adaptor " << PP_VERSION << "\n";
@@ -157,6 +248,10 @@ int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry
   }
   for (auto& [command, factory] : commands) {
     if (!*command) continue;
+    if (auto ok = FinishCommonFlags(config, args); !ok) {
+      std::cerr << "cloud-api-adaptor: " << ok.error().message << "\n";
+      return 2;
+    }
     auto provider = factory->Create();
     if (!provider) {
       std::cerr << "cloud-api-adaptor " << factory->Name() << ": " << provider.error().message << "\n";

@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/base/log.h"
+
 namespace pp::adaptor {
 namespace {
 
@@ -32,9 +34,8 @@ void AddCommonFlags(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option("--node-name", config.node_name, "this node's name, tagged on every instance")
       ->envname("NODE_NAME");
-  app.add_option("--forwarder-port", config.forwarder_port, "agent-protocol-forwarder port in pod VMs")
+  app.add_option("--forwarder-port", config.forwarder_port_text, "agent-protocol-forwarder port in pod VMs")
       ->envname("FORWARDER_PORT")
-      ->check(CLI::Range(1, 65535))
       ->capture_default_str();
   app.add_option("--proxy-timeout", config.proxy_timeout, "how long to wait for a pod VM's agent")
       ->envname("PROXY_TIMEOUT")
@@ -50,9 +51,11 @@ void AddCommonFlags(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option("--shutdown-grace", config.shutdown_grace, "how long calls in flight may take at shutdown")
       ->capture_default_str();
-  app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error")
+  app.add_option("--log-level", config.log_level, "trace, debug, info, warn (or warning), error")
       ->envname("LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--log-format", config.log_format, "text, or json (one object per line, for log collectors)")
+      ->envname("LOG_FORMAT")
       ->capture_default_str();
   app.add_flag("--disable-tls", config.disable_tls, "plaintext to pod VMs (testing only; logged loudly)");
   app.add_option("--tls-dir", config.tls_dir, "where the auto-mode CA is kept")->capture_default_str();
@@ -74,6 +77,28 @@ void AddCommonFlags(CLI::App& app, Config& config) {
     if (*pending.env) option->envname(pending.env);
     option->group("Compatibility");
   }
+}
+
+Result<void> FinishCommonFlags(Config& config, const std::vector<std::string>& args) {
+  auto port = ParseUnsignedFlag(config.forwarder_port_text, 1, 65535,
+                                FlagOrEnvName(args, "forwarder-port", "FORWARDER_PORT"));
+  if (!port) return std::unexpected(port.error());
+  config.forwarder_port = static_cast<unsigned short>(*port);
+  if (auto ok = CheckLogOptions(config.log_level, config.log_format, FlagOrEnvName(args, "log-level", "LOG_LEVEL"),
+                                FlagOrEnvName(args, "log-format", "LOG_FORMAT"));
+      !ok) {
+    return ok;
+  }
+  auto proxy_timeout = ParseGoDuration(config.proxy_timeout);
+  if (!proxy_timeout) {
+    return Fail(Code::kInvalidArgument, FlagOrEnvName(args, "proxy-timeout", "PROXY_TIMEOUT"), ": ",
+                proxy_timeout.error().message);
+  }
+  config.proxy_timeout_value = *proxy_timeout;
+  auto grace = ParseGoDuration(config.shutdown_grace);
+  if (!grace) return Fail(Code::kInvalidArgument, "-shutdown-grace: ", grace.error().message);
+  config.shutdown_grace_value = *grace;
+  return {};
 }
 
 }  // namespace pp::adaptor

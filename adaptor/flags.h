@@ -20,17 +20,21 @@ struct Config {
   std::string socket = "/run/peerpod/hypervisor.sock";   // -socket, REMOTE_HYPERVISOR_ENDPOINT
   std::string pods_dir = "/run/peerpod/pods";            // -pods-dir, PODS_DIR
   std::string node_name;                                 // NODE_NAME, else the host name
-  unsigned forwarder_port = 15150;                       // -forwarder-port, FORWARDER_PORT
+  std::string forwarder_port_text = "15150";             // -forwarder-port, FORWARDER_PORT
+  unsigned short forwarder_port = 15150;                 // ... checked by FinishCommonFlags
   std::string proxy_timeout = "5m";                      // -proxy-timeout, PROXY_TIMEOUT (Go duration)
   bool cloud_config_verify = false;                      // -cloud-config-verify, CLOUD_CONFIG_VERIFY
   unsigned io_threads = 1;                               // -io-threads
   unsigned blocking_threads = 32;                        // -blocking-threads
   std::string shutdown_grace = "10s";                    // -shutdown-grace
   std::string log_level = "info";                        // -log-level, LOG_LEVEL
+  std::string log_format = "text";                       // -log-format, LOG_FORMAT: text or json
   bool disable_tls = false;                              // -disable-tls
   std::string tls_dir = "/run/peerpod/tls";              // -tls-dir: the auto-mode CA
   std::string ca_cert_file, cert_file, cert_key;         // CACERT_FILE, CERT_FILE, CERT_KEY (manual)
   std::string tls_min_version, tls_cipher_suites;        // TLS_MIN_VERSION, TLS_CIPHER_SUITES
+  // Set by FinishCommonFlags from the text above.
+  std::chrono::nanoseconds proxy_timeout_value{}, shutdown_grace_value{};
   bool connect_agents = true;  // run an agent proxy per sandbox (off only in test daemons)
   // Accepted for compatibility with CAA ConfigMaps; each is used by the part that lands with it
   // (pod network, limits). Setting one today logs that it has no effect yet.
@@ -39,5 +43,10 @@ struct Config {
 
 // Declares the common flags on `app` (a provider's subcommand), bound to `config`.
 void AddCommonFlags(CLI::App& app, Config& config);
+
+// Checks and converts what AddCommonFlags took as text. `args` is the command line as parsed, so
+// that a message names what supplied a bad value: the flag (`-forwarder-port`) or the environment
+// variable (`FORWARDER_PORT`). INVALID_ARGUMENT names the fix.
+Result<void> FinishCommonFlags(Config& config, const std::vector<std::string>& args);
 
 }  // namespace pp::adaptor

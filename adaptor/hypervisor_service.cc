@@ -1,5 +1,9 @@
 #include "adaptor/hypervisor_service.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
 #include "common/ttrpc/service.h"
 #include "podvminfo.pb.h"
 
@@ -8,6 +12,30 @@
 #endif
 
 namespace pp::adaptor {
+namespace {
+
+// One line per call: at info its outcome and time, at warn a failure with its code and reason, so
+// that the server's log tells what the shim saw.
+class CallLog {
+ public:
+  CallLog(std::string_view method, std::string_view subject) : method_(method), subject_(subject) {}
+  template <typename T>
+  void Done(const Result<T>& result) const {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_);
+    if (result) {
+      spdlog::info("{} {}: ok in {} ms", method_, subject_, ms.count());
+    } else {
+      spdlog::warn("{} {}: failed in {} ms: {}", method_, subject_, ms.count(), result.error().ToString());
+    }
+  }
+
+ private:
+  std::string_view method_;
+  std::string subject_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
 
 void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
   const std::string hv(kHypervisorService);
@@ -15,7 +43,9 @@ void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
                   ttrpc::Unary<hypervisor::CreateVMRequest, hypervisor::CreateVMResponse>(
                       [&manager](ttrpc::CallContext&, hypervisor::CreateVMRequest request)
                           -> asio::awaitable<Result<hypervisor::CreateVMResponse>> {
+                        const CallLog log("CreateVM", ShortId(request.id()));
                         auto path = co_await manager.CreateVM(std::move(request));
+                        log.Done(path);
                         if (!path) co_return std::unexpected(path.error());
                         hypervisor::CreateVMResponse response;
                         response.set_agentsocketpath(std::move(*path));
@@ -25,7 +55,9 @@ void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
                   ttrpc::Unary<hypervisor::StartVMRequest, hypervisor::StartVMResponse>(
                       [&manager](ttrpc::CallContext& ctx, hypervisor::StartVMRequest request)
                           -> asio::awaitable<Result<hypervisor::StartVMResponse>> {
+                        const CallLog log("StartVM", ShortId(request.id()));
                         auto started = co_await manager.StartVM(request.id(), ctx.deadline);
+                        log.Done(started);
                         if (!started) co_return std::unexpected(started.error());
                         co_return hypervisor::StartVMResponse{};
                       }));
@@ -33,7 +65,9 @@ void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
                   ttrpc::Unary<hypervisor::StopVMRequest, hypervisor::StopVMResponse>(
                       [&manager](ttrpc::CallContext& ctx, hypervisor::StopVMRequest request)
                           -> asio::awaitable<Result<hypervisor::StopVMResponse>> {
+                        const CallLog log("StopVM", ShortId(request.id()));
                         auto stopped = co_await manager.StopVM(request.id(), ctx.deadline);
+                        log.Done(stopped);
                         if (!stopped) co_return std::unexpected(stopped.error());
                         co_return hypervisor::StopVMResponse{};
                       }));
@@ -49,8 +83,10 @@ void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
                   ttrpc::Unary<podvminfo::GetInfoRequest, podvminfo::GetInfoResponse>(
                       [&manager](ttrpc::CallContext& ctx, podvminfo::GetInfoRequest request)
                           -> asio::awaitable<Result<podvminfo::GetInfoResponse>> {
+                        const CallLog log("GetInfo", request.podnamespace() + "/" + request.podname());
                         auto id = co_await manager.GetInfo(request.podname(), request.podnamespace(),
                                                            request.wait(), ctx.deadline);
+                        log.Done(id);
                         if (!id) co_return std::unexpected(id.error());
                         podvminfo::GetInfoResponse response;
                         response.set_vmid(std::move(*id));

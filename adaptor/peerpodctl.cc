@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -119,6 +120,14 @@ class Ctl {
     co_return Result<void>{};
   }
 
+  // hypervisor.Hypervisor/Version: is an adaptor answering on the socket?
+  asio::awaitable<Result<void>> Ping() {
+    auto resp = co_await CallOnce<hypervisor::VersionResponse>(o_.socket, "hypervisor.Hypervisor", "Version",
+                                                               hypervisor::VersionRequest{}, std::chrono::seconds(5));
+    if (!resp) co_return std::unexpected(resp.error());
+    co_return Result<void>{};
+  }
+
   // Health/Check and Health/Version on one agent connection, as the shim checks a new sandbox.
   asio::awaitable<Result<std::string>> Check(std::string agent_socket) {
     auto stream = co_await pp::ttrpc::ConnectUnix(co_await asio::this_coro::executor, agent_socket);
@@ -209,12 +218,15 @@ asio::awaitable<int> Run(Ctl& ctl) {
     auto check = co_await ctl.Check(*path);
     rc |= Report("Health", check ? Result<void>{} : std::unexpected(check.error()), t, check ? *check : "");
   }
-  if (o.keep && rc == 0) {
-    std::printf("peerpodctl: kept; stop it with: peerpodctl stop %s\n", o.id.c_str());
-    co_return 0;
+  if (o.keep) {
+    std::printf("peerpodctl: %s; stop it with: peerpodctl stop %s\n",
+                rc == 0 ? "kept" : "kept as it failed, to look at", o.id.c_str());
+    co_return rc;
   }
   t = Clock::now();
-  rc |= Report("StopVM", co_await ctl.Stop(), t, "pod VM and its volumes deleted");
+  // A StartVM that failed deleted its VM already: StopVM then only forgets the sandbox.
+  rc |= Report("StopVM", co_await ctl.Stop(), t,
+               started ? "pod VM and its volumes deleted" : "sandbox removed (the failed StartVM left no VM)");
   if (rc == 0) {
     std::printf("peerpodctl: PASS in %.1f s (boot to agent answer %.1f s)\n", Seconds(Clock::now() - total), boot);
   } else {
@@ -227,8 +239,29 @@ asio::awaitable<int> Run(Ctl& ctl) {
 // so an interrupted demo leaves no VM behind.
 asio::awaitable<void> StopAfterSignal(Ctl& ctl) { (void)co_await ctl.Stop(); }
 
-int List(const Options& o) {
-  const auto records = pp::adaptor::SandboxStore(o.pods_dir).LoadAll();
+// The records are the adaptor's; a pods dir that does not exist, or an adaptor that does not answer
+// on --socket, most likely means the wrong flags: say so rather than show an empty table.
+int List(Ctl& ctl, const Options& o) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(o.pods_dir, ec)) {
+    std::fprintf(stderr, "peerpodctl: pods dir %s does not exist; give the adaptor's --pods-dir (PODS_DIR)\n",
+                 o.pods_dir.c_str());
+    return 1;
+  }
+  asio::io_context io;
+  Result<void> reachable = std::unexpected(pp::Error{});
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> { reachable = co_await ctl.Ping(); }, asio::detached);
+  io.run();
+  if (!reachable) {
+    std::fprintf(stderr, "peerpodctl: warning: no adaptor answers on %s (%s); these are the records in %s\n",
+                 o.socket.c_str(), reachable.error().message.c_str(), o.pods_dir.c_str());
+  }
+  std::vector<pp::adaptor::UnreadableRecord> unreadable;
+  const auto records = pp::adaptor::SandboxStore(o.pods_dir).LoadAll(&unreadable);
+  for (const auto& u : unreadable) {
+    std::fprintf(stderr, "peerpodctl: warning: sandbox %s has an unreadable record: %s\n", u.id.c_str(),
+                 u.reason.c_str());
+  }
   std::printf("%-20s %-28s %-9s %-38s %-15s\n", "SANDBOX", "POD", "STATE", "INSTANCE", "IP");
   for (const auto& r : records) {
     std::string id = r.request.id.substr(0, 20);
@@ -279,9 +312,21 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
 
-  if (list->parsed()) return List(o);
-  if (o.id.empty()) o.id = RandomId();
+  if (o.id.empty() && !list->parsed()) o.id = RandomId();
   Ctl ctl(o);
+  if (list->parsed()) return List(ctl, o);
+  if (check->parsed() && !std::filesystem::exists(ctl.AgentSocket())) {
+    // No agent socket: say why in the adaptor's terms rather than with a raw ENOENT.
+    std::vector<pp::adaptor::UnreadableRecord> unreadable;
+    for (const auto& r : pp::adaptor::SandboxStore(o.pods_dir).LoadAll(&unreadable)) {
+      if (r.request.id != o.id) continue;
+      std::fprintf(stderr, "peerpodctl: sandbox %s is %s, not started: its agent socket appears with StartVM "
+                   "(peerpodctl start %s)\n", o.id.c_str(), StateName(r.state), o.id.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "peerpodctl: no sandbox %s in %s\n", o.id.c_str(), o.pods_dir.c_str());
+    return 1;
+  }
   asio::io_context io;
   int rc = 1;
   asio::signal_set signals(io, SIGINT, SIGTERM);

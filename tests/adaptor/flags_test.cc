@@ -16,6 +16,7 @@ Config Parse(std::vector<const char*> argv) {
   std::vector<const char*> cargs;
   for (const auto& a : args) cargs.push_back(a.c_str());
   app.parse(static_cast<int>(cargs.size()), cargs.data());
+  EXPECT_TRUE(FinishCommonFlags(config, args));
   return config;
 }
 
@@ -46,6 +47,48 @@ TEST(FlagsTest, DefaultsMatchCaa) {
   EXPECT_EQ(config.pods_dir, "/run/peerpod/pods");
   EXPECT_EQ(config.forwarder_port, 15150u);
   EXPECT_EQ(config.proxy_timeout, "5m");
+}
+
+Result<void> Finish(std::vector<const char*> argv) {
+  CLI::App app;
+  GoFlagDefaults(app);
+  Config config;
+  AddCommonFlags(app, config);
+  auto args = NormalizeGoFlags(static_cast<int>(argv.size()), argv.data());
+  std::vector<const char*> cargs;
+  for (const auto& a : args) cargs.push_back(a.c_str());
+  app.parse(static_cast<int>(cargs.size()), cargs.data());
+  return FinishCommonFlags(config, args);
+}
+
+TEST(FlagsTest, BadValuesNameWhatSuppliedThem) {
+  ::setenv("FORWARDER_PORT", "0", 1);
+  auto from_env = Finish({"caa"});
+  auto from_flag = Finish({"caa", "-forwarder-port", "abc"});  // the flag wins over the variable
+  ::unsetenv("FORWARDER_PORT");
+  ASSERT_FALSE(from_env);
+  EXPECT_EQ(from_env.error().message, "FORWARDER_PORT: 0 is out of range (1 to 65535)");
+  ASSERT_FALSE(from_flag);
+  EXPECT_EQ(from_flag.error().message, "-forwarder-port: \"abc\" is not a number");
+  EXPECT_TRUE(Finish({"caa", "-log-level", "warning"}));
+  auto level = Finish({"caa", "-log-level", "loud"});
+  ASSERT_FALSE(level);
+  EXPECT_NE(level.error().message.find("-log-level: unknown log level"), std::string::npos);
+  auto format = Finish({"caa", "-log-format", "xml"});
+  ASSERT_FALSE(format);
+}
+
+TEST(FlagsTest, ARepeatedFlagKeepsItsLastValueAsGoDoes) {
+  CLI::App app;
+  GoFlagDefaults(app);
+  Config config;
+  AddCommonFlags(app, config);
+  std::vector<const char*> argv = {"caa", "-tls-dir", "/a", "-tls-dir", "/b"};
+  auto args = NormalizeGoFlags(static_cast<int>(argv.size()), argv.data());
+  std::vector<const char*> cargs;
+  for (const auto& a : args) cargs.push_back(a.c_str());
+  EXPECT_NO_THROW(app.parse(static_cast<int>(cargs.size()), cargs.data()));
+  EXPECT_EQ(config.tls_dir, "/b");
 }
 
 TEST(FlagsTest, ParsesGoDurations) {

@@ -47,3 +47,57 @@ wait "$run_pid" || rc=$?
 grep -q "ok   StopVM" "$dir/run.out" || fail "run did not stop the sandbox: $(cat "$dir/run.out")"
 [ ! -e "$dir/pods/ctl-2" ] || fail "the interrupted sandbox's record is left"
 echo "PASS run_interrupted_stops_the_sandbox"
+
+# The daemon logs every failed call with its sandbox and reason.
+grep -q "CreateVM bad?id?: failed in [0-9]* ms: INVALID_ARGUMENT" "$dir/daemon.log" \
+  || fail "the refused CreateVM is not in the daemon's log: $(cat "$dir/daemon.log")"
+echo "PASS failed_calls_logged_by_the_daemon"
+
+# list: a pods dir that does not exist is an error, an adaptor that does not answer a warning.
+if out=$("$ctl" --socket "$dir/hv.sock" --pods-dir "$dir/nope" list 2>&1); then fail "list of a missing pods dir: $out"; fi
+echo "$out" | grep -q "pods dir $dir/nope does not exist" || fail "list, missing pods dir: $out"
+out=$("$ctl" --socket "$dir/none.sock" --pods-dir "$dir/pods" list 2>&1 >/dev/null)
+echo "$out" | grep -q "warning: no adaptor answers on $dir/none.sock" || fail "list, wrong socket: $out"
+echo "PASS list_says_when_its_flags_are_wrong"
+
+# check: a sandbox that is created but not started, or unknown, is said so.
+c create ctl-3 --pod web >/dev/null
+if out=$(c check ctl-3 2>&1); then fail "check of an unstarted sandbox: $out"; fi
+echo "$out" | grep -q "sandbox ctl-3 is created, not started" || fail "check, not started: $out"
+if out=$(c check ctl-none 2>&1); then fail "check of an unknown sandbox: $out"; fi
+echo "$out" | grep -q "no sandbox ctl-none in $dir/pods" || fail "check, unknown: $out"
+c stop ctl-3 >/dev/null
+echo "PASS check_explains_a_missing_agent_socket"
+
+# run: a failed StartVM deleted its VM already, and --keep keeps a failed sandbox.
+out=$(c run --pod fail-web --id ctl-4 2>&1) && fail "run of a failing pod passed: $out"
+echo "$out" | grep -q "sandbox removed (the failed StartVM left no VM)" || fail "run, failed start: $out"
+[ ! -e "$dir/pods/ctl-4" ] || fail "run left the failed sandbox"
+out=$(c run --pod fail-web --id ctl-5 --keep 2>&1) && fail "run --keep of a failing pod passed: $out"
+echo "$out" | grep -q "kept as it failed" || fail "run --keep, failed start: $out"
+[ -e "$dir/pods/ctl-5" ] || fail "run --keep did not keep the failed sandbox"
+c stop ctl-5 >/dev/null
+echo "PASS run_reports_what_it_deleted_and_keep_keeps"
+
+# SIGTERM while a provider call never returns: the daemon still exits, within its grace periods.
+"$daemon" test -socket "$dir/hang.sock" -pods-dir "$dir/pods-h" -shutdown-grace 1s >"$dir/hang.log" 2>&1 &
+hang_pid=$!
+for _ in $(seq 1 100); do [ -S "$dir/hang.sock" ] && break; sleep 0.1; done
+"$ctl" --socket "$dir/hang.sock" --pods-dir "$dir/pods-h" run --pod hang-web --id ctl-h >"$dir/hang-run.out" 2>&1 &
+hang_run=$!
+for _ in $(seq 1 100); do grep -q "StartVM: creating" "$dir/hang-run.out" && break; sleep 0.1; done
+sleep 0.5  # the StartVM reaches the provider
+kill -TERM "$hang_pid"
+for _ in $(seq 1 200); do kill -0 "$hang_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$hang_pid" 2>/dev/null; then
+  kill -KILL "$hang_pid"
+  fail "the daemon did not exit within 20 s of SIGTERM with a provider call hanging: $(cat "$dir/hang.log")"
+fi
+rc=0; wait "$hang_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "the daemon exited $rc after SIGTERM: $(cat "$dir/hang.log")"
+grep -q "still running after the grace period" "$dir/hang.log" || fail "no word about the hung call: $(cat "$dir/hang.log")"
+kill "$hang_run" 2>/dev/null || true
+wait "$hang_run" 2>/dev/null || true
+echo "PASS sigterm_exits_with_a_hung_provider_call"
+
+echo "8 passed, 0 failed"
