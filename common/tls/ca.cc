@@ -158,6 +158,15 @@ Result<void> EnsureStateDir(const std::string& dir) {
   if (::stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode))
       return Fail(Code::kFailedPrecondition, "CA state dir ", dir, " is not a directory");
+    // It holds the CA key: whoever may write into it may replace the CA the pod VMs trust.
+    if (st.st_uid != ::geteuid()) {
+      return Fail(Code::kPermissionDenied, "CA state dir ", dir, " is owned by uid ", std::to_string(st.st_uid),
+                  ", not by this process (uid ", std::to_string(::geteuid()), "): chown it or use another -tls-dir");
+    }
+    // Ours but open to others (a hostPath directory kubelet made 0755, say): tighten it.
+    if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
+      return std::unexpected(ErrnoError("CA state dir " + dir + " is open to group or others and chmod 700", errno));
+    }
     return {};
   }
   std::error_code ec;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -163,6 +165,22 @@ TEST(CaTest, RefusesAKeyReadableByOthers) {
   ASSERT_FALSE(loaded);
   EXPECT_EQ(loaded.error().code, Code::kPermissionDenied);
   EXPECT_NE(loaded.error().message.find("0640"), std::string::npos) << loaded.error().message;
+}
+
+TEST(CaTest, RefusesAStateDirOwnedBySomeoneElseAndTightensItsOwn) {
+  pp::testing::TempDir dir;
+  const std::string state = dir / "tls";
+  ASSERT_EQ(::mkdir(state.c_str(), 0755), 0);
+  ASSERT_TRUE(CertificateAuthority::LoadOrCreate(state));
+  struct stat st {};
+  ASSERT_EQ(::stat(state.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);  // ours, so tightened
+
+  ASSERT_EQ(::chown(state.c_str(), 65534, 65534), 0) << "the tests run as root";
+  auto loaded = CertificateAuthority::LoadOrCreate(state);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, Code::kPermissionDenied);
+  EXPECT_NE(loaded.error().message.find("owned by uid 65534"), std::string::npos) << loaded.error().message;
 }
 
 TEST(CaTest, ErrorsNeverContainKeyMaterial) {
