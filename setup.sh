@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian (bookworm) package the project needs to build, test and benchmark.
-# Idempotent; run as root (or through sudo). Nothing is downloaded from outside Debian's archive.
+# Idempotent; as root, or through sudo, which it asks for itself. Nothing is downloaded from outside Debian's archive.
 set -euo pipefail
 
 packages=(
@@ -24,8 +24,9 @@ packages=(
 )
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "setup.sh: run as root (sudo ./setup.sh)" >&2
-  exit 1
+  # A fresh Debian machine used as root has no sudo; a developer's account usually has it.
+  command -v sudo >/dev/null || { echo "setup.sh: run as root" >&2; exit 1; }
+  exec sudo "$0" "$@"
 fi
 
 missing=()

@@ -1,7 +1,12 @@
-# pp_warnings(<target>): the project's warning set, as errors.
+# pp_warnings(<target>): the project's warning set; errors only with PP_WERROR (the presets and CI
+# set it), so that a user's or packager's build never fails on one compiler's new warning.
+option(PP_WERROR "Treat warnings as errors (CI and presets)" OFF)
 function(pp_warnings target)
+  if(PP_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
   target_compile_options(${target} PRIVATE
-    -Wall -Wextra -Wpedantic -Werror
+    -Wall -Wextra -Wpedantic
     -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
     -Wimplicit-fallthrough -Wformat=2
     # GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch.

@@ -350,7 +350,11 @@ bool ParsePermissions(std::string_view text, unsigned& mode, std::string& error)
   const bool octal =
       std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '7'; });
   if (!octal || digits.size() < 3 || digits.size() > 4) {
-    error = "\"" + Printable(text) + "\" is not an octal mode like \"0600\"";
+    // Appended piece by piece: GCC 12 at -O3 misreads `"\"" + std::string` as overlapping copies
+    // (-Wrestrict, GCC bug 105329).
+    error.assign(1, '"');
+    error.append(Printable(text));
+    error.append("\" is not an octal mode like \"0600\"");
     return false;
   }
   mode = 0;

@@ -6,7 +6,7 @@
 # agent through the whole chain, then stops the sandbox. libvirtd runs in a network namespace of
 # its own (libvirt-netns.sh), and everything is removed afterwards.
 #
-#   sudo deploy/local/demo.sh [build-dir]      (default: build, as `cmake --workflow --preset build` makes it)
+#   deploy/local/demo.sh [build-dir]   (as root, or through sudo, which it asks for itself)      (default: build, as `cmake --workflow --preset build` makes it)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,6 +45,10 @@ if [ "${1:-}" = "--inside" ]; then
 fi
 
 build=$(cd "${1:-$root/build}" && pwd)
-[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (libvirtd, a network namespace)" >&2; exit 2; }
+if [ "$(id -u)" -ne 0 ]; then
+  # libvirtd and a network namespace need root: ask sudo, as `./setup.sh` does.
+  command -v sudo >/dev/null || { echo "demo: run as root (libvirtd, a network namespace)" >&2; exit 2; }
+  exec sudo "$0" "$@"
+fi
 cmake --build "$build" --target cloud-api-adaptor peerpodctl podvm-test-image
 exec "$here/libvirt-netns.sh" --image "$build/podvm/podvm-test.qcow2" -- "$0" --inside "$build"
