@@ -27,6 +27,7 @@ import (
 
 	"pp/agentchain"
 	"pp/harness"
+	"ppbench/stats"
 	"pp/testpki"
 	"pp/wire"
 )
@@ -46,8 +47,8 @@ type bench struct {
 
 func main() {
 	adaptorBin := flag.String("adaptor", "", "cloud-api-adaptor binary")
-	runs := flag.Int("runs", 3, "sequential boots of each kind")
-	runs4 := flag.Int("runs4", 3, "rounds of 4 concurrent boots of each kind")
+	runs := flag.Int("runs", 5, "rounds of one boot of each kind (order alternating)")
+	runs4 := flag.Int("runs4", 5, "rounds of 4 concurrent boots of each kind (order alternating)")
 	out := flag.String("out", "", "also write the markdown report here")
 	flag.Parse()
 	rand.Seed(time.Now().UnixNano())
@@ -92,33 +93,41 @@ func run(adaptorBin string, runs, runs4 int, out string, cleanup *harness.Cleanu
 	}
 	b.adaptor = a
 
+	// Each round boots both kinds, the order alternating, so that drift on a shared machine hits
+	// both alike; the ratio is taken per round.
+	pair := func(i int, what string, oursBoot, bareBoot func() (time.Duration, error), o, bb *[]time.Duration) error {
+		kinds := []struct {
+			name string
+			boot func() (time.Duration, error)
+			into *[]time.Duration
+		}{{"ours" + what, oursBoot, o}, {"bare" + what, bareBoot, bb}}
+		if i%2 == 1 {
+			kinds[0], kinds[1] = kinds[1], kinds[0]
+		}
+		for _, k := range kinds {
+			d, err := k.boot()
+			if err != nil {
+				return fmt.Errorf("%s: %w\n%s", k.name, err, p.LogTail(30))
+			}
+			*k.into = append(*k.into, d)
+			fmt.Printf("%s #%d: %.2f s\n", k.name, i+1, d.Seconds())
+		}
+		return nil
+	}
 	var ours, bare []time.Duration
 	for i := 0; i < runs; i++ {
-		d, err := b.ours()
-		if err != nil {
-			return fmt.Errorf("ours: %w\n%s", err, p.LogTail(30))
+		if err := pair(i, "", b.ours, b.bare, &ours, &bare); err != nil {
+			return err
 		}
-		ours = append(ours, d)
-		fmt.Printf("ours #%d: %.2f s\n", i+1, d.Seconds())
-		if d, err = b.bare(); err != nil {
-			return fmt.Errorf("bare: %w", err)
-		}
-		bare = append(bare, d)
-		fmt.Printf("bare #%d: %.2f s\n", i+1, d.Seconds())
 	}
 	var ours4, bare4 []time.Duration
+	four := func(boot func() (time.Duration, error)) func() (time.Duration, error) {
+		return func() (time.Duration, error) { return b.concurrent(4, boot) }
+	}
 	for i := 0; i < runs4; i++ {
-		d, err := b.concurrent(4, b.ours)
-		if err != nil {
-			return fmt.Errorf("ours x4: %w\n%s", err, p.LogTail(30))
+		if err := pair(i, " x4", four(b.ours), four(b.bare), &ours4, &bare4); err != nil {
+			return err
 		}
-		ours4 = append(ours4, d)
-		fmt.Printf("ours x4 #%d: %.2f s\n", i+1, d.Seconds())
-		if d, err = b.concurrent(4, b.bare); err != nil {
-			return fmt.Errorf("bare x4: %w", err)
-		}
-		bare4 = append(bare4, d)
-		fmt.Printf("bare x4 #%d: %.2f s\n", i+1, d.Seconds())
 	}
 
 	report := b.report(ours, bare, ours4, bare4)
@@ -154,6 +163,15 @@ func (b *bench) report(ours, bare, ours4, bare4 []time.Duration) string {
 		len(ours), secs(ours), secs(bare), mo.Seconds(), mb.Seconds(), mo.Seconds()/mb.Seconds(), 100*(mo.Seconds()/mb.Seconds()-1))
 	fmt.Fprintf(&s, "| 4 pods at once until the last answers, median of %d (rounds: ours %s s; bare %s s) | %.2f s | %.2f s | %.3f (%+.1f%%) |\n",
 		len(ours4), secs(ours4), secs(bare4), mo4.Seconds(), mb4.Seconds(), mo4.Seconds()/mb4.Seconds(), 100*(mo4.Seconds()/mb4.Seconds()-1))
+	ratios := func(o, b []time.Duration) []float64 {
+		var r []float64
+		for i := range o {
+			r = append(r, o[i].Seconds()/b[i].Seconds())
+		}
+		return r
+	}
+	fmt.Fprintf(&s, "\nours/bare per round: one pod %s; 4 pods %s\n", stats.Summary(ratios(ours, bare), "%.3f"),
+		stats.Summary(ratios(ours4, bare4), "%.3f"))
 	return s.String()
 }
 

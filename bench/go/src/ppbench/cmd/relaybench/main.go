@@ -30,6 +30,7 @@ import (
 	"pp/agentchain"
 	"pp/agentstandin"
 	"pp/harness"
+	"ppbench/stats"
 	"pp/testpki"
 )
 
@@ -46,7 +47,7 @@ func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "measured time per run")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured time before each run")
-	flag.IntVar(&o.rounds, "rounds", 2, "runs per path and measurement (alternating order)")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds per measurement; each runs every path (alternating order)")
 	flag.IntVar(&o.inflight, "inflight", 8, "calls in flight for the parallel 1 MiB run")
 	flag.Parse()
 	if *adaptor == "" || *forwarder == "" {
@@ -136,7 +137,10 @@ func run(adaptorBin, forwarderBin, outPath string, o options) error {
 	small := make([]*result, len(paths))
 	seq := make([]*result, len(paths))
 	par := make([]*result, len(paths))
-	for _, m := range []struct {
+	// perRound[m][round][path]: the ratios are taken per round, so that drift between rounds on a
+	// shared machine does not favour either side, and reported as median and range.
+	perRound := make([][][]*result, 3)
+	for mi, m := range []struct {
 		what    string
 		into    []*result
 		measure func(string) (*result, error)
@@ -146,6 +150,7 @@ func run(adaptorBin, forwarderBin, outPath string, o options) error {
 		{fmt.Sprintf("1 MiB x%d", o.inflight), par, func(s string) (*result, error) { return measureBulk(s, o.inflight, o) }},
 	} {
 		for round := 0; round < o.rounds; round++ {
+			perRound[mi] = append(perRound[mi], make([]*result, len(paths)))
 			for k := range paths {
 				i := k
 				if round%2 == 1 {
@@ -157,6 +162,7 @@ func run(adaptorBin, forwarderBin, outPath string, o options) error {
 					return fmt.Errorf("%s via (%s) %s: %w", m.what, paths[i].label, paths[i].name, err)
 				}
 				m.into[i] = m.into[i].merge(r)
+				perRound[mi][round][i] = r
 			}
 		}
 	}
@@ -174,7 +180,7 @@ func run(adaptorBin, forwarderBin, outPath string, o options) error {
 		w = io.MultiWriter(os.Stdout, f)
 	}
 	fmt.Fprintf(w, "Agent path relay: Go containerd/ttrpc 1.1.1 client -> Go ttrpc stand-in agent, one client connection per path, "+
-		"%v measured after %v warmup per run, %d runs per cell (alternating order), %d CPUs, loopback\n\n",
+		"%v measured after %v warmup per run, %d rounds (alternating order), %d CPUs, loopback; table cells pool all rounds\n\n",
 		o.duration, o.warmup, o.rounds, runtime.NumCPU())
 	fmt.Fprintf(w, "| path | p50 us | p99 us | 1 MiB seq MiB/s | 1 MiB x%d MiB/s |\n", o.inflight)
 	fmt.Fprintln(w, "|---|---|---|---|---|")
@@ -183,12 +189,22 @@ func run(adaptorBin, forwarderBin, outPath string, o options) error {
 			micros(small[i].percentile(50)), micros(small[i].percentile(99)), seq[i].mibps(), par[i].mibps())
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "- (b) mTLS vs (d) socat, 1 MiB throughput: sequential %.2fx, x%d %.2fx (goal: >= 1.00x)\n",
-		seq[1].mibps()/seq[3].mibps(), o.inflight, par[1].mibps()/par[3].mibps())
-	fmt.Fprintf(w, "- (c) no TLS p50 minus (a) direct p50: %.1f us (goal: < 50 us)\n",
-		micros(small[2].percentile(50)-small[0].percentile(50)))
-	fmt.Fprintf(w, "- for reference: (b) p50 minus (a) p50: %.1f us; (d) p50 minus (a) p50: %.1f us\n",
-		micros(small[1].percentile(50)-small[0].percentile(50)), micros(small[3].percentile(50)-small[0].percentile(50)))
+	each := func(m int, f func(r []*result) float64) []float64 {
+		var out []float64
+		for _, r := range perRound[m] {
+			out = append(out, f(r))
+		}
+		return out
+	}
+	stat := stats.Summary
+	fmt.Fprintf(w, "- (b) mTLS vs (d) socat, 1 MiB throughput: sequential %s, x%d %s (goal: >= 1.00x)\n",
+		stat(each(1, func(r []*result) float64 { return r[1].mibps() / r[3].mibps() }), "%.2fx"), o.inflight,
+		stat(each(2, func(r []*result) float64 { return r[1].mibps() / r[3].mibps() }), "%.2fx"))
+	fmt.Fprintf(w, "- (c) no TLS p50 minus (a) direct p50: %s (goal: < 50 us)\n",
+		stat(each(0, func(r []*result) float64 { return micros(r[2].percentile(50) - r[0].percentile(50)) }), "%.1f us"))
+	fmt.Fprintf(w, "- for reference: (b) p50 minus (a) p50: %s; (d) p50 minus (a) p50: %s\n",
+		stat(each(0, func(r []*result) float64 { return micros(r[1].percentile(50) - r[0].percentile(50)) }), "%.1f us"),
+		stat(each(0, func(r []*result) float64 { return micros(r[3].percentile(50) - r[0].percentile(50)) }), "%.1f us"))
 	return nil
 }
 

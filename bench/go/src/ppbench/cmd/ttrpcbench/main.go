@@ -1,7 +1,7 @@
 // Command ttrpcbench compares our C++ ttrpc server with the Go containerd/ttrpc server on the same
 // load: unary ttrpctest.Test/Echo calls, back to back, one goroutine and one Go client per
 // connection. Runs of the two servers are interleaved (ABBA per round) so drift on a shared
-// machine hits both alike. Prints a markdown table and ratio lines.
+// machine hits both alike; the ratio is taken per round and reported as median and range. Prints a markdown table and ratio lines.
 //
 //	ttrpcbench -ours <ttrpc_test_server> -go <goechoserver> [-duration 5s] [-warmup 1s] [-payload 64]
 package main
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"pp/harness"
+	"ppbench/stats"
 )
 
 type options struct {
@@ -33,10 +34,10 @@ func main() {
 	out := flag.String("out", "", "also write the report to this file")
 	connList := flag.String("conns", "1,16", "comma-separated connection counts")
 	var o options
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per run")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "measured time per run")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured time before each run")
 	flag.IntVar(&o.payload, "payload", 64, "Echo payload bytes")
-	flag.IntVar(&o.rounds, "rounds", 2, "runs per server and connection count")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds per connection count; each runs both servers (alternating order)")
 	flag.Parse()
 	if *ours == "" || *goServer == "" {
 		fmt.Fprintln(os.Stderr, "ttrpcbench: -ours <path> and -go <path> are required")
@@ -92,14 +93,16 @@ func run(oursPath, goPath, outPath string, o options) error {
 		w = io.MultiWriter(os.Stdout, f)
 	}
 
-	fmt.Fprintf(w, "ttrpc unary Echo, %d B payload, %v measured after %v warmup per run, %d runs per row (ABBA order), Go client, %d CPUs\n\n",
+	fmt.Fprintf(w, "ttrpc unary Echo, %d B payload, %v measured after %v warmup per run, %d rounds per row (order alternating), Go client, %d CPUs\n\n",
 		o.payload, o.duration, o.warmup, o.rounds, runtime.NumCPU())
 	fmt.Fprintln(w, "| server | conns | calls/s | p50 us | p99 us |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	var ratios []string
 	for _, conns := range o.conns {
 		results := make([]*result, len(servers))
+		var rateRatios, p99Ratios []float64
 		for round := 0; round < o.rounds; round++ {
+			this := make([]*result, len(servers))
 			for k := range servers {
 				i := k
 				if round%2 == 1 {
@@ -110,15 +113,17 @@ func run(oursPath, goPath, outPath string, o options) error {
 					return fmt.Errorf("%s, %d conns: %w", servers[i].name, conns, err)
 				}
 				results[i] = results[i].merge(r)
+				this[i] = r
 			}
+			rateRatios = append(rateRatios, this[0].rate()/this[1].rate())
+			p99Ratios = append(p99Ratios, float64(this[0].percentile(99))/float64(this[1].percentile(99)))
 		}
 		for i, s := range servers {
 			r := results[i]
 			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f | %.1f |\n", s.name, conns, r.rate(), micros(r.percentile(50)), micros(r.percentile(99)))
 		}
-		ours, base := results[0], results[1]
-		ratios = append(ratios, fmt.Sprintf("conns=%d: ours/go throughput %.2fx, ours/go p99 %.2fx",
-			conns, ours.rate()/base.rate(), float64(ours.percentile(99))/float64(base.percentile(99))))
+		ratios = append(ratios, fmt.Sprintf("conns=%d: ours/go throughput %s; p99 %s", conns,
+			stats.Summary(rateRatios, "%.2fx"), stats.Summary(p99Ratios, "%.2fx")))
 	}
 	fmt.Fprintln(w)
 	for _, line := range ratios {
