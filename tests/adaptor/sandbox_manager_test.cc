@@ -328,6 +328,7 @@ TEST_F(SandboxManagerAgentTest, CleanupRunsAfterTheCallerWasCancelled) {
   ASSERT_FALSE(answer);
   // The work went on without its caller: the agent never answered, so the instance is deleted.
   EXPECT_TRUE(Eventually([&] { return provider_.Live() == 0u && m->Snapshot().at(0).state == SandboxState::kCreated; }));
+  ASSERT_TRUE(pool_.WaitIdle(Clock::now() + 10s));
   ASSERT_TRUE(Stop(*m, "s1"));
 }
 
@@ -362,6 +363,11 @@ TEST_F(SandboxManagerAgentTest, StopVMFinishesAfterTheCallerWasCancelled) {
     EXPECT_TRUE(Eventually([&] { return !std::filesystem::exists(pods_ + "/" + id); })) << "depth " << depth;
   }
   EXPECT_TRUE(m->Snapshot().empty());
+  // The StopVMs went on without their callers: let them finish before the manager goes.
+  ASSERT_TRUE(pool_.WaitIdle(Clock::now() + 10s));
+  std::promise<void> io_turn;
+  asio::post(io_.io(), [&] { io_turn.set_value(); });
+  io_turn.get_future().wait();
 }
 
 TEST_F(SandboxManagerAgentTest, StartVMOfARunningRecordChecksItsAgentPath) {
