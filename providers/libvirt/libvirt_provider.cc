@@ -4,9 +4,7 @@
 #include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -17,74 +15,13 @@
 #include "common/base/go_flags.h"
 #include "providers/libvirt/cidata.h"
 #include "providers/libvirt/domain_xml.h"
+#include "providers/libvirt/handles.h"
 #include "providers/libvirt/kvm_probe.h"
 
 namespace pp::providers::libvirt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// RAII for libvirt objects.
-template <typename T, int (*Free)(T)>
-struct VirFree {
-  void operator()(T p) const {
-    if (p != nullptr) Free(p);
-  }
-};
-using Connection = std::unique_ptr<virConnect, VirFree<virConnectPtr, virConnectClose>>;
-using Domain = std::unique_ptr<virDomain, VirFree<virDomainPtr, virDomainFree>>;
-using Pool = std::unique_ptr<virStoragePool, VirFree<virStoragePoolPtr, virStoragePoolFree>>;
-using Volume = std::unique_ptr<virStorageVol, VirFree<virStorageVolPtr, virStorageVolFree>>;
-using Network = std::unique_ptr<virNetwork, VirFree<virNetworkPtr, virNetworkFree>>;
-using Stream = std::unique_ptr<virStream, VirFree<virStreamPtr, virStreamFree>>;
-
-struct CharsFree {
-  void operator()(char* p) const { std::free(p); }
-};
-using Chars = std::unique_ptr<char, CharsFree>;
-
-// The last libvirt error of this thread as a pp::Error, with the provider's taxonomy.
-Error LastError(std::string_view what) {
-  const virError* err = virGetLastError();
-  std::string message = std::string("libvirt: ") + std::string(what);
-  Code code = Code::kInternal;
-  if (err != nullptr) {
-    if (err->message != nullptr) message += std::string(": ") + err->message;
-    switch (err->code) {
-      case VIR_ERR_NO_DOMAIN:
-      case VIR_ERR_NO_STORAGE_VOL:
-        code = Code::kNotFound;
-        break;
-      case VIR_ERR_NO_STORAGE_POOL:
-      case VIR_ERR_NO_NETWORK:
-      case VIR_ERR_CONFIG_UNSUPPORTED:
-      case VIR_ERR_AUTH_FAILED:
-      case VIR_ERR_ACCESS_DENIED:
-        code = Code::kFailedPrecondition;
-        break;
-      case VIR_ERR_NO_CONNECT:
-      case VIR_ERR_RPC:
-      case VIR_ERR_SYSTEM_ERROR:
-      case VIR_ERR_OPERATION_TIMEOUT:
-      case VIR_ERR_AGENT_UNRESPONSIVE:
-        code = Code::kUnavailable;
-        break;
-      case VIR_ERR_OPERATION_DENIED:
-        code = Code::kPermissionDenied;
-        break;
-      default:
-        break;
-    }
-  }
-  virResetLastError();
-  return Error{code, std::move(message)};
-}
-
-// libvirt prints every error to stderr unless told otherwise; ours carry them in pp::Error.
-void SilenceLibvirtOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { virSetErrorFunc(nullptr, [](void*, virErrorPtr) {}); });
-}
 
 std::string RootVolumeName(const std::string& name) { return name + "-root.qcow2"; }
 std::string CidataVolumeName(const std::string& name) { return name + "-cidata.iso"; }
@@ -106,19 +43,6 @@ Result<void> CheckContext(const OpContext& ctx, std::string_view step) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "libvirt: cancelled before ", step);
   if (Clock::now() >= ctx.deadline) return Fail(Code::kDeadlineExceeded, "libvirt: deadline passed before ", step);
   return {};
-}
-
-// What a launch-security request names, and who asked for it (for the error message).
-struct SecurityRequest {
-  std::string value;  // none, auto, sev-snp, tdx
-  std::string source;
-};
-
-bool IsSecurityName(std::string_view v) { return v == "none" || v == "auto" || v == "sev-snp" || v == "tdx"; }
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
 }
 
 class LibvirtProvider final : public Provider {
@@ -184,7 +108,7 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
   if (host_) return &*host_;
   Host host;
   // Confidential guests: the KVM capabilities of the q35 machine (reference/cc.md 1.7).
-  Chars kvm_caps(virConnectGetDomainCapabilities(conn, nullptr, "x86_64", "q35", "kvm", 0));
+  CString kvm_caps(virConnectGetDomainCapabilities(conn, nullptr, "x86_64", "q35", "kvm", 0));
   std::string kvm_emulator;
   if (kvm_caps) {
     auto parsed = ParseDomainCapabilities(kvm_caps.get(), config_.kvm_module_dir);
@@ -224,94 +148,7 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
   return &*host_;
 }
 
-}  // namespace
 
-Result<DomainSpec> PlanDomain(const LibvirtConfig& config, const InstanceSpec& spec, const HostFacts& host) {
-  // The node's choice: LIBVIRT_LAUNCH_SECURITY when set, else DISABLECVM (true: none, false: auto).
-  // A node that makes confidential VMs makes only those; a pod may name which kind (or ask for the
-  // host's choice) but never step down to a plain VM, and a plain node refuses confidential asks.
-  SecurityRequest request;
-  if (!config.launch_security.empty()) {
-    request = {Lower(config.launch_security), "LIBVIRT_LAUNCH_SECURITY=" + config.launch_security};
-  } else {
-    request = {config.disable_cvm ? "none" : "auto", config.disable_cvm ? "DISABLECVM=true" : "DISABLECVM=false"};
-  }
-  if (const std::string pod = Lower(spec.instance_type); IsSecurityName(pod)) {
-    if (pod != "none" && request.value == "none") {
-      return Fail(Code::kFailedPrecondition, "libvirt: the pod's machine_type annotation asks for a confidential VM (",
-                  pod, ") but this node makes plain VMs only (", request.source, ")");
-    }
-    if (pod == "none" && request.value != "none") {
-      return Fail(Code::kFailedPrecondition, "libvirt: the pod's machine_type annotation asks for a plain VM but this "
-                  "node makes confidential VMs only (", request.source, ")");
-    }
-    request = {pod, "the pod's machine_type annotation"};
-  }
-
-  DomainSpec d;
-  d.name = spec.name;
-  d.owner = spec.owner;
-  d.pod_name = spec.pod_name;
-  d.pod_namespace = spec.pod_namespace;
-  d.vcpus = spec.vcpus ? spec.vcpus : config.vcpus;
-  d.memory_mib = spec.memory_mib ? spec.memory_mib : config.memory_mib;
-  d.cpuset = config.cpuset;
-  d.network = config.network;
-  d.domain_type = host.domain_type;
-  d.firmware = config.firmware == "none" ? "" : config.firmware;
-
-  const HostSecurity& hs = host.security;
-  if (request.value == "auto") {
-    if (hs.sev_snp) {
-      request.value = "sev-snp";
-    } else if (hs.tdx) {
-      request.value = "tdx";
-    } else {
-      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source,
-                  " asks for a confidential VM, but this host can run neither SEV-SNP (", hs.snp_missing,
-                  ") nor TDX (", hs.tdx_missing, "); not creating a plain VM instead");
-    }
-  }
-  std::size_t binding_size = 0;
-  if (request.value == "sev-snp") {
-    if (!hs.sev_snp) {
-      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for SEV-SNP, but this host cannot run it: ",
-                  hs.snp_missing, "; not creating a plain VM instead");
-    }
-    d.security = LaunchSecurity::kSevSnp;
-    d.cbitpos = hs.cbitpos;
-    d.reduced_phys_bits = hs.reduced_phys_bits;
-    binding_size = 32;
-  } else if (request.value == "tdx") {
-    if (!hs.tdx) {
-      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for TDX, but this host cannot run it: ",
-                  hs.tdx_missing, "; not creating a plain VM instead");
-    }
-    if (config.cvm_firmware.empty()) {
-      return Fail(Code::kFailedPrecondition, "libvirt: TDX needs its firmware (TDVF): set LIBVIRT_CVM_FIRMWARE");
-    }
-    d.security = LaunchSecurity::kTdx;
-    std::error_code ec;
-    if (std::filesystem::exists(config.tdx_qgs_socket, ec)) d.qgs_socket = config.tdx_qgs_socket;
-    binding_size = 48;
-  } else if (request.value != "none") {
-    return Fail(Code::kInvalidArgument, "libvirt: unknown launch security '", request.value, "' from ", request.source,
-                " (none, auto, sev-snp or tdx)");
-  }
-  if (d.security != LaunchSecurity::kNone) {
-    d.domain_type = "kvm";
-    d.cvm_firmware = config.cvm_firmware;
-    if (!spec.initdata.empty()) {
-      // Bind the initdata to the hardware: the TEE reports its digest, the verifier compares.
-      auto binding = InitdataBinding(spec.initdata, binding_size);
-      if (!binding) return std::unexpected(binding.error());
-      (d.security == LaunchSecurity::kSevSnp ? d.host_data : d.mr_config_id) = std::move(*binding);
-    }
-  }
-  return d;
-}
-
-namespace {
 
 Result<Pool> LibvirtProvider::LookupPool(virConnectPtr conn) {
   Pool pool(virStoragePoolLookupByName(conn, config_.pool.c_str()));
@@ -359,7 +196,7 @@ Result<std::string> LibvirtProvider::UploadCidata(virStoragePoolPtr pool, const 
     off += static_cast<std::size_t>(sent);
   }
   if (virStreamFinish(stream.get()) < 0) return std::unexpected(LastError("finishing the upload of " + name));
-  Chars path(virStorageVolGetPath(vol.get()));
+  CString path(virStorageVolGetPath(vol.get()));
   if (!path) return std::unexpected(LastError("path of " + name));
   return std::string(path.get());
 }
@@ -424,7 +261,7 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   // A domain of this name left by an earlier attempt of the same sandbox is replaced; one that
   // belongs to someone else is never touched.
   if (Domain old{virDomainLookupByName(conn->get(), spec.name.c_str())}) {
-    Chars xml(virDomainGetXMLDesc(old.get(), 0));
+    CString xml(virDomainGetXMLDesc(old.get(), 0));
     auto facts = xml ? ParseDomainXml(xml.get()) : Result<DomainFacts>(std::unexpected(LastError("old domain")));
     if (!facts || !facts->owner || facts->owner->sandbox_id != spec.owner.sandbox_id) {
       return Fail(Code::kAlreadyExists, "libvirt: a domain named ", spec.name, " exists and is not this sandbox's");
@@ -450,8 +287,8 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
     return Fail(Code::kFailedPrecondition, "libvirt: base volume '", base_name, "' not found in pool '", config_.pool,
                 "' (LIBVIRT_VOL_NAME or the pod's image annotation)");
   }
-  Chars base_path(virStorageVolGetPath(base.get()));
-  Chars base_xml(virStorageVolGetXMLDesc(base.get(), 0));
+  CString base_path(virStorageVolGetPath(base.get()));
+  CString base_xml(virStorageVolGetXMLDesc(base.get(), 0));
   virStorageVolInfo base_info{};
   if (!base_path || !base_xml || virStorageVolGetInfo(base.get(), &base_info) < 0) {
     return std::unexpected(LastError("reading base volume " + base_name));
@@ -469,7 +306,7 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   if (!root) return std::unexpected(LastError("creating volume " + root_name));
   virStoragePoolPtr pool_ptr = pool->get();
   undo.Add([this, pool_ptr, root_name] { DeleteVolumeByName(pool_ptr, root_name); });
-  Chars root_path(virStorageVolGetPath(root.get()));
+  CString root_path(virStorageVolGetPath(root.get()));
   if (!root_path) return std::unexpected(LastError("path of " + root_name));
   plan->root_disk = root_path.get();
 
@@ -512,7 +349,7 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
 Result<void> LibvirtProvider::DeleteDomain(virDomainPtr dom, virConnectPtr conn) {
   const char* name_c = virDomainGetName(dom);
   const std::string name = name_c ? name_c : "";
-  Chars xml(virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE));
+  CString xml(virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE));
   if (!xml) return std::unexpected(LastError("reading domain " + name));
   auto facts = ParseDomainXml(xml.get());
   if (!facts) return std::unexpected(facts.error());
@@ -577,7 +414,7 @@ Result<void> LibvirtProvider::DeleteLeftovers(const std::string& name, const Own
   auto conn = Connect();
   if (!conn) return std::unexpected(conn.error());
   if (Domain dom{virDomainLookupByName(conn->get(), name.c_str())}) {
-    Chars xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
+    CString xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
     if (!xml) return std::unexpected(LastError("reading domain " + name));
     auto facts = ParseDomainXml(xml.get());
     if (!facts || !facts->owner || !(*facts->owner == owner)) return {};  // someone else's: never touched
@@ -605,7 +442,7 @@ Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& 
   std::free(domains);
   std::vector<Instance> out;
   for (const auto& dom : owned) {
-    Chars xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
+    CString xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
     if (!xml) {
       virResetLastError();  // undefined meanwhile
       continue;
@@ -645,100 +482,12 @@ Result<void> LibvirtProvider::Verify(const OpContext&) {
   return {};
 }
 
-class LibvirtFactory final : public ProviderFactory {
- public:
-  std::string_view Name() const override { return "libvirt"; }
-  std::string_view Description() const override { return "pod VMs on a libvirt host (QEMU/KVM, SEV-SNP, TDX)"; }
-
-  void AddFlags(CLI::App& app) override {
-    LibvirtConfig& c = config_;
-    app.add_option("--uri", c.uri, "libvirt connection URI")->envname("LIBVIRT_URI")->capture_default_str();
-    app.add_option("--pool-name", c.pool, "storage pool of the base volume and the VMs' volumes")
-        ->envname("LIBVIRT_POOL")
-        ->capture_default_str();
-    app.add_option("--network-name", c.network, "libvirt network the VMs join (DHCP gives their address)")
-        ->envname("LIBVIRT_NET")
-        ->capture_default_str();
-    app.add_option("--vol-name", c.base_volume, "base volume (pod VM image) in the pool")
-        ->envname("LIBVIRT_VOL_NAME")
-        ->capture_default_str();
-    app.add_option("--launch-security", c.launch_security, "none, auto, sev-snp or tdx")
-        ->envname("LIBVIRT_LAUNCH_SECURITY");
-    app.add_option("--firmware", c.firmware, "UEFI firmware of plain VMs; \"none\" boots with BIOS")
-        ->envname("LIBVIRT_EFI_FIRMWARE")
-        ->capture_default_str();
-    app.add_option("--cpu", c.vcpus, "vCPUs of a VM when the pod does not say")
-        ->envname("LIBVIRT_CPU")
-        ->check(CLI::Range(1, 512))
-        ->capture_default_str();
-    app.add_option("--memory", c.memory_mib, "memory (MiB) of a VM when the pod does not say")
-        ->envname("LIBVIRT_MEMORY")
-        ->check(CLI::Range(64, 4 * 1024 * 1024))
-        ->capture_default_str();
-    app.add_option("--cpuset", c.cpuset, "host CPUs the vCPUs may run on, e.g. 0-3,8")->envname("LIBVIRT_CPUSET");
-    app.add_option("--root-disk-size", c.root_disk_gib, "root disk size in GiB (at least the base volume's)")
-        ->envname("LIBVIRT_ROOT_DISK_SIZE")
-        ->capture_default_str();
-    app.add_option("--data-dir", c.data_dir, "accepted for compatibility; volumes live in the pool")
-        ->capture_default_str();
-    app.add_option("--disable-cvm", c.disable_cvm, "create plain VMs unless asked otherwise (true/false)")
-        ->envname("DISABLECVM")
-        ->capture_default_str();
-    app.add_option("--domain-type", c.domain_type, "auto (kvm when a probe guest runs under KVM), kvm or qemu")
-        ->envname("LIBVIRT_DOMAIN_TYPE")
-        ->check(CLI::IsMember({"auto", "kvm", "qemu"}))
-        ->capture_default_str();
-    app.add_option("--cvm-firmware", c.cvm_firmware, "firmware of confidential VMs (SNP: OVMF.amdsev.fd, TDX: TDVF)")
-        ->envname("LIBVIRT_CVM_FIRMWARE");
-    app.add_option("--tdx-qgs-socket", c.tdx_qgs_socket, "TDX quote generation service socket (used when present)")
-        ->envname("LIBVIRT_TDX_QGS_SOCKET")
-        ->capture_default_str();
-    app.add_option("--ip-timeout", c.ip_timeout, "how long a new VM may take to get an address (Go duration)")
-        ->envname("LIBVIRT_IP_TIMEOUT")
-        ->capture_default_str();
-  }
-
-  Result<std::unique_ptr<Provider>> Create() override { return MakeLibvirtProvider(config_); }
-
- private:
-  LibvirtConfig config_;
-};
-
 }  // namespace
-
-Result<void> ValidateConfig(const LibvirtConfig& c) {
-  if (c.uri.empty()) return Fail(Code::kInvalidArgument, "libvirt: -uri (LIBVIRT_URI) is empty");
-  if (c.pool.empty()) return Fail(Code::kInvalidArgument, "libvirt: -pool-name (LIBVIRT_POOL) is empty");
-  if (c.network.empty()) return Fail(Code::kInvalidArgument, "libvirt: -network-name (LIBVIRT_NET) is empty");
-  if (c.base_volume.empty()) return Fail(Code::kInvalidArgument, "libvirt: -vol-name (LIBVIRT_VOL_NAME) is empty");
-  if (c.vcpus == 0) return Fail(Code::kInvalidArgument, "libvirt: -cpu (LIBVIRT_CPU) must be positive");
-  if (c.memory_mib == 0) return Fail(Code::kInvalidArgument, "libvirt: -memory (LIBVIRT_MEMORY) must be positive");
-  if (!c.cpuset.empty() && !std::regex_match(c.cpuset, std::regex(R"(^(\d+(-\d+)?)(,\d+(-\d+)?)*$)"))) {
-    return Fail(Code::kInvalidArgument, "libvirt: -cpuset (LIBVIRT_CPUSET) '", c.cpuset,
-                "' is not a CPU list like 0-3,8");
-  }
-  if (c.root_disk_gib > 64 * 1024) {
-    return Fail(Code::kInvalidArgument, "libvirt: -root-disk-size (LIBVIRT_ROOT_DISK_SIZE) is in GiB; ",
-                std::to_string(c.root_disk_gib), " is too large");
-  }
-  if (!c.launch_security.empty() && !IsSecurityName(Lower(c.launch_security))) {
-    return Fail(Code::kInvalidArgument, "libvirt: -launch-security (LIBVIRT_LAUNCH_SECURITY) '", c.launch_security,
-                "' is not one of none, auto, sev-snp, tdx",
-                c.launch_security == "s390-pv" ? " (s390-pv is for s390x hosts, which this build does not support)" : "");
-  }
-  if (auto d = ParseGoDuration(c.ip_timeout); !d || *d <= std::chrono::nanoseconds(0)) {
-    return Fail(Code::kInvalidArgument, "libvirt: -ip-timeout (LIBVIRT_IP_TIMEOUT) '", c.ip_timeout,
-                "' is not a positive Go duration like 3m");
-  }
-  return {};
-}
 
 Result<std::unique_ptr<Provider>> MakeLibvirtProvider(LibvirtConfig config) {
   if (auto ok = ValidateConfig(config); !ok) return std::unexpected(ok.error());
   if (config.root_disk_gib == 0) config.root_disk_gib = 10;  // CAA: 0 means the default
   return std::unique_ptr<Provider>(std::make_unique<LibvirtProvider>(std::move(config)));
 }
-
-std::unique_ptr<ProviderFactory> MakeLibvirtFactory() { return std::make_unique<LibvirtFactory>(); }
 
 }  // namespace pp::providers::libvirt
