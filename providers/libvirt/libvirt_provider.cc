@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -14,6 +15,7 @@
 
 #include "common/base/go_flags.h"
 #include "providers/libvirt/cidata.h"
+#include "providers/libvirt/connection.h"
 #include "providers/libvirt/domain_xml.h"
 #include "providers/libvirt/handles.h"
 #include "providers/libvirt/kvm_probe.h"
@@ -47,16 +49,18 @@ Result<void> CheckContext(const OpContext& ctx, std::string_view step) {
 
 class LibvirtProvider final : public Provider {
  public:
-  explicit LibvirtProvider(LibvirtConfig config) : config_(std::move(config)) {
-    // Learn the host (capabilities, KVM probe: up to 3 s) before the first pod asks.
-    warmup_ = std::jthread([this] {
-      SilenceLibvirtOnce();
-      auto conn = Connect();
+  LibvirtProvider(LibvirtConfig config, std::unique_ptr<SharedConnection> connection)
+      : config_(std::move(config)), conn_(std::move(connection)) {
+    // Learn the host (capabilities, KVM probe: up to 3 s) before the first pod asks; the
+    // destructor's stop request ends the wait of a warm-up stuck behind a hung libvirtd.
+    warmup_ = std::jthread([this](std::stop_token stop) {
+      const OpContext ctx{Clock::time_point::max(), stop};
+      auto conn = Connect(ctx);
       if (!conn) {
         spdlog::warn("{}", conn.error().message);
         return;
       }
-      if (auto host = GetHost(conn->get()); !host) spdlog::warn("{}", host.error().message);
+      if (auto host = GetHost(conn->get(), ctx); !host) spdlog::warn("{}", host.error().message);
     });
   }
 
@@ -69,10 +73,12 @@ class LibvirtProvider final : public Provider {
  private:
   using Host = HostFacts;
 
-  // A reference of its own to the shared connection (reopened when it died): a caller keeps it
-  // valid even if another thread reopens the connection meanwhile.
-  Result<Connection> Connect();
-  Result<const Host*> GetHost(virConnectPtr conn);
+  // A reference of its own to the shared connection (reopened when it died), within ctx.
+  Result<Connection> Connect(const OpContext& ctx) { return conn_->Get(ctx); }
+  // The host facts, learnt once: the first caller probes (without holding host_mu_), the others
+  // wait for it within their own ctx.
+  Result<const Host*> GetHost(virConnectPtr conn, const OpContext& ctx);
+  Result<Host> ProbeHost(virConnectPtr conn);
   Result<Pool> LookupPool(virConnectPtr conn);
   Result<std::string> UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo);
   Result<std::string> WaitForAddress(virDomainPtr dom, const OpContext& ctx);
@@ -80,32 +86,40 @@ class LibvirtProvider final : public Provider {
   Result<void> DeleteDomain(virDomainPtr dom, virConnectPtr conn);
 
   const LibvirtConfig config_;
-  std::mutex conn_mu_;
-  Connection conn_;
-  std::mutex host_mu_;
+  const std::unique_ptr<SharedConnection> conn_;
+  std::mutex host_mu_;  // guards host_ and probing_
+  std::condition_variable_any host_cv_;  // signalled when a probe ends
   std::optional<Host> host_;
+  bool probing_ = false;
   std::mutex names_mu_;
   std::set<std::string> creating_;  // instance names with a CreateInstance in progress
   std::jthread warmup_;  // last: joined before the members it uses go
 };
 
-Result<Connection> LibvirtProvider::Connect() {
-  std::lock_guard lock(conn_mu_);
-  if (!conn_ || virConnectIsAlive(conn_.get()) != 1) {
-    conn_.reset(virConnectOpen(config_.uri.c_str()));
-    if (!conn_) {
-      Error e = LastError("cannot connect to " + config_.uri + " (LIBVIRT_URI)");
-      e.code = Code::kUnavailable;
-      return std::unexpected(e);
+Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn, const OpContext& ctx) {
+  std::unique_lock lock(host_mu_);
+  while (!host_) {
+    if (!probing_) {
+      if (auto ok = CheckContext(ctx, "learning the host's capabilities"); !ok) return std::unexpected(ok.error());
+      probing_ = true;
+      lock.unlock();
+      auto host = ProbeHost(conn);
+      lock.lock();
+      probing_ = false;
+      host_cv_.notify_all();
+      if (!host) return std::unexpected(host.error());
+      host_ = std::move(*host);
+      break;
+    }
+    // Another caller probes (up to the probe's 3 s plus a capabilities call): wait for it, within ctx.
+    if (!host_cv_.wait_until(lock, ctx.stop, ctx.deadline, [&] { return !probing_; })) {
+      if (auto ok = CheckContext(ctx, "the host's capabilities were learnt"); !ok) return std::unexpected(ok.error());
     }
   }
-  virConnectRef(conn_.get());
-  return Connection(conn_.get());
+  return &*host_;
 }
 
-Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn) {
-  std::lock_guard lock(host_mu_);
-  if (host_) return &*host_;
+Result<LibvirtProvider::Host> LibvirtProvider::ProbeHost(virConnectPtr conn) {
   Host host;
   // Confidential guests: the KVM capabilities of the q35 machine (reference/cc.md 1.7).
   CString kvm_caps(virConnectGetDomainCapabilities(conn, nullptr, "x86_64", "q35", "kvm", 0));
@@ -144,8 +158,7 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
   } else {
     host.domain_type = config_.domain_type;
   }
-  host_ = std::move(host);
-  return &*host_;
+  return host;
 }
 
 
@@ -233,10 +246,10 @@ Result<std::string> LibvirtProvider::WaitForAddress(virDomainPtr dom, const OpCo
 }
 
 Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const OpContext& ctx) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
+  if (auto ok = CheckContext(ctx, "creating " + spec.name); !ok) return std::unexpected(ok.error());
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
-  auto host = GetHost(conn->get());
+  auto host = GetHost(conn->get(), ctx);
   if (!host) return std::unexpected(host.error());
   auto plan = PlanDomain(config_, spec, **host);
   if (!plan) return std::unexpected(plan.error());
@@ -381,13 +394,14 @@ Result<void> LibvirtProvider::DeleteDomain(virDomainPtr dom, virConnectPtr conn)
   return {};
 }
 
-Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, const OpContext&) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
-  if (!conn) return std::unexpected(conn.error());
+Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, const OpContext& ctx) {
   // Not a UUID: nothing this provider made (its ids are domain UUIDs), so nothing to delete.
   static const std::regex uuid(R"(^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$)");
   if (!std::regex_match(instance_id, uuid)) return {};
+  if (auto ok = CheckContext(ctx, "deleting " + instance_id); !ok) return ok;
+  auto conn = Connect(ctx);
+  if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "looking up " + instance_id); !ok) return ok;
   Domain dom(virDomainLookupByUUIDString(conn->get(), instance_id.c_str()));
   if (!dom) {
     Error e = LastError("domain " + instance_id);
@@ -396,8 +410,10 @@ Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, con
     if (e.code == Code::kInternal) e.code = Code::kUnavailable;
     return std::unexpected(e);
   }
+  if (auto ok = CheckContext(ctx, "deleting domain " + instance_id); !ok) return ok;
   if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
   // Volumes of a domain that lost its disks from its definition: the names are ours.
+  if (auto ok = CheckContext(ctx, "deleting the volumes of " + instance_id); !ok) return ok;
   if (auto pool = LookupPool(conn->get())) {
     const char* name = virDomainGetName(dom.get());
     if (name != nullptr) {
@@ -409,21 +425,23 @@ Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, con
 }
 
 Result<void> LibvirtProvider::DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) {
-  SilenceLibvirtOnce();
   if (auto ok = CheckContext(ctx, "removing leftovers of " + name); !ok) return ok;
-  auto conn = Connect();
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "looking up domain " + name); !ok) return ok;
   if (Domain dom{virDomainLookupByName(conn->get(), name.c_str())}) {
     CString xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
     if (!xml) return std::unexpected(LastError("reading domain " + name));
     auto facts = ParseDomainXml(xml.get());
     if (!facts || !facts->owner || !(*facts->owner == owner)) return {};  // someone else's: never touched
+    if (auto ok = CheckContext(ctx, "deleting domain " + name); !ok) return ok;
     if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
   } else {
     Error e = LastError("domain " + name);
     if (e.code != Code::kNotFound) return std::unexpected(e);
   }
   // No domain of this name (any more): volumes of this name were made for it and nothing uses them.
+  if (auto ok = CheckContext(ctx, "deleting the volumes of " + name); !ok) return ok;
   auto pool = LookupPool(conn->get());
   if (!pool) return std::unexpected(pool.error());
   DeleteVolumeByName(pool->get(), RootVolumeName(name));
@@ -431,10 +449,11 @@ Result<void> LibvirtProvider::DeleteLeftovers(const std::string& name, const Own
   return {};
 }
 
-Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& node, const OpContext&) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
+Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& node, const OpContext& ctx) {
+  if (auto ok = CheckContext(ctx, "listing instances"); !ok) return std::unexpected(ok.error());
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "listing domains"); !ok) return std::unexpected(ok.error());
   virDomainPtr* domains = nullptr;
   const int n = virConnectListAllDomains(conn->get(), &domains, 0);
   if (n < 0) return std::unexpected(LastError("listing domains"));
@@ -442,6 +461,7 @@ Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& 
   std::free(domains);
   std::vector<Instance> out;
   for (const auto& dom : owned) {
+    if (auto ok = CheckContext(ctx, "reading the listed domains"); !ok) return std::unexpected(ok.error());
     CString xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
     if (!xml) {
       virResetLastError();  // undefined meanwhile
@@ -454,15 +474,17 @@ Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& 
   return out;
 }
 
-Result<void> LibvirtProvider::Verify(const OpContext&) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
+Result<void> LibvirtProvider::Verify(const OpContext& ctx) {
+  if (auto ok = CheckContext(ctx, "verifying the configuration"); !ok) return ok;
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "looking up the storage pool"); !ok) return ok;
   auto pool = LookupPool(conn->get());
   if (!pool) return std::unexpected(pool.error());
   if (virStoragePoolIsActive(pool->get()) != 1) {
     return Fail(Code::kFailedPrecondition, "libvirt: storage pool '", config_.pool, "' is not active (LIBVIRT_POOL)");
   }
+  if (auto ok = CheckContext(ctx, "looking up the network"); !ok) return ok;
   Network net(virNetworkLookupByName(conn->get(), config_.network.c_str()));
   if (!net) {
     virResetLastError();
@@ -471,13 +493,14 @@ Result<void> LibvirtProvider::Verify(const OpContext&) {
   if (virNetworkIsActive(net.get()) != 1) {
     return Fail(Code::kFailedPrecondition, "libvirt: network '", config_.network, "' is not active (LIBVIRT_NET)");
   }
+  if (auto ok = CheckContext(ctx, "looking up the base volume"); !ok) return ok;
   Volume base(virStorageVolLookupByName(pool->get(), config_.base_volume.c_str()));
   if (!base) {
     virResetLastError();
     return Fail(Code::kFailedPrecondition, "libvirt: base volume '", config_.base_volume, "' not found in pool '",
                 config_.pool, "' (LIBVIRT_VOL_NAME)");
   }
-  auto host = GetHost(conn->get());
+  auto host = GetHost(conn->get(), ctx);
   if (!host) return std::unexpected(host.error());
   return {};
 }
@@ -487,7 +510,9 @@ Result<void> LibvirtProvider::Verify(const OpContext&) {
 Result<std::unique_ptr<Provider>> MakeLibvirtProvider(LibvirtConfig config) {
   if (auto ok = ValidateConfig(config); !ok) return std::unexpected(ok.error());
   if (config.root_disk_gib == 0) config.root_disk_gib = 10;  // CAA: 0 means the default
-  return std::unique_ptr<Provider>(std::make_unique<LibvirtProvider>(std::move(config)));
+  auto conn = SharedConnection::Create(config.uri);
+  if (!conn) return std::unexpected(conn.error());
+  return std::unique_ptr<Provider>(std::make_unique<LibvirtProvider>(std::move(config), std::move(*conn)));
 }
 
 }  // namespace pp::providers::libvirt
