@@ -37,6 +37,9 @@ Error LastError(std::string_view what) {
         code = Code::kPermissionDenied;
         break;
       default:
+        // A transport failure (a connection closed by keepalive, say) is reported as an internal
+        // error from the RPC layer: retryable like the rest of UNAVAILABLE.
+        if (err->domain == VIR_FROM_RPC) code = Code::kUnavailable;
         break;
     }
   }

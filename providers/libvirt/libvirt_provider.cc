@@ -19,14 +19,13 @@
 #include "providers/libvirt/domain_xml.h"
 #include "providers/libvirt/handles.h"
 #include "providers/libvirt/kvm_probe.h"
+#include "providers/libvirt/volumes.h"
 
 namespace pp::providers::libvirt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string RootVolumeName(const std::string& name) { return name + "-root.qcow2"; }
-std::string CidataVolumeName(const std::string& name) { return name + "-cidata.iso"; }
 
 // Undo steps of a CreateInstance, run in reverse unless the call succeeds.
 class Undo {
@@ -82,7 +81,8 @@ class LibvirtProvider final : public Provider {
   Result<Pool> LookupPool(virConnectPtr conn);
   Result<std::string> UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo);
   Result<std::string> WaitForAddress(virDomainPtr dom, const OpContext& ctx);
-  void DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name);
+  // Deletes the volume `name` if the pool has it; NOT_FOUND is success.
+  Result<void> DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name);
   Result<void> DeleteDomain(virDomainPtr dom, virConnectPtr conn);
 
   const LibvirtConfig config_;
@@ -173,25 +173,30 @@ Result<Pool> LibvirtProvider::LookupPool(virConnectPtr conn) {
   return pool;
 }
 
-void LibvirtProvider::DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name) {
+Result<void> LibvirtProvider::DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name) {
   Volume vol(virStorageVolLookupByName(pool, name.c_str()));
   if (!vol) {
-    virResetLastError();
-    return;
+    const Error e = LastError("looking up volume " + name);
+    if (e.code != Code::kNotFound) return std::unexpected(e);
+    return {};
   }
   if (virStorageVolDelete(vol.get(), 0) < 0) {
-    spdlog::warn("{}", LastError("deleting volume " + name).message);
+    const Error e = LastError("deleting volume " + name);
+    if (e.code != Code::kNotFound) return std::unexpected(e);
   }
+  return {};
 }
 
 Result<std::string> LibvirtProvider::UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo) {
   auto iso = MakeCidataIso(spec.user_data, spec.name);
   if (!iso) return std::unexpected(iso.error());
   const std::string name = CidataVolumeName(spec.name);
-  DeleteVolumeByName(pool, name);  // left by a crash before a delete
+  if (auto gone = DeleteVolumeByName(pool, name); !gone) return std::unexpected(gone.error());  // left by a crash
   Volume vol(virStorageVolCreateXML(pool, BuildRawVolumeXml(name, iso->size()).c_str(), 0));
   if (!vol) return std::unexpected(LastError("creating volume " + name));
-  undo.Add([this, pool, name] { DeleteVolumeByName(pool, name); });
+  undo.Add([this, pool, name] {
+    if (auto gone = DeleteVolumeByName(pool, name); !gone) spdlog::warn("{}", gone.error().message);
+  });
 
   Stream stream(virStreamNew(virStorageVolGetConnect(vol.get()), 0));
   if (!stream) return std::unexpected(LastError("stream for " + name));
@@ -312,13 +317,15 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   Undo undo;
   if (auto ok = CheckContext(ctx, "creating volumes"); !ok) return std::unexpected(ok.error());
   const std::string root_name = RootVolumeName(spec.name);
-  DeleteVolumeByName(pool->get(), root_name);
+  if (auto gone = DeleteVolumeByName(pool->get(), root_name); !gone) return std::unexpected(gone.error());
   const unsigned long long capacity = std::max<unsigned long long>(config_.root_disk_gib << 30, base_info.capacity);
   Volume root(virStorageVolCreateXML(
       pool->get(), BuildOverlayVolumeXml(root_name, capacity, base_path.get(), *base_format).c_str(), 0));
   if (!root) return std::unexpected(LastError("creating volume " + root_name));
   virStoragePoolPtr pool_ptr = pool->get();
-  undo.Add([this, pool_ptr, root_name] { DeleteVolumeByName(pool_ptr, root_name); });
+  undo.Add([this, pool_ptr, root_name] {
+    if (auto gone = DeleteVolumeByName(pool_ptr, root_name); !gone) spdlog::warn("{}", gone.error().message);
+  });
   CString root_path(virStorageVolGetPath(root.get()));
   if (!root_path) return std::unexpected(LastError("path of " + root_name));
   plan->root_disk = root_path.get();
@@ -411,17 +418,9 @@ Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, con
     return std::unexpected(e);
   }
   if (auto ok = CheckContext(ctx, "deleting domain " + instance_id); !ok) return ok;
-  if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
-  // Volumes of a domain that lost its disks from its definition: the names are ours.
-  if (auto ok = CheckContext(ctx, "deleting the volumes of " + instance_id); !ok) return ok;
-  if (auto pool = LookupPool(conn->get())) {
-    const char* name = virDomainGetName(dom.get());
-    if (name != nullptr) {
-      DeleteVolumeByName(pool->get(), RootVolumeName(name));
-      DeleteVolumeByName(pool->get(), CidataVolumeName(name));
-    }
-  }
-  return {};
+  // Only the volumes the domain's definition references (DeleteDomain): never volumes merely
+  // named like its own, which a new attempt of the same sandbox may have made meanwhile.
+  return DeleteDomain(dom.get(), conn->get());
 }
 
 Result<void> LibvirtProvider::DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) {
@@ -444,8 +443,11 @@ Result<void> LibvirtProvider::DeleteLeftovers(const std::string& name, const Own
   if (auto ok = CheckContext(ctx, "deleting the volumes of " + name); !ok) return ok;
   auto pool = LookupPool(conn->get());
   if (!pool) return std::unexpected(pool.error());
-  DeleteVolumeByName(pool->get(), RootVolumeName(name));
-  DeleteVolumeByName(pool->get(), CidataVolumeName(name));
+  // A volume made by a libvirtd that restarted since is known to it only after a refresh.
+  if (virStoragePoolRefresh(pool->get(), 0) < 0) virResetLastError();
+  for (const std::string& vol : {RootVolumeName(name), CidataVolumeName(name)}) {
+    if (auto gone = DeleteVolumeByName(pool->get(), vol); !gone) return gone;
+  }
   return {};
 }
 
