@@ -252,6 +252,10 @@ Result<std::string> LibvirtProvider::WaitForAddress(virDomainPtr dom, const OpCo
 
 Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "creating " + spec.name); !ok) return std::unexpected(ok.error());
+  // The pod's image annotation names a base image, never another pod's disk or cidata ISO.
+  if (!spec.image.empty()) {
+    if (auto ok = CheckImageName(spec.image); !ok) return std::unexpected(ok.error());
+  }
   auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
   auto host = GetHost(conn->get(), ctx);
@@ -310,6 +314,10 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   virStorageVolInfo base_info{};
   if (!base_path || !base_xml || virStorageVolGetInfo(base.get(), &base_info) < 0) {
     return std::unexpected(LastError("reading base volume " + base_name));
+  }
+  if (base_info.type != VIR_STORAGE_VOL_FILE) {
+    return Fail(spec.image.empty() ? Code::kFailedPrecondition : Code::kInvalidArgument, "libvirt: base volume '",
+                base_name, "' is not a plain file volume (LIBVIRT_VOL_NAME or the pod's image annotation)");
   }
   auto base_format = ParseVolumeFormat(base_xml.get());
   if (!base_format) return std::unexpected(base_format.error());

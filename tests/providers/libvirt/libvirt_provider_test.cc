@@ -134,6 +134,29 @@ TEST_F(LibvirtProviderTest, DeleteLeftoversNeverTouchesAnotherOwnersDomainOrItsV
   EXPECT_FALSE(probe_->VolumeExists(CidataVolumeName(name)));
 }
 
+// The pod's image annotation may not name another pod's volume (its cidata ISO holds its TLS key).
+TEST_F(LibvirtProviderTest, CreateInstanceRefusesAnImageThatIsAPodVmsOwnVolume) {
+  const std::string victim = Name("victim");
+  ASSERT_TRUE(probe_->CreateVolume(CidataVolumeName(victim)).has_value());
+  ASSERT_TRUE(probe_->CreateVolume(RootVolumeName(victim)).has_value());
+  for (const std::string& image :
+       {CidataVolumeName(victim), RootVolumeName(victim), "../" + env_.base_volume}) {
+    InstanceSpec spec;
+    spec.name = Name("thief");
+    spec.owner = me_;
+    spec.image = image;
+    spec.user_data = "#cloud-config\n";
+    auto created = provider_->CreateInstance(spec, Budget(60s));
+    ASSERT_FALSE(created.has_value()) << image;
+    EXPECT_EQ(created.error().code, Code::kInvalidArgument) << created.error().message;
+    EXPECT_NE(created.error().message.find("image annotation"), std::string::npos)
+        << created.error().message;
+    EXPECT_FALSE(probe_->DomainExists(spec.name));
+    EXPECT_FALSE(probe_->VolumeExists(RootVolumeName(spec.name)));
+    EXPECT_FALSE(probe_->VolumeExists(CidataVolumeName(spec.name)));
+  }
+}
+
 // A libvirtd that stops answering an established connection: keepalive closes the connection
 // after kKeepAliveInterval * (kKeepAliveCount + 1) seconds without an answer, which ends the call
 // blocked on it; the next call opens a new connection.
