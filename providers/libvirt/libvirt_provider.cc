@@ -77,7 +77,8 @@ class LibvirtProvider final : public Provider {
   // The host facts, learnt once: the first caller probes (without holding host_mu_), the others
   // wait for it within their own ctx.
   Result<const Host*> GetHost(virConnectPtr conn, const OpContext& ctx);
-  Result<Host> ProbeHost(virConnectPtr conn);
+  // DEADLINE_EXCEEDED when ctx ends before the KVM probe could decide: never remembered.
+  Result<Host> ProbeHost(virConnectPtr conn, const OpContext& ctx);
   Result<Pool> LookupPool(virConnectPtr conn);
   Result<std::string> UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo);
   Result<std::string> WaitForAddress(virDomainPtr dom, const OpContext& ctx);
@@ -103,7 +104,7 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
       if (auto ok = CheckContext(ctx, "learning the host's capabilities"); !ok) return std::unexpected(ok.error());
       probing_ = true;
       lock.unlock();
-      auto host = ProbeHost(conn);
+      auto host = ProbeHost(conn, ctx);
       lock.lock();
       probing_ = false;
       host_cv_.notify_all();
@@ -119,7 +120,7 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
   return &*host_;
 }
 
-Result<LibvirtProvider::Host> LibvirtProvider::ProbeHost(virConnectPtr conn) {
+Result<LibvirtProvider::Host> LibvirtProvider::ProbeHost(virConnectPtr conn, const OpContext& ctx) {
   Host host;
   // Confidential guests: the KVM capabilities of the q35 machine (reference/cc.md 1.7).
   CString kvm_caps(virConnectGetDomainCapabilities(conn, nullptr, "x86_64", "q35", "kvm", 0));
@@ -148,7 +149,15 @@ Result<LibvirtProvider::Host> LibvirtProvider::ProbeHost(virConnectPtr conn) {
     if (!kvm_emulator.empty()) {
       // /dev/kvm existing is not enough: on some nested hosts KVM guests hang while switching to
       // long mode. A tiny guest that must reach long mode decides.
-      auto probe = ProbeAccelerator(kvm_emulator, "kvm", std::chrono::milliseconds(3000));
+      // Up to 3 s, less when the caller's deadline is nearer: a probe cut short by it proves
+      // nothing about KVM, so it is an error and the next caller probes again.
+      constexpr std::chrono::milliseconds kProbeTime(3000);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - Clock::now());
+      if (auto ok = CheckContext(ctx, "probing KVM"); !ok) return std::unexpected(ok.error());
+      auto probe = ProbeAccelerator(kvm_emulator, "kvm", std::min(kProbeTime, left));
+      if (left < kProbeTime && !(probe && probe->works)) {
+        return Fail(Code::kDeadlineExceeded, "libvirt: deadline passed while probing KVM");
+      }
       if (probe && probe->works) host.domain_type = "kvm";
       spdlog::info("libvirt: KVM probe: {}; pod VMs use domain type {}",
                    probe ? probe->detail : probe.error().message, host.domain_type);

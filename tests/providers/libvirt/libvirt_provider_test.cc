@@ -157,6 +157,27 @@ TEST_F(LibvirtProviderTest, CreateInstanceRefusesAnImageThatIsAPodVmsOwnVolume) 
   }
 }
 
+// The KVM probe (up to 3 s: on this machine KVM guests hang, so it takes all of it) runs while
+// nothing holds the host lock, and is cut short by the deadline of the caller that runs it: a call
+// that needs the host facts meanwhile keeps its own deadline.
+TEST_F(LibvirtProviderTest, ACallerNeedingTheKvmProbeKeepsItsDeadline) {
+  auto config = testing::TestConfig(env_);
+  config.domain_type = "auto";
+  auto provider = MakeLibvirtProvider(config);  // its warm-up starts probing at once
+  ASSERT_TRUE(provider.has_value()) << provider.error().message;
+  constexpr auto kBudget = 500ms;
+  const auto start = Clock::now();
+  auto verified = (*provider)->Verify(OpContext{start + kBudget, {}});
+  const auto took = Clock::now() - start;
+  EXPECT_LE(took, kBudget + 500ms)
+      << "Verify waited " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+      << " ms for the host facts with a deadline of 500 ms";
+  // Success only where KVM answers the probe at once.
+  if (!verified) {
+    EXPECT_EQ(verified.error().code, Code::kDeadlineExceeded) << verified.error().message;
+  }
+}
+
 // A libvirtd that stops answering an established connection: keepalive closes the connection
 // after kKeepAliveInterval * (kKeepAliveCount + 1) seconds without an answer, which ends the call
 // blocked on it; the next call opens a new connection.
