@@ -67,12 +67,22 @@ cleanup() {
       virsh_ns net-destroy default >/dev/null 2>&1 || true
       virsh_ns pool-destroy "$pool" >/dev/null 2>&1 || true
     fi
+    local daemons=""
     for pidfile in "$run_dir/libvirtd.pid" "$run_dir/virtlogd.pid"; do
-      [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+      [ -f "$pidfile" ] && daemons="$daemons $(cat "$pidfile")"
     done
+    for pid in $daemons; do kill "$pid" 2>/dev/null || true; done
     sleep 0.5
     # Whatever is still in the namespace (QEMU, dnsmasq, a daemon that ignored SIGTERM).
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    # Until they are gone (10 s at most): a run started right after this one refuses to start
+    # beside a libvirtd that is still exiting.
+    for _ in $(seq 1 100); do
+      local alive=""
+      for pid in $daemons $(ip netns pids "$ns" 2>/dev/null); do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ -z "$alive" ] && break
+      sleep 0.1
+    done
     ip netns del "$ns" 2>/dev/null || true
   fi
   rm -rf "$pool_dir" "$run_dir"

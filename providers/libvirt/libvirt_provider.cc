@@ -4,9 +4,8 @@
 #include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <filesystem>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -16,78 +15,17 @@
 
 #include "common/base/go_flags.h"
 #include "providers/libvirt/cidata.h"
+#include "providers/libvirt/connection.h"
 #include "providers/libvirt/domain_xml.h"
+#include "providers/libvirt/handles.h"
 #include "providers/libvirt/kvm_probe.h"
+#include "providers/libvirt/volumes.h"
 
 namespace pp::providers::libvirt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// RAII for libvirt objects.
-template <typename T, int (*Free)(T)>
-struct VirFree {
-  void operator()(T p) const {
-    if (p != nullptr) Free(p);
-  }
-};
-using Connection = std::unique_ptr<virConnect, VirFree<virConnectPtr, virConnectClose>>;
-using Domain = std::unique_ptr<virDomain, VirFree<virDomainPtr, virDomainFree>>;
-using Pool = std::unique_ptr<virStoragePool, VirFree<virStoragePoolPtr, virStoragePoolFree>>;
-using Volume = std::unique_ptr<virStorageVol, VirFree<virStorageVolPtr, virStorageVolFree>>;
-using Network = std::unique_ptr<virNetwork, VirFree<virNetworkPtr, virNetworkFree>>;
-using Stream = std::unique_ptr<virStream, VirFree<virStreamPtr, virStreamFree>>;
-
-struct CharsFree {
-  void operator()(char* p) const { std::free(p); }
-};
-using Chars = std::unique_ptr<char, CharsFree>;
-
-// The last libvirt error of this thread as a pp::Error, with the provider's taxonomy.
-Error LastError(std::string_view what) {
-  const virError* err = virGetLastError();
-  std::string message = std::string("libvirt: ") + std::string(what);
-  Code code = Code::kInternal;
-  if (err != nullptr) {
-    if (err->message != nullptr) message += std::string(": ") + err->message;
-    switch (err->code) {
-      case VIR_ERR_NO_DOMAIN:
-      case VIR_ERR_NO_STORAGE_VOL:
-        code = Code::kNotFound;
-        break;
-      case VIR_ERR_NO_STORAGE_POOL:
-      case VIR_ERR_NO_NETWORK:
-      case VIR_ERR_CONFIG_UNSUPPORTED:
-      case VIR_ERR_AUTH_FAILED:
-      case VIR_ERR_ACCESS_DENIED:
-        code = Code::kFailedPrecondition;
-        break;
-      case VIR_ERR_NO_CONNECT:
-      case VIR_ERR_RPC:
-      case VIR_ERR_SYSTEM_ERROR:
-      case VIR_ERR_OPERATION_TIMEOUT:
-      case VIR_ERR_AGENT_UNRESPONSIVE:
-        code = Code::kUnavailable;
-        break;
-      case VIR_ERR_OPERATION_DENIED:
-        code = Code::kPermissionDenied;
-        break;
-      default:
-        break;
-    }
-  }
-  virResetLastError();
-  return Error{code, std::move(message)};
-}
-
-// libvirt prints every error to stderr unless told otherwise; ours carry them in pp::Error.
-void SilenceLibvirtOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { virSetErrorFunc(nullptr, [](void*, virErrorPtr) {}); });
-}
-
-std::string RootVolumeName(const std::string& name) { return name + "-root.qcow2"; }
-std::string CidataVolumeName(const std::string& name) { return name + "-cidata.iso"; }
 
 // Undo steps of a CreateInstance, run in reverse unless the call succeeds.
 class Undo {
@@ -108,31 +46,20 @@ Result<void> CheckContext(const OpContext& ctx, std::string_view step) {
   return {};
 }
 
-// What a launch-security request names, and who asked for it (for the error message).
-struct SecurityRequest {
-  std::string value;  // none, auto, sev-snp, tdx
-  std::string source;
-};
-
-bool IsSecurityName(std::string_view v) { return v == "none" || v == "auto" || v == "sev-snp" || v == "tdx"; }
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 class LibvirtProvider final : public Provider {
  public:
-  explicit LibvirtProvider(LibvirtConfig config) : config_(std::move(config)) {
-    // Learn the host (capabilities, KVM probe: up to 3 s) before the first pod asks.
-    warmup_ = std::jthread([this] {
-      SilenceLibvirtOnce();
-      auto conn = Connect();
+  LibvirtProvider(LibvirtConfig config, std::unique_ptr<SharedConnection> connection)
+      : config_(std::move(config)), conn_(std::move(connection)) {
+    // Learn the host (capabilities, KVM probe: up to 3 s) before the first pod asks; the
+    // destructor's stop request ends the wait of a warm-up stuck behind a hung libvirtd.
+    warmup_ = std::jthread([this](std::stop_token stop) {
+      const OpContext ctx{Clock::time_point::max(), stop};
+      auto conn = Connect(ctx);
       if (!conn) {
         spdlog::warn("{}", conn.error().message);
         return;
       }
-      if (auto host = GetHost(conn->get()); !host) spdlog::warn("{}", host.error().message);
+      if (auto host = GetHost(conn->get(), ctx); !host) spdlog::warn("{}", host.error().message);
     });
   }
 
@@ -145,46 +72,58 @@ class LibvirtProvider final : public Provider {
  private:
   using Host = HostFacts;
 
-  // A reference of its own to the shared connection (reopened when it died): a caller keeps it
-  // valid even if another thread reopens the connection meanwhile.
-  Result<Connection> Connect();
-  Result<const Host*> GetHost(virConnectPtr conn);
+  // A reference of its own to the shared connection (reopened when it died), within ctx.
+  Result<Connection> Connect(const OpContext& ctx) { return conn_->Get(ctx); }
+  // The host facts, learnt once: the first caller probes (without holding host_mu_), the others
+  // wait for it within their own ctx.
+  Result<const Host*> GetHost(virConnectPtr conn, const OpContext& ctx);
+  // DEADLINE_EXCEEDED when ctx ends before the KVM probe could decide: never remembered.
+  Result<Host> ProbeHost(virConnectPtr conn, const OpContext& ctx);
   Result<Pool> LookupPool(virConnectPtr conn);
   Result<std::string> UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo);
   Result<std::string> WaitForAddress(virDomainPtr dom, const OpContext& ctx);
-  void DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name);
+  // Deletes the volume `name` if the pool has it; NOT_FOUND is success.
+  Result<void> DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name);
   Result<void> DeleteDomain(virDomainPtr dom, virConnectPtr conn);
 
   const LibvirtConfig config_;
-  std::mutex conn_mu_;
-  Connection conn_;
-  std::mutex host_mu_;
+  const std::unique_ptr<SharedConnection> conn_;
+  std::mutex host_mu_;  // guards host_ and probing_
+  std::condition_variable_any host_cv_;  // signalled when a probe ends
   std::optional<Host> host_;
+  bool probing_ = false;
   std::mutex names_mu_;
   std::set<std::string> creating_;  // instance names with a CreateInstance in progress
   std::jthread warmup_;  // last: joined before the members it uses go
 };
 
-Result<Connection> LibvirtProvider::Connect() {
-  std::lock_guard lock(conn_mu_);
-  if (!conn_ || virConnectIsAlive(conn_.get()) != 1) {
-    conn_.reset(virConnectOpen(config_.uri.c_str()));
-    if (!conn_) {
-      Error e = LastError("cannot connect to " + config_.uri + " (LIBVIRT_URI)");
-      e.code = Code::kUnavailable;
-      return std::unexpected(e);
+Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn, const OpContext& ctx) {
+  std::unique_lock lock(host_mu_);
+  while (!host_) {
+    if (!probing_) {
+      if (auto ok = CheckContext(ctx, "learning the host's capabilities"); !ok) return std::unexpected(ok.error());
+      probing_ = true;
+      lock.unlock();
+      auto host = ProbeHost(conn, ctx);
+      lock.lock();
+      probing_ = false;
+      host_cv_.notify_all();
+      if (!host) return std::unexpected(host.error());
+      host_ = std::move(*host);
+      break;
+    }
+    // Another caller probes (up to the probe's 3 s plus a capabilities call): wait for it, within ctx.
+    if (!host_cv_.wait_until(lock, ctx.stop, ctx.deadline, [&] { return !probing_; })) {
+      if (auto ok = CheckContext(ctx, "the host's capabilities were learnt"); !ok) return std::unexpected(ok.error());
     }
   }
-  virConnectRef(conn_.get());
-  return Connection(conn_.get());
+  return &*host_;
 }
 
-Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn) {
-  std::lock_guard lock(host_mu_);
-  if (host_) return &*host_;
+Result<LibvirtProvider::Host> LibvirtProvider::ProbeHost(virConnectPtr conn, const OpContext& ctx) {
   Host host;
   // Confidential guests: the KVM capabilities of the q35 machine (reference/cc.md 1.7).
-  Chars kvm_caps(virConnectGetDomainCapabilities(conn, nullptr, "x86_64", "q35", "kvm", 0));
+  CString kvm_caps(virConnectGetDomainCapabilities(conn, nullptr, "x86_64", "q35", "kvm", 0));
   std::string kvm_emulator;
   if (kvm_caps) {
     auto parsed = ParseDomainCapabilities(kvm_caps.get(), config_.kvm_module_dir);
@@ -210,7 +149,15 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
     if (!kvm_emulator.empty()) {
       // /dev/kvm existing is not enough: on some nested hosts KVM guests hang while switching to
       // long mode. A tiny guest that must reach long mode decides.
-      auto probe = ProbeAccelerator(kvm_emulator, "kvm", std::chrono::milliseconds(3000));
+      // Up to 3 s, less when the caller's deadline is nearer: a probe cut short by it proves
+      // nothing about KVM, so it is an error and the next caller probes again.
+      constexpr std::chrono::milliseconds kProbeTime(3000);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - Clock::now());
+      if (auto ok = CheckContext(ctx, "probing KVM"); !ok) return std::unexpected(ok.error());
+      auto probe = ProbeAccelerator(kvm_emulator, "kvm", std::min(kProbeTime, left));
+      if (left < kProbeTime && !(probe && probe->works)) {
+        return Fail(Code::kDeadlineExceeded, "libvirt: deadline passed while probing KVM");
+      }
       if (probe && probe->works) host.domain_type = "kvm";
       spdlog::info("libvirt: KVM probe: {}; pod VMs use domain type {}",
                    probe ? probe->detail : probe.error().message, host.domain_type);
@@ -220,98 +167,10 @@ Result<const LibvirtProvider::Host*> LibvirtProvider::GetHost(virConnectPtr conn
   } else {
     host.domain_type = config_.domain_type;
   }
-  host_ = std::move(host);
-  return &*host_;
+  return host;
 }
 
-}  // namespace
 
-Result<DomainSpec> PlanDomain(const LibvirtConfig& config, const InstanceSpec& spec, const HostFacts& host) {
-  // The node's choice: LIBVIRT_LAUNCH_SECURITY when set, else DISABLECVM (true: none, false: auto).
-  // A node that makes confidential VMs makes only those; a pod may name which kind (or ask for the
-  // host's choice) but never step down to a plain VM, and a plain node refuses confidential asks.
-  SecurityRequest request;
-  if (!config.launch_security.empty()) {
-    request = {Lower(config.launch_security), "LIBVIRT_LAUNCH_SECURITY=" + config.launch_security};
-  } else {
-    request = {config.disable_cvm ? "none" : "auto", config.disable_cvm ? "DISABLECVM=true" : "DISABLECVM=false"};
-  }
-  if (const std::string pod = Lower(spec.instance_type); IsSecurityName(pod)) {
-    if (pod != "none" && request.value == "none") {
-      return Fail(Code::kFailedPrecondition, "libvirt: the pod's machine_type annotation asks for a confidential VM (",
-                  pod, ") but this node makes plain VMs only (", request.source, ")");
-    }
-    if (pod == "none" && request.value != "none") {
-      return Fail(Code::kFailedPrecondition, "libvirt: the pod's machine_type annotation asks for a plain VM but this "
-                  "node makes confidential VMs only (", request.source, ")");
-    }
-    request = {pod, "the pod's machine_type annotation"};
-  }
-
-  DomainSpec d;
-  d.name = spec.name;
-  d.owner = spec.owner;
-  d.pod_name = spec.pod_name;
-  d.pod_namespace = spec.pod_namespace;
-  d.vcpus = spec.vcpus ? spec.vcpus : config.vcpus;
-  d.memory_mib = spec.memory_mib ? spec.memory_mib : config.memory_mib;
-  d.cpuset = config.cpuset;
-  d.network = config.network;
-  d.domain_type = host.domain_type;
-  d.firmware = config.firmware == "none" ? "" : config.firmware;
-
-  const HostSecurity& hs = host.security;
-  if (request.value == "auto") {
-    if (hs.sev_snp) {
-      request.value = "sev-snp";
-    } else if (hs.tdx) {
-      request.value = "tdx";
-    } else {
-      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source,
-                  " asks for a confidential VM, but this host can run neither SEV-SNP (", hs.snp_missing,
-                  ") nor TDX (", hs.tdx_missing, "); not creating a plain VM instead");
-    }
-  }
-  std::size_t binding_size = 0;
-  if (request.value == "sev-snp") {
-    if (!hs.sev_snp) {
-      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for SEV-SNP, but this host cannot run it: ",
-                  hs.snp_missing, "; not creating a plain VM instead");
-    }
-    d.security = LaunchSecurity::kSevSnp;
-    d.cbitpos = hs.cbitpos;
-    d.reduced_phys_bits = hs.reduced_phys_bits;
-    binding_size = 32;
-  } else if (request.value == "tdx") {
-    if (!hs.tdx) {
-      return Fail(Code::kFailedPrecondition, "libvirt: ", request.source, " asks for TDX, but this host cannot run it: ",
-                  hs.tdx_missing, "; not creating a plain VM instead");
-    }
-    if (config.cvm_firmware.empty()) {
-      return Fail(Code::kFailedPrecondition, "libvirt: TDX needs its firmware (TDVF): set LIBVIRT_CVM_FIRMWARE");
-    }
-    d.security = LaunchSecurity::kTdx;
-    std::error_code ec;
-    if (std::filesystem::exists(config.tdx_qgs_socket, ec)) d.qgs_socket = config.tdx_qgs_socket;
-    binding_size = 48;
-  } else if (request.value != "none") {
-    return Fail(Code::kInvalidArgument, "libvirt: unknown launch security '", request.value, "' from ", request.source,
-                " (none, auto, sev-snp or tdx)");
-  }
-  if (d.security != LaunchSecurity::kNone) {
-    d.domain_type = "kvm";
-    d.cvm_firmware = config.cvm_firmware;
-    if (!spec.initdata.empty()) {
-      // Bind the initdata to the hardware: the TEE reports its digest, the verifier compares.
-      auto binding = InitdataBinding(spec.initdata, binding_size);
-      if (!binding) return std::unexpected(binding.error());
-      (d.security == LaunchSecurity::kSevSnp ? d.host_data : d.mr_config_id) = std::move(*binding);
-    }
-  }
-  return d;
-}
-
-namespace {
 
 Result<Pool> LibvirtProvider::LookupPool(virConnectPtr conn) {
   Pool pool(virStoragePoolLookupByName(conn, config_.pool.c_str()));
@@ -323,25 +182,30 @@ Result<Pool> LibvirtProvider::LookupPool(virConnectPtr conn) {
   return pool;
 }
 
-void LibvirtProvider::DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name) {
+Result<void> LibvirtProvider::DeleteVolumeByName(virStoragePoolPtr pool, const std::string& name) {
   Volume vol(virStorageVolLookupByName(pool, name.c_str()));
   if (!vol) {
-    virResetLastError();
-    return;
+    const Error e = LastError("looking up volume " + name);
+    if (e.code != Code::kNotFound) return std::unexpected(e);
+    return {};
   }
   if (virStorageVolDelete(vol.get(), 0) < 0) {
-    spdlog::warn("{}", LastError("deleting volume " + name).message);
+    const Error e = LastError("deleting volume " + name);
+    if (e.code != Code::kNotFound) return std::unexpected(e);
   }
+  return {};
 }
 
 Result<std::string> LibvirtProvider::UploadCidata(virStoragePoolPtr pool, const InstanceSpec& spec, Undo& undo) {
   auto iso = MakeCidataIso(spec.user_data, spec.name);
   if (!iso) return std::unexpected(iso.error());
   const std::string name = CidataVolumeName(spec.name);
-  DeleteVolumeByName(pool, name);  // left by a crash before a delete
+  if (auto gone = DeleteVolumeByName(pool, name); !gone) return std::unexpected(gone.error());  // left by a crash
   Volume vol(virStorageVolCreateXML(pool, BuildRawVolumeXml(name, iso->size()).c_str(), 0));
   if (!vol) return std::unexpected(LastError("creating volume " + name));
-  undo.Add([this, pool, name] { DeleteVolumeByName(pool, name); });
+  undo.Add([this, pool, name] {
+    if (auto gone = DeleteVolumeByName(pool, name); !gone) spdlog::warn("{}", gone.error().message);
+  });
 
   Stream stream(virStreamNew(virStorageVolGetConnect(vol.get()), 0));
   if (!stream) return std::unexpected(LastError("stream for " + name));
@@ -359,7 +223,7 @@ Result<std::string> LibvirtProvider::UploadCidata(virStoragePoolPtr pool, const 
     off += static_cast<std::size_t>(sent);
   }
   if (virStreamFinish(stream.get()) < 0) return std::unexpected(LastError("finishing the upload of " + name));
-  Chars path(virStorageVolGetPath(vol.get()));
+  CString path(virStorageVolGetPath(vol.get()));
   if (!path) return std::unexpected(LastError("path of " + name));
   return std::string(path.get());
 }
@@ -396,10 +260,14 @@ Result<std::string> LibvirtProvider::WaitForAddress(virDomainPtr dom, const OpCo
 }
 
 Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const OpContext& ctx) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
+  if (auto ok = CheckContext(ctx, "creating " + spec.name); !ok) return std::unexpected(ok.error());
+  // The pod's image annotation names a base image, never another pod's disk or cidata ISO.
+  if (!spec.image.empty()) {
+    if (auto ok = CheckImageName(spec.image); !ok) return std::unexpected(ok.error());
+  }
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
-  auto host = GetHost(conn->get());
+  auto host = GetHost(conn->get(), ctx);
   if (!host) return std::unexpected(host.error());
   auto plan = PlanDomain(config_, spec, **host);
   if (!plan) return std::unexpected(plan.error());
@@ -424,7 +292,7 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   // A domain of this name left by an earlier attempt of the same sandbox is replaced; one that
   // belongs to someone else is never touched.
   if (Domain old{virDomainLookupByName(conn->get(), spec.name.c_str())}) {
-    Chars xml(virDomainGetXMLDesc(old.get(), 0));
+    CString xml(virDomainGetXMLDesc(old.get(), 0));
     auto facts = xml ? ParseDomainXml(xml.get()) : Result<DomainFacts>(std::unexpected(LastError("old domain")));
     if (!facts || !facts->owner || facts->owner->sandbox_id != spec.owner.sandbox_id) {
       return Fail(Code::kAlreadyExists, "libvirt: a domain named ", spec.name, " exists and is not this sandbox's");
@@ -450,11 +318,15 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
     return Fail(Code::kFailedPrecondition, "libvirt: base volume '", base_name, "' not found in pool '", config_.pool,
                 "' (LIBVIRT_VOL_NAME or the pod's image annotation)");
   }
-  Chars base_path(virStorageVolGetPath(base.get()));
-  Chars base_xml(virStorageVolGetXMLDesc(base.get(), 0));
+  CString base_path(virStorageVolGetPath(base.get()));
+  CString base_xml(virStorageVolGetXMLDesc(base.get(), 0));
   virStorageVolInfo base_info{};
   if (!base_path || !base_xml || virStorageVolGetInfo(base.get(), &base_info) < 0) {
     return std::unexpected(LastError("reading base volume " + base_name));
+  }
+  if (base_info.type != VIR_STORAGE_VOL_FILE) {
+    return Fail(spec.image.empty() ? Code::kFailedPrecondition : Code::kInvalidArgument, "libvirt: base volume '",
+                base_name, "' is not a plain file volume (LIBVIRT_VOL_NAME or the pod's image annotation)");
   }
   auto base_format = ParseVolumeFormat(base_xml.get());
   if (!base_format) return std::unexpected(base_format.error());
@@ -462,14 +334,16 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   Undo undo;
   if (auto ok = CheckContext(ctx, "creating volumes"); !ok) return std::unexpected(ok.error());
   const std::string root_name = RootVolumeName(spec.name);
-  DeleteVolumeByName(pool->get(), root_name);
+  if (auto gone = DeleteVolumeByName(pool->get(), root_name); !gone) return std::unexpected(gone.error());
   const unsigned long long capacity = std::max<unsigned long long>(config_.root_disk_gib << 30, base_info.capacity);
   Volume root(virStorageVolCreateXML(
       pool->get(), BuildOverlayVolumeXml(root_name, capacity, base_path.get(), *base_format).c_str(), 0));
   if (!root) return std::unexpected(LastError("creating volume " + root_name));
   virStoragePoolPtr pool_ptr = pool->get();
-  undo.Add([this, pool_ptr, root_name] { DeleteVolumeByName(pool_ptr, root_name); });
-  Chars root_path(virStorageVolGetPath(root.get()));
+  undo.Add([this, pool_ptr, root_name] {
+    if (auto gone = DeleteVolumeByName(pool_ptr, root_name); !gone) spdlog::warn("{}", gone.error().message);
+  });
+  CString root_path(virStorageVolGetPath(root.get()));
   if (!root_path) return std::unexpected(LastError("path of " + root_name));
   plan->root_disk = root_path.get();
 
@@ -512,7 +386,7 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
 Result<void> LibvirtProvider::DeleteDomain(virDomainPtr dom, virConnectPtr conn) {
   const char* name_c = virDomainGetName(dom);
   const std::string name = name_c ? name_c : "";
-  Chars xml(virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE));
+  CString xml(virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE));
   if (!xml) return std::unexpected(LastError("reading domain " + name));
   auto facts = ParseDomainXml(xml.get());
   if (!facts) return std::unexpected(facts.error());
@@ -544,13 +418,14 @@ Result<void> LibvirtProvider::DeleteDomain(virDomainPtr dom, virConnectPtr conn)
   return {};
 }
 
-Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, const OpContext&) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
-  if (!conn) return std::unexpected(conn.error());
+Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, const OpContext& ctx) {
   // Not a UUID: nothing this provider made (its ids are domain UUIDs), so nothing to delete.
   static const std::regex uuid(R"(^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$)");
   if (!std::regex_match(instance_id, uuid)) return {};
+  if (auto ok = CheckContext(ctx, "deleting " + instance_id); !ok) return ok;
+  auto conn = Connect(ctx);
+  if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "looking up " + instance_id); !ok) return ok;
   Domain dom(virDomainLookupByUUIDString(conn->get(), instance_id.c_str()));
   if (!dom) {
     Error e = LastError("domain " + instance_id);
@@ -559,45 +434,45 @@ Result<void> LibvirtProvider::DeleteInstance(const std::string& instance_id, con
     if (e.code == Code::kInternal) e.code = Code::kUnavailable;
     return std::unexpected(e);
   }
-  if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
-  // Volumes of a domain that lost its disks from its definition: the names are ours.
-  if (auto pool = LookupPool(conn->get())) {
-    const char* name = virDomainGetName(dom.get());
-    if (name != nullptr) {
-      DeleteVolumeByName(pool->get(), RootVolumeName(name));
-      DeleteVolumeByName(pool->get(), CidataVolumeName(name));
-    }
-  }
-  return {};
+  if (auto ok = CheckContext(ctx, "deleting domain " + instance_id); !ok) return ok;
+  // Only the volumes the domain's definition references (DeleteDomain): never volumes merely
+  // named like its own, which a new attempt of the same sandbox may have made meanwhile.
+  return DeleteDomain(dom.get(), conn->get());
 }
 
 Result<void> LibvirtProvider::DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) {
-  SilenceLibvirtOnce();
   if (auto ok = CheckContext(ctx, "removing leftovers of " + name); !ok) return ok;
-  auto conn = Connect();
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "looking up domain " + name); !ok) return ok;
   if (Domain dom{virDomainLookupByName(conn->get(), name.c_str())}) {
-    Chars xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
+    CString xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
     if (!xml) return std::unexpected(LastError("reading domain " + name));
     auto facts = ParseDomainXml(xml.get());
     if (!facts || !facts->owner || !(*facts->owner == owner)) return {};  // someone else's: never touched
+    if (auto ok = CheckContext(ctx, "deleting domain " + name); !ok) return ok;
     if (auto deleted = DeleteDomain(dom.get(), conn->get()); !deleted) return deleted;
   } else {
     Error e = LastError("domain " + name);
     if (e.code != Code::kNotFound) return std::unexpected(e);
   }
   // No domain of this name (any more): volumes of this name were made for it and nothing uses them.
+  if (auto ok = CheckContext(ctx, "deleting the volumes of " + name); !ok) return ok;
   auto pool = LookupPool(conn->get());
   if (!pool) return std::unexpected(pool.error());
-  DeleteVolumeByName(pool->get(), RootVolumeName(name));
-  DeleteVolumeByName(pool->get(), CidataVolumeName(name));
+  // A volume made by a libvirtd that restarted since is known to it only after a refresh.
+  if (virStoragePoolRefresh(pool->get(), 0) < 0) virResetLastError();
+  for (const std::string& vol : {RootVolumeName(name), CidataVolumeName(name)}) {
+    if (auto gone = DeleteVolumeByName(pool->get(), vol); !gone) return gone;
+  }
   return {};
 }
 
-Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& node, const OpContext&) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
+Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& node, const OpContext& ctx) {
+  if (auto ok = CheckContext(ctx, "listing instances"); !ok) return std::unexpected(ok.error());
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "listing domains"); !ok) return std::unexpected(ok.error());
   virDomainPtr* domains = nullptr;
   const int n = virConnectListAllDomains(conn->get(), &domains, 0);
   if (n < 0) return std::unexpected(LastError("listing domains"));
@@ -605,7 +480,8 @@ Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& 
   std::free(domains);
   std::vector<Instance> out;
   for (const auto& dom : owned) {
-    Chars xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
+    if (auto ok = CheckContext(ctx, "reading the listed domains"); !ok) return std::unexpected(ok.error());
+    CString xml(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
     if (!xml) {
       virResetLastError();  // undefined meanwhile
       continue;
@@ -617,15 +493,17 @@ Result<std::vector<Instance>> LibvirtProvider::ListInstances(const std::string& 
   return out;
 }
 
-Result<void> LibvirtProvider::Verify(const OpContext&) {
-  SilenceLibvirtOnce();
-  auto conn = Connect();
+Result<void> LibvirtProvider::Verify(const OpContext& ctx) {
+  if (auto ok = CheckContext(ctx, "verifying the configuration"); !ok) return ok;
+  auto conn = Connect(ctx);
   if (!conn) return std::unexpected(conn.error());
+  if (auto ok = CheckContext(ctx, "looking up the storage pool"); !ok) return ok;
   auto pool = LookupPool(conn->get());
   if (!pool) return std::unexpected(pool.error());
   if (virStoragePoolIsActive(pool->get()) != 1) {
     return Fail(Code::kFailedPrecondition, "libvirt: storage pool '", config_.pool, "' is not active (LIBVIRT_POOL)");
   }
+  if (auto ok = CheckContext(ctx, "looking up the network"); !ok) return ok;
   Network net(virNetworkLookupByName(conn->get(), config_.network.c_str()));
   if (!net) {
     virResetLastError();
@@ -634,111 +512,26 @@ Result<void> LibvirtProvider::Verify(const OpContext&) {
   if (virNetworkIsActive(net.get()) != 1) {
     return Fail(Code::kFailedPrecondition, "libvirt: network '", config_.network, "' is not active (LIBVIRT_NET)");
   }
+  if (auto ok = CheckContext(ctx, "looking up the base volume"); !ok) return ok;
   Volume base(virStorageVolLookupByName(pool->get(), config_.base_volume.c_str()));
   if (!base) {
     virResetLastError();
     return Fail(Code::kFailedPrecondition, "libvirt: base volume '", config_.base_volume, "' not found in pool '",
                 config_.pool, "' (LIBVIRT_VOL_NAME)");
   }
-  auto host = GetHost(conn->get());
+  auto host = GetHost(conn->get(), ctx);
   if (!host) return std::unexpected(host.error());
   return {};
 }
 
-class LibvirtFactory final : public ProviderFactory {
- public:
-  std::string_view Name() const override { return "libvirt"; }
-  std::string_view Description() const override { return "pod VMs on a libvirt host (QEMU/KVM, SEV-SNP, TDX)"; }
-
-  void AddFlags(CLI::App& app) override {
-    LibvirtConfig& c = config_;
-    app.add_option("--uri", c.uri, "libvirt connection URI")->envname("LIBVIRT_URI")->capture_default_str();
-    app.add_option("--pool-name", c.pool, "storage pool of the base volume and the VMs' volumes")
-        ->envname("LIBVIRT_POOL")
-        ->capture_default_str();
-    app.add_option("--network-name", c.network, "libvirt network the VMs join (DHCP gives their address)")
-        ->envname("LIBVIRT_NET")
-        ->capture_default_str();
-    app.add_option("--vol-name", c.base_volume, "base volume (pod VM image) in the pool")
-        ->envname("LIBVIRT_VOL_NAME")
-        ->capture_default_str();
-    app.add_option("--launch-security", c.launch_security, "none, auto, sev-snp or tdx")
-        ->envname("LIBVIRT_LAUNCH_SECURITY");
-    app.add_option("--firmware", c.firmware, "UEFI firmware of plain VMs; \"none\" boots with BIOS")
-        ->envname("LIBVIRT_EFI_FIRMWARE")
-        ->capture_default_str();
-    app.add_option("--cpu", c.vcpus, "vCPUs of a VM when the pod does not say")
-        ->envname("LIBVIRT_CPU")
-        ->check(CLI::Range(1, 512))
-        ->capture_default_str();
-    app.add_option("--memory", c.memory_mib, "memory (MiB) of a VM when the pod does not say")
-        ->envname("LIBVIRT_MEMORY")
-        ->check(CLI::Range(64, 4 * 1024 * 1024))
-        ->capture_default_str();
-    app.add_option("--cpuset", c.cpuset, "host CPUs the vCPUs may run on, e.g. 0-3,8")->envname("LIBVIRT_CPUSET");
-    app.add_option("--root-disk-size", c.root_disk_gib, "root disk size in GiB (at least the base volume's)")
-        ->envname("LIBVIRT_ROOT_DISK_SIZE")
-        ->capture_default_str();
-    app.add_option("--data-dir", c.data_dir, "accepted for compatibility; volumes live in the pool")
-        ->capture_default_str();
-    app.add_option("--disable-cvm", c.disable_cvm, "create plain VMs unless asked otherwise (true/false)")
-        ->envname("DISABLECVM")
-        ->capture_default_str();
-    app.add_option("--domain-type", c.domain_type, "auto (kvm when a probe guest runs under KVM), kvm or qemu")
-        ->envname("LIBVIRT_DOMAIN_TYPE")
-        ->check(CLI::IsMember({"auto", "kvm", "qemu"}))
-        ->capture_default_str();
-    app.add_option("--cvm-firmware", c.cvm_firmware, "firmware of confidential VMs (SNP: OVMF.amdsev.fd, TDX: TDVF)")
-        ->envname("LIBVIRT_CVM_FIRMWARE");
-    app.add_option("--tdx-qgs-socket", c.tdx_qgs_socket, "TDX quote generation service socket (used when present)")
-        ->envname("LIBVIRT_TDX_QGS_SOCKET")
-        ->capture_default_str();
-    app.add_option("--ip-timeout", c.ip_timeout, "how long a new VM may take to get an address (Go duration)")
-        ->envname("LIBVIRT_IP_TIMEOUT")
-        ->capture_default_str();
-  }
-
-  Result<std::unique_ptr<Provider>> Create() override { return MakeLibvirtProvider(config_); }
-
- private:
-  LibvirtConfig config_;
-};
-
 }  // namespace
-
-Result<void> ValidateConfig(const LibvirtConfig& c) {
-  if (c.uri.empty()) return Fail(Code::kInvalidArgument, "libvirt: -uri (LIBVIRT_URI) is empty");
-  if (c.pool.empty()) return Fail(Code::kInvalidArgument, "libvirt: -pool-name (LIBVIRT_POOL) is empty");
-  if (c.network.empty()) return Fail(Code::kInvalidArgument, "libvirt: -network-name (LIBVIRT_NET) is empty");
-  if (c.base_volume.empty()) return Fail(Code::kInvalidArgument, "libvirt: -vol-name (LIBVIRT_VOL_NAME) is empty");
-  if (c.vcpus == 0) return Fail(Code::kInvalidArgument, "libvirt: -cpu (LIBVIRT_CPU) must be positive");
-  if (c.memory_mib == 0) return Fail(Code::kInvalidArgument, "libvirt: -memory (LIBVIRT_MEMORY) must be positive");
-  if (!c.cpuset.empty() && !std::regex_match(c.cpuset, std::regex(R"(^(\d+(-\d+)?)(,\d+(-\d+)?)*$)"))) {
-    return Fail(Code::kInvalidArgument, "libvirt: -cpuset (LIBVIRT_CPUSET) '", c.cpuset,
-                "' is not a CPU list like 0-3,8");
-  }
-  if (c.root_disk_gib > 64 * 1024) {
-    return Fail(Code::kInvalidArgument, "libvirt: -root-disk-size (LIBVIRT_ROOT_DISK_SIZE) is in GiB; ",
-                std::to_string(c.root_disk_gib), " is too large");
-  }
-  if (!c.launch_security.empty() && !IsSecurityName(Lower(c.launch_security))) {
-    return Fail(Code::kInvalidArgument, "libvirt: -launch-security (LIBVIRT_LAUNCH_SECURITY) '", c.launch_security,
-                "' is not one of none, auto, sev-snp, tdx",
-                c.launch_security == "s390-pv" ? " (s390-pv is for s390x hosts, which this build does not support)" : "");
-  }
-  if (auto d = ParseGoDuration(c.ip_timeout); !d || *d <= std::chrono::nanoseconds(0)) {
-    return Fail(Code::kInvalidArgument, "libvirt: -ip-timeout (LIBVIRT_IP_TIMEOUT) '", c.ip_timeout,
-                "' is not a positive Go duration like 3m");
-  }
-  return {};
-}
 
 Result<std::unique_ptr<Provider>> MakeLibvirtProvider(LibvirtConfig config) {
   if (auto ok = ValidateConfig(config); !ok) return std::unexpected(ok.error());
   if (config.root_disk_gib == 0) config.root_disk_gib = 10;  // CAA: 0 means the default
-  return std::unique_ptr<Provider>(std::make_unique<LibvirtProvider>(std::move(config)));
+  auto conn = SharedConnection::Create(config.uri);
+  if (!conn) return std::unexpected(conn.error());
+  return std::unique_ptr<Provider>(std::make_unique<LibvirtProvider>(std::move(config), std::move(*conn)));
 }
-
-std::unique_ptr<ProviderFactory> MakeLibvirtFactory() { return std::make_unique<LibvirtFactory>(); }
 
 }  // namespace pp::providers::libvirt
