@@ -73,10 +73,13 @@ Result<providers::Instance> TestProvider::CreateInstance(const providers::Instan
   instance.owner = spec.owner;
   if (!pod.starts_with("noip-")) instance.ips = {"127.0.0.1"};
   instances_[instance.id] = instance;
-  if (auto ok = Step("create.address", ctx, lock); !ok) {
+  auto addressed = pod.starts_with("faillate-")
+                       ? Result<void>(Fail(Code::kInternal, "test provider: injected failure after the instance existed"))
+                       : Step("create.address", ctx, lock);
+  if (!addressed) {
     instances_.erase(instance.id);
     volumes_.erase(spec.name);
-    return std::unexpected(ok.error());
+    return std::unexpected(addressed.error());
   }
   creates_.fetch_add(1);
   return instance;

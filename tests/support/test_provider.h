@@ -8,6 +8,7 @@
 // through the daemon can ask for failures:
 //   slow-*   CreateInstance takes `slow_delay` (honouring the deadline and stop requests)
 //   fail-*   CreateInstance fails FAILED_PRECONDITION (misconfigured: not retried)
+//   faillate-*  CreateInstance fails once its volume and instance exist (and undoes them)
 //   flaky-*  the first two CreateInstance attempts fail UNAVAILABLE, then it succeeds
 //   noip-*   the instance has no IP address
 //   hang-*   CreateInstance never returns, whatever its OpContext says (a provider that hangs)
