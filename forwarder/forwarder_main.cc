@@ -6,17 +6,17 @@
 #include <csignal>
 #include <iostream>
 
-#include "common/base/go_flags.h"
 #include "common/base/file.h"
+#include "common/base/go_flags.h"
+#include "common/podvm/apf_config.h"
 #include "common/tls/context.h"
 #include "common/tls/settings.h"
-#include "forwarder/apf_config.h"
 #include "forwarder/forwarder.h"
 
 namespace {
 
 // TLS material: manual files win, else apf.json's (auto mode, delivered through user-data).
-pp::Result<std::shared_ptr<asio::ssl::context>> ServerTls(const pp::forwarder::ApfConfig& apf, const std::string& ca,
+pp::Result<std::shared_ptr<asio::ssl::context>> ServerTls(const pp::podvm::ApfConfig& apf, const std::string& ca,
                                                           const std::string& cert, const std::string& key) {
   pp::tls::Material material{apf.tls_client_ca, apf.tls_server_cert, apf.tls_server_key};
   if (!ca.empty() || !cert.empty() || !key.empty()) {
@@ -60,10 +60,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  pp::forwarder::ApfConfig apf;
+  pp::podvm::ApfConfig apf;
   if (auto text = pp::ReadFile(config_path, 1 << 20); text) {
     std::string error;
-    if (!pp::forwarder::ParseApfConfig(*text, apf, error)) {
+    if (!pp::podvm::ParseApfConfig(*text, apf, error)) {
       spdlog::error("{}: {}", config_path, error);
       return 2;
     }

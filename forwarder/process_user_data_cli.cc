@@ -9,9 +9,9 @@
 
 #include "common/base/file.h"
 #include "common/base/go_flags.h"
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/user_data.h"
 #include "forwarder/process_user_data.h"
-#include "forwarder/user_data.h"
 #include "forwarder/user_data_source.h"
 
 #ifndef PP_VERSION
@@ -49,7 +49,7 @@ Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
   if (!text || !options.base64) return text;
   std::string decoded;
   std::string error;
-  if (!Base64Decode(*text, kMaxUserDataBytes, decoded, error)) {
+  if (!podvm::Base64Decode(*text, podvm::kMaxUserDataBytes, decoded, error)) {
     return Fail(Code::kInvalidArgument, "user-data from ", what,
                 " is not base64 (-base64 was given): ", error);
   }
@@ -58,7 +58,7 @@ Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
 
 // No source: the files initdata yields from an initdata someone else (cloud-init) wrote.
 Result<Plan> PlanFromExistingInitdata(const std::string& dir, bool& nothing_to_do) {
-  auto encoded = ReadFile(dir + "/initdata", kMaxUserDataBytes);
+  auto encoded = ReadFile(dir + "/initdata", podvm::kMaxUserDataBytes);
   if (!encoded && encoded.error().code == Code::kNotFound) {
     nothing_to_do = true;
     return Plan{};

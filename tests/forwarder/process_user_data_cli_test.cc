@@ -9,10 +9,10 @@
 #include <sstream>
 
 #include "common/base/go_flags.h"
-#include "forwarder/apf_config.h"
-#include "forwarder/encoding.h"
-#include "forwarder/initdata.h"
-#include "forwarder/user_data.h"
+#include "common/podvm/apf_config.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/initdata.h"
+#include "common/podvm/user_data.h"
 #include "tests/support/test_util.h"
 
 namespace pp::forwarder {
@@ -41,16 +41,16 @@ std::string ReadText(const std::string& path) {
 }
 
 std::string GoodUserData() {
-  ApfConfig apf;
+  podvm::ApfConfig apf;
   apf.pod_name = "nginx";
-  WriteFile a;
+  podvm::WriteFile a;
   a.path = "/run/peerpod/apf.json";
-  a.content = SerializeApfConfig(apf);
-  WriteFile i;
+  a.content = podvm::SerializeApfConfig(apf);
+  podvm::WriteFile i;
   i.path = "/run/peerpod/initdata";
-  i.content = EncodeInitdata(
+  i.content = podvm::EncodeInitdata(
       "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = \"[x]\\n\"\n");
-  return RenderUserData({a, i});
+  return podvm::RenderUserData({a, i});
 }
 
 class CliTest : public ::testing::Test {
@@ -165,7 +165,7 @@ TEST_F(CliTest, MissingSourceTimesOut) {
 
 TEST_F(CliTest, Base64SourceIsDecoded) {
   testing::TempDir dir;
-  WriteText(dir / "user-data.b64", Base64Encode(GoodUserData()));
+  WriteText(dir / "user-data.b64", podvm::Base64Encode(GoodUserData()));
   ProcessUserDataOptions options;
   options.user_data_file = dir / "user-data.b64";
   options.base64 = true;
@@ -182,7 +182,7 @@ TEST_F(CliTest, WithoutASourceProcessesAnExistingInitdata) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
   WriteText(
       dir / "initdata",
-      EncodeInitdata(
+      podvm::EncodeInitdata(
           "version = \"0.1.0\"\nalgorithm = \"sha512\"\n[data]\n\"cdh.toml\" = \"a = 1\\n\"\n"));
   ASSERT_EQ(RunProcessUserData(options), 0);
   EXPECT_EQ(ReadText(dir / "cdh.toml"), "a = 1\n");
