@@ -22,22 +22,67 @@ namespace {
 
 constexpr std::string_view kListenForms = "expected <ip>:<port> or [<ipv6>]:<port>";
 
-// TLS material: manual files win, else apf.json's (auto mode, delivered through user-data).
-Result<std::shared_ptr<asio::ssl::context>> ServerTls(const podvm::ApfConfig& apf, const ForwarderFlags& flags) {
-  tls::Material material{apf.tls_client_ca, apf.tls_server_cert, apf.tls_server_key};
-  if (!flags.ca_file.empty() || !flags.cert_file.empty() || !flags.key_file.empty()) {
-    auto files = tls::LoadMaterialFiles(flags.ca_file, flags.cert_file, flags.key_file);
-    if (!files) return std::unexpected(files.error());
-    material = std::move(*files);
+Error InFile(const std::string& file, std::string_view key, const Error& error) {
+  return Error{error.code, file + ": " + std::string(key) + ": " + error.message};
+}
+
+// apf.json's TLS keys, each checked on its own so that an error names the key and the file.
+Result<std::shared_ptr<asio::ssl::context>> ApfServerTls(const podvm::ApfConfig& apf, const std::string& file) {
+  const struct {
+    std::string_view key;
+    const std::string& value;
+  } parts[] = {{"tls-client-ca", apf.tls_client_ca},
+               {"tls-server-cert", apf.tls_server_cert},
+               {"tls-server-key", apf.tls_server_key}};
+  for (const auto& part : parts) {
+    if (part.value.empty()) {
+      return Fail(Code::kFailedPrecondition, file, ": ", part.key,
+                  " is missing; apf.json needs tls-client-ca, tls-server-cert and tls-server-key (or give "
+                  "-ca-cert-file, -cert-file and -cert-key, or -disable-tls)");
+    }
   }
-  if (material.ca_pem.empty() || material.cert_pem.empty() || material.key_pem.empty()) {
-    return Fail(Code::kFailedPrecondition,
-                "no TLS material: give -ca-cert-file, -cert-file and -cert-key, or an apf.json with "
-                "tls-client-ca, tls-server-cert and tls-server-key (or -disable-tls)");
+  if (auto ok = tls::CheckCertificatesPem(apf.tls_client_ca, "the CA certificate"); !ok) {
+    return std::unexpected(InFile(file, "tls-client-ca", ok.error()));
+  }
+  if (auto ok = tls::CheckCertificatesPem(apf.tls_server_cert, "the certificate"); !ok) {
+    return std::unexpected(InFile(file, "tls-server-cert", ok.error()));
+  }
+  if (auto ok = tls::CheckPrivateKeyPem(apf.tls_server_key, "the private key"); !ok) {
+    return std::unexpected(InFile(file, "tls-server-key", ok.error()));
+  }
+  if (auto ok = tls::ParseTlsSettingsList(apf.tls_min_version, {}); !ok) {
+    return std::unexpected(InFile(file, "tls-min-version", ok.error()));
+  }
+  for (std::size_t i = 0; i < apf.tls_cipher_suites.size(); ++i) {
+    if (auto ok = tls::ParseTlsSettingsList("", {apf.tls_cipher_suites[i]}); !ok) {
+      return std::unexpected(InFile(file, "tls-cipher-suites[" + std::to_string(i) + "]", ok.error()));
+    }
   }
   auto settings = tls::ParseTlsSettingsList(apf.tls_min_version, apf.tls_cipher_suites);
-  if (!settings) return std::unexpected(settings.error());
-  return tls::MakeServerContext(material, *settings);
+  if (!settings) return std::unexpected(InFile(file, "tls-min-version, tls-cipher-suites", settings.error()));
+  auto context = tls::MakeServerContext({apf.tls_client_ca, apf.tls_server_cert, apf.tls_server_key}, *settings);
+  // Each part parsed on its own: what is left is how they fit together (certificate and key).
+  if (!context) return std::unexpected(InFile(file, "tls-server-cert, tls-server-key", context.error()));
+  return context;
+}
+
+// TLS material: manual files win (their errors name the file), else apf.json's (auto mode, delivered
+// through user-data).
+Result<std::shared_ptr<asio::ssl::context>> ServerTls(const podvm::ApfConfig& apf, bool have_apf,
+                                                      const ForwarderFlags& flags) {
+  if (flags.ca_file.empty() && flags.cert_file.empty() && flags.key_file.empty()) {
+    if (!have_apf) {
+      return Fail(Code::kFailedPrecondition, "no TLS material: ", flags.config_path,
+                  " does not exist; give -ca-cert-file, -cert-file and -cert-key, or an apf.json with "
+                  "tls-client-ca, tls-server-cert and tls-server-key (or -disable-tls)");
+    }
+    return ApfServerTls(apf, flags.config_path);
+  }
+  auto files = tls::LoadMaterialFiles(flags.ca_file, flags.cert_file, flags.key_file);
+  if (!files) return std::unexpected(files.error());
+  auto settings = tls::ParseTlsSettingsList(apf.tls_min_version, apf.tls_cipher_suites);
+  if (!settings) return std::unexpected(InFile(flags.config_path, "tls-min-version, tls-cipher-suites", settings.error()));
+  return tls::MakeServerContext(*files, *settings);
 }
 
 bool AllDigits(std::string_view text) {
@@ -156,15 +201,22 @@ Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags) {
   options.pod_netns = flags.pod_netns;
 
   podvm::ApfConfig apf;
+  bool have_apf = false;
   if (auto text = ReadFile(flags.config_path, podvm::kMaxApfConfigBytes); text) {
+    have_apf = true;
     std::string error;
-    if (!podvm::ParseApfConfig(*text, apf, error)) return Fail(Code::kInvalidArgument, flags.config_path, ": ", error);
+    if (!podvm::ParseApfConfig(*text, apf, error)) {
+      // The parser's messages start with "apf.json: "; name the file itself instead.
+      constexpr std::string_view kPrefix = "apf.json: ";
+      if (error.starts_with(kPrefix)) error.erase(0, kPrefix.size());
+      return Fail(Code::kInvalidArgument, flags.config_path, ": ", error);
+    }
     if (!apf.pod_namespace.empty()) options.pod_netns = apf.pod_namespace;
   } else if (text.error().code != Code::kNotFound) {
     return std::unexpected(text.error());
   }
   if (!flags.disable_tls) {
-    auto tls = ServerTls(apf, flags);
+    auto tls = ServerTls(apf, have_apf, flags);
     if (!tls) return std::unexpected(tls.error());
     options.tls = std::move(*tls);
   }

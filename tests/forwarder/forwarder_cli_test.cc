@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/base/file.h"
+#include "common/podvm/apf_config.h"
+#include "common/tls/ca.h"
 #include "tests/support/test_util.h"
 
 namespace pp::forwarder {
@@ -112,8 +115,55 @@ TEST(ForwarderCliTest, OptionsComeFromFlagsAndApfJson) {
   ASSERT_TRUE(WriteFileAtomic(flags.config_path, R"({"pod-name": 5})", 0600));
   options = BuildForwarderOptions(flags);
   ASSERT_FALSE(options);
-  EXPECT_NE(options.error().message.find(flags.config_path), std::string::npos) << options.error().message;
-  EXPECT_NE(options.error().message.find("pod-name"), std::string::npos) << options.error().message;
+  EXPECT_EQ(options.error().message, flags.config_path + ": pod-name: must be a string, not number");
+}
+
+// Every apf.json problem names the file and the key, so the operator knows what to fix.
+TEST(ForwarderCliTest, ApfJsonTlsErrorsNameTheFileAndTheKey) {
+  auto ca = tls::CertificateAuthority::CreateInMemory();
+  ASSERT_TRUE(ca);
+  auto server = ca->IssueServerCert("podvm");
+  auto other = ca->IssueServerCert("other");
+  ASSERT_TRUE(server && other);
+  podvm::ApfConfig good;
+  good.tls_client_ca = ca->CertPem();
+  good.tls_server_cert = server->cert_pem;
+  good.tls_server_key = server->key_pem;
+
+  testing::TempDir dir;
+  ForwarderFlags flags;
+  flags.listen = "127.0.0.1:15150";
+  flags.config_path = dir / "apf.json";
+  ASSERT_TRUE(WriteFileAtomic(flags.config_path, podvm::SerializeApfConfig(good), 0600));
+  auto options = BuildForwarderOptions(flags);
+  ASSERT_TRUE(options) << options.error().message;
+  EXPECT_NE(options->tls, nullptr);
+
+  const std::string broken_pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  const struct {
+    std::function<void(podvm::ApfConfig&)> spoil;
+    std::string key;
+  } cases[] = {
+      {[](auto& c) { c.tls_client_ca = "not pem"; }, "tls-client-ca"},
+      {[&](auto& c) { c.tls_client_ca = broken_pem; }, "tls-client-ca"},
+      {[](auto& c) { c.tls_server_cert = "not pem"; }, "tls-server-cert"},
+      {[](auto& c) { c.tls_server_key = "not pem"; }, "tls-server-key"},
+      {[](auto& c) { c.tls_server_key.clear(); }, "tls-server-key"},
+      {[](auto& c) { c.tls_client_ca.clear(); }, "tls-client-ca"},
+      {[&](auto& c) { c.tls_server_key = other->key_pem; }, "tls-server-cert, tls-server-key"},
+      {[](auto& c) { c.tls_cipher_suites = {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_NOPE"}; },
+       "tls-cipher-suites[1]"},
+  };
+  for (const auto& c : cases) {
+    podvm::ApfConfig config = good;
+    c.spoil(config);
+    ASSERT_TRUE(WriteFileAtomic(flags.config_path, podvm::SerializeApfConfig(config), 0600));
+    options = BuildForwarderOptions(flags);
+    ASSERT_FALSE(options) << c.key;
+    EXPECT_EQ(options.error().message.rfind(flags.config_path + ": " + c.key, 0), 0u)
+        << "expected \"" << flags.config_path << ": " << c.key << "...\", got \"" << options.error().message << "\"";
+    EXPECT_EQ(options.error().message.find("PRIVATE KEY-----"), std::string::npos) << "no key material in messages";
+  }
 }
 
 }  // namespace
