@@ -25,27 +25,39 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kMaxAttemptTime{30'000};
 
-Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
+// A device or a metadata service may come up after us: those are retried for -t seconds.
+Result<std::string> ReadRemoteSource(const ProcessUserDataOptions& options, const std::string& what) {
   std::function<Result<std::string>(milliseconds)> read;
-  std::string what;
-  if (!options.user_data_file.empty()) {
-    what = options.user_data_file;
-    read = [&](milliseconds) { return ReadUserDataFile(options.user_data_file); };
-  } else if (!options.cidata.empty()) {
-    what = options.cidata;
+  if (!options.cidata.empty()) {
     read = [&](milliseconds) { return ReadCidataUserData(options.cidata); };
   } else {
-    what = options.url;
     read = [&](milliseconds remaining) {
       return FetchUserDataUrl(options.url, options.headers, std::min(remaining, kMaxAttemptTime));
     };
   }
   const auto delay = milliseconds(std::llround(options.retry_delay_seconds * 1000));
-  auto text = ReadWithRetry(
+  return ReadWithRetry(
       read, std::chrono::seconds(options.timeout_seconds), delay, [&](const Error& error) {
         spdlog::warn("user-data from {} not available yet, retrying in {} s: {}", what,
                      options.retry_delay_seconds, error.message);
       });
+}
+
+Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
+  Result<std::string> text;
+  std::string what;
+  if (!options.user_data_file.empty()) {
+    // A local file is there or it is not: nothing comes of waiting for it.
+    what = options.user_data_file;
+    text = ReadUserDataFile(options.user_data_file);
+    if (!text && text.error().code == Code::kNotFound) {
+      return Fail(Code::kNotFound, "-user-data-file ", what,
+                  " does not exist (a local file is read once; -t retries only -cidata and -url)");
+    }
+  } else {
+    what = options.cidata.empty() ? options.url : options.cidata;
+    text = ReadRemoteSource(options, what);
+  }
   if (!text || !options.base64) return text;
   std::string decoded;
   std::string error;

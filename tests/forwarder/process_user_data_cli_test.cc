@@ -13,6 +13,7 @@
 #include "common/podvm/encoding.h"
 #include "common/podvm/initdata.h"
 #include "common/podvm/user_data.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/test_util.h"
 
 namespace pp::forwarder {
@@ -153,14 +154,33 @@ TEST_F(CliTest, MalformedUserDataFailsAtOnceWithoutRetrying) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
-TEST_F(CliTest, MissingSourceTimesOut) {
+TEST_F(CliTest, MissingCidataIsRetriedUntilTheTimeout) {
   testing::TempDir dir;
+  testing::LogCapture logs;
   ProcessUserDataOptions options;
-  options.user_data_file = dir / "never";
+  options.cidata = dir / "not-yet.iso";
   options.output_dir = dir / "out";
   options.timeout_seconds = 1;
   options.retry_delay_seconds = 0.1;
   EXPECT_EQ(RunProcessUserData(options), 1);
+  EXPECT_GE(logs.Count("not available yet, retrying"), 2u);
+  EXPECT_EQ(logs.Count("gave up after"), 1u);
+}
+
+TEST_F(CliTest, MissingLocalFileFailsAtOnce) {
+  testing::TempDir dir;
+  testing::LogCapture logs;
+  ProcessUserDataOptions options;
+  options.user_data_file = dir / "never";
+  options.output_dir = dir / "out";
+  options.timeout_seconds = 20;  // would be waited out if a local file were retried
+  options.retry_delay_seconds = 0.1;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunProcessUserData(options), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(logs.Count("retrying"), 0u);
+  EXPECT_EQ(logs.Count("-user-data-file " + options.user_data_file + " does not exist"), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir / "out"));
 }
 
 TEST_F(CliTest, Base64SourceIsDecoded) {
