@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/base/backoff.h"
 #include "common/tls/stream.h"
 #include "forwarder/agent_rewrites.h"
 
@@ -36,18 +37,34 @@ Forwarder::Forwarder(asio::any_io_executor executor, ForwarderOptions options)
 Forwarder::~Forwarder() = default;
 
 asio::awaitable<Result<asio::ip::tcp::endpoint>> Forwarder::Start() {
-  auto backoff = std::chrono::milliseconds(20);
-  for (int attempt = 1;; ++attempt) {
+  using Clock = std::chrono::steady_clock;
+  Backoff backoff(std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
+  const auto started = Clock::now();
+  auto next_report = started + options_.wait_log_interval;
+  for (bool waiting = false;;) {
     auto probe = co_await DialAgent(executor_, options_.agent_socket);
     if (probe) {
       (*probe)->Close();
+      if (waiting) {
+        spdlog::info("the kata-agent at {} answered after {} s", options_.agent_socket,
+                     std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count());
+      }
       break;
     }
     if (shut_down_) co_return Fail(Code::kCancelled, "shut down before the kata-agent answered");
-    if (attempt == 1 || attempt % 50 == 0) spdlog::info("waiting for the kata-agent: {}", probe.error().message);
-    asio::steady_timer timer(executor_, backoff);
+    // One line when the wait starts, then one per interval however often we probe: the VM's console
+    // shows that the forwarder is alive and what it waits for, without a line per attempt.
+    const auto now = Clock::now();
+    if (!waiting) {
+      waiting = true;
+      spdlog::info("waiting for the {}", probe.error().message);  // "kata-agent at <path>: <why>"
+    } else if (now >= next_report) {
+      spdlog::info("still waiting for the kata-agent at {} ({} s)", options_.agent_socket,
+                   std::chrono::duration_cast<std::chrono::seconds>(now - started).count());
+      next_report = now + options_.wait_log_interval;
+    }
+    asio::steady_timer timer(executor_, backoff.Next());
     co_await timer.async_wait(kAwaitTuple);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
   std::error_code ec;
   acceptor_.open(options_.listen.protocol(), ec);

@@ -28,6 +28,8 @@ struct ForwarderOptions {
   std::string pod_netns;                      // empty: containers keep their namespaces
   std::shared_ptr<asio::ssl::context> tls;    // server context; null: plaintext (-disable-tls)
   std::chrono::milliseconds handshake_timeout{10000};
+  // While the agent socket does not answer: one log line when the wait starts, then one per interval.
+  std::chrono::milliseconds wait_log_interval{10000};
 };
 
 class Forwarder {
@@ -36,7 +38,9 @@ class Forwarder {
   ~Forwarder();
 
   // Waits (forever, with capped backoff, until Shutdown) for the agent socket to accept a connection,
-  // then listens. Returns the bound endpoint (port 0 picks one), or the listen error.
+  // logging when the wait starts and every wait_log_interval after ("still waiting for the
+  // kata-agent at <path> (<n> s)"), then listens. Returns the bound endpoint (port 0 picks one), or
+  // the listen error.
   asio::awaitable<Result<asio::ip::tcp::endpoint>> Start();
 
   void Shutdown();

@@ -1,0 +1,71 @@
+// The forwarder against a stand-in agent (our ttrpc server with the test echo service on a unix
+// socket), over plain TCP on loopback.
+#include "forwarder/forwarder.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "common/ttrpc/server.h"
+#include "tests/support/echo_service.h"
+#include "tests/support/log_capture.h"
+#include "tests/support/test_util.h"
+
+namespace pp::forwarder {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ForwarderTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (forwarder_) {
+      asio::post(io_.io(), asio::use_future([this] { forwarder_->Shutdown(); })).get();
+    }
+    if (agent_) io_.Run(agent_->Shutdown(2s));
+  }
+
+  void StartAgent() {
+    agent_ = std::make_unique<ttrpc::Server>(io_.executor());
+    pp::testing::RegisterEchoService(*agent_);
+    ASSERT_TRUE(agent_->ListenUnix(agent_socket_));
+  }
+
+  ForwarderOptions Options() {
+    ForwarderOptions options;
+    options.listen = {asio::ip::make_address("127.0.0.1"), 0};
+    options.agent_socket = agent_socket_;
+    return options;
+  }
+
+  pp::testing::TempDir dir_;
+  std::string agent_socket_ = dir_ / "agent.sock";
+  pp::testing::IoThread io_;
+  std::unique_ptr<ttrpc::Server> agent_;
+  std::unique_ptr<Forwarder> forwarder_;
+};
+
+TEST_F(ForwarderTest, SaysWhileWaitingForTheAgentThatItIsStillWaiting) {
+  pp::testing::LogCapture logs;
+  auto options = Options();
+  options.wait_log_interval = 100ms;
+  forwarder_ = std::make_unique<Forwarder>(io_.executor(), options);
+  const auto begin = std::chrono::steady_clock::now();
+  auto started = asio::co_spawn(io_.io(), forwarder_->Start(), asio::use_future);
+
+  const std::string still = "still waiting for the kata-agent at " + agent_socket_ + " (";
+  ASSERT_TRUE(logs.WaitFor(still, 3, 10s)) << "lines so far: " << logs.Lines().size();
+  const auto waited = std::chrono::steady_clock::now() - begin;
+  EXPECT_EQ(logs.Count("waiting for the kata-agent at " + agent_socket_ + ": "), 1u) << "the first line, with the reason";
+  // One line per interval at most (plus the first), however often the socket is probed.
+  EXPECT_LE(logs.Count("waiting for the kata-agent"), static_cast<std::size_t>(waited / 100ms) + 2);
+
+  StartAgent();
+  ASSERT_EQ(started.wait_for(10s), std::future_status::ready);
+  auto bound = started.get();
+  ASSERT_TRUE(bound) << bound.error().message;
+  EXPECT_EQ(logs.Count("the kata-agent at " + agent_socket_ + " answered after"), 1u);
+}
+
+}  // namespace
+}  // namespace pp::forwarder
