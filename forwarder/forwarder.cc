@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/base/accept_throttle.h"
 #include "common/base/backoff.h"
 #include "common/tls/stream.h"
 #include "forwarder/agent_rewrites.h"
@@ -32,7 +33,10 @@ ttrpc::Relay::Options AgentRelayOptions(const std::string& pod_netns) {
 }
 
 Forwarder::Forwarder(asio::any_io_executor executor, ForwarderOptions options)
-    : executor_(std::move(executor)), options_(std::move(options)), acceptor_(executor_) {}
+    : executor_(std::move(executor)),
+      options_(std::move(options)),
+      acceptor_(executor_),
+      accept_pause_(executor_) {}
 
 Forwarder::~Forwarder() = default;
 
@@ -83,13 +87,24 @@ asio::awaitable<Result<asio::ip::tcp::endpoint>> Forwarder::Start() {
 }
 
 asio::awaitable<void> Forwarder::AcceptLoop() {
+  std::error_code ignored;
+  const auto local = acceptor_.local_endpoint(ignored);
+  AcceptThrottle throttle("agent-protocol-forwarder: accept on " + local.address().to_string() +
+                              ":" + std::to_string(local.port()),
+                          options_.accept_throttle);
   while (acceptor_.is_open()) {
     auto [ec, socket] = co_await acceptor_.async_accept(kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
-      spdlog::warn("accept: {}", ec.message());
+      const auto pause = throttle.OnError(ec);
+      if (!pause) break;
+      if (pause->count() > 0) {
+        accept_pause_.expires_after(*pause);
+        co_await accept_pause_.async_wait(kAwaitTuple);
+      }
       continue;
     }
+    throttle.OnSuccess();
     asio::co_spawn(executor_, Serve(std::move(socket)), asio::detached);
   }
 }
@@ -122,6 +137,7 @@ void Forwarder::Shutdown() {
   shut_down_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
+  accept_pause_.cancel();
   for (auto& weak : relays_) {
     if (auto relay = weak.lock()) relay->Close();
   }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/base/accept_throttle.h"
 #include "common/base/asio.h"
 #include "common/base/error.h"
 #include "common/ttrpc/relay.h"
@@ -30,6 +31,8 @@ struct ForwarderOptions {
   std::chrono::milliseconds handshake_timeout{10000};
   // While the agent socket does not answer: one log line when the wait starts, then one per interval.
   std::chrono::milliseconds wait_log_interval{10000};
+  // Pauses and log bounds when accept fails (out of descriptors or memory).
+  AcceptThrottle::Options accept_throttle;
 };
 
 class Forwarder {
@@ -52,6 +55,7 @@ class Forwarder {
   asio::any_io_executor executor_;
   ForwarderOptions options_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer accept_pause_;  // the accept loop's pause after EMFILE and the like
   std::vector<std::weak_ptr<ttrpc::Relay>> relays_;
   bool shut_down_ = false;
 };

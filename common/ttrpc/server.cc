@@ -290,7 +290,9 @@ Result<void> Server::ListenUnix(const std::string& path, mode_t mode) {
   }
   socket_files_.emplace_back(path, st.st_ino);
   unix_acceptors_.push_back(acceptor);
-  asio::co_spawn(strand_, AcceptUnix(acceptor), asio::detached);
+  auto pause = std::make_shared<asio::steady_timer>(strand_);
+  accept_pauses_.push_back(pause);
+  asio::co_spawn(strand_, AcceptUnix(acceptor, std::move(pause)), asio::detached);
   return {};
 }
 
@@ -304,37 +306,62 @@ Result<asio::ip::tcp::endpoint> Server::ListenTcp(const asio::ip::tcp::endpoint&
   if (ec) return Fail(Code::kUnavailable, "listen on tcp port ", std::to_string(endpoint.port()), ": ", ec.message());
   auto bound = acceptor->local_endpoint(ec);
   tcp_acceptors_.push_back(acceptor);
-  asio::co_spawn(strand_, AcceptTcp(acceptor), asio::detached);
+  auto pause = std::make_shared<asio::steady_timer>(strand_);
+  accept_pauses_.push_back(pause);
+  asio::co_spawn(strand_, AcceptTcp(acceptor, std::move(pause)), asio::detached);
   return bound;
 }
 
-asio::awaitable<void> Server::AcceptUnix(std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor) {
+asio::awaitable<void> Server::AcceptUnix(
+    std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor,
+    std::shared_ptr<asio::steady_timer> pause) {
   const std::string where = "unix:" + acceptor->local_endpoint().path();
+  AcceptThrottle throttle("ttrpc: accept on " + where, options_.accept_throttle);
   while (acceptor->is_open()) {
     auto [ec, socket] = co_await acceptor->async_accept(ConnectionExecutor(), pp::kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
-      spdlog::warn("ttrpc: accept on {}: {}", where, ec.message());
-      continue;  // EMFILE and friends are transient; the next accept may succeed
+      if (!co_await PauseAfterAcceptError(throttle, ec, *pause)) break;
+      continue;
     }
+    throttle.OnSuccess();
     Serve(std::make_unique<UnixStream>(std::move(socket), where));
   }
 }
 
-asio::awaitable<void> Server::AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
+asio::awaitable<void> Server::AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
+                                        std::shared_ptr<asio::steady_timer> pause) {
+  std::error_code ignored;
+  const auto local = acceptor->local_endpoint(ignored);
+  AcceptThrottle throttle(
+      "ttrpc: accept on tcp:" + local.address().to_string() + ":" + std::to_string(local.port()),
+      options_.accept_throttle);
   while (acceptor->is_open()) {
     auto [ec, socket] = co_await acceptor->async_accept(ConnectionExecutor(), pp::kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
-      spdlog::warn("ttrpc: tcp accept: {}", ec.message());
+      if (!co_await PauseAfterAcceptError(throttle, ec, *pause)) break;
       continue;
     }
-    std::error_code ignored;
+    throttle.OnSuccess();
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     const auto peer = socket.remote_endpoint(ignored);
     std::string where = "tcp:" + peer.address().to_string() + ":" + std::to_string(peer.port());
     Serve(std::make_unique<TcpStream>(std::move(socket), std::move(where)));
   }
+}
+
+// Runs on strand_. Touches no member after the pause: Shutdown cancels the timer, and the loop then
+// only looks at its acceptor (which it co-owns) before it ends.
+asio::awaitable<bool> Server::PauseAfterAcceptError(AcceptThrottle& throttle, std::error_code ec,
+                                                    asio::steady_timer& pause) {
+  const auto delay = throttle.OnError(ec);
+  if (!delay) co_return false;
+  if (delay->count() > 0) {
+    pause.expires_after(*delay);
+    co_await pause.async_wait(pp::kAwaitTuple);
+  }
+  co_return true;
 }
 
 asio::any_io_executor Server::ConnectionExecutor() const {
@@ -367,6 +394,7 @@ asio::awaitable<void> Server::DoShutdown(std::chrono::milliseconds grace) {
   std::error_code ignored;
   for (auto& acceptor : unix_acceptors_) acceptor->close(ignored);
   for (auto& acceptor : tcp_acceptors_) acceptor->close(ignored);
+  for (auto& pause : accept_pauses_) pause->cancel();
   for (const auto& [path, inode] : socket_files_) {
     struct stat st{};
     if (::lstat(path.c_str(), &st) == 0 && st.st_ino == inode) ::unlink(path.c_str());

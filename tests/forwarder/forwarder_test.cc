@@ -1,20 +1,47 @@
 // The forwarder against a stand-in agent (our ttrpc server with the test echo service on a unix
-// socket), over plain TCP on loopback.
+// socket), over plain TCP on loopback: waiting for the agent, and the accept loop under pressure.
 #include "forwarder/forwarder.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <chrono>
+#include <thread>
 
+#include "common/ttrpc/codec.h"
 #include "common/ttrpc/server.h"
 #include "tests/support/echo_service.h"
+#include "tests/support/fd_exhaustion.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/test_util.h"
+#include "ttrpctest.pb.h"
 
 namespace pp::forwarder {
 namespace {
 
 using namespace std::chrono_literals;
+
+std::string EchoFrame(std::uint32_t id, const std::string& payload) {
+  ttrpctest::EchoRequest echo;
+  echo.set_payload(payload);
+  ::ttrpc::Request request;
+  request.set_service("ttrpctest.Test");
+  request.set_method("Echo");
+  request.set_payload(echo.SerializeAsString());
+  return ttrpc::EncodeRequestFrame(id, request);
+}
+
+// The echoed payload of the reply read from `raw`, or "" when none came.
+std::string ReadEcho(pp::testing::RawConnection& raw) {
+  auto [header, data] = raw.Receive();
+  ::ttrpc::Response response;
+  ttrpctest::EchoResponse echo;
+  if (header.type != 2 || !ttrpc::ParseResponse(data, response) ||
+      !echo.ParseFromString(response.payload())) {
+    return "";
+  }
+  return echo.payload();
+}
 
 class ForwarderTest : public ::testing::Test {
  protected:
@@ -56,7 +83,8 @@ TEST_F(ForwarderTest, SaysWhileWaitingForTheAgentThatItIsStillWaiting) {
   const std::string still = "still waiting for the kata-agent at " + agent_socket_ + " (";
   ASSERT_TRUE(logs.WaitFor(still, 3, 10s)) << "lines so far: " << logs.Lines().size();
   const auto waited = std::chrono::steady_clock::now() - begin;
-  EXPECT_EQ(logs.Count("waiting for the kata-agent at " + agent_socket_ + ": "), 1u) << "the first line, with the reason";
+  EXPECT_EQ(logs.Count("waiting for the kata-agent at " + agent_socket_ + ": "), 1u)
+      << "the first line, with the reason";
   // One line per interval at most (plus the first), however often the socket is probed.
   EXPECT_LE(logs.Count("waiting for the kata-agent"), static_cast<std::size_t>(waited / 100ms) + 2);
 
@@ -65,6 +93,34 @@ TEST_F(ForwarderTest, SaysWhileWaitingForTheAgentThatItIsStillWaiting) {
   auto bound = started.get();
   ASSERT_TRUE(bound) << bound.error().message;
   EXPECT_EQ(logs.Count("the kata-agent at " + agent_socket_ + " answered after"), 1u);
+}
+
+TEST_F(ForwarderTest, KeepsAcceptingAfterRunningOutOfDescriptorsWithoutSpinning) {
+  StartAgent();
+  forwarder_ = std::make_unique<Forwarder>(io_.executor(), Options());
+  auto bound = io_.Run(forwarder_->Start());
+  ASSERT_TRUE(bound) << bound.error().message;
+
+  pp::testing::LogCapture logs;
+  pp::testing::RawConnection client(AF_INET);  // made now: connecting needs no new descriptor
+  // The stand-in agent accepts too (the forwarder's probe): count the forwarder's lines only.
+  const std::string emfile =
+      "accept on 127.0.0.1:" + std::to_string(bound->port()) + ": Too many open files";
+  {
+    pp::testing::FdExhaustion exhausted;
+    ASSERT_TRUE(exhausted.exhausted());
+    ASSERT_TRUE(client.ConnectTcp(*bound));
+    ASSERT_TRUE(logs.WaitFor(emfile, 1, 5s));
+    // A window to count in: a loop that retried at once would fail thousands of times in it.
+    std::this_thread::sleep_for(300ms);
+    EXPECT_LE(logs.Count(emfile), 2u);
+  }
+  // Descriptors are back: the connection that waited in the listen queue is accepted and relayed.
+  client.SetReceiveTimeout(10s);
+  ASSERT_TRUE(client.Send(EchoFrame(1, "after EMFILE")));
+  EXPECT_EQ(ReadEcho(client), "after EMFILE");
+  EXPECT_EQ(
+      logs.Count("accept on 127.0.0.1:" + std::to_string(bound->port()) + ": accepting again"), 1u);
 }
 
 }  // namespace

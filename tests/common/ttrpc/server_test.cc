@@ -3,12 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <thread>
 
 #include "common/ttrpc/client.h"
 #include "common/ttrpc/codec.h"
 #include "common/ttrpc/service.h"
 #include "tests/support/echo_service.h"
+#include "tests/support/fd_exhaustion.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/test_util.h"
 #include "ttrpctest.pb.h"
 
@@ -346,6 +351,34 @@ TEST_F(ServerTest, RefusesToStealALiveSocketAndReplacesAStaleOne) {
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
                 std::filesystem::perms::group_read | std::filesystem::perms::group_write);
   io_.Run(other.Shutdown(1s));
+}
+
+
+// Out of descriptors, accept(2) fails with EMFILE while the connection stays queued: the server
+// pauses instead of spinning (a few bounded log lines, not thousands) and serves the connection
+// once descriptors are free again.
+TEST_F(ServerTest, KeepsServingAfterRunningOutOfDescriptorsWithoutSpinning) {
+  pp::testing::LogCapture logs;
+  RawConnection raw(AF_UNIX);  // made now: connecting needs no new descriptor
+  {
+    pp::testing::FdExhaustion exhausted;
+    ASSERT_TRUE(exhausted.exhausted());
+    ASSERT_TRUE(raw.ConnectUnix(socket_));
+    ASSERT_TRUE(logs.WaitFor("Too many open files", 1, 5s));
+    // A window to count in: a loop that retried at once would fail thousands of times in it.
+    std::this_thread::sleep_for(300ms);
+    EXPECT_LE(logs.Count("Too many open files"), 2u);
+  }
+  raw.SetReceiveTimeout(10s);
+  ASSERT_TRUE(raw.Send(RequestFrame(1, "ttrpctest.Test", "Echo", Echo("after EMFILE"))));
+  auto [header, data] = raw.Receive();
+  EXPECT_EQ(header.stream_id, 1u);
+  ::ttrpc::Response response;
+  ASSERT_TRUE(ParseResponse(data, response));
+  ttrpctest::EchoResponse echo;
+  ASSERT_TRUE(echo.ParseFromString(response.payload()));
+  EXPECT_EQ(echo.payload(), "after EMFILE");
+  EXPECT_EQ(logs.Count("accepting again"), 1u);
 }
 
 }  // namespace
