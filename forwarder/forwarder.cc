@@ -36,7 +36,8 @@ Forwarder::Forwarder(asio::any_io_executor executor, ForwarderOptions options)
     : executor_(std::move(executor)),
       options_(std::move(options)),
       acceptor_(executor_),
-      accept_pause_(executor_) {}
+      accept_pause_(executor_),
+      handshake_freed_(executor_, std::chrono::steady_clock::time_point::max()) {}
 
 Forwarder::~Forwarder() = default;
 
@@ -93,6 +94,12 @@ asio::awaitable<void> Forwarder::AcceptLoop() {
                               ":" + std::to_string(local.port()),
                           options_.accept_throttle);
   while (acceptor_.is_open()) {
+    // A peer that opens connections and never finishes a handshake must not make us hold an
+    // unbounded number of them: at the cap, new connections wait in the kernel's listen queue.
+    while (options_.tls && handshakes_ >= options_.max_handshakes && acceptor_.is_open()) {
+      co_await handshake_freed_.async_wait(kAwaitTuple);
+    }
+    if (!acceptor_.is_open()) break;
     auto [ec, socket] = co_await acceptor_.async_accept(kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
@@ -116,7 +123,10 @@ asio::awaitable<void> Forwarder::Serve(asio::ip::tcp::socket socket) {
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   std::unique_ptr<ttrpc::Stream> downstream;
   if (options_.tls) {
+    ++handshakes_;
     auto accepted = co_await tls::TlsAccept(std::move(socket), options_.tls, options_.handshake_timeout);
+    --handshakes_;
+    handshake_freed_.cancel();
     if (!accepted) {
       spdlog::warn("refused {}: {}", where, accepted.error().message);
       co_return;
@@ -138,6 +148,7 @@ void Forwarder::Shutdown() {
   std::error_code ignored;
   acceptor_.close(ignored);
   accept_pause_.cancel();
+  handshake_freed_.cancel();
   for (auto& weak : relays_) {
     if (auto relay = weak.lock()) relay->Close();
   }

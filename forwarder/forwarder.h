@@ -28,6 +28,9 @@ struct ForwarderOptions {
   std::string agent_socket = "/run/kata-containers/agent.sock";
   std::string pod_netns;                      // empty: containers keep their namespaces
   std::shared_ptr<asio::ssl::context> tls;    // server context; null: plaintext (-disable-tls)
+  // TLS handshakes in progress at once; at the cap the forwarder stops accepting (new connections
+  // wait in the kernel's listen queue) until one ends. Each must finish within handshake_timeout.
+  std::size_t max_handshakes = 32;
   std::chrono::milliseconds handshake_timeout{10000};
   // While the agent socket does not answer: one log line when the wait starts, then one per interval.
   std::chrono::milliseconds wait_log_interval{10000};
@@ -48,6 +51,9 @@ class Forwarder {
 
   void Shutdown();
 
+  // TLS handshakes in progress (0 without TLS).
+  std::size_t HandshakesInProgress() const { return handshakes_; }
+
  private:
   asio::awaitable<void> AcceptLoop();
   asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
@@ -56,6 +62,8 @@ class Forwarder {
   ForwarderOptions options_;
   asio::ip::tcp::acceptor acceptor_;
   asio::steady_timer accept_pause_;  // the accept loop's pause after EMFILE and the like
+  asio::steady_timer handshake_freed_;  // wakes the accept loop waiting for a handshake slot
+  std::size_t handshakes_ = 0;
   std::vector<std::weak_ptr<ttrpc::Relay>> relays_;
   bool shut_down_ = false;
 };

@@ -8,6 +8,10 @@
 #include <chrono>
 #include <thread>
 
+#include "common/tls/ca.h"
+#include "common/tls/context.h"
+#include "common/tls/stream.h"
+#include "common/ttrpc/client.h"
 #include "common/ttrpc/codec.h"
 #include "common/ttrpc/server.h"
 #include "tests/support/echo_service.h"
@@ -41,6 +45,15 @@ std::string ReadEcho(pp::testing::RawConnection& raw) {
     return "";
   }
   return echo.payload();
+}
+
+asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> DialTls(
+    asio::any_io_executor executor, asio::ip::tcp::endpoint endpoint,
+    std::shared_ptr<asio::ssl::context> context, std::chrono::milliseconds timeout) {
+  asio::ip::tcp::socket socket(executor);
+  auto [ec] = co_await socket.async_connect(endpoint, kAwaitTuple);
+  if (ec) co_return Fail(Code::kUnavailable, "connect: ", ec.message());
+  co_return co_await tls::TlsConnect(std::move(socket), std::move(context), "podvm", timeout);
 }
 
 class ForwarderTest : public ::testing::Test {
@@ -121,6 +134,61 @@ TEST_F(ForwarderTest, KeepsAcceptingAfterRunningOutOfDescriptorsWithoutSpinning)
   EXPECT_EQ(ReadEcho(client), "after EMFILE");
   EXPECT_EQ(
       logs.Count("accept on 127.0.0.1:" + std::to_string(bound->port()) + ": accepting again"), 1u);
+}
+
+
+// Peers that connect and never finish their TLS handshake hold at most max_handshakes slots, each
+// for at most handshake_timeout: meanwhile the forwarder accepts no one else, afterwards it does.
+TEST_F(ForwarderTest, CapsConcurrentHandshakesAndTimesThemOut) {
+  StartAgent();
+  auto ca = tls::CertificateAuthority::CreateInMemory();
+  ASSERT_TRUE(ca);
+  auto server = ca->IssueServerCert("podvm");
+  auto client = ca->IssueClientCert("proxy");
+  ASSERT_TRUE(server && client);
+  auto server_tls = tls::MakeServerContext({ca->CertPem(), server->cert_pem, server->key_pem}, {});
+  auto client_tls = tls::MakeClientContext({ca->CertPem(), client->cert_pem, client->key_pem}, {});
+  ASSERT_TRUE(server_tls && client_tls);
+  auto options = Options();
+  options.tls = *server_tls;
+  options.max_handshakes = 2;
+  options.handshake_timeout = 1000ms;
+  forwarder_ = std::make_unique<Forwarder>(io_.executor(), options);
+  auto bound = io_.Run(forwarder_->Start());
+  ASSERT_TRUE(bound) << bound.error().message;
+  auto handshakes = [&] {
+    return asio::post(io_.io(), asio::use_future([&] { return forwarder_->HandshakesInProgress(); })).get();
+  };
+
+  pp::testing::RawConnection stalled1(AF_INET), stalled2(AF_INET);
+  const auto begin = std::chrono::steady_clock::now();
+  ASSERT_TRUE(stalled1.ConnectTcp(*bound) && stalled2.ConnectTcp(*bound));
+  ASSERT_TRUE(pp::testing::WaitUntil([&] { return handshakes() == 2; }, 5s));
+  // Both slots held: a real client is not even accepted, so its handshake gets no answer.
+  auto blocked = io_.Run(DialTls(io_.executor(), *bound, *client_tls, 300ms));
+  EXPECT_FALSE(blocked);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 1000ms) << "checked while the slots were held";
+  EXPECT_LE(handshakes(), 2u);
+
+  // The stalled handshakes time out and their connections are closed...
+  stalled1.SetReceiveTimeout(10s);
+  stalled2.SetReceiveTimeout(10s);
+  EXPECT_TRUE(stalled1.PeerClosed());
+  EXPECT_TRUE(stalled2.PeerClosed());
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, 900ms);
+  // ...which frees the slots: a client gets through now, and its calls reach the agent.
+  auto through = io_.Run(DialTls(io_.executor(), *bound, *client_tls, 5s));
+  ASSERT_TRUE(through) << through.error().message;
+  auto ttrpc_client = ttrpc::Client::Create(std::move(*through));
+  ttrpctest::EchoRequest request;
+  request.set_payload("through");
+  auto reply = asio::co_spawn(ttrpc_client->get_executor(),
+                              ttrpc_client->Call<ttrpctest::EchoResponse>("ttrpctest.Test", "Echo", request, {}),
+                              asio::use_future)
+                   .get();
+  ASSERT_TRUE(reply) << reply.error().message;
+  EXPECT_EQ(reply->payload(), "through");
+  ttrpc_client->Close();
 }
 
 }  // namespace

@@ -65,6 +65,18 @@ class IoThread {
   std::jthread thread_;
 };
 
+// Polls `done` (every millisecond) until it holds or `timeout` passes; false on timeout. For
+// conditions nothing signals, such as a counter on another thread.
+template <typename Pred>
+bool WaitUntil(Pred done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 // A blocking connection (unix socket or TCP) that reads and writes raw ttrpc frames.
 class RawConnection {
  public:

@@ -23,6 +23,7 @@ namespace pp::ttrpc {
 namespace {
 
 using pp::testing::RawConnection;
+using pp::testing::WaitUntil;
 using namespace std::chrono_literals;
 
 ttrpctest::EchoRequest Echo(std::string payload, std::int64_t sleep_ms = 0) {
@@ -383,17 +384,6 @@ TEST_F(ServerTest, KeepsServingAfterRunningOutOfDescriptorsWithoutSpinning) {
   EXPECT_EQ(logs.Count("accepting again"), 1u);
 }
 
-
-// Polls `done` until it holds or `timeout` passes.
-template <typename Pred>
-bool WaitUntil(Pred done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // A server with its own options, for the limits a peer must not get past.
 class ServerLimitsTest : public ::testing::Test {
