@@ -52,7 +52,8 @@ asio::awaitable<Result<asio::ip::tcp::endpoint>> Forwarder::Start() {
       (*probe)->Close();
       if (waiting) {
         spdlog::info("the kata-agent at {} answered after {} s", options_.agent_socket,
-                     std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count());
+                     std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started)
+                         .count());
       }
       break;
     }

@@ -32,7 +32,8 @@ struct ForwarderOptions {
   // wait in the kernel's listen queue) until one ends. Each must finish within handshake_timeout.
   std::size_t max_handshakes = 32;
   std::chrono::milliseconds handshake_timeout{10000};
-  // While the agent socket does not answer: one log line when the wait starts, then one per interval.
+  // While the agent socket does not answer: one log line when the wait starts, then one per
+  // interval.
   std::chrono::milliseconds wait_log_interval{10000};
   // Pauses and log bounds when accept fails (out of descriptors or memory).
   AcceptThrottle::Options accept_throttle;

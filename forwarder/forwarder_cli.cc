@@ -27,7 +27,8 @@ Error InFile(const std::string& file, std::string_view key, const Error& error) 
 }
 
 // apf.json's TLS keys, each checked on its own so that an error names the key and the file.
-Result<std::shared_ptr<asio::ssl::context>> ApfServerTls(const podvm::ApfConfig& apf, const std::string& file) {
+Result<std::shared_ptr<asio::ssl::context>> ApfServerTls(const podvm::ApfConfig& apf,
+                                                         const std::string& file) {
   const struct {
     std::string_view key;
     const std::string& value;
@@ -36,9 +37,10 @@ Result<std::shared_ptr<asio::ssl::context>> ApfServerTls(const podvm::ApfConfig&
                {"tls-server-key", apf.tls_server_key}};
   for (const auto& part : parts) {
     if (part.value.empty()) {
-      return Fail(Code::kFailedPrecondition, file, ": ", part.key,
-                  " is missing; apf.json needs tls-client-ca, tls-server-cert and tls-server-key (or give "
-                  "-ca-cert-file, -cert-file and -cert-key, or -disable-tls)");
+      return Fail(
+          Code::kFailedPrecondition, file, ": ", part.key,
+          " is missing; apf.json needs tls-client-ca, tls-server-cert and tls-server-key (or give "
+          "-ca-cert-file, -cert-file and -cert-key, or -disable-tls)");
     }
   }
   if (auto ok = tls::CheckCertificatesPem(apf.tls_client_ca, "the CA certificate"); !ok) {
@@ -55,33 +57,40 @@ Result<std::shared_ptr<asio::ssl::context>> ApfServerTls(const podvm::ApfConfig&
   }
   for (std::size_t i = 0; i < apf.tls_cipher_suites.size(); ++i) {
     if (auto ok = tls::ParseTlsSettingsList("", {apf.tls_cipher_suites[i]}); !ok) {
-      return std::unexpected(InFile(file, "tls-cipher-suites[" + std::to_string(i) + "]", ok.error()));
+      return std::unexpected(
+          InFile(file, "tls-cipher-suites[" + std::to_string(i) + "]", ok.error()));
     }
   }
   auto settings = tls::ParseTlsSettingsList(apf.tls_min_version, apf.tls_cipher_suites);
-  if (!settings) return std::unexpected(InFile(file, "tls-min-version, tls-cipher-suites", settings.error()));
-  auto context = tls::MakeServerContext({apf.tls_client_ca, apf.tls_server_cert, apf.tls_server_key}, *settings);
+  if (!settings)
+    return std::unexpected(InFile(file, "tls-min-version, tls-cipher-suites", settings.error()));
+  auto context = tls::MakeServerContext(
+      {apf.tls_client_ca, apf.tls_server_cert, apf.tls_server_key}, *settings);
   // Each part parsed on its own: what is left is how they fit together (certificate and key).
-  if (!context) return std::unexpected(InFile(file, "tls-server-cert, tls-server-key", context.error()));
+  if (!context)
+    return std::unexpected(InFile(file, "tls-server-cert, tls-server-key", context.error()));
   return context;
 }
 
-// TLS material: manual files win (their errors name the file), else apf.json's (auto mode, delivered
-// through user-data).
+// TLS material: manual files win (their errors name the file), else apf.json's (auto mode,
+// delivered through user-data).
 Result<std::shared_ptr<asio::ssl::context>> ServerTls(const podvm::ApfConfig& apf, bool have_apf,
                                                       const ForwarderFlags& flags) {
   if (flags.ca_file.empty() && flags.cert_file.empty() && flags.key_file.empty()) {
     if (!have_apf) {
-      return Fail(Code::kFailedPrecondition, "no TLS material: ", flags.config_path,
-                  " does not exist; give -ca-cert-file, -cert-file and -cert-key, or an apf.json with "
-                  "tls-client-ca, tls-server-cert and tls-server-key (or -disable-tls)");
+      return Fail(
+          Code::kFailedPrecondition, "no TLS material: ", flags.config_path,
+          " does not exist; give -ca-cert-file, -cert-file and -cert-key, or an apf.json with "
+          "tls-client-ca, tls-server-cert and tls-server-key (or -disable-tls)");
     }
     return ApfServerTls(apf, flags.config_path);
   }
   auto files = tls::LoadMaterialFiles(flags.ca_file, flags.cert_file, flags.key_file);
   if (!files) return std::unexpected(files.error());
   auto settings = tls::ParseTlsSettingsList(apf.tls_min_version, apf.tls_cipher_suites);
-  if (!settings) return std::unexpected(InFile(flags.config_path, "tls-min-version, tls-cipher-suites", settings.error()));
+  if (!settings)
+    return std::unexpected(
+        InFile(flags.config_path, "tls-min-version, tls-cipher-suites", settings.error()));
   return tls::MakeServerContext(*files, *settings);
 }
 
@@ -117,14 +126,17 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   asio::io_context io(1);
   Forwarder forwarder(io.get_executor(), std::move(*options));
   int status = 0;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    auto bound = co_await forwarder.Start();
-    if (!bound && bound.error().code != Code::kCancelled) {
-      err << "agent-protocol-forwarder: " << bound.error().message << "\n";
-      status = 1;
-      io.stop();
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto bound = co_await forwarder.Start();
+        if (!bound && bound.error().code != Code::kCancelled) {
+          err << "agent-protocol-forwarder: " << bound.error().message << "\n";
+          status = 1;
+          io.stop();
+        }
+      },
+      asio::detached);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
@@ -139,11 +151,15 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
 }  // namespace
 
 void AddForwarderFlags(CLI::App& app, ForwarderFlags& flags) {
-  app.add_option("--listen", flags.listen, "<ip>:<port> or [<ipv6>]:<port> to listen on")->capture_default_str();
-  app.add_option("--kata-agent-socket", flags.agent_socket, "the kata-agent's unix socket")->capture_default_str();
-  app.add_option("--pod-namespace", flags.pod_netns, "network namespace containers join (empty: none)")
+  app.add_option("--listen", flags.listen, "<ip>:<port> or [<ipv6>]:<port> to listen on")
       ->capture_default_str();
-  app.add_option("--config", flags.config_path, "apf.json written by process-user-data")->capture_default_str();
+  app.add_option("--kata-agent-socket", flags.agent_socket, "the kata-agent's unix socket")
+      ->capture_default_str();
+  app.add_option("--pod-namespace", flags.pod_netns,
+                 "network namespace containers join (empty: none)")
+      ->capture_default_str();
+  app.add_option("--config", flags.config_path, "apf.json written by process-user-data")
+      ->capture_default_str();
   app.add_option("--ca-cert-file", flags.ca_file, "CA that signs the node's client certificate");
   app.add_option("--cert-file", flags.cert_file, "this forwarder's certificate");
   app.add_option("--cert-key", flags.key_file, "this forwarder's private key");
@@ -163,7 +179,8 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
     port = text.substr(close + 2);
     address = asio::ip::make_address_v6(std::string(host), ec);
     if (ec) {
-      return Fail(Code::kInvalidArgument, shown, "\"", podvm::Printable(host), "\" is not an IPv6 address");
+      return Fail(Code::kInvalidArgument, shown, "\"", podvm::Printable(host),
+                  "\" is not an IPv6 address");
     }
   } else {
     const auto colon = text.rfind(':');
@@ -173,10 +190,12 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
     if (host.empty()) {
-      return Fail(Code::kInvalidArgument, shown, "the IP address is missing (0.0.0.0 listens on every IPv4 address)");
+      return Fail(Code::kInvalidArgument, shown,
+                  "the IP address is missing (0.0.0.0 listens on every IPv4 address)");
     }
     if (host.find(':') != std::string_view::npos) {
-      return Fail(Code::kInvalidArgument, shown, "an IPv6 address needs brackets, as in [::]:15150");
+      return Fail(Code::kInvalidArgument, shown,
+                  "an IPv6 address needs brackets, as in [::]:15150");
     }
     address = asio::ip::make_address_v4(std::string(host), ec);
     if (ec) {
@@ -187,7 +206,8 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
   // Digits only, at most five of them: no sign, no spaces, no wrap-around.
   const int number = AllDigits(port) && port.size() <= 5 ? std::stoi(std::string(port)) : 0;
   if (number < 1 || number > 65535) {
-    return Fail(Code::kInvalidArgument, shown, "port \"", podvm::Printable(port), "\" is not a number in 1..65535");
+    return Fail(Code::kInvalidArgument, shown, "port \"", podvm::Printable(port),
+                "\" is not a number in 1..65535");
   }
   return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(number));
 }

@@ -1,12 +1,13 @@
-// agent-protocol-forwarder's command line, as cloud-api-adaptor's forwarder has it (reference/caa.md
-// section 4):
+// agent-protocol-forwarder's command line, as cloud-api-adaptor's forwarder has it
+// (reference/caa.md section 4):
 //   -listen <ip>:<port> | [<ipv6>]:<port> (default 0.0.0.0:15150)  -kata-agent-socket <path>
-//   -pod-namespace <path>  -config <apf.json>  -ca-cert-file F -cert-file F -cert-key F | -disable-tls
+//   -pod-namespace <path>  -config <apf.json>  -ca-cert-file F -cert-file F -cert-key F |
+//   -disable-tls
 // Go's "-name value" syntax is accepted (pp::NormalizeGoFlags).
 //
-// Exit codes: 0 after a clean shutdown (SIGINT, SIGTERM) or -version/-help, 2 for a bad command line
-// or configuration (nothing was started), 1 when serving failed. No input makes the program abort:
-// every failure is a message on `err` naming the flag, file or key at fault.
+// Exit codes: 0 after a clean shutdown (SIGINT, SIGTERM) or -version/-help, 2 for a bad command
+// line or configuration (nothing was started), 1 when serving failed. No input makes the program
+// abort: every failure is a message on `err` naming the flag, file or key at fault.
 #pragma once
 
 #include <iosfwd>

@@ -26,7 +26,8 @@ using std::chrono::milliseconds;
 constexpr milliseconds kMaxAttemptTime{30'000};
 
 // A device or a metadata service may come up after us: those are retried for -t seconds.
-Result<std::string> ReadRemoteSource(const ProcessUserDataOptions& options, const std::string& what) {
+Result<std::string> ReadRemoteSource(const ProcessUserDataOptions& options,
+                                     const std::string& what) {
   std::function<Result<std::string>(milliseconds)> read;
   if (!options.cidata.empty()) {
     read = [&](milliseconds) { return ReadCidataUserData(options.cidata); };

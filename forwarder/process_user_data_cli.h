@@ -39,9 +39,9 @@ void AddProcessUserDataFlags(CLI::App& app, ProcessUserDataOptions& options);
 // What CLI11 cannot check: at most one source, a usable timeout, delay and headers.
 Result<void> ValidateOptions(const ProcessUserDataOptions& options);
 
-// Reads the user-data (retrying -cidata and -url), validates everything, writes the files. Logs each file
-// written (name, mode, size; never contents). Returns 0 on success or when there is nothing to do,
-// 1 when the user-data could not be read, was rejected, or could not be written.
+// Reads the user-data (retrying -cidata and -url), validates everything, writes the files. Logs
+// each file written (name, mode, size; never contents). Returns 0 on success or when there is
+// nothing to do, 1 when the user-data could not be read, was rejected, or could not be written.
 int RunProcessUserData(const ProcessUserDataOptions& options);
 
 // The whole program: flags (2 on a usage error), then RunProcessUserData.

@@ -67,9 +67,11 @@ TEST(ForwarderCliTest, ListenRefusesWhatIsNotIpAndPortNamingTheBadPart) {
   };
   for (const auto& c : cases) {
     auto parsed = ParseListenAddress(c.listen);
-    ASSERT_FALSE(parsed) << c.listen << " parsed as " << parsed->address().to_string() << ":" << parsed->port();
+    ASSERT_FALSE(parsed) << c.listen << " parsed as " << parsed->address().to_string() << ":"
+                         << parsed->port();
     EXPECT_EQ(parsed.error().code, Code::kInvalidArgument);
-    EXPECT_NE(parsed.error().message.find("-listen \"" + std::string(c.listen) + "\""), std::string::npos)
+    EXPECT_NE(parsed.error().message.find("-listen \"" + std::string(c.listen) + "\""),
+              std::string::npos)
         << parsed.error().message;
     EXPECT_NE(parsed.error().message.find(c.names), std::string::npos) << parsed.error().message;
   }
@@ -79,8 +81,8 @@ TEST(ForwarderCliTest, ListenRefusesWhatIsNotIpAndPortNamingTheBadPart) {
 TEST(ForwarderCliTest, MainReportsBadListenWithExitCodeTwo) {
   for (const char* listen : {"127.0.0.1:notaport", "127.0.0.1:99999", "127.0.0.1:-5", "127.0.0.1:0",
                              "127.0.0.1", "nohost:1"}) {
-    const auto result = RunMain({"agent-protocol-forwarder", "-disable-tls", "-config", "/nonexistent/apf.json",
-                                 "-listen", listen});
+    const auto result = RunMain({"agent-protocol-forwarder", "-disable-tls", "-config",
+                                 "/nonexistent/apf.json", "-listen", listen});
     EXPECT_EQ(result.code, 2) << listen;
     EXPECT_NE(result.err.find("-listen"), std::string::npos) << result.err;
   }
@@ -115,7 +117,8 @@ TEST(ForwarderCliTest, OptionsComeFromFlagsAndApfJson) {
   ASSERT_TRUE(WriteFileAtomic(flags.config_path, R"({"pod-name": 5})", 0600));
   options = BuildForwarderOptions(flags);
   ASSERT_FALSE(options);
-  EXPECT_EQ(options.error().message, flags.config_path + ": pod-name: must be a string, not number");
+  EXPECT_EQ(options.error().message,
+            flags.config_path + ": pod-name: must be a string, not number");
 }
 
 // Every apf.json problem names the file and the key, so the operator knows what to fix.
@@ -151,7 +154,9 @@ TEST(ForwarderCliTest, ApfJsonTlsErrorsNameTheFileAndTheKey) {
       {[](auto& c) { c.tls_server_key.clear(); }, "tls-server-key"},
       {[](auto& c) { c.tls_client_ca.clear(); }, "tls-client-ca"},
       {[&](auto& c) { c.tls_server_key = other->key_pem; }, "tls-server-cert, tls-server-key"},
-      {[](auto& c) { c.tls_cipher_suites = {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_NOPE"}; },
+      {[](auto& c) {
+         c.tls_cipher_suites = {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_NOPE"};
+       },
        "tls-cipher-suites[1]"},
   };
   for (const auto& c : cases) {
@@ -161,8 +166,10 @@ TEST(ForwarderCliTest, ApfJsonTlsErrorsNameTheFileAndTheKey) {
     options = BuildForwarderOptions(flags);
     ASSERT_FALSE(options) << c.key;
     EXPECT_EQ(options.error().message.rfind(flags.config_path + ": " + c.key, 0), 0u)
-        << "expected \"" << flags.config_path << ": " << c.key << "...\", got \"" << options.error().message << "\"";
-    EXPECT_EQ(options.error().message.find("PRIVATE KEY-----"), std::string::npos) << "no key material in messages";
+        << "expected \"" << flags.config_path << ": " << c.key << "...\", got \""
+        << options.error().message << "\"";
+    EXPECT_EQ(options.error().message.find("PRIVATE KEY-----"), std::string::npos)
+        << "no key material in messages";
   }
 }
 

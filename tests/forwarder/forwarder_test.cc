@@ -136,7 +136,6 @@ TEST_F(ForwarderTest, KeepsAcceptingAfterRunningOutOfDescriptorsWithoutSpinning)
       logs.Count("accept on 127.0.0.1:" + std::to_string(bound->port()) + ": accepting again"), 1u);
 }
 
-
 // Peers that connect and never finish their TLS handshake hold at most max_handshakes slots, each
 // for at most handshake_timeout: meanwhile the forwarder accepts no one else, afterwards it does.
 TEST_F(ForwarderTest, CapsConcurrentHandshakesAndTimesThemOut) {
@@ -157,7 +156,9 @@ TEST_F(ForwarderTest, CapsConcurrentHandshakesAndTimesThemOut) {
   auto bound = io_.Run(forwarder_->Start());
   ASSERT_TRUE(bound) << bound.error().message;
   auto handshakes = [&] {
-    return asio::post(io_.io(), asio::use_future([&] { return forwarder_->HandshakesInProgress(); })).get();
+    return asio::post(io_.io(),
+                      asio::use_future([&] { return forwarder_->HandshakesInProgress(); }))
+        .get();
   };
 
   pp::testing::RawConnection stalled1(AF_INET), stalled2(AF_INET);
@@ -167,7 +168,8 @@ TEST_F(ForwarderTest, CapsConcurrentHandshakesAndTimesThemOut) {
   // Both slots held: a real client is not even accepted, so its handshake gets no answer.
   auto blocked = io_.Run(DialTls(io_.executor(), *bound, *client_tls, 300ms));
   EXPECT_FALSE(blocked);
-  EXPECT_LT(std::chrono::steady_clock::now() - begin, 1000ms) << "checked while the slots were held";
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 1000ms)
+      << "checked while the slots were held";
   EXPECT_LE(handshakes(), 2u);
 
   // The stalled handshakes time out and their connections are closed...
@@ -183,7 +185,8 @@ TEST_F(ForwarderTest, CapsConcurrentHandshakesAndTimesThemOut) {
   ttrpctest::EchoRequest request;
   request.set_payload("through");
   auto reply = asio::co_spawn(ttrpc_client->get_executor(),
-                              ttrpc_client->Call<ttrpctest::EchoResponse>("ttrpctest.Test", "Echo", request, {}),
+                              ttrpc_client->Call<ttrpctest::EchoResponse>("ttrpctest.Test", "Echo",
+                                                                          request, {}),
                               asio::use_future)
                    .get();
   ASSERT_TRUE(reply) << reply.error().message;

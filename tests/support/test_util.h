@@ -80,7 +80,9 @@ bool WaitUntil(Pred done, std::chrono::milliseconds timeout) {
 // A blocking connection (unix socket or TCP) that reads and writes raw ttrpc frames.
 class RawConnection {
  public:
-  explicit RawConnection(const std::string& path) : RawConnection(AF_UNIX) { connected_ = ConnectUnix(path); }
+  explicit RawConnection(const std::string& path) : RawConnection(AF_UNIX) {
+    connected_ = ConnectUnix(path);
+  }
   // An unconnected socket of `family` (AF_UNIX, AF_INET, AF_INET6); ConnectUnix/ConnectTcp later.
   // Connecting needs no new descriptor, so a test can make the socket before using them all up.
   explicit RawConnection(int family) { fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0); }
@@ -96,7 +98,8 @@ class RawConnection {
     return connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   }
   bool ConnectTcp(const asio::ip::tcp::endpoint& endpoint) {
-    return connected_ = ::connect(fd_, endpoint.data(), static_cast<socklen_t>(endpoint.size())) == 0;
+    const auto size = static_cast<socklen_t>(endpoint.size());
+    return connected_ = ::connect(fd_, endpoint.data(), size) == 0;
   }
   // Receive() gives up (as if the peer closed) after `timeout` without data.
   void SetReceiveTimeout(std::chrono::milliseconds timeout) {

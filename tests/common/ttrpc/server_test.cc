@@ -407,7 +407,8 @@ std::string EchoOf(RawConnection& raw) {
   auto [header, data] = raw.Receive();
   ::ttrpc::Response response;
   ttrpctest::EchoResponse echo;
-  if (header.type != 2 || !ParseResponse(data, response) || !echo.ParseFromString(response.payload())) {
+  if (header.type != 2 || !ParseResponse(data, response) ||
+      !echo.ParseFromString(response.payload())) {
     return "<no reply>";
   }
   return echo.payload();
@@ -484,7 +485,8 @@ TEST_F(ServerLimitsTest, ConnectionOverTheCapIsClosedAtOnce) {
       [&] {
         RawConnection next(socket_);
         next.SetReceiveTimeout(1s);
-        return next.Send(RequestFrame(1, "ttrpctest.Test", "Echo", Echo("next"))) && EchoOf(next) == "next";
+        return next.Send(RequestFrame(1, "ttrpctest.Test", "Echo", Echo("next"))) &&
+               EchoOf(next) == "next";
       },
       10s));
 }
