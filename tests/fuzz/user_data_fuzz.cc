@@ -26,7 +26,7 @@ bool Decode(const pp::podvm::WriteFile& file, std::string& out) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace pp::forwarder;
+  using namespace pp::podvm;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   UserData parsed;
   std::string error;
