@@ -36,7 +36,7 @@ struct ForwarderOptions {
   // interval.
   std::chrono::milliseconds wait_log_interval{10000};
   // Pauses and log bounds when accept fails (out of descriptors or memory).
-  AcceptThrottle::Options accept_throttle;
+  AcceptThrottle::Options accept_throttle{};
 };
 
 class Forwarder {

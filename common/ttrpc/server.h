@@ -67,7 +67,7 @@ class Server {
     bool single_threaded = false;
     // When accept fails for lack of descriptors or memory: pause (10 ms doubling to 1 s) and keep
     // accepting; log the first failure, then at most one line a minute.
-    AcceptThrottle::Options accept_throttle;
+    AcceptThrottle::Options accept_throttle{};
   };
 
   explicit Server(asio::any_io_executor executor, Options options);
