@@ -3,10 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include "adaptor/sandbox_request.h"
+#include "common/podvm/apf_config.h"
+#include "common/podvm/initdata.h"
+#include "common/podvm/user_data.h"
 #include "common/tls/context.h"
-#include "forwarder/apf_config.h"
-#include "forwarder/initdata.h"
-#include "forwarder/user_data.h"
 
 namespace pp::adaptor {
 namespace {
@@ -52,7 +52,7 @@ Result<std::unique_ptr<AgentConnector>> AgentConnector::Create(asio::any_io_exec
 }
 
 Result<std::string> AgentConnector::UserData(const SandboxRecord& record) const {
-  forwarder::ApfConfig apf;
+  podvm::ApfConfig apf;
   apf.pod_name = record.request.pod_name;
   apf.tls_min_version = options_.tls_min_version;
   if (ca_) {
@@ -62,15 +62,15 @@ Result<std::string> AgentConnector::UserData(const SandboxRecord& record) const 
     apf.tls_server_key = std::move(server->key_pem);
     apf.tls_client_ca = ca_->CertPem();
   }
-  std::vector<forwarder::WriteFile> files;
-  files.push_back({"/run/peerpod/apf.json", forwarder::SerializeApfConfig(apf), forwarder::ContentEncoding::kPlain, "",
+  std::vector<podvm::WriteFile> files;
+  files.push_back({"/run/peerpod/apf.json", podvm::SerializeApfConfig(apf), podvm::ContentEncoding::kPlain, "",
                    "0600", false});
   if (!record.request.initdata.empty()) {
     // process-user-data expects base64(gzip(TOML)) there, as CAA writes it.
-    files.push_back({"/run/peerpod/initdata", forwarder::EncodeInitdata(record.request.initdata),
-                     forwarder::ContentEncoding::kPlain, "", "0600", false});
+    files.push_back({"/run/peerpod/initdata", podvm::EncodeInitdata(record.request.initdata),
+                     podvm::ContentEncoding::kPlain, "", "0600", false});
   }
-  return forwarder::RenderUserData(files);
+  return podvm::RenderUserData(files);
 }
 
 Result<AgentProxyOptions> AgentConnector::ProxyOptions(const SandboxRecord& record, std::string socket_path) const {

@@ -1,6 +1,6 @@
 #include "adaptor/sandbox_request.h"
 
-#include "forwarder/initdata.h"
+#include "common/podvm/initdata.h"
 
 #include <algorithm>
 #include <charconv>
@@ -131,9 +131,9 @@ Result<SandboxRequest> ParseCreateVM(const hypervisor::CreateVMRequest& request,
                 " bytes; at most ", std::to_string(limits.max_initdata), " accepted");
   }
   if (!out.initdata.empty()) {
-    forwarder::Initdata parsed;
+    podvm::Initdata parsed;
     std::string error;
-    if (!forwarder::ParseInitdataToml(out.initdata, parsed, error)) {
+    if (!podvm::ParseInitdataToml(out.initdata, parsed, error)) {
       return Fail(Code::kInvalidArgument, "annotation ", kAnnotationInitdata, ": ", error);
     }
   }

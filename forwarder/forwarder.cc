@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/base/accept_throttle.h"
+#include "common/base/backoff.h"
 #include "common/tls/stream.h"
 #include "forwarder/agent_rewrites.h"
 
@@ -31,23 +33,44 @@ ttrpc::Relay::Options AgentRelayOptions(const std::string& pod_netns) {
 }
 
 Forwarder::Forwarder(asio::any_io_executor executor, ForwarderOptions options)
-    : executor_(std::move(executor)), options_(std::move(options)), acceptor_(executor_) {}
+    : executor_(std::move(executor)),
+      options_(std::move(options)),
+      acceptor_(executor_),
+      accept_pause_(executor_),
+      handshake_freed_(executor_, std::chrono::steady_clock::time_point::max()) {}
 
 Forwarder::~Forwarder() = default;
 
 asio::awaitable<Result<asio::ip::tcp::endpoint>> Forwarder::Start() {
-  auto backoff = std::chrono::milliseconds(20);
-  for (int attempt = 1;; ++attempt) {
+  using Clock = std::chrono::steady_clock;
+  Backoff backoff(std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
+  const auto started = Clock::now();
+  auto next_report = started + options_.wait_log_interval;
+  for (bool waiting = false;;) {
     auto probe = co_await DialAgent(executor_, options_.agent_socket);
     if (probe) {
       (*probe)->Close();
+      if (waiting) {
+        spdlog::info("the kata-agent at {} answered after {} s", options_.agent_socket,
+                     std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started)
+                         .count());
+      }
       break;
     }
     if (shut_down_) co_return Fail(Code::kCancelled, "shut down before the kata-agent answered");
-    if (attempt == 1 || attempt % 50 == 0) spdlog::info("waiting for the kata-agent: {}", probe.error().message);
-    asio::steady_timer timer(executor_, backoff);
+    // One line when the wait starts, then one per interval however often we probe: the VM's console
+    // shows that the forwarder is alive and what it waits for, without a line per attempt.
+    const auto now = Clock::now();
+    if (!waiting) {
+      waiting = true;
+      spdlog::info("waiting for the {}", probe.error().message);  // "kata-agent at <path>: <why>"
+    } else if (now >= next_report) {
+      spdlog::info("still waiting for the kata-agent at {} ({} s)", options_.agent_socket,
+                   std::chrono::duration_cast<std::chrono::seconds>(now - started).count());
+      next_report = now + options_.wait_log_interval;
+    }
+    asio::steady_timer timer(executor_, backoff.Next());
     co_await timer.async_wait(kAwaitTuple);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
   std::error_code ec;
   acceptor_.open(options_.listen.protocol(), ec);
@@ -66,13 +89,30 @@ asio::awaitable<Result<asio::ip::tcp::endpoint>> Forwarder::Start() {
 }
 
 asio::awaitable<void> Forwarder::AcceptLoop() {
+  std::error_code ignored;
+  const auto local = acceptor_.local_endpoint(ignored);
+  AcceptThrottle throttle("agent-protocol-forwarder: accept on " + local.address().to_string() +
+                              ":" + std::to_string(local.port()),
+                          options_.accept_throttle);
   while (acceptor_.is_open()) {
+    // A peer that opens connections and never finishes a handshake must not make us hold an
+    // unbounded number of them: at the cap, new connections wait in the kernel's listen queue.
+    while (options_.tls && handshakes_ >= options_.max_handshakes && acceptor_.is_open()) {
+      co_await handshake_freed_.async_wait(kAwaitTuple);
+    }
+    if (!acceptor_.is_open()) break;
     auto [ec, socket] = co_await acceptor_.async_accept(kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
-      spdlog::warn("accept: {}", ec.message());
+      const auto pause = throttle.OnError(ec);
+      if (!pause) break;
+      if (pause->count() > 0) {
+        accept_pause_.expires_after(*pause);
+        co_await accept_pause_.async_wait(kAwaitTuple);
+      }
       continue;
     }
+    throttle.OnSuccess();
     asio::co_spawn(executor_, Serve(std::move(socket)), asio::detached);
   }
 }
@@ -84,7 +124,10 @@ asio::awaitable<void> Forwarder::Serve(asio::ip::tcp::socket socket) {
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   std::unique_ptr<ttrpc::Stream> downstream;
   if (options_.tls) {
+    ++handshakes_;
     auto accepted = co_await tls::TlsAccept(std::move(socket), options_.tls, options_.handshake_timeout);
+    --handshakes_;
+    handshake_freed_.cancel();
     if (!accepted) {
       spdlog::warn("refused {}: {}", where, accepted.error().message);
       co_return;
@@ -105,6 +148,8 @@ void Forwarder::Shutdown() {
   shut_down_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
+  accept_pause_.cancel();
+  handshake_freed_.cancel();
   for (auto& weak : relays_) {
     if (auto relay = weak.lock()) relay->Close();
   }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/base/accept_throttle.h"
 #include "common/base/asio.h"
 #include "common/base/error.h"
 #include "common/ttrpc/relay.h"
@@ -27,7 +28,15 @@ struct ForwarderOptions {
   std::string agent_socket = "/run/kata-containers/agent.sock";
   std::string pod_netns;                      // empty: containers keep their namespaces
   std::shared_ptr<asio::ssl::context> tls;    // server context; null: plaintext (-disable-tls)
+  // TLS handshakes in progress at once; at the cap the forwarder stops accepting (new connections
+  // wait in the kernel's listen queue) until one ends. Each must finish within handshake_timeout.
+  std::size_t max_handshakes = 32;
   std::chrono::milliseconds handshake_timeout{10000};
+  // While the agent socket does not answer: one log line when the wait starts, then one per
+  // interval.
+  std::chrono::milliseconds wait_log_interval{10000};
+  // Pauses and log bounds when accept fails (out of descriptors or memory).
+  AcceptThrottle::Options accept_throttle{};
 };
 
 class Forwarder {
@@ -36,10 +45,15 @@ class Forwarder {
   ~Forwarder();
 
   // Waits (forever, with capped backoff, until Shutdown) for the agent socket to accept a connection,
-  // then listens. Returns the bound endpoint (port 0 picks one), or the listen error.
+  // logging when the wait starts and every wait_log_interval after ("still waiting for the
+  // kata-agent at <path> (<n> s)"), then listens. Returns the bound endpoint (port 0 picks one), or
+  // the listen error.
   asio::awaitable<Result<asio::ip::tcp::endpoint>> Start();
 
   void Shutdown();
+
+  // TLS handshakes in progress (0 without TLS).
+  std::size_t HandshakesInProgress() const { return handshakes_; }
 
  private:
   asio::awaitable<void> AcceptLoop();
@@ -48,6 +62,9 @@ class Forwarder {
   asio::any_io_executor executor_;
   ForwarderOptions options_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer accept_pause_;  // the accept loop's pause after EMFILE and the like
+  asio::steady_timer handshake_freed_;  // wakes the accept loop waiting for a handshake slot
+  std::size_t handshakes_ = 0;
   std::vector<std::weak_ptr<ttrpc::Relay>> relays_;
   bool shut_down_ = false;
 };

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base/file.h"
-#include "forwarder/apf_config.h"
-#include "forwarder/encoding.h"
-#include "forwarder/initdata.h"
+#include "common/podvm/apf_config.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/initdata.h"
 
 namespace pp::forwarder {
 namespace {
@@ -94,12 +94,12 @@ bool MapPath(std::string_view path, std::string& name, std::string& why) {
   return true;
 }
 
-bool CheckContent(Check check, const std::string& bytes, Initdata& initdata,
+bool CheckContent(Check check, const std::string& bytes, podvm::Initdata& initdata,
                   std::vector<std::string>& notes, std::string& why) {
   switch (check) {
     case Check::kApfConfig: {
-      ApfConfig config;
-      return ParseApfConfig(bytes, config, why, &notes);
+      podvm::ApfConfig config;
+      return podvm::ParseApfConfig(bytes, config, why, &notes);
     }
     case Check::kJsonObject: {
       const auto doc = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
@@ -108,9 +108,9 @@ bool CheckContent(Check check, const std::string& bytes, Initdata& initdata,
       return false;
     }
     case Check::kInitdata:
-      return ParseInitdataFile(bytes, initdata, why);
+      return podvm::ParseInitdataFile(bytes, initdata, why);
     case Check::kToml:
-      return CheckToml(bytes, why);
+      return podvm::CheckToml(bytes, why);
     case Check::kNone:
       return true;
   }
@@ -122,11 +122,11 @@ bool IsRootOwner(std::string_view owner) {
 }
 
 // Adds the files initdata yields and its digest; they replace write_files entries of the same name.
-void AddInitdataFiles(const Initdata& initdata, Plan& plan) {
+void AddInitdataFiles(const podvm::Initdata& initdata, Plan& plan) {
   for (const auto& [key, value] : initdata.data) {
     if (std::find(std::begin(kInitdataFiles), std::end(kInitdataFiles), key) ==
         std::end(kInitdataFiles)) {
-      plan.notes.push_back("initdata: skipping data key \"" + Printable(key, 128) +
+      plan.notes.push_back("initdata: skipping data key \"" + podvm::Printable(key, 128) +
                            "\" (not a file this VM uses)");
       continue;
     }
@@ -180,17 +180,17 @@ Result<void> Stage(int dir_fd, const std::string& dir, const std::string& tmp,
 
 }  // namespace
 
-Result<Plan> PlanFromUserData(const UserData& user_data) {
+Result<Plan> PlanFromUserData(const podvm::UserData& user_data) {
   Plan plan;
   plan.notes = user_data.notes;
   std::vector<std::string> problems;
   std::vector<std::string> names;
-  Initdata initdata;
+  podvm::Initdata initdata;
   bool has_initdata = false;
   for (std::size_t i = 0; i < user_data.write_files.size(); ++i) {
-    const WriteFile& entry = user_data.write_files[i];
+    const podvm::WriteFile& entry = user_data.write_files[i];
     const std::string where =
-        "write_files[" + std::to_string(i) + "] (" + Printable(entry.path, 128) + ")";
+        "write_files[" + std::to_string(i) + "] (" + podvm::Printable(entry.path, 128) + ")";
     auto problem = [&](const std::string& why) { problems.push_back(where + ": " + why); };
     std::string name;
     std::string why;
@@ -211,7 +211,7 @@ Result<Plan> PlanFromUserData(const UserData& user_data) {
     unsigned mode = allowed.mode;
     if (!entry.permissions.empty()) {
       unsigned requested = 0;
-      if (!ParsePermissions(entry.permissions, requested, why)) {
+      if (!podvm::ParsePermissions(entry.permissions, requested, why)) {
         problem("permissions " + why);
         continue;
       }
@@ -223,15 +223,15 @@ Result<Plan> PlanFromUserData(const UserData& user_data) {
       }
     }
     if (!IsRootOwner(entry.owner)) {
-      plan.notes.push_back(where + ": owner \"" + Printable(entry.owner, 128) +
+      plan.notes.push_back(where + ": owner \"" + podvm::Printable(entry.owner, 128) +
                            "\" ignored; files belong to root");
     }
     std::string bytes;
-    if (!DecodeContent(entry, kMaxFileBytes, bytes, why)) {
+    if (!podvm::DecodeContent(entry, kMaxFileBytes, bytes, why)) {
       problem("content: " + why);
       continue;
     }
-    Initdata parsed;
+    podvm::Initdata parsed;
     if (!CheckContent(allowed.check, bytes, parsed, plan.notes, why)) {
       problem(why);
       continue;
@@ -253,18 +253,18 @@ Result<Plan> PlanFromUserData(const UserData& user_data) {
 }
 
 Result<Plan> PlanFromText(std::string_view user_data_text) {
-  UserData user_data;
+  podvm::UserData user_data;
   std::string error;
-  if (!ParseUserData(user_data_text, user_data, error)) {
+  if (!podvm::ParseUserData(user_data_text, user_data, error)) {
     return Fail(Code::kInvalidArgument, error, " (nothing written)");
   }
   return PlanFromUserData(user_data);
 }
 
 Result<Plan> PlanFromInitdata(std::string_view encoded_initdata) {
-  Initdata initdata;
+  podvm::Initdata initdata;
   std::string error;
-  if (!ParseInitdataFile(encoded_initdata, initdata, error)) {
+  if (!podvm::ParseInitdataFile(encoded_initdata, initdata, error)) {
     return Fail(Code::kInvalidArgument, error, " (nothing written)");
   }
   Plan plan;

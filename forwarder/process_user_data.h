@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "common/base/error.h"
-#include "forwarder/user_data.h"
+#include "common/podvm/user_data.h"
 
 namespace pp::forwarder {
 
@@ -45,7 +45,7 @@ struct Plan {
 };
 
 // Validates `user_data` and decides what to write. INVALID_ARGUMENT listing every problem.
-Result<Plan> PlanFromUserData(const UserData& user_data);
+Result<Plan> PlanFromUserData(const podvm::UserData& user_data);
 
 // ParseUserData + PlanFromUserData.
 Result<Plan> PlanFromText(std::string_view user_data_text);

@@ -9,9 +9,9 @@
 
 #include "common/base/file.h"
 #include "common/base/go_flags.h"
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/user_data.h"
 #include "forwarder/process_user_data.h"
-#include "forwarder/user_data.h"
 #include "forwarder/user_data_source.h"
 
 #ifndef PP_VERSION
@@ -25,31 +25,44 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kMaxAttemptTime{30'000};
 
-Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
+// A device or a metadata service may come up after us: those are retried for -t seconds.
+Result<std::string> ReadRemoteSource(const ProcessUserDataOptions& options,
+                                     const std::string& what) {
   std::function<Result<std::string>(milliseconds)> read;
-  std::string what;
-  if (!options.user_data_file.empty()) {
-    what = options.user_data_file;
-    read = [&](milliseconds) { return ReadUserDataFile(options.user_data_file); };
-  } else if (!options.cidata.empty()) {
-    what = options.cidata;
+  if (!options.cidata.empty()) {
     read = [&](milliseconds) { return ReadCidataUserData(options.cidata); };
   } else {
-    what = options.url;
     read = [&](milliseconds remaining) {
       return FetchUserDataUrl(options.url, options.headers, std::min(remaining, kMaxAttemptTime));
     };
   }
   const auto delay = milliseconds(std::llround(options.retry_delay_seconds * 1000));
-  auto text = ReadWithRetry(
+  return ReadWithRetry(
       read, std::chrono::seconds(options.timeout_seconds), delay, [&](const Error& error) {
         spdlog::warn("user-data from {} not available yet, retrying in {} s: {}", what,
                      options.retry_delay_seconds, error.message);
       });
+}
+
+Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
+  Result<std::string> text;
+  std::string what;
+  if (!options.user_data_file.empty()) {
+    // A local file is there or it is not: nothing comes of waiting for it.
+    what = options.user_data_file;
+    text = ReadUserDataFile(options.user_data_file);
+    if (!text && text.error().code == Code::kNotFound) {
+      return Fail(Code::kNotFound, "-user-data-file ", what,
+                  " does not exist (a local file is read once; -t retries only -cidata and -url)");
+    }
+  } else {
+    what = options.cidata.empty() ? options.url : options.cidata;
+    text = ReadRemoteSource(options, what);
+  }
   if (!text || !options.base64) return text;
   std::string decoded;
   std::string error;
-  if (!Base64Decode(*text, kMaxUserDataBytes, decoded, error)) {
+  if (!podvm::Base64Decode(*text, podvm::kMaxUserDataBytes, decoded, error)) {
     return Fail(Code::kInvalidArgument, "user-data from ", what,
                 " is not base64 (-base64 was given): ", error);
   }
@@ -58,7 +71,7 @@ Result<std::string> ReadSource(const ProcessUserDataOptions& options) {
 
 // No source: the files initdata yields from an initdata someone else (cloud-init) wrote.
 Result<Plan> PlanFromExistingInitdata(const std::string& dir, bool& nothing_to_do) {
-  auto encoded = ReadFile(dir + "/initdata", kMaxUserDataBytes);
+  auto encoded = ReadFile(dir + "/initdata", podvm::kMaxUserDataBytes);
   if (!encoded && encoded.error().code == Code::kNotFound) {
     nothing_to_do = true;
     return Plan{};

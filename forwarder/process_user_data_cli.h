@@ -3,6 +3,8 @@
 //   -user-data-file <path> | -cidata <image or device> | -url <http://...> [-header "K: v"]...
 //   [-base64] -output-dir <dir> (default /run/peerpod)  -t <seconds> (default 180)  -retry-delay
 //   <seconds> (5)
+// -t and -retry-delay apply to -cidata and -url, which may not be ready yet at boot; a
+// -user-data-file is read once, and a missing one is an error at once.
 // With no source, only an existing <output-dir>/initdata is processed (VMs where cloud-init wrote
 // the files), as CAA does.
 #pragma once
@@ -25,7 +27,7 @@ struct ProcessUserDataOptions {
   std::vector<std::string> headers;  // -header, repeatable, "Name: value"
   bool base64 = false;  // -base64: the source holds base64 of the document (Azure IMDS)
   std::string output_dir = "/run/peerpod";
-  int timeout_seconds = 180;       // -t, --user-data-fetch-timeout
+  int timeout_seconds = 180;       // -t, --user-data-fetch-timeout (-cidata and -url only)
   double retry_delay_seconds = 5;  // -retry-delay
   bool version = false;
 };
@@ -37,9 +39,9 @@ void AddProcessUserDataFlags(CLI::App& app, ProcessUserDataOptions& options);
 // What CLI11 cannot check: at most one source, a usable timeout, delay and headers.
 Result<void> ValidateOptions(const ProcessUserDataOptions& options);
 
-// Reads the user-data (with retries), validates everything, writes the files. Logs each file
-// written (name, mode, size; never contents). Returns 0 on success or when there is nothing to do,
-// 1 when the user-data could not be read, was rejected, or could not be written.
+// Reads the user-data (retrying -cidata and -url), validates everything, writes the files. Logs
+// each file written (name, mode, size; never contents). Returns 0 on success or when there is
+// nothing to do, 1 when the user-data could not be read, was rejected, or could not be written.
 int RunProcessUserData(const ProcessUserDataOptions& options);
 
 // The whole program: flags (2 on a usage error), then RunProcessUserData.

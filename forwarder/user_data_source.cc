@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "common/base/file.h"
-#include "forwarder/user_data.h"
+#include "common/podvm/user_data.h"
 
 namespace pp::forwarder {
 namespace {
@@ -45,7 +45,7 @@ struct Body {
 std::size_t CollectBody(char* ptr, std::size_t size, std::size_t nmemb, void* user) {
   auto* body = static_cast<Body*>(user);
   const std::size_t n = size * nmemb;
-  if (body->data.size() + n > kMaxUserDataBytes) {
+  if (body->data.size() + n > podvm::kMaxUserDataBytes) {
     body->overflow = true;
     return 0;  // makes curl fail with CURLE_WRITE_ERROR
   }
@@ -56,7 +56,7 @@ std::size_t CollectBody(char* ptr, std::size_t size, std::size_t nmemb, void* us
 }  // namespace
 
 Result<std::string> ReadUserDataFile(const std::string& path) {
-  return ReadFile(path, kMaxUserDataBytes);
+  return ReadFile(path, podvm::kMaxUserDataBytes);
 }
 
 Result<std::string> ReadCidataUserData(const std::string& image) {
@@ -84,9 +84,9 @@ Result<std::string> ReadCidataUserData(const std::string& image) {
   if (!st) return Fail(Code::kNotFound, image, " has no user-data file");
   if (st->type != iso9660_stat_s::_STAT_FILE)
     return Fail(Code::kInvalidArgument, image, ": user-data is not a file");
-  if (st->size > kMaxUserDataBytes) {
+  if (st->size > podvm::kMaxUserDataBytes) {
     return Fail(Code::kResourceExhausted, image, ": user-data has ", std::to_string(st->size),
-                " bytes, more than the limit of ", std::to_string(kMaxUserDataBytes));
+                " bytes, more than the limit of ", std::to_string(podvm::kMaxUserDataBytes));
   }
   const std::size_t blocks = (st->size + ISO_BLOCKSIZE - 1) / ISO_BLOCKSIZE;
   std::string data(blocks * ISO_BLOCKSIZE, '\0');
@@ -132,7 +132,7 @@ Result<std::string> FetchUserDataUrl(const std::string& url,
   const CURLcode rc = curl_easy_perform(h);
   if (body.overflow) {
     return Fail(Code::kResourceExhausted, "GET ", url, ": body is larger than ",
-                std::to_string(kMaxUserDataBytes), " bytes");
+                std::to_string(podvm::kMaxUserDataBytes), " bytes");
   }
   if (rc == CURLE_OPERATION_TIMEDOUT)
     return Fail(Code::kDeadlineExceeded, "GET ", url, ": ", curl_easy_strerror(rc));

@@ -132,6 +132,18 @@ Result<Material> LoadMaterialFiles(const std::string& ca_file, const std::string
   return material;
 }
 
+Result<void> CheckCertificatesPem(std::string_view pem, std::string_view what) {
+  auto certs = ParseCertificates(pem, what);
+  if (!certs) return std::unexpected(certs.error());
+  return {};
+}
+
+Result<void> CheckPrivateKeyPem(std::string_view pem, std::string_view what) {
+  auto key = ParsePrivateKey(pem, what);
+  if (!key) return std::unexpected(key.error());
+  return {};
+}
+
 Result<std::shared_ptr<asio::ssl::context>> MakeServerContext(const Material& material,
                                                               const TlsSettings& settings) {
   return MakeContext(material, settings, Side::kServer);

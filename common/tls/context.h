@@ -14,6 +14,7 @@
 #include <asio/ssl.hpp>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/base/asio.h"
 #include "common/base/error.h"
@@ -32,6 +33,12 @@ struct Material {
 // INVALID_ARGUMENT for one that is not the PEM it should be.
 Result<Material> LoadMaterialFiles(const std::string& ca_file, const std::string& cert_file,
                                    const std::string& key_file);
+
+// One part of the material checked on its own, for callers that want to say where it came from: a
+// PEM bundle of one or more certificates, or one unencrypted PEM private key. INVALID_ARGUMENT
+// whose message starts with `what` when it does not parse.
+Result<void> CheckCertificatesPem(std::string_view pem, std::string_view what);
+Result<void> CheckPrivateKeyPem(std::string_view pem, std::string_view what);
 
 // INVALID_ARGUMENT when a part is missing or does not parse, when certificate and key do not match,
 // or when the settings are invalid.

@@ -55,6 +55,10 @@ class FrameReader {
   // Bytes buffered but not yet returned as frames (a peer that closes mid-frame leaves some).
   std::size_t Buffered() const { return end_ - begin_; }
 
+  // Whether part of a frame has arrived and its rest has not: bytes buffered that Next() cannot
+  // return yet, or an oversized frame still being skipped.
+  bool InFrame() const { return discard_ > 0 || end_ > begin_; }
+
  private:
   std::uint32_t max_data_length_;
   std::vector<std::uint8_t> buffer_;

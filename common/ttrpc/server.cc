@@ -40,7 +40,8 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
         stream_(std::move(stream)),
         executor_(stream_->get_executor()),
         writer_(*stream_, [this] { read_signal_.cancel(); }),
-        read_signal_(executor_, std::chrono::steady_clock::time_point::max()) {
+        read_signal_(executor_, std::chrono::steady_clock::time_point::max()),
+        frame_timer_(executor_) {
     server_.open_connections_.fetch_add(1);
   }
 
@@ -72,14 +73,32 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<void> ReadLoop() {
     FrameReader reader;
+    bool timing = false;  // frame_timer_ runs for the frame in progress
     while (!aborted_) {
-      while (auto frame = reader.Next()) OnFrame(*frame);
-      // Backpressure: a peer that floods us with calls (or never reads replies) waits here.
-      while (!aborted_ && (calls_.size() >= server_.options_.max_inflight_per_connection ||
-                           writer_.QueuedBytes() >= kMaxQueuedBytes)) {
-        co_await read_signal_.async_wait(pp::kAwaitTuple);
+      // Buffered frames start one at a time, each only while a call slot is free: the in-flight
+      // limit holds per frame, however many frames one read brought.
+      bool completed = false;
+      while (!Saturated()) {
+        auto frame = reader.Next();
+        if (!frame) break;
+        completed = true;
+        OnFrame(*frame);
       }
-      if (aborted_) break;
+      if (Saturated()) {
+        // Backpressure: a peer that floods us with calls (or never reads replies) waits here. We
+        // are the ones not reading then, so the frame timer does not run.
+        if (timing) frame_timer_.cancel();
+        timing = false;
+        co_await read_signal_.async_wait(pp::kAwaitTuple);
+        continue;
+      }
+      if (reader.InFrame() && (!timing || completed)) {
+        ArmFrameTimer();
+        timing = true;
+      } else if (!reader.InFrame() && timing) {
+        frame_timer_.cancel();
+        timing = false;
+      }
       auto region = reader.Prepare();
       auto [ec, n] = co_await stream_->ReadSome(asio::buffer(region.data(), region.size()));
       if (ec) {
@@ -91,9 +110,26 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       }
       reader.Commit(n);
     }
+    frame_timer_.cancel();
     // The peer is gone or closed its side: finish the calls in flight, flush, then close.
     draining_ = true;
     CloseIfIdle();
+  }
+
+  bool Saturated() const {
+    return calls_.size() >= server_.options_.max_inflight_per_connection ||
+           writer_.QueuedBytes() >= kMaxQueuedBytes;
+  }
+
+  // A frame started arriving: it must be complete within frame_read_timeout.
+  void ArmFrameTimer() {
+    frame_timer_.expires_after(server_.options_.frame_read_timeout);
+    frame_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec || self->aborted_) return;
+      spdlog::warn("ttrpc: {}: closing: a frame started arriving and was not complete within {} ms",
+                   self->stream_->Describe(), self->server_.options_.frame_read_timeout.count());
+      self->AbortNow();
+    });
   }
 
   asio::awaitable<void> WriteLoop() {
@@ -236,6 +272,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     writer_.Abort();
     stream_->Close();
     read_signal_.cancel();
+    frame_timer_.cancel();
   }
 
   Server& server_;
@@ -243,6 +280,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   asio::any_io_executor executor_;
   FrameWriter writer_;
   asio::steady_timer read_signal_;  // wakes the read loop: capacity freed or we are aborting
+  asio::steady_timer frame_timer_;  // closes the connection when a frame stalls half-received
   std::unordered_map<std::uint32_t, std::shared_ptr<Call>> calls_;
   bool draining_ = false;  // no new calls; close once the calls in flight finished
   bool closing_ = false;   // flush and close
@@ -290,7 +328,9 @@ Result<void> Server::ListenUnix(const std::string& path, mode_t mode) {
   }
   socket_files_.emplace_back(path, st.st_ino);
   unix_acceptors_.push_back(acceptor);
-  asio::co_spawn(strand_, AcceptUnix(acceptor), asio::detached);
+  auto pause = std::make_shared<asio::steady_timer>(strand_);
+  accept_pauses_.push_back(pause);
+  asio::co_spawn(strand_, AcceptUnix(acceptor, std::move(pause)), asio::detached);
   return {};
 }
 
@@ -304,37 +344,75 @@ Result<asio::ip::tcp::endpoint> Server::ListenTcp(const asio::ip::tcp::endpoint&
   if (ec) return Fail(Code::kUnavailable, "listen on tcp port ", std::to_string(endpoint.port()), ": ", ec.message());
   auto bound = acceptor->local_endpoint(ec);
   tcp_acceptors_.push_back(acceptor);
-  asio::co_spawn(strand_, AcceptTcp(acceptor), asio::detached);
+  auto pause = std::make_shared<asio::steady_timer>(strand_);
+  accept_pauses_.push_back(pause);
+  asio::co_spawn(strand_, AcceptTcp(acceptor, std::move(pause)), asio::detached);
   return bound;
 }
 
-asio::awaitable<void> Server::AcceptUnix(std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor) {
+asio::awaitable<void> Server::AcceptUnix(
+    std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor,
+    std::shared_ptr<asio::steady_timer> pause) {
   const std::string where = "unix:" + acceptor->local_endpoint().path();
+  AcceptThrottle throttle("ttrpc: accept on " + where, options_.accept_throttle);
   while (acceptor->is_open()) {
     auto [ec, socket] = co_await acceptor->async_accept(ConnectionExecutor(), pp::kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
-      spdlog::warn("ttrpc: accept on {}: {}", where, ec.message());
-      continue;  // EMFILE and friends are transient; the next accept may succeed
+      if (!co_await PauseAfterAcceptError(throttle, ec, *pause)) break;
+      continue;
     }
+    throttle.OnSuccess();
+    if (!Admit(where)) continue;  // closes the socket
     Serve(std::make_unique<UnixStream>(std::move(socket), where));
   }
 }
 
-asio::awaitable<void> Server::AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
+asio::awaitable<void> Server::AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
+                                        std::shared_ptr<asio::steady_timer> pause) {
+  std::error_code ignored;
+  const auto local = acceptor->local_endpoint(ignored);
+  AcceptThrottle throttle(
+      "ttrpc: accept on tcp:" + local.address().to_string() + ":" + std::to_string(local.port()),
+      options_.accept_throttle);
   while (acceptor->is_open()) {
     auto [ec, socket] = co_await acceptor->async_accept(ConnectionExecutor(), pp::kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
-      spdlog::warn("ttrpc: tcp accept: {}", ec.message());
+      if (!co_await PauseAfterAcceptError(throttle, ec, *pause)) break;
       continue;
     }
-    std::error_code ignored;
+    throttle.OnSuccess();
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     const auto peer = socket.remote_endpoint(ignored);
     std::string where = "tcp:" + peer.address().to_string() + ":" + std::to_string(peer.port());
+    if (!Admit(where)) continue;  // closes the socket
     Serve(std::make_unique<TcpStream>(std::move(socket), std::move(where)));
   }
+}
+
+// Runs on strand_ (refused_log_ is guarded by it).
+bool Server::Admit(const std::string& where) {
+  const std::size_t open = open_connections_.load();
+  if (open < options_.max_connections) return true;
+  if (const std::size_t count = refused_log_.Record(RateLimiter::Clock::now()); count > 0) {
+    spdlog::warn("ttrpc: refusing {}: {} connections open, the most allowed{}", where, open,
+                 count > 1 ? " (" + std::to_string(count) + " refused since the last report)" : "");
+  }
+  return false;
+}
+
+// Runs on strand_. Touches no member after the pause: Shutdown cancels the timer, and the loop then
+// only looks at its acceptor (which it co-owns) before it ends.
+asio::awaitable<bool> Server::PauseAfterAcceptError(AcceptThrottle& throttle, std::error_code ec,
+                                                    asio::steady_timer& pause) {
+  const auto delay = throttle.OnError(ec);
+  if (!delay) co_return false;
+  if (delay->count() > 0) {
+    pause.expires_after(*delay);
+    co_await pause.async_wait(pp::kAwaitTuple);
+  }
+  co_return true;
 }
 
 asio::any_io_executor Server::ConnectionExecutor() const {
@@ -367,6 +445,7 @@ asio::awaitable<void> Server::DoShutdown(std::chrono::milliseconds grace) {
   std::error_code ignored;
   for (auto& acceptor : unix_acceptors_) acceptor->close(ignored);
   for (auto& acceptor : tcp_acceptors_) acceptor->close(ignored);
+  for (auto& pause : accept_pauses_) pause->cancel();
   for (const auto& [path, inode] : socket_files_) {
     struct stat st{};
     if (::lstat(path.c_str(), &st) == 0 && st.st_ino == inode) ::unlink(path.c_str());

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/base/accept_throttle.h"
 #include "common/base/error.h"
 #include "common/ttrpc/stream.h"
 
@@ -53,9 +54,20 @@ class Server {
  public:
   struct Options {
     // Requests in flight per connection before the server stops reading from it (backpressure).
+    // Checked per frame: frames already read but over the limit wait in the buffer.
     std::size_t max_inflight_per_connection = 256;
+    // Connections open at once. Over it, an accepted connection is closed at once, with a log line
+    // (the first, then at most one a minute with the count).
+    std::size_t max_connections = 128;
+    // A frame whose header or data started arriving must be complete within this, or the connection
+    // is closed. Idle time between frames is not limited: the Go shim and runtime-rs keep their
+    // connections open.
+    std::chrono::milliseconds frame_read_timeout{30000};
     // The io_context runs on one thread: connections need no strand of their own.
     bool single_threaded = false;
+    // When accept fails for lack of descriptors or memory: pause (10 ms doubling to 1 s) and keep
+    // accepting; log the first failure, then at most one line a minute.
+    AcceptThrottle::Options accept_throttle{};
   };
 
   explicit Server(asio::any_io_executor executor, Options options);
@@ -90,8 +102,16 @@ class Server {
   friend class Connection;
   using MethodMap = std::map<std::string, Handler, std::less<>>;
 
-  asio::awaitable<void> AcceptUnix(std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor);
-  asio::awaitable<void> AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor);
+  asio::awaitable<void> AcceptUnix(std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor,
+                                   std::shared_ptr<asio::steady_timer> pause);
+  asio::awaitable<void> AcceptTcp(std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
+                                  std::shared_ptr<asio::steady_timer> pause);
+  // Whether a just-accepted connection may be served (fewer than max_connections open); logs a
+  // refusal within bounds. The caller closes a refused socket.
+  bool Admit(const std::string& where);
+  // After a failed accept: logs within bounds and pauses when resources ran out; false to stop.
+  asio::awaitable<bool> PauseAfterAcceptError(AcceptThrottle& throttle, std::error_code ec,
+                                              asio::steady_timer& pause);
   asio::awaitable<void> DoShutdown(std::chrono::milliseconds grace);
   void ConnectionClosed();
   asio::any_io_executor ConnectionExecutor() const;
@@ -103,6 +123,8 @@ class Server {
 
   std::vector<std::shared_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors_;
   std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> tcp_acceptors_;
+  std::vector<std::shared_ptr<asio::steady_timer>> accept_pauses_;  // cancelled by Shutdown
+  RateLimiter refused_log_{std::chrono::minutes(1)};                // guarded by strand_
   std::vector<std::pair<std::string, ino_t>> socket_files_;  // removed at shutdown if still ours
   bool shutting_down_ = false;                               // guarded by strand_
   asio::steady_timer closed_signal_;                         // on strand_; cancelled per close

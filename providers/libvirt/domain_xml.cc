@@ -12,8 +12,8 @@
 #include <utility>
 
 #include "common/base/file.h"
-#include "forwarder/encoding.h"
-#include "forwarder/initdata.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/initdata.h"
 
 namespace pp::providers::libvirt {
 namespace {
@@ -226,12 +226,12 @@ void AddLaunchSecurity(Element domain, const DomainSpec& spec) {
     ls.Child("cbitpos", std::to_string(spec.cbitpos));
     ls.Child("reducedPhysBits", std::to_string(spec.reduced_phys_bits));
     ls.Child("policy", Hex(spec.snp_policy, 8));
-    if (!spec.host_data.empty()) ls.Child("hostData", forwarder::Base64Encode(spec.host_data));
+    if (!spec.host_data.empty()) ls.Child("hostData", podvm::Base64Encode(spec.host_data));
   } else if (spec.security == LaunchSecurity::kTdx) {
     Element ls = domain.Child("launchSecurity");
     ls.Attr("type", "tdx");
     ls.Child("policy", Hex(spec.tdx_policy, 8));
-    if (!spec.mr_config_id.empty()) ls.Child("mrConfigId", forwarder::Base64Encode(spec.mr_config_id));
+    if (!spec.mr_config_id.empty()) ls.Child("mrConfigId", podvm::Base64Encode(spec.mr_config_id));
     if (!spec.qgs_socket.empty()) ls.Child("quoteGenerationService").Attr("path", spec.qgs_socket);
   }
 }
@@ -409,9 +409,9 @@ Result<DomainFacts> ParseDomainXml(std::string_view xml) {
 }
 
 Result<std::string> InitdataBinding(std::string_view toml, std::size_t size) {
-  forwarder::Initdata initdata;
+  podvm::Initdata initdata;
   std::string error;
-  if (!forwarder::ParseInitdataToml(toml, initdata, error)) {
+  if (!podvm::ParseInitdataToml(toml, initdata, error)) {
     return Fail(Code::kInvalidArgument, "initdata: ", error);
   }
   std::string digest;

@@ -9,10 +9,11 @@
 #include <sstream>
 
 #include "common/base/go_flags.h"
-#include "forwarder/apf_config.h"
-#include "forwarder/encoding.h"
-#include "forwarder/initdata.h"
-#include "forwarder/user_data.h"
+#include "common/podvm/apf_config.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/initdata.h"
+#include "common/podvm/user_data.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/test_util.h"
 
 namespace pp::forwarder {
@@ -41,16 +42,16 @@ std::string ReadText(const std::string& path) {
 }
 
 std::string GoodUserData() {
-  ApfConfig apf;
+  podvm::ApfConfig apf;
   apf.pod_name = "nginx";
-  WriteFile a;
+  podvm::WriteFile a;
   a.path = "/run/peerpod/apf.json";
-  a.content = SerializeApfConfig(apf);
-  WriteFile i;
+  a.content = podvm::SerializeApfConfig(apf);
+  podvm::WriteFile i;
   i.path = "/run/peerpod/initdata";
-  i.content = EncodeInitdata(
+  i.content = podvm::EncodeInitdata(
       "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = \"[x]\\n\"\n");
-  return RenderUserData({a, i});
+  return podvm::RenderUserData({a, i});
 }
 
 class CliTest : public ::testing::Test {
@@ -153,19 +154,38 @@ TEST_F(CliTest, MalformedUserDataFailsAtOnceWithoutRetrying) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
-TEST_F(CliTest, MissingSourceTimesOut) {
+TEST_F(CliTest, MissingCidataIsRetriedUntilTheTimeout) {
   testing::TempDir dir;
+  testing::LogCapture logs;
   ProcessUserDataOptions options;
-  options.user_data_file = dir / "never";
+  options.cidata = dir / "not-yet.iso";
   options.output_dir = dir / "out";
   options.timeout_seconds = 1;
   options.retry_delay_seconds = 0.1;
   EXPECT_EQ(RunProcessUserData(options), 1);
+  EXPECT_GE(logs.Count("not available yet, retrying"), 2u);
+  EXPECT_EQ(logs.Count("gave up after"), 1u);
+}
+
+TEST_F(CliTest, MissingLocalFileFailsAtOnce) {
+  testing::TempDir dir;
+  testing::LogCapture logs;
+  ProcessUserDataOptions options;
+  options.user_data_file = dir / "never";
+  options.output_dir = dir / "out";
+  options.timeout_seconds = 20;  // would be waited out if a local file were retried
+  options.retry_delay_seconds = 0.1;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunProcessUserData(options), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(logs.Count("retrying"), 0u);
+  EXPECT_EQ(logs.Count("-user-data-file " + options.user_data_file + " does not exist"), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir / "out"));
 }
 
 TEST_F(CliTest, Base64SourceIsDecoded) {
   testing::TempDir dir;
-  WriteText(dir / "user-data.b64", Base64Encode(GoodUserData()));
+  WriteText(dir / "user-data.b64", podvm::Base64Encode(GoodUserData()));
   ProcessUserDataOptions options;
   options.user_data_file = dir / "user-data.b64";
   options.base64 = true;
@@ -182,7 +202,7 @@ TEST_F(CliTest, WithoutASourceProcessesAnExistingInitdata) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
   WriteText(
       dir / "initdata",
-      EncodeInitdata(
+      podvm::EncodeInitdata(
           "version = \"0.1.0\"\nalgorithm = \"sha512\"\n[data]\n\"cdh.toml\" = \"a = 1\\n\"\n"));
   ASSERT_EQ(RunProcessUserData(options), 0);
   EXPECT_EQ(ReadText(dir / "cdh.toml"), "a = 1\n");

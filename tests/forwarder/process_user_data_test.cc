@@ -8,10 +8,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "forwarder/apf_config.h"
-#include "forwarder/encoding.h"
-#include "forwarder/initdata.h"
-#include "forwarder/user_data.h"
+#include "common/podvm/apf_config.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/initdata.h"
+#include "common/podvm/user_data.h"
 #include "tests/support/test_util.h"
 
 namespace pp::forwarder {
@@ -31,15 +31,15 @@ url = "http://kbs:8080"
 )";
 
 std::string ApfJson() {
-  ApfConfig config;
+  podvm::ApfConfig config;
   config.pod_name = "nginx";
   config.pod_namespace = "default";
   config.tls_server_key = "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n";
-  return SerializeApfConfig(config);
+  return podvm::SerializeApfConfig(config);
 }
 
-WriteFile Entry(std::string path, std::string content) {
-  WriteFile file;
+podvm::WriteFile Entry(std::string path, std::string content) {
+  podvm::WriteFile file;
   file.path = std::move(path);
   file.content = std::move(content);
   return file;
@@ -47,7 +47,7 @@ WriteFile Entry(std::string path, std::string content) {
 
 // A document with one entry at `path` holding `content`.
 std::string OneFile(const std::string& path, const std::string& content) {
-  return RenderUserData({Entry(path, content)});
+  return podvm::RenderUserData({Entry(path, content)});
 }
 
 std::string ReadText(const std::string& path) {
@@ -75,10 +75,10 @@ std::string Rejection(const std::string& user_data) {
 
 TEST(ProcessUserDataTest, WritesEveryAllowedFileWithItsMode) {
   testing::TempDir dir;
-  const std::string user_data = RenderUserData({
+  const std::string user_data = podvm::RenderUserData({
       Entry("/run/peerpod/apf.json", ApfJson()),
       Entry("/run/peerpod/auth.json", R"({"auths": {"quay.io": {"auth": "dXNlcjpwYXNz"}}})"),
-      Entry("/run/peerpod/initdata", EncodeInitdata(kInitdataToml) + "\n"),
+      Entry("/run/peerpod/initdata", podvm::EncodeInitdata(kInitdataToml) + "\n"),
       Entry("/run/peerpod/scratch-space.marker", ""),
   });
   auto plan = PlanFromText(user_data);
@@ -87,7 +87,7 @@ TEST(ProcessUserDataTest, WritesEveryAllowedFileWithItsMode) {
   EXPECT_EQ(ReadText(dir / "apf.json"), ApfJson());
   EXPECT_EQ(ModeOf(dir / "apf.json"), 0600u);
   EXPECT_EQ(ModeOf(dir / "auth.json"), 0600u);
-  EXPECT_EQ(ReadText(dir / "initdata"), EncodeInitdata(kInitdataToml) + "\n")
+  EXPECT_EQ(ReadText(dir / "initdata"), podvm::EncodeInitdata(kInitdataToml) + "\n")
       << "initdata is kept as delivered";
   EXPECT_EQ(ModeOf(dir / "initdata"), 0600u);
   EXPECT_EQ(ReadText(dir / "scratch-space.marker"), "");
@@ -100,9 +100,9 @@ TEST(ProcessUserDataTest, WritesEveryAllowedFileWithItsMode) {
   EXPECT_EQ(ModeOf(dir / "policy.rego"), 0600u);
   EXPECT_FALSE(std::filesystem::exists(dir / "unrelated"));
   // sha256 over the exact TOML bytes, lower-case hex, no newline (as CAA writes it).
-  Initdata reference;
+  podvm::Initdata reference;
   std::string error;
-  ASSERT_TRUE(ParseInitdataToml(kInitdataToml, reference, error));
+  ASSERT_TRUE(podvm::ParseInitdataToml(kInitdataToml, reference, error));
   EXPECT_EQ(ReadText(dir / "initdata.digest"), reference.digest_hex);
   EXPECT_EQ(ReadText(dir / "initdata.digest").size(), 64u);
   EXPECT_EQ(ModeOf(dir / "initdata.digest"), 0644u);
@@ -113,9 +113,9 @@ TEST(ProcessUserDataTest, WritesEveryAllowedFileWithItsMode) {
 }
 
 TEST(ProcessUserDataTest, InitdataFilesWinOverWriteFilesAndAreNoted) {
-  const std::string user_data = RenderUserData({
+  const std::string user_data = podvm::RenderUserData({
       Entry("/run/peerpod/aa.toml", "[from]\nuser_data = true\n"),
-      Entry("/run/peerpod/initdata", EncodeInitdata(kInitdataToml)),
+      Entry("/run/peerpod/initdata", podvm::EncodeInitdata(kInitdataToml)),
   });
   auto plan = PlanFromText(user_data);
   ASSERT_TRUE(plan) << plan.error().message;
@@ -133,22 +133,22 @@ TEST(ProcessUserDataTest, InitdataFilesWinOverWriteFilesAndAreNoted) {
 }
 
 TEST(ProcessUserDataTest, DecodesEncodedEntries) {
-  WriteFile gz = Entry("/run/peerpod/auth.json", Base64Encode(GzipCompress("{\"auths\": {}}")));
-  gz.encoding = ContentEncoding::kGzipBase64;
-  WriteFile b64 = Entry("/run/peerpod/cdh.toml", Base64Encode("socket = 'x'\n"));
-  b64.encoding = ContentEncoding::kBase64;
-  auto plan = PlanFromText(RenderUserData({gz, b64}));
+  podvm::WriteFile gz = Entry("/run/peerpod/auth.json", podvm::Base64Encode(podvm::GzipCompress("{\"auths\": {}}")));
+  gz.encoding = podvm::ContentEncoding::kGzipBase64;
+  podvm::WriteFile b64 = Entry("/run/peerpod/cdh.toml", podvm::Base64Encode("socket = 'x'\n"));
+  b64.encoding = podvm::ContentEncoding::kBase64;
+  auto plan = PlanFromText(podvm::RenderUserData({gz, b64}));
   ASSERT_TRUE(plan) << plan.error().message;
   EXPECT_EQ(plan->files[0].bytes, "{\"auths\": {}}");
   EXPECT_EQ(plan->files[1].bytes, "socket = 'x'\n");
 }
 
 TEST(ProcessUserDataTest, RequestedModesOnlyTighten) {
-  WriteFile loose = Entry("/run/peerpod/apf.json", ApfJson());
+  podvm::WriteFile loose = Entry("/run/peerpod/apf.json", ApfJson());
   loose.permissions = "0666";
-  WriteFile tight = Entry("/run/peerpod/scratch-space.marker", "");
+  podvm::WriteFile tight = Entry("/run/peerpod/scratch-space.marker", "");
   tight.permissions = "0400";
-  auto plan = PlanFromText(RenderUserData({loose, tight}));
+  auto plan = PlanFromText(podvm::RenderUserData({loose, tight}));
   ASSERT_TRUE(plan) << plan.error().message;
   EXPECT_EQ(plan->files[0].mode, 0600u);
   EXPECT_EQ(plan->files[1].mode, 0400u);
@@ -157,9 +157,9 @@ TEST(ProcessUserDataTest, RequestedModesOnlyTighten) {
 }
 
 TEST(ProcessUserDataTest, NoteButAcceptOtherOwners) {
-  WriteFile file = Entry("/run/peerpod/scratch-space.marker", "");
+  podvm::WriteFile file = Entry("/run/peerpod/scratch-space.marker", "");
   file.owner = "nobody:nogroup";
-  auto plan = PlanFromText(RenderUserData({file}));
+  auto plan = PlanFromText(podvm::RenderUserData({file}));
   ASSERT_TRUE(plan);
   ASSERT_EQ(plan->notes.size(), 1u);
   EXPECT_NE(plan->notes[0].find("owner \"nobody:nogroup\" ignored"), std::string::npos);
@@ -209,7 +209,7 @@ TEST(ProcessUserDataRefusalTest, UnknownNames) {
 }
 
 TEST(ProcessUserDataRefusalTest, DuplicatePaths) {
-  const std::string user_data = RenderUserData(
+  const std::string user_data = podvm::RenderUserData(
       {Entry("/run/peerpod/apf.json", ApfJson()), Entry("/run/peerpod/apf.json", ApfJson())});
   EXPECT_NE(Rejection(user_data).find(
                 "write_files[1] (/run/peerpod/apf.json): the same file is listed twice"),
@@ -217,9 +217,9 @@ TEST(ProcessUserDataRefusalTest, DuplicatePaths) {
 }
 
 TEST(ProcessUserDataRefusalTest, Append) {
-  WriteFile file = Entry("/run/peerpod/auth.json", "{}");
+  podvm::WriteFile file = Entry("/run/peerpod/auth.json", "{}");
   file.append = true;
-  EXPECT_NE(Rejection(RenderUserData({file})).find("append is not supported"), std::string::npos);
+  EXPECT_NE(Rejection(podvm::RenderUserData({file})).find("append is not supported"), std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, OversizedContent) {
@@ -227,28 +227,28 @@ TEST(ProcessUserDataRefusalTest, OversizedContent) {
   EXPECT_NE(Rejection(OneFile("/run/peerpod/auth.json", big)).find("more than the limit"),
             std::string::npos);
   // A gzip bomb stops at the limit too.
-  WriteFile bomb = Entry("/run/peerpod/auth.json",
-                         Base64Encode(GzipCompress(std::string(50 * kMaxFileBytes, ' '))));
-  bomb.encoding = ContentEncoding::kGzipBase64;
-  EXPECT_NE(Rejection(RenderUserData({bomb})).find("limit"), std::string::npos);
+  podvm::WriteFile bomb = Entry("/run/peerpod/auth.json",
+                         podvm::Base64Encode(podvm::GzipCompress(std::string(50 * kMaxFileBytes, ' '))));
+  bomb.encoding = podvm::ContentEncoding::kGzipBase64;
+  EXPECT_NE(Rejection(podvm::RenderUserData({bomb})).find("limit"), std::string::npos);
 }
 
 TEST(ProcessUserDataRefusalTest, OversizedTotal) {
   // Five files, each under the per-file cap (and tiny once compressed), add up to over the total
   // cap.
-  std::vector<WriteFile> files;
+  std::vector<podvm::WriteFile> files;
   const std::string pad(kMaxFileBytes - 100, ' ');
   for (const char* name :
        {"apf.json", "auth.json", "aa.toml", "cdh.toml", "scratch-space.marker"}) {
     const std::string content =
         std::string(name).ends_with(".json") ? "{" + pad + "}" : "#" + pad + "\n";
-    WriteFile file =
-        Entry(std::string("/run/peerpod/") + name, Base64Encode(GzipCompress(content)));
-    file.encoding = ContentEncoding::kGzipBase64;
+    podvm::WriteFile file =
+        Entry(std::string("/run/peerpod/") + name, podvm::Base64Encode(podvm::GzipCompress(content)));
+    file.encoding = podvm::ContentEncoding::kGzipBase64;
     files.push_back(file);
   }
   ASSERT_GT(5 * pad.size(), kMaxTotalBytes);
-  const std::string error = Rejection(RenderUserData(files));
+  const std::string error = Rejection(podvm::RenderUserData(files));
   EXPECT_NE(error.find("add up to"), std::string::npos) << error;
 }
 
@@ -260,12 +260,12 @@ TEST(ProcessUserDataRefusalTest, MalformedYaml) {
 }
 
 TEST(ProcessUserDataRefusalTest, BadEncodings) {
-  WriteFile b64 = Entry("/run/peerpod/auth.json", "not*base64");
-  b64.encoding = ContentEncoding::kBase64;
-  EXPECT_NE(Rejection(RenderUserData({b64})).find("content: base64"), std::string::npos);
-  WriteFile gz = Entry("/run/peerpod/auth.json", Base64Encode("not gzip"));
-  gz.encoding = ContentEncoding::kGzipBase64;
-  EXPECT_NE(Rejection(RenderUserData({gz})).find("content: gzip"), std::string::npos);
+  podvm::WriteFile b64 = Entry("/run/peerpod/auth.json", "not*base64");
+  b64.encoding = podvm::ContentEncoding::kBase64;
+  EXPECT_NE(Rejection(podvm::RenderUserData({b64})).find("content: base64"), std::string::npos);
+  podvm::WriteFile gz = Entry("/run/peerpod/auth.json", podvm::Base64Encode("not gzip"));
+  gz.encoding = podvm::ContentEncoding::kGzipBase64;
+  EXPECT_NE(Rejection(podvm::RenderUserData({gz})).find("content: gzip"), std::string::npos);
   EXPECT_NE(Rejection("#cloud-config\nwrite_files:\n- path: /run/peerpod/auth.json\n  encoding: "
                       "rot13\n  content: x\n")
                 .find("unknown encoding"),
@@ -292,7 +292,7 @@ TEST(ProcessUserDataRefusalTest, ContentThatFailsItsFormat) {
                 .find("initdata: not base64(gzip(TOML))"),
             std::string::npos);
   EXPECT_NE(Rejection(OneFile("/run/peerpod/initdata",
-                              EncodeInitdata("version = \"9\"\nalgorithm = \"sha256\"\n")))
+                              podvm::EncodeInitdata("version = \"9\"\nalgorithm = \"sha256\"\n")))
                 .find("0.1.0"),
             std::string::npos);
   EXPECT_NE(Rejection(OneFile("/run/peerpod/aa.toml", "[unclosed\n")).find("not valid TOML"),
@@ -301,7 +301,7 @@ TEST(ProcessUserDataRefusalTest, ContentThatFailsItsFormat) {
 
 TEST(ProcessUserDataRefusalTest, OneBadEntryRejectsAllAndEveryProblemIsListed) {
   testing::TempDir dir;
-  const std::string user_data = RenderUserData({
+  const std::string user_data = podvm::RenderUserData({
       Entry("/run/peerpod/apf.json", ApfJson()),
       Entry("/etc/passwd", "root::0:0::/:/bin/sh\n"),
       Entry("/run/peerpod/auth.json", "{}"),
@@ -375,7 +375,7 @@ TEST(WritePlanTest, ADirectoryInTheWayWritesNothing) {
 }
 
 TEST(WritePlanTest, PlanFromExistingInitdata) {
-  auto plan = PlanFromInitdata(EncodeInitdata(kInitdataToml));
+  auto plan = PlanFromInitdata(podvm::EncodeInitdata(kInitdataToml));
   ASSERT_TRUE(plan) << plan.error().message;
   std::vector<std::string> names;
   for (const auto& f : plan->files) names.push_back(f.name);

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "forwarder/user_data.h"
+#include "common/podvm/user_data.h"
 #include "tests/support/test_util.h"
 
 namespace pp::forwarder {
@@ -146,7 +146,7 @@ TEST(UserDataFileTest, ReadsAndReportsMissingFilesAsRetryable) {
 
 TEST(UserDataFileTest, RefusesOversizedFiles) {
   testing::TempDir dir;
-  WriteText(dir / "user-data", std::string(kMaxUserDataBytes + 1, 'x'));
+  WriteText(dir / "user-data", std::string(podvm::kMaxUserDataBytes + 1, 'x'));
   auto text = ReadUserDataFile(dir / "user-data");
   ASSERT_FALSE(text);
   EXPECT_EQ(text.error().code, Code::kResourceExhausted);
@@ -242,7 +242,7 @@ TEST(UrlTest, MapsStatusesToRetryableOrNot) {
 }
 
 TEST(UrlTest, RefusesOversizedBodiesAndOtherSchemes) {
-  LoopbackHttpServer server({{200, std::string(kMaxUserDataBytes + 1, 'x')}});
+  LoopbackHttpServer server({{200, std::string(podvm::kMaxUserDataBytes + 1, 'x')}});
   auto r = FetchUserDataUrl(server.Url("/"), {}, milliseconds(5000));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Code::kResourceExhausted);

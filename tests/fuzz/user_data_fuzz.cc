@@ -7,18 +7,18 @@
 #include <string>
 #include <string_view>
 
-#include "forwarder/encoding.h"
-#include "forwarder/initdata.h"
-#include "forwarder/user_data.h"
+#include "common/podvm/encoding.h"
+#include "common/podvm/initdata.h"
+#include "common/podvm/user_data.h"
 
 namespace {
 
 constexpr std::size_t kMaxDecoded = 256 * 1024;
 
 // Decodes `file`; false (with a reason, or the target aborts) when its content is refused.
-bool Decode(const pp::forwarder::WriteFile& file, std::string& out) {
+bool Decode(const pp::podvm::WriteFile& file, std::string& out) {
   std::string error;
-  if (pp::forwarder::DecodeContent(file, kMaxDecoded, out, error)) return true;
+  if (pp::podvm::DecodeContent(file, kMaxDecoded, out, error)) return true;
   if (error.empty()) std::abort();
   return false;
 }
@@ -26,7 +26,7 @@ bool Decode(const pp::forwarder::WriteFile& file, std::string& out) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace pp::forwarder;
+  using namespace pp::podvm;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   UserData parsed;
   std::string error;

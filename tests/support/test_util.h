@@ -4,12 +4,15 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <fcntl.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <vector>
 #include <filesystem>
@@ -62,18 +65,55 @@ class IoThread {
   std::jthread thread_;
 };
 
-// A blocking unix-socket connection that reads and writes raw ttrpc frames.
+// Polls `done` (every millisecond) until it holds or `timeout` passes; false on timeout. For
+// conditions nothing signals, such as a counter on another thread.
+template <typename Pred>
+bool WaitUntil(Pred done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// A blocking connection (unix socket or TCP) that reads and writes raw ttrpc frames.
 class RawConnection {
  public:
-  explicit RawConnection(const std::string& path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  explicit RawConnection(const std::string& path) : RawConnection(AF_UNIX) {
+    connected_ = ConnectUnix(path);
+  }
+  // An unconnected socket of `family` (AF_UNIX, AF_INET, AF_INET6); ConnectUnix/ConnectTcp later.
+  // Connecting needs no new descriptor, so a test can make the socket before using them all up.
+  explicit RawConnection(int family) { fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+  ~RawConnection() { ::close(fd_); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool connected() const { return connected_; }
+
+  bool ConnectUnix(const std::string& path) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     path.copy(addr.sun_path, sizeof addr.sun_path - 1);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    return connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   }
-  ~RawConnection() { ::close(fd_); }
-  bool connected() const { return connected_; }
+  bool ConnectTcp(const asio::ip::tcp::endpoint& endpoint) {
+    const auto size = static_cast<socklen_t>(endpoint.size());
+    return connected_ = ::connect(fd_, endpoint.data(), size) == 0;
+  }
+  // Receive() gives up (as if the peer closed) after `timeout` without data.
+  void SetReceiveTimeout(std::chrono::milliseconds timeout) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>(timeout.count() % 1000 * 1000);
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  // Whether the peer closed the connection (EOF or reset) within the receive timeout.
+  bool PeerClosed() {
+    char byte;
+    const ssize_t n = ::recv(fd_, &byte, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
 
   bool Send(std::string_view bytes) {
     while (!bytes.empty()) {

@@ -3,12 +3,19 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <optional>
+#include <set>
+#include <thread>
 
 #include "common/ttrpc/client.h"
 #include "common/ttrpc/codec.h"
 #include "common/ttrpc/service.h"
 #include "tests/support/echo_service.h"
+#include "tests/support/fd_exhaustion.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/test_util.h"
 #include "ttrpctest.pb.h"
 
@@ -16,6 +23,7 @@ namespace pp::ttrpc {
 namespace {
 
 using pp::testing::RawConnection;
+using pp::testing::WaitUntil;
 using namespace std::chrono_literals;
 
 ttrpctest::EchoRequest Echo(std::string payload, std::int64_t sleep_ms = 0) {
@@ -346,6 +354,141 @@ TEST_F(ServerTest, RefusesToStealALiveSocketAndReplacesAStaleOne) {
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
                 std::filesystem::perms::group_read | std::filesystem::perms::group_write);
   io_.Run(other.Shutdown(1s));
+}
+
+
+// Out of descriptors, accept(2) fails with EMFILE while the connection stays queued: the server
+// pauses instead of spinning (a few bounded log lines, not thousands) and serves the connection
+// once descriptors are free again.
+TEST_F(ServerTest, KeepsServingAfterRunningOutOfDescriptorsWithoutSpinning) {
+  pp::testing::LogCapture logs;
+  RawConnection raw(AF_UNIX);  // made now: connecting needs no new descriptor
+  {
+    pp::testing::FdExhaustion exhausted;
+    ASSERT_TRUE(exhausted.exhausted());
+    ASSERT_TRUE(raw.ConnectUnix(socket_));
+    ASSERT_TRUE(logs.WaitFor("Too many open files", 1, 5s));
+    // A window to count in: a loop that retried at once would fail thousands of times in it.
+    std::this_thread::sleep_for(300ms);
+    EXPECT_LE(logs.Count("Too many open files"), 2u);
+  }
+  raw.SetReceiveTimeout(10s);
+  ASSERT_TRUE(raw.Send(RequestFrame(1, "ttrpctest.Test", "Echo", Echo("after EMFILE"))));
+  auto [header, data] = raw.Receive();
+  EXPECT_EQ(header.stream_id, 1u);
+  ::ttrpc::Response response;
+  ASSERT_TRUE(ParseResponse(data, response));
+  ttrpctest::EchoResponse echo;
+  ASSERT_TRUE(echo.ParseFromString(response.payload()));
+  EXPECT_EQ(echo.payload(), "after EMFILE");
+  EXPECT_EQ(logs.Count("accepting again"), 1u);
+}
+
+
+// A server with its own options, for the limits a peer must not get past.
+class ServerLimitsTest : public ::testing::Test {
+ protected:
+  void Start(Server::Options options) {
+    server_ = std::make_unique<Server>(io_.executor(), options);
+    pp::testing::RegisterEchoService(*server_);
+    ASSERT_TRUE(server_->ListenUnix(socket_));
+  }
+  void TearDown() override {
+    if (server_) io_.Run(server_->Shutdown(2s));
+  }
+
+  pp::testing::TempDir dir_;
+  std::string socket_ = dir_ / "ttrpc.sock";
+  pp::testing::IoThread io_;
+  std::unique_ptr<Server> server_;
+};
+
+std::string EchoOf(RawConnection& raw) {
+  auto [header, data] = raw.Receive();
+  ::ttrpc::Response response;
+  ttrpctest::EchoResponse echo;
+  if (header.type != 2 || !ParseResponse(data, response) ||
+      !echo.ParseFromString(response.payload())) {
+    return "<no reply>";
+  }
+  return echo.payload();
+}
+
+// Ten calls in one write land in one read: only max_inflight_per_connection of them may start.
+TEST_F(ServerLimitsTest, InflightLimitHoldsPerFrameNotPerRead) {
+  Server::Options options;
+  options.max_inflight_per_connection = 4;
+  Start(options);
+  RawConnection raw(socket_);
+  ASSERT_TRUE(raw.connected());
+  std::string frames;
+  for (std::uint32_t i = 0; i < 10; ++i) {
+    frames += RequestFrame(2 * i + 1, "ttrpctest.Test", "Echo", Echo(std::to_string(i), 500));
+  }
+  ASSERT_TRUE(raw.Send(frames));
+  ASSERT_TRUE(WaitUntil([&] { return server_->InflightCalls() >= 4; }, 5s));
+  EXPECT_EQ(server_->InflightCalls(), 4u);
+  raw.SetReceiveTimeout(10s);
+  std::set<std::string> answered;
+  for (int i = 0; i < 10; ++i) answered.insert(EchoOf(raw));
+  EXPECT_EQ(answered.size(), 10u) << "every call is answered in the end";
+  EXPECT_FALSE(answered.contains("<no reply>"));
+}
+
+// A peer that stops in the middle of a frame is disconnected after frame_read_timeout; a peer
+// idle between frames is not.
+TEST_F(ServerLimitsTest, PartialFrameTimesOutIdleConnectionDoesNot) {
+  Server::Options options;
+  options.frame_read_timeout = 300ms;
+  Start(options);
+  RawConnection idle(socket_);
+  RawConnection half_header(socket_);
+  RawConnection half_data(socket_);
+  ASSERT_TRUE(idle.connected() && half_header.connected() && half_data.connected());
+  const std::string frame = RequestFrame(1, "ttrpctest.Test", "Echo", Echo("whole"));
+  const auto begin = std::chrono::steady_clock::now();
+  ASSERT_TRUE(half_header.Send(frame.substr(0, 5)));
+  ASSERT_TRUE(half_data.Send(frame.substr(0, frame.size() - 3)));
+  half_header.SetReceiveTimeout(10s);
+  half_data.SetReceiveTimeout(10s);
+  EXPECT_TRUE(half_header.PeerClosed());
+  EXPECT_TRUE(half_data.PeerClosed());
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, 250ms);
+  // The idle connection sat longer than the timeout and still works.
+  idle.SetReceiveTimeout(10s);
+  ASSERT_TRUE(idle.Send(frame));
+  EXPECT_EQ(EchoOf(idle), "whole");
+}
+
+// Connection max_connections + 1 is closed at once; once one closes, a new one is served.
+TEST_F(ServerLimitsTest, ConnectionOverTheCapIsClosedAtOnce) {
+  pp::testing::LogCapture logs;
+  Server::Options options;
+  options.max_connections = 2;
+  Start(options);
+  auto first = std::make_unique<RawConnection>(socket_);
+  RawConnection second(socket_);
+  for (auto* raw : {first.get(), &second}) {
+    raw->SetReceiveTimeout(10s);
+    ASSERT_TRUE(raw->Send(RequestFrame(1, "ttrpctest.Test", "Echo", Echo("in"))));
+    ASSERT_EQ(EchoOf(*raw), "in");
+  }
+  RawConnection third(socket_);
+  ASSERT_TRUE(third.connected()) << "the kernel queues it; the server closes it";
+  third.SetReceiveTimeout(10s);
+  EXPECT_TRUE(third.PeerClosed());
+  EXPECT_EQ(logs.Count("2 connections open"), 1u);
+
+  first.reset();
+  // The server notices the close asynchronously: a new connection is served once it has.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        RawConnection next(socket_);
+        next.SetReceiveTimeout(1s);
+        return next.Send(RequestFrame(1, "ttrpctest.Test", "Echo", Echo("next"))) &&
+               EchoOf(next) == "next";
+      },
+      10s));
 }
 
 }  // namespace

@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-namespace pp::forwarder {
+namespace pp::podvm {
 
 // Upper bound on the decoded TOML document.
 inline constexpr std::size_t kMaxInitdataBytes = 512 * 1024;
@@ -46,4 +46,4 @@ bool CheckToml(std::string_view text, std::string& error);
 // base64(gzip(toml)): what the adaptor writes into user-data for /run/peerpod/initdata.
 std::string EncodeInitdata(std::string_view toml);
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pp::forwarder {
+namespace pp::podvm {
 
 // Upper bound on a user-data document; larger input is refused before parsing.
 inline constexpr std::size_t kMaxUserDataBytes = 1024 * 1024;
@@ -68,4 +68,4 @@ bool ParsePermissions(std::string_view text, unsigned& mode, std::string& error)
 // permissions, append flag and decoded bytes.
 std::string RenderUserData(const std::vector<WriteFile>& files);
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

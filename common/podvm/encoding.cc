@@ -1,4 +1,4 @@
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
 
 #include <zlib.h>
 
@@ -6,7 +6,7 @@
 #include <climits>
 #include <cstdint>
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -240,4 +240,4 @@ std::string Printable(std::string_view text, std::size_t max, bool mask_quotes) 
   return out;
 }
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

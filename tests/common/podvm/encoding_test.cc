@@ -1,4 +1,4 @@
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -9,7 +9,7 @@
 
 #include "tests/support/test_util.h"
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 std::string OpensslEncode(const std::string& bytes) {
@@ -138,4 +138,4 @@ TEST(GzipTest, RefusesTruncatedCorruptAndTrailingData) {
 }
 
 }  // namespace
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

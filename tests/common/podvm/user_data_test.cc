@@ -1,12 +1,12 @@
-#include "forwarder/user_data.h"
+#include "common/podvm/user_data.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 UserData MustParse(const std::string& text) {
@@ -310,4 +310,4 @@ TEST(UserDataRenderTest, PathsWithOddCharactersStayExact) {
 }
 
 }  // namespace
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

@@ -1,13 +1,13 @@
-#include "forwarder/initdata.h"
+#include "common/podvm/initdata.h"
 
 #include <openssl/evp.h>
 #include <toml++/toml.h>
 
 #include <exception>
 
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 bool Fail(std::string& error, const std::string& what) {
@@ -105,4 +105,4 @@ bool CheckToml(std::string_view text, std::string& error) {
 
 std::string EncodeInitdata(std::string_view toml) { return Base64Encode(GzipCompress(toml)); }
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

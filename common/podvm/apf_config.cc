@@ -1,4 +1,4 @@
-#include "forwarder/apf_config.h"
+#include "common/podvm/apf_config.h"
 
 #include <arpa/inet.h>
 
@@ -9,9 +9,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 using Json = nlohmann::json;
@@ -357,4 +357,4 @@ std::string SerializeApfConfig(const ApfConfig& config) {
   return doc.dump(2, ' ', false, OrderedJson::error_handler_t::replace) + "\n";
 }
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

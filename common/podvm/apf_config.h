@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pp::forwarder {
+namespace pp::podvm {
 
 // Upper bound on an apf.json document; larger input is refused before parsing.
 inline constexpr std::size_t kMaxApfConfigBytes = 1024 * 1024;
@@ -81,4 +81,4 @@ bool ParseApfConfig(std::string_view json, ApfConfig& out, std::string& error,
 // ParseApfConfig(SerializeApfConfig(c)) yields c for every c that ParseApfConfig can produce.
 std::string SerializeApfConfig(const ApfConfig& config);
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

@@ -1,13 +1,13 @@
-#include "forwarder/initdata.h"
+#include "common/podvm/initdata.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
 #include <string>
 
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 constexpr const char* kToml = R"(version = "0.1.0"
@@ -122,4 +122,4 @@ TEST(InitdataTest, ChecksTomlSyntax) {
 }
 
 }  // namespace
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

@@ -1,4 +1,4 @@
-#include "forwarder/user_data.h"
+#include "common/podvm/user_data.h"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "forwarder/encoding.h"
+#include "common/podvm/encoding.h"
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 constexpr std::string_view kHeader = "#cloud-config";
@@ -384,4 +384,4 @@ std::string RenderUserData(const std::vector<WriteFile>& files) {
   return out;
 }
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

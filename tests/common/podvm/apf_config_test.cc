@@ -1,10 +1,10 @@
-#include "forwarder/apf_config.h"
+#include "common/podvm/apf_config.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace pp::forwarder {
+namespace pp::podvm {
 namespace {
 
 // What cloud-api-adaptor's Go encoder writes for a pod on a Calico-style network.
@@ -230,4 +230,4 @@ TEST(ApfConfigTest, DeepNestingDoesNotExhaustTheStack) {
 }
 
 }  // namespace
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

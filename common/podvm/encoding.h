@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace pp::forwarder {
+namespace pp::podvm {
 
 // RFC 4648 standard alphabet with '=' padding, no line breaks.
 std::string Base64Encode(std::string_view bytes);
@@ -41,4 +41,4 @@ bool IsValidUtf8(std::string_view text);
 // printable ASCII (and '"' when `mask_quotes`) shown as '?', "..." when cut.
 std::string Printable(std::string_view text, std::size_t max = 64, bool mask_quotes = false);
 
-}  // namespace pp::forwarder
+}  // namespace pp::podvm

@@ -1,0 +1,54 @@
+// agent-protocol-forwarder's command line, as cloud-api-adaptor's forwarder has it
+// (reference/caa.md section 4):
+//   -listen <ip>:<port> | [<ipv6>]:<port> (default 0.0.0.0:15150)  -kata-agent-socket <path>
+//   -pod-namespace <path>  -config <apf.json>  -ca-cert-file F -cert-file F -cert-key F |
+//   -disable-tls
+// Go's "-name value" syntax is accepted (pp::NormalizeGoFlags).
+//
+// Exit codes: 0 after a clean shutdown (SIGINT, SIGTERM) or -version/-help, 2 for a bad command
+// line or configuration (nothing was started), 1 when serving failed. No input makes the program
+// abort: every failure is a message on `err` naming the flag, file or key at fault.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+
+#include "common/base/asio.h"
+#include "common/base/error.h"
+#include "forwarder/forwarder.h"
+
+namespace CLI {
+class App;
+}
+
+namespace pp::forwarder {
+
+struct ForwarderFlags {
+  std::string listen = "0.0.0.0:15150";
+  std::string agent_socket = "/run/kata-containers/agent.sock";
+  std::string pod_netns = "/run/netns/podns";
+  std::string config_path = "/run/peerpod/apf.json";
+  std::string ca_file, cert_file, key_file;
+  bool disable_tls = false;
+  bool version = false;
+};
+
+// Declares the flags on `app`.
+void AddForwarderFlags(CLI::App& app, ForwarderFlags& flags);
+
+// Parses a -listen value strictly: "<IPv4>:<port>" or "[<IPv6>]:<port>", the port decimal digits
+// only, 1..65535 (no host names, no port 0, no sign, no IPv6 without brackets). INVALID_ARGUMENT
+// naming -listen and the part at fault otherwise.
+Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text);
+
+// Everything the Forwarder needs from the flags and apf.json (-config; a missing file means "no
+// apf.json"): the listen endpoint, the pod namespace, and unless -disable-tls the server TLS
+// context from the -ca-cert-file/-cert-file/-cert-key files or else from apf.json's keys.
+Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags);
+
+// The whole program: flags, options, then serve until SIGINT or SIGTERM. Help and version go to
+// `out`, errors to `err`.
+int ForwarderMain(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+}  // namespace pp::forwarder
