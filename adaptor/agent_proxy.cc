@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "common/base/accept_throttle.h"
 #include "common/base/backoff.h"
 
 #include <spdlog/spdlog.h>
@@ -82,7 +83,7 @@ asio::awaitable<Result<std::unique_ptr<ttrpc::Stream>>> DialAgentForwarder(
 }
 
 AgentProxy::AgentProxy(asio::any_io_executor executor, AgentProxyOptions options)
-    : executor_(std::move(executor)), options_(std::move(options)), acceptor_(executor_) {}
+    : executor_(std::move(executor)), options_(std::move(options)), acceptor_(executor_), pause_timer_(executor_) {}
 
 AgentProxy::~AgentProxy() { Shutdown(); }
 
@@ -115,9 +116,22 @@ asio::awaitable<void> AgentProxy::AcceptLoop() {
       return AddGpuCdiAnnotation(payload);
     };
   }
+  // Out of descriptors (EMFILE) used to end this loop for good: the sandbox then had no agent path
+  // until a restart. Now it pauses, backing off, and accepts again.
+  AcceptThrottle throttle("agent proxy: accept on " + options_.socket_path);
   while (acceptor_.is_open()) {
     auto [ec, socket] = co_await acceptor_.async_accept(executor_, kAwaitTuple);
-    if (ec) break;
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
+    if (ec) {
+      const auto pause = throttle.OnError(ec);
+      if (!pause) break;
+      if (pause->count() > 0) {
+        pause_timer_.expires_after(*pause);
+        (void)co_await pause_timer_.async_wait(kAwaitTuple);
+      }
+      continue;
+    }
+    throttle.OnSuccess();
     auto downstream = std::make_unique<ttrpc::UnixStream>(std::move(socket), "unix:" + options_.socket_path);
     // The relay may outlive this proxy by a moment: its dialer holds copies, not `this`.
     ttrpc::Relay::Dialer dial = [executor = executor_, o = options_] {
@@ -161,6 +175,7 @@ void AgentProxy::Shutdown() {
   shut_down_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
+  pause_timer_.cancel();
   ::unlink(options_.socket_path.c_str());
   for (auto& weak : relays_) {
     if (auto relay = weak.lock()) relay->Close();

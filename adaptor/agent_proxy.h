@@ -68,6 +68,7 @@ class AgentProxy : public std::enable_shared_from_this<AgentProxy> {
   asio::any_io_executor executor_;
   AgentProxyOptions options_;
   asio::local::stream_protocol::acceptor acceptor_;
+  asio::steady_timer pause_timer_;  // the accept loop's pause after EMFILE and the like
   std::vector<std::weak_ptr<ttrpc::Relay>> relays_;
   bool shut_down_ = false;
 };

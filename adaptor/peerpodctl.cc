@@ -277,7 +277,7 @@ int List(Ctl& ctl, const Options& o) {
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"peerpodctl: drive the peer-pods adaptor as the kata shim does"};
+  CLI::App app{"peerpodctl: drive the peer-pods adaptor as the kata shim does", "peerpodctl"};
   app.add_option("--socket", o.socket, "the adaptor's hypervisor socket")
       ->envname("REMOTE_HYPERVISOR_ENDPOINT")
       ->capture_default_str();
@@ -310,7 +310,7 @@ int main(int argc, char** argv) {
   stop->add_option("id", o.id, "sandbox id")->required();
   auto* list = app.add_subcommand("list", "sandboxes the adaptor keeps");
   app.require_subcommand(1);
-  CLI11_PARSE(app, argc, argv);
+  if (const int exit = pp::ParseGoCommandLine(app, argc, argv); exit >= 0) return exit;
 
   if (o.id.empty() && !list->parsed()) o.id = RandomId();
   Ctl ctl(o);

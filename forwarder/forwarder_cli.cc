@@ -99,17 +99,12 @@ bool AllDigits(std::string_view text) {
 }
 
 int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
-  CLI::App app{"agent-protocol-forwarder: relays kata-agent calls from the node into this pod VM"};
+  CLI::App app{"agent-protocol-forwarder: relays kata-agent calls from the node into this pod VM",
+               "agent-protocol-forwarder"};
+  GoFlagDefaults(app);
   ForwarderFlags flags;
   AddForwarderFlags(app, flags);
-  const auto args = NormalizeGoFlags(argc, argv);
-  std::vector<const char*> cargs;
-  for (const auto& a : args) cargs.push_back(a.c_str());
-  try {
-    app.parse(static_cast<int>(cargs.size()), cargs.data());
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e, out, err);
-  }
+  if (const int exit = ParseGoCommandLine(app, argc, argv, nullptr, &out, &err); exit >= 0) return exit;
   if (flags.version) {
     out << "agent-protocol-forwarder " << PP_VERSION << "\n";
     return 0;

@@ -169,17 +169,12 @@ int RunProcessUserData(const ProcessUserDataOptions& options) {
 }
 
 int ProcessUserDataMain(int argc, const char* const* argv) {
-  CLI::App app{"process-user-data: writes the pod VM's configuration files from its user-data"};
+  CLI::App app{"process-user-data: writes the pod VM's configuration files from its user-data",
+               "process-user-data"};
+  GoFlagDefaults(app);
   ProcessUserDataOptions options;
   AddProcessUserDataFlags(app, options);
-  const auto args = NormalizeGoFlags(argc, argv);
-  std::vector<const char*> cargs;
-  for (const auto& a : args) cargs.push_back(a.c_str());
-  try {
-    app.parse(static_cast<int>(cargs.size()), cargs.data());
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (const int exit = ParseGoCommandLine(app, argc, argv); exit >= 0) return exit;
   if (options.version) {
     std::printf("process-user-data %s\n", PP_VERSION);
     return 0;

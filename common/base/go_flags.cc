@@ -30,7 +30,10 @@ void GoFlagDefaults(CLI::App& app) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
-int ParseGoCommandLine(CLI::App& app, int argc, const char* const* argv, std::vector<std::string>* args_out) {
+int ParseGoCommandLine(CLI::App& app, int argc, const char* const* argv, std::vector<std::string>* args_out,
+                       std::ostream* out_stream, std::ostream* err_stream) {
+  std::ostream& out = out_stream ? *out_stream : std::cout;
+  std::ostream& err = err_stream ? *err_stream : std::cerr;
   const auto args = NormalizeGoFlags(argc, argv);
   if (args_out) *args_out = args;
   std::vector<const char*> cargs;
@@ -38,16 +41,19 @@ int ParseGoCommandLine(CLI::App& app, int argc, const char* const* argv, std::ve
   try {
     app.parse(static_cast<int>(cargs.size()), cargs.data());
   } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
+    out << app.help();
     return 0;
   } catch (const CLI::CallForAllHelp&) {
-    std::cout << app.help("", CLI::AppFormatMode::All);
+    out << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    out << app.version() << "\n";
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\nRun with --help for usage.\n";
+    err << app.get_name() << ": " << e.what() << "\nRun with --help for usage.\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\n";
+    err << app.get_name() << ": " << e.what() << "\n";
     return 2;
   }
   return -1;

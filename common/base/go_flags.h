@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,7 +27,9 @@ void GoFlagDefaults(CLI::App& app);
 // Parses a Go-style command line into `app` (NormalizeGoFlags, then CLI11). Returns -1 when the
 // program should go on, or the exit code: 0 after --help (printed to stdout), 2 for a bad command
 // line (the message and a hint go to stderr), as Go's flag package exits. Never throws.
-int ParseGoCommandLine(CLI::App& app, int argc, const char* const* argv, std::vector<std::string>* args = nullptr);
+// `out` and `err` default to std::cout and std::cerr.
+int ParseGoCommandLine(CLI::App& app, int argc, const char* const* argv, std::vector<std::string>* args = nullptr,
+                       std::ostream* out = nullptr, std::ostream* err = nullptr);
 
 // "-name" when the command line gave it, else "NAME" when that environment variable is set, else
 // "-name": what supplied a value, for error messages.

@@ -78,10 +78,7 @@ int main(int argc, char** argv) {
   std::string socket = "/run/kata-containers/agent.sock";
   app.add_option("--socket", socket, "unix socket to serve ttrpc on (parent dirs are created)")
       ->capture_default_str();
-  const auto args = pp::NormalizeGoFlags(argc, argv);
-  std::vector<const char*> cargs;
-  for (const auto& a : args) cargs.push_back(a.c_str());
-  CLI11_PARSE(app, static_cast<int>(cargs.size()), cargs.data());
+  if (const int exit = pp::ParseGoCommandLine(app, argc, argv); exit >= 0) return exit;
 
   asio::io_context io(1);
   pp::ttrpc::Server server(io.get_executor(), {.single_threaded = true});

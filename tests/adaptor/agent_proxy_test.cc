@@ -14,6 +14,14 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/ttrpc/codec.h"
+#include "common/ttrpc/server.h"
+#include "tests/support/echo_service.h"
+#include "tests/support/fd_exhaustion.h"
+#include "tests/support/log_capture.h"
+#include "tests/support/test_util.h"
+#include "ttrpctest.pb.h"
+
 namespace pp::adaptor {
 namespace {
 
@@ -89,6 +97,53 @@ TEST(AgentProxyTest, AVanishedPodVMFailsCallsWithinTheBound) {
   // The control: without the bound the same connection still hangs after 8 s.
   ASSERT_EQ(RunInChild(false, 8000), 3) << "the set-up does not make a silent peer";
   EXPECT_EQ(RunInChild(true, 20000), 0) << "a connection to a vanished peer still hangs after 20 s";
+}
+
+// After running out of descriptors the proxy accepts again once they are free: a shim connection
+// made then reaches the agent. The old loop ended at the first EMFILE, and the sandbox had no agent
+// path until the adaptor restarted.
+TEST(AgentProxyTest, KeepsAcceptingAfterRunningOutOfDescriptors) {
+  pp::testing::TempDir dir;
+  pp::testing::IoThread io;
+  ttrpc::Server agent(io.executor(), {});  // stands where the forwarder would be: an echo service
+  pp::testing::RegisterEchoService(agent);
+  auto endpoint = agent.ListenTcp({asio::ip::make_address("127.0.0.1"), 0});
+  ASSERT_TRUE(endpoint);
+  AgentProxyOptions options;
+  options.socket_path = dir / "agent.ttrpc";
+  options.host = "127.0.0.1";
+  options.port = endpoint->port();
+  auto strand = asio::make_strand(io.executor());
+  auto proxy = AgentProxy::Start(strand, options);
+  ASSERT_TRUE(proxy);
+
+  pp::testing::LogCapture logs;
+  pp::testing::RawConnection early(AF_UNIX);  // made now: connecting needs no new descriptor
+  {
+    pp::testing::FdExhaustion exhausted;
+    ASSERT_TRUE(exhausted.exhausted());
+    ASSERT_TRUE(early.ConnectUnix(options.socket_path));
+    ASSERT_TRUE(logs.WaitFor("Too many open files", 1, 5s));
+  }
+  pp::testing::RawConnection later(options.socket_path);
+  ASSERT_TRUE(later.connected());
+  later.SetReceiveTimeout(10s);
+  ::ttrpc::Request request;
+  request.set_service("ttrpctest.Test");
+  request.set_method("Echo");
+  ttrpctest::EchoRequest echo;
+  echo.set_payload("after EMFILE");
+  request.set_payload(echo.SerializeAsString());
+  ASSERT_TRUE(later.Send(ttrpc::EncodeRequestFrame(1, request)));
+  auto [header, data] = later.Receive();
+  ASSERT_EQ(header.stream_id, 1u) << "no answer through the proxy after EMFILE";
+  ::ttrpc::Response response;
+  ASSERT_TRUE(ttrpc::ParseResponse(data, response));
+  ttrpctest::EchoResponse answer;
+  ASSERT_TRUE(answer.ParseFromString(response.payload()));
+  EXPECT_EQ(answer.payload(), "after EMFILE");
+  asio::post(strand, [p = *proxy] { p->Shutdown(); });
+  io.Run(agent.Shutdown(1s));
 }
 
 }  // namespace

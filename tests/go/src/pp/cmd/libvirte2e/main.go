@@ -14,7 +14,7 @@
 // Scenarios: the whole lifecycle with a check that no domain, volume, ISO or socket is left; a
 // missing base image; a VM that never answers (StartVM fails within the shim's deadline and
 // cleans up); the VM destroyed behind the adaptor's back; StopVM during StartVM; four sandboxes at
-// once. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
+// once; kill -9 of the adaptor under a running pod and in the middle of a StartVM, then a restart. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
 package main
 
 import (
@@ -96,6 +96,12 @@ func run(adaptorBin string, timeout time.Duration) int {
 	r.Run("failure/vm_destroyed_behind_the_adaptors_back", e.destroyedBehindBack)
 	r.Run("failure/stopvm_during_startvm", e.stopDuringStart)
 	r.Run("load/four_sandboxes_at_once", e.fourAtOnce)
+	r.Run("crash/kill9_under_a_running_pod_then_restart_resumes_its_agent_path", func() error {
+		return e.killUnderRunningPod(adaptorBin, dir, &cleanup, &r)
+	})
+	r.Run("crash/kill9_during_startvm_then_restart_and_stopvm_leave_nothing", func() error {
+		return e.killDuringStart(adaptorBin, dir, &cleanup, &r)
+	})
 	r.Run("shutdown/adaptor_sigterm_exits_0", func() error {
 		code, err := agentchain.Stop(e.adaptor.Proc, 30*time.Second)
 		if err != nil {
@@ -452,4 +458,87 @@ func (e *env) fourAtOnce() error {
 		return fmt.Errorf("%s", strings.Join(failed, "; "))
 	}
 	return e.expectClean(10 * time.Second)
+}
+
+// restartAdaptor kills the adaptor with SIGKILL (no cleanup of its own runs) and starts a new one on
+// the same socket, pods dir and TLS directory, as a DaemonSet's restarted container would.
+func (e *env) restartAdaptor(bin, dir string, cleanup *harness.Cleanup, r *harness.Runner) error {
+	e.adaptor.Proc.Kill()
+	a, err := startAdaptor(bin, dir)
+	if err != nil {
+		return fmt.Errorf("restart after kill -9: %w", err)
+	}
+	cleanup.Add(a.Proc.Kill)
+	e.adaptor = a
+	r.Peer = a.Proc
+	return nil
+}
+
+func (e *env) killUnderRunningPod(bin, dir string, cleanup *harness.Cleanup, r *harness.Runner) error {
+	s := newSandbox("e2e0000000000007a1", "killed")
+	if err := e.create(s, nil); err != nil {
+		return err
+	}
+	defer func() { _ = e.adaptor.StopVM(s.id) }()
+	if err := e.adaptor.StartVM(s.id, bootDeadline); err != nil {
+		return fmt.Errorf("StartVM: %w", err)
+	}
+	if err := health(s.socket); err != nil {
+		return fmt.Errorf("before the kill: %w", err)
+	}
+	if err := e.restartAdaptor(bin, dir, cleanup, r); err != nil {
+		return err
+	}
+	// The new process restarts the proxy of every running sandbox on the same agent.ttrpc; a new
+	// shim connection then reaches the same VM's agent through the forwarder.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := health(s.socket)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no agent path 60 s after the restart: %w", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := e.adaptor.StopVM(s.id); err != nil {
+		return fmt.Errorf("StopVM after the restart: %w", err)
+	}
+	return e.expectClean(10 * time.Second)
+}
+
+func (e *env) killDuringStart(bin, dir string, cleanup *harness.Cleanup, r *harness.Runner) error {
+	s := newSandbox("e2e0000000000008b2", "midstart")
+	if err := e.create(s, nil); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- e.adaptor.StartVM(s.id, bootDeadline) }()
+	// Kill as early as the provider has made anything: its first volume (the cidata ISO holds the
+	// VM's TLS key), before or just after the domain exists.
+	name := agentchain.InstanceName(s.pod, s.id)
+	seen := ""
+	for seen == "" {
+		vols, _ := agentchain.Virsh("vol-list", e.pool)
+		for _, l := range lines(vols) {
+			if strings.HasPrefix(l, name) {
+				seen = strings.Fields(l)[0]
+			}
+		}
+		select {
+		case err := <-errc:
+			return fmt.Errorf("StartVM ended before any volume appeared: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := e.restartAdaptor(bin, dir, cleanup, r); err != nil {
+		return err
+	}
+	fmt.Printf("  (killed once %s existed)\n", seen)
+	<-errc // the shim's StartVM ended with the killed process
+	if err := e.adaptor.StopVM(s.id); err != nil {
+		return fmt.Errorf("StopVM after the restart: %w", err)
+	}
+	return e.expectClean(30 * time.Second)
 }
