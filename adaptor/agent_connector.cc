@@ -94,11 +94,17 @@ asio::awaitable<Result<void>> AgentConnector::Connect(SandboxRecord record, std:
 asio::awaitable<Result<void>> AgentConnector::ConnectOnStrand(SandboxRecord record, std::string socket_path,
                                                               std::chrono::steady_clock::time_point deadline) {
   const std::string id = record.request.id;
+  auto connecting = TakeReservation(id);
+  auto finish = [&connecting](Result<void> result) {  // tells a StartVM that joined this connect
+    connecting->result = result;
+    connecting->done.cancel();
+    return result;
+  };
   auto options = ProxyOptions(record, std::move(socket_path));
-  if (!options) co_return std::unexpected(options.error());
+  if (!options) co_return finish(std::unexpected(options.error()));
   proxies_.erase(id);  // a proxy from an earlier StartVM attempt
   auto started = AgentProxy::Start(strand_, std::move(*options));
-  if (!started) co_return std::unexpected(started.error());
+  if (!started) co_return finish(std::unexpected(started.error()));
   std::shared_ptr<AgentProxy> proxy = std::move(*started);  // kept alive here while we wait
   proxies_[id] = proxy;
   const auto until = std::min(deadline, std::chrono::steady_clock::now() +
@@ -109,9 +115,9 @@ asio::awaitable<Result<void>> AgentConnector::ConnectOnStrand(SandboxRecord reco
     proxy->Shutdown();
     auto it = proxies_.find(id);
     if (it != proxies_.end() && it->second == proxy) proxies_.erase(it);
-    co_return std::unexpected(ready.error());
+    co_return finish(std::unexpected(ready.error()));
   }
-  co_return Result<void>{};
+  co_return finish(Result<void>{});
 }
 
 asio::awaitable<Result<void>> AgentConnector::Resume(SandboxRecord record, std::string socket_path) {
@@ -131,11 +137,35 @@ asio::awaitable<Result<void>> AgentConnector::ResumeOnStrand(SandboxRecord recor
   co_return Result<void>{};
 }
 
-asio::awaitable<bool> AgentConnector::HasProxy(std::string id) {
-  co_return co_await asio::co_spawn(strand_, HasProxyOnStrand(std::move(id)), asio::use_awaitable);
+void AgentConnector::Reserve(const std::string& id) {
+  std::lock_guard lock(connecting_mu_);
+  connecting_[id] = std::make_shared<Connecting>(strand_);
 }
 
-asio::awaitable<bool> AgentConnector::HasProxyOnStrand(std::string id) { co_return proxies_.contains(id); }
+std::shared_ptr<AgentConnector::Connecting> AgentConnector::TakeReservation(const std::string& id) {
+  std::lock_guard lock(connecting_mu_);
+  auto& slot = connecting_[id];
+  if (!slot || slot->result) slot = std::make_shared<Connecting>(strand_);  // none, or a finished one
+  return slot;
+}
+
+asio::awaitable<std::optional<Result<void>>> AgentConnector::Join(std::string id) {
+  co_return co_await asio::co_spawn(strand_, JoinOnStrand(std::move(id)), asio::use_awaitable);
+}
+
+asio::awaitable<std::optional<Result<void>>> AgentConnector::JoinOnStrand(std::string id) {
+  std::shared_ptr<Connecting> connecting;
+  {
+    std::lock_guard lock(connecting_mu_);
+    if (auto it = connecting_.find(id); it != connecting_.end()) connecting = it->second;
+  }
+  if (connecting) {
+    if (!connecting->result) (void)co_await connecting->done.async_wait(kAwaitTuple);
+    if (connecting->result) co_return *connecting->result;
+  }
+  if (proxies_.contains(id)) co_return Result<void>{};  // resumed after a restart
+  co_return std::nullopt;
+}
 
 asio::awaitable<void> AgentConnector::Disconnect(std::string id) {
   co_await asio::co_spawn(strand_, DisconnectOnStrand(std::move(id), false), asio::use_awaitable);
@@ -146,6 +176,14 @@ asio::awaitable<void> AgentConnector::DisconnectAll() {
 }
 
 asio::awaitable<void> AgentConnector::DisconnectOnStrand(std::string id, bool all) {
+  {
+    std::lock_guard lock(connecting_mu_);
+    for (auto it = connecting_.begin(); it != connecting_.end();) {
+      // A connect in progress still finishes its own reservation; a joiner then sees its result.
+      if ((all || it->first == id) && it->second->result) it = connecting_.erase(it);
+      else ++it;
+    }
+  }
   // Shutdown ends a WaitReady in progress early; its coroutine holds its own reference.
   for (auto it = proxies_.begin(); it != proxies_.end();) {
     if (all || it->first == id) {

@@ -52,8 +52,14 @@ class AgentConnector {
   // Restarts the proxy of a sandbox found running after an adaptor restart; does not wait.
   asio::awaitable<Result<void>> Resume(SandboxRecord record, std::string socket_path);
 
-  // True when the sandbox's proxy is running (its agent.ttrpc accepts).
-  asio::awaitable<bool> HasProxy(std::string id);
+  // Called by the StartVM that will Connect() this sandbox, while it still holds the sandbox's
+  // lock: a concurrent StartVM of the same sandbox then joins that connect instead of racing it.
+  // Thread-safe.
+  void Reserve(const std::string& id);
+
+  // The outcome of the sandbox's agent path: the result of the connect in progress or last made
+  // (waiting for it), OK for a proxy resumed after a restart, nullopt when there is none.
+  asio::awaitable<std::optional<Result<void>>> Join(std::string id);
 
   // Stops the sandbox's proxy (and a Connect() waiting for it). Unknown ids are fine.
   asio::awaitable<void> Disconnect(std::string id);
@@ -67,7 +73,14 @@ class AgentConnector {
                                                 std::chrono::steady_clock::time_point deadline);
   asio::awaitable<Result<void>> ResumeOnStrand(SandboxRecord record, std::string socket_path);
   asio::awaitable<void> DisconnectOnStrand(std::string id, bool all);
-  asio::awaitable<bool> HasProxyOnStrand(std::string id);
+  asio::awaitable<std::optional<Result<void>>> JoinOnStrand(std::string id);
+  struct Connecting {
+    explicit Connecting(asio::strand<asio::any_io_executor> strand)
+        : done(strand, std::chrono::steady_clock::time_point::max()) {}
+    asio::steady_timer done;         // on strand_: cancelled when `result` is set
+    std::optional<Result<void>> result;  // on strand_
+  };
+  std::shared_ptr<Connecting> TakeReservation(const std::string& id);
 
   asio::strand<asio::any_io_executor> strand_;
   AgentConnectorOptions options_;
@@ -75,6 +88,8 @@ class AgentConnector {
   std::shared_ptr<asio::ssl::context> client_tls_;  // null when TLS is disabled
   tls::TlsSettings settings_;
   std::map<std::string, std::shared_ptr<AgentProxy>> proxies_;  // on strand_
+  std::mutex connecting_mu_;
+  std::map<std::string, std::shared_ptr<Connecting>> connecting_;  // guarded by connecting_mu_
 };
 
 }  // namespace pp::adaptor

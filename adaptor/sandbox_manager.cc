@@ -207,9 +207,11 @@ asio::awaitable<Result<void>> SandboxManager::StartAndConnect(std::string id, Cl
   if (!started) co_return std::unexpected(started.error());
   if (!connector_) co_return Result<void>{};
   if (!started->second) {
-    // Already running: fine only if its agent path is there (a StartVM cut short before its proxy
-    // came up, then retried, must not answer OK with no agent.ttrpc).
-    if (co_await connector_->HasProxy(id)) co_return Result<void>{};
+    // Already running: the answer is that of its agent path. A concurrent StartVM (a shim retry)
+    // joins the connect in progress; one cut short before its proxy came up must not answer OK
+    // with no agent.ttrpc, so it connects again.
+    auto joined = co_await connector_->Join(id);
+    if (joined) co_return *joined;
     spdlog::info("StartVM {}: running, but its agent path is missing; connecting again", ShortId(id));
   }
   const auto waiting = Clock::now();
@@ -336,6 +338,7 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
 
   record.state = SandboxState::kRunning;
   if (auto saved = store_.Save(record); !saved) return undo(saved.error());
+  if (connector_) connector_->Reserve(id);  // under the sandbox's lock: a second StartVM joins
   Publish(*entry, record.instance_id);
   spdlog::debug("StartVM {}: instance {} ({}) at {} in {}", ShortId(id), record.instance_name, record.instance_id,
                record.ips.front(), Millis(Clock::now() - started));

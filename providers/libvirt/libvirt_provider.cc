@@ -31,13 +31,32 @@ using Clock = std::chrono::steady_clock;
 class Undo {
  public:
   ~Undo() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
+      spdlog::debug("libvirt: rollback: {}", it->first);
+      it->second();
+    }
   }
-  void Add(std::function<void()> step) { steps_.push_back(std::move(step)); }
+  void Add(std::string what, std::function<void()> step) { steps_.emplace_back(std::move(what), std::move(step)); }
   void Commit() { steps_.clear(); }
 
  private:
-  std::vector<std::function<void()>> steps_;
+  std::vector<std::pair<std::string, std::function<void()>>> steps_;
+};
+
+// At debug, each step of a CreateInstance with its duration: where a slow boot spends its time.
+class StepClock {
+ public:
+  explicit StepClock(std::string name) : name_(std::move(name)) {}
+  void Done(std::string_view step) {
+    const auto now = Clock::now();
+    spdlog::debug("libvirt: {}: {} in {} ms", name_, step,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  std::string name_;
+  Clock::time_point last_ = Clock::now();
 };
 
 Result<void> CheckContext(const OpContext& ctx, std::string_view step) {
@@ -203,7 +222,7 @@ Result<std::string> LibvirtProvider::UploadCidata(virStoragePoolPtr pool, const 
   if (auto gone = DeleteVolumeByName(pool, name); !gone) return std::unexpected(gone.error());  // left by a crash
   Volume vol(virStorageVolCreateXML(pool, BuildRawVolumeXml(name, iso->size()).c_str(), 0));
   if (!vol) return std::unexpected(LastError("creating volume " + name));
-  undo.Add([this, pool, name] {
+  undo.Add("delete volume " + name, [this, pool, name] {
     if (auto gone = DeleteVolumeByName(pool, name); !gone) spdlog::warn("{}", gone.error().message);
   });
 
@@ -332,6 +351,7 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   if (!base_format) return std::unexpected(base_format.error());
 
   Undo undo;
+  StepClock steps(spec.name);
   if (auto ok = CheckContext(ctx, "creating volumes"); !ok) return std::unexpected(ok.error());
   const std::string root_name = RootVolumeName(spec.name);
   if (auto gone = DeleteVolumeByName(pool->get(), root_name); !gone) return std::unexpected(gone.error());
@@ -340,16 +360,18 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
       pool->get(), BuildOverlayVolumeXml(root_name, capacity, base_path.get(), *base_format).c_str(), 0));
   if (!root) return std::unexpected(LastError("creating volume " + root_name));
   virStoragePoolPtr pool_ptr = pool->get();
-  undo.Add([this, pool_ptr, root_name] {
+  undo.Add("delete volume " + root_name, [this, pool_ptr, root_name] {
     if (auto gone = DeleteVolumeByName(pool_ptr, root_name); !gone) spdlog::warn("{}", gone.error().message);
   });
   CString root_path(virStorageVolGetPath(root.get()));
   if (!root_path) return std::unexpected(LastError("path of " + root_name));
   plan->root_disk = root_path.get();
+  steps.Done("root volume " + root_name);
 
   auto cidata = UploadCidata(pool->get(), spec, undo);
   if (!cidata) return std::unexpected(cidata.error());
   plan->cidata = *cidata;
+  steps.Done("cidata ISO made and uploaded");
 
   auto xml = BuildDomainXml(*plan);
   if (!xml) return std::unexpected(xml.error());
@@ -364,7 +386,8 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   }
   // The undo step finds the domain again by UUID: `dom` is released before the undo steps run.
   virConnectPtr conn_ptr = conn->get();
-  undo.Add([this, conn_ptr, id = std::string(uuid)] {
+  steps.Done("domain defined");
+  undo.Add("delete domain " + spec.name, [this, conn_ptr, id = std::string(uuid)] {
     Domain again(virDomainLookupByUUIDString(conn_ptr, id.c_str()));
     if (!again) {
       virResetLastError();
@@ -373,9 +396,11 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
     if (auto deleted = DeleteDomain(again.get(), conn_ptr); !deleted) spdlog::warn("{}", deleted.error().message);
   });
   if (virDomainCreate(dom.get()) < 0) return std::unexpected(LastError("starting domain " + spec.name));
+  steps.Done("domain started");
 
   auto address = WaitForAddress(dom.get(), ctx);
   if (!address) return std::unexpected(address.error());
+  steps.Done("DHCP lease " + *address);
 
   undo.Commit();
   spdlog::info("libvirt: domain {} ({}, {}, {}) up at {}", spec.name, uuid, plan->domain_type, ToString(plan->security),

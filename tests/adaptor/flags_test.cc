@@ -8,17 +8,25 @@
 namespace pp::adaptor {
 namespace {
 
-Config Parse(std::vector<const char*> argv) {
+// The command line as the daemon parses it: Go syntax, then FinishCommonFlags.
+std::pair<Config, Result<void>> ParseAndFinish(std::vector<const char*> argv) {
   CLI::App app;
+  GoFlagDefaults(app);
   Config config;
   AddCommonFlags(app, config);
-  auto args = NormalizeGoFlags(static_cast<int>(argv.size()), argv.data());
-  std::vector<const char*> cargs;
-  for (const auto& a : args) cargs.push_back(a.c_str());
-  app.parse(static_cast<int>(cargs.size()), cargs.data());
-  EXPECT_TRUE(FinishCommonFlags(config, args));
+  std::vector<std::string> args;
+  EXPECT_EQ(ParseGoCommandLine(app, static_cast<int>(argv.size()), argv.data(), &args), -1);
+  auto finished = FinishCommonFlags(config, args);
+  return {std::move(config), std::move(finished)};
+}
+
+Config Parse(std::vector<const char*> argv) {
+  auto [config, finished] = ParseAndFinish(std::move(argv));
+  EXPECT_TRUE(finished);
   return config;
 }
+
+Result<void> Finish(std::vector<const char*> argv) { return ParseAndFinish(std::move(argv)).second; }
 
 TEST(FlagsTest, AcceptsGoStyleSingleDashFlags) {
   auto config = Parse({"caa", "-socket", "/tmp/h.sock", "-pods-dir=/tmp/pods", "--forwarder-port", "15151"});
@@ -49,18 +57,6 @@ TEST(FlagsTest, DefaultsMatchCaa) {
   EXPECT_EQ(config.proxy_timeout, "5m");
 }
 
-Result<void> Finish(std::vector<const char*> argv) {
-  CLI::App app;
-  GoFlagDefaults(app);
-  Config config;
-  AddCommonFlags(app, config);
-  auto args = NormalizeGoFlags(static_cast<int>(argv.size()), argv.data());
-  std::vector<const char*> cargs;
-  for (const auto& a : args) cargs.push_back(a.c_str());
-  app.parse(static_cast<int>(cargs.size()), cargs.data());
-  return FinishCommonFlags(config, args);
-}
-
 TEST(FlagsTest, BadValuesNameWhatSuppliedThem) {
   ::setenv("FORWARDER_PORT", "0", 1);
   auto from_env = Finish({"caa"});
@@ -79,16 +75,7 @@ TEST(FlagsTest, BadValuesNameWhatSuppliedThem) {
 }
 
 TEST(FlagsTest, ARepeatedFlagKeepsItsLastValueAsGoDoes) {
-  CLI::App app;
-  GoFlagDefaults(app);
-  Config config;
-  AddCommonFlags(app, config);
-  std::vector<const char*> argv = {"caa", "-tls-dir", "/a", "-tls-dir", "/b"};
-  auto args = NormalizeGoFlags(static_cast<int>(argv.size()), argv.data());
-  std::vector<const char*> cargs;
-  for (const auto& a : args) cargs.push_back(a.c_str());
-  EXPECT_NO_THROW(app.parse(static_cast<int>(cargs.size()), cargs.data()));
-  EXPECT_EQ(config.tls_dir, "/b");
+  EXPECT_EQ(Parse({"caa", "-tls-dir", "/a", "-tls-dir", "/b"}).tls_dir, "/b");
 }
 
 TEST(FlagsTest, ParsesGoDurations) {

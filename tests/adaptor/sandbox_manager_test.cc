@@ -2,12 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <future>
 #include <fstream>
 #include <random>
 
+#include "agent/health.pb.h"
+#include "common/ttrpc/server.h"
+#include "common/ttrpc/service.h"
 #include "tests/support/test_provider.h"
 #include "tests/support/test_util.h"
 
@@ -381,6 +385,47 @@ TEST_F(SandboxManagerAgentTest, StartVMOfARunningRecordChecksItsAgentPath) {
   ASSERT_FALSE(again) << "answered OK with no agent.ttrpc behind it";
   EXPECT_EQ(provider_.Live(), 0u);  // its agent never answered: the instance went
   ASSERT_TRUE(Stop(*m, "s1"));
+}
+
+// A shim that retries StartVM while the first is still waiting for the agent: the retry answers
+// only once the agent path works, and the VM stays. Before, the retry answered OK at once (the
+// first's proxy existed but its agent did not answer yet), and when the shim then stopped the
+// sandbox the first StartVM failed and deleted the VM it was about to report.
+TEST_F(SandboxManagerTest, ConcurrentStartVMsOfOneSandboxShareOneAgentPath) {
+  ttrpc::Server agent(io_.executor(), {});  // stands where the forwarder and agent would be
+  std::atomic<bool> serving{false};         // the agent answers only once the "VM" booted
+  agent.Register("grpc.Health", "Check",
+                 ttrpc::Unary<grpc::CheckRequest, grpc::HealthCheckResponse>(
+                     [&serving](ttrpc::CallContext&, grpc::CheckRequest) -> asio::awaitable<Result<grpc::HealthCheckResponse>> {
+                       if (!serving) co_return Fail(Code::kUnavailable, "agent not up yet");
+                       grpc::HealthCheckResponse response;
+                       response.set_status(grpc::HealthCheckResponse::SERVING);
+                       co_return response;
+                     }));
+  auto endpoint = agent.ListenTcp({asio::ip::make_address("127.0.0.1"), 0});
+  ASSERT_TRUE(endpoint);
+  AgentConnectorOptions connector_options;
+  connector_options.disable_tls = true;
+  connector_options.forwarder_port = endpoint->port();
+  auto connector = std::move(*AgentConnector::Create(io_.executor(), connector_options));
+  SandboxManager::Options options;
+  options.node_name = "node-a";
+  SandboxManager m(options, SandboxStore(pods_), provider_, pool_, connector.get());
+  ASSERT_TRUE(Create(m, "s1", "pod"));
+  auto first = asio::co_spawn(io_.io(), m.StartVM("s1", Clock::now() + 30s), asio::use_future);
+  ASSERT_TRUE(Eventually([&] { return provider_.Live() == 1u; }));
+  auto second = asio::co_spawn(io_.io(), m.StartVM("s1", Clock::now() + 30s), asio::use_future);
+  EXPECT_EQ(second.wait_for(500ms), std::future_status::timeout) << "the retry answered before the agent did";
+  serving = true;
+  auto a = first.get();
+  auto b = second.get();
+  EXPECT_TRUE(a) << a.error().ToString();
+  EXPECT_TRUE(b) << b.error().ToString();
+  EXPECT_EQ(provider_.creates(), 1);
+  EXPECT_EQ(provider_.Live(), 1u);
+  ASSERT_TRUE(io_.Run(m.StopVM("s1", std::nullopt)));
+  io_.Run(connector->DisconnectAll());
+  io_.Run(agent.Shutdown(1s));
 }
 
 // 100 randomized lifecycles with faults and stalls at every provider step and StopVMs racing
