@@ -102,7 +102,10 @@ asio::awaitable<Result<void>> AgentConnector::ConnectOnStrand(SandboxRecord reco
   };
   auto options = ProxyOptions(record, std::move(socket_path));
   if (!options) co_return finish(std::unexpected(options.error()));
-  proxies_.erase(id);  // a proxy from an earlier StartVM attempt
+  if (auto old = proxies_.find(id); old != proxies_.end()) {  // from an earlier StartVM attempt
+    old->second->Shutdown();
+    proxies_.erase(old);
+  }
   auto started = AgentProxy::Start(strand_, std::move(*options));
   if (!started) co_return finish(std::unexpected(started.error()));
   std::shared_ptr<AgentProxy> proxy = std::move(*started);  // kept alive here while we wait
@@ -159,11 +162,16 @@ asio::awaitable<std::optional<Result<void>>> AgentConnector::JoinOnStrand(std::s
     std::lock_guard lock(connecting_mu_);
     if (auto it = connecting_.find(id); it != connecting_.end()) connecting = it->second;
   }
-  if (connecting) {
-    if (!connecting->result) (void)co_await connecting->done.async_wait(kAwaitTuple);
+  if (connecting && !connecting->result) {
+    (void)co_await connecting->done.async_wait(kAwaitTuple);  // a connect in progress: its outcome
     if (connecting->result) co_return *connecting->result;
   }
-  if (proxies_.contains(id)) co_return Result<void>{};  // resumed after a restart
+  if (connecting && connecting->result && *connecting->result && proxies_.contains(id)) co_return Result<void>{};
+  if (!connecting && proxies_.contains(id)) co_return Result<void>{};  // resumed after a restart
+  // No working agent path (none yet, or the last connect failed and its VM was not deleted): the
+  // caller connects, and owns this reservation, so that a concurrent StartVM joins it.
+  std::lock_guard lock(connecting_mu_);
+  connecting_[id] = std::make_shared<Connecting>(strand_);
   co_return std::nullopt;
 }
 
@@ -179,8 +187,9 @@ asio::awaitable<void> AgentConnector::DisconnectOnStrand(std::string id, bool al
   {
     std::lock_guard lock(connecting_mu_);
     for (auto it = connecting_.begin(); it != connecting_.end();) {
-      // A connect in progress still finishes its own reservation; a joiner then sees its result.
-      if ((all || it->first == id) && it->second->result) it = connecting_.erase(it);
+      // A connect in progress keeps its reservation through its own reference and still tells
+      // those who joined it.
+      if (all || it->first == id) it = connecting_.erase(it);
       else ++it;
     }
   }

@@ -401,9 +401,13 @@ asio::awaitable<Result<void>> SandboxManager::StopVM(std::string id, Deadline de
 }
 
 asio::awaitable<Result<void>> SandboxManager::DisconnectAndStop(std::string id, Clock::time_point until) {
-  if (connector_) co_await connector_->Disconnect(id);
-  auto job = [this, id = std::move(id), until] { return DoStop(id, until); };
-  co_return co_await pool_.Run<void>(std::move(job));
+  // The deletion is queued first: a shutdown that stops the I/O threads then still finds it on the
+  // pool (which it drains), whatever became of this coroutine. A StartVM waiting for the agent
+  // holds no lock, so DoStop proceeds; the proxy stops once the VM is gone.
+  auto job = [this, id, until] { return DoStop(id, until); };
+  auto stopped = co_await pool_.Run<void>(std::move(job));
+  if (connector_) co_await connector_->Disconnect(std::move(id));
+  co_return stopped;
 }
 
 Result<void> SandboxManager::DoStop(const std::string& id, Clock::time_point deadline) {
@@ -476,6 +480,7 @@ asio::awaitable<Result<std::string>> SandboxManager::WaitForInfo(std::string pod
       std::lock_guard lock(mu_);
       if (auto found = LookupPublishedLocked(pod, ns)) co_return *found;
       if (Clock::now() >= deadline) break;
+      std::erase_if(waiters_, [](const auto& weak) { return weak.expired(); });
       waiters_.push_back(waiter);
     }
     // Publish() cancels the timer on this strand, so it cannot run before this wait begins.
@@ -508,13 +513,16 @@ Result<std::size_t> SandboxManager::DoReconcile() {
   std::size_t deleted = 0;
   for (const auto& instance : *instances) {
     bool accounted = false;
-    if (auto entry = Find(instance.owner.sandbox_id)) {
+    auto entry = Find(instance.owner.sandbox_id);
+    if (entry) {
       // Hold the sandbox's lock: a StartVM in progress may have created this instance just now.
       std::lock_guard op(entry->op);
       accounted = !entry->gone && entry->record.instance_id == instance.id;
     }
     if (accounted) continue;
-    if (ValidateSandboxId(instance.owner.sandbox_id, options_.limits) && store_.HasPodDir(instance.owner.sandbox_id)) {
+    // A sandbox with a directory but no entry: its record could not be read.
+    if (!entry && ValidateSandboxId(instance.owner.sandbox_id, options_.limits) &&
+        store_.HasPodDir(instance.owner.sandbox_id)) {
       spdlog::warn("instance {} ({}) belongs to sandbox {}, whose record is unreadable: left alone; fix or remove {}",
                    instance.id, instance.name, ShortId(instance.owner.sandbox_id),
                    store_.PodDir(instance.owner.sandbox_id));

@@ -68,9 +68,9 @@ class SandboxManager {
                                                bool wait, Deadline deadline);
 
   // Deletes this node's instances that no record accounts for (except those of a sandbox whose
-  // directory holds an unreadable record), removes the leftovers of StartVMs cut short, and
-  // corrects records that claim an instance the provider no longer has. Returns how many
-  // instances it deleted; fails when the provider cannot list (the caller retries later).
+  // directory holds an unreadable record) and removes the leftovers of StartVMs cut short.
+  // Returns how many instances it deleted; fails when the provider cannot list (the caller
+  // retries later).
   asio::awaitable<Result<std::size_t>> Reconcile();
 
   // After a restart: restarts the agent proxy of every sandbox recorded as running.

@@ -200,9 +200,12 @@ TEST_F(SandboxManagerTest, ReconcileDeletesOnlyThisNodesUnaccountedInstances) {
   ASSERT_TRUE(Start(*m, "s1"));
   provider_.Inject({"leak-1", "podvm-x", {"10.0.0.9"}, {"node-a", "gone-sandbox"}});
   provider_.Inject({"other-1", "podvm-y", {"10.0.0.8"}, {"node-b", "theirs"}});
+  // A second VM of a live sandbox whose (readable) record names another: a create that timed out
+  // after the VM was made, then a retry.
+  provider_.Inject({"stray-1", "podvm-z", {"10.0.0.7"}, {"node-a", "s1"}});
   auto deleted = io_.Run(m->Reconcile());
   ASSERT_TRUE(deleted);
-  EXPECT_EQ(*deleted, 1u);
+  EXPECT_EQ(*deleted, 2u);
   EXPECT_EQ(provider_.Live(), 2u);  // ours (recorded) and node-b's
 }
 
