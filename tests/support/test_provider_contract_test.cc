@@ -37,7 +37,7 @@ ProviderContractParam TestProviderParam() {
 }
 
 INSTANTIATE_TEST_SUITE_P(TestProvider, ProviderContractTest, ::testing::Values(TestProviderParam()),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& param_info) { return param_info.param.name; });
 
 }  // namespace
 }  // namespace pp::providers::testing
