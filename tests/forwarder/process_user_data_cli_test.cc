@@ -56,8 +56,12 @@ std::string GoodUserData() {
 
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override { spdlog::set_level(spdlog::level::warn); }
-  void TearDown() override { spdlog::set_level(spdlog::level::info); }
+  void SetUp() override {
+    previous_level_ = spdlog::get_level();
+    spdlog::set_level(spdlog::level::warn);
+  }
+  void TearDown() override { spdlog::set_level(previous_level_); }
+  spdlog::level::level_enum previous_level_ = spdlog::level::info;
 };
 
 TEST_F(CliTest, AcceptsCaaAndGoStyleFlags) {

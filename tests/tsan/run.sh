@@ -8,6 +8,6 @@ cd "$src"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 # halt_on_error: a race fails the test that ran into it. second_deadlock_stack: readable reports.
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$src/tests/tsan/suppressions.txt ${TSAN_OPTIONS:-}"
 # The Go interop tests run against a Go peer, which has its own race detector: leave them out.
 ./build-tsan/bin/unit_tests --gtest_filter='-GoServerTest.*' --gtest_brief=1
