@@ -368,7 +368,8 @@ Result<void> SandboxManager::DeleteLeftovers(Entry& entry, const providers::OpCo
   SandboxRecord& record = entry.record;
   if (!record.leftovers) return {};
   auto removed = provider_.DeleteLeftovers(record.instance_name, {options_.node_name, record.request.id}, ctx);
-  if (!removed) return removed;
+  // NOT_FOUND: a leftover went while it was being removed (a concurrent reconciliation): gone is gone.
+  if (!removed && removed.error().code != Code::kNotFound) return removed;
   spdlog::info("sandbox {}: removed what an interrupted StartVM of {} left", ShortId(record.request.id),
                record.instance_name);
   record.leftovers = false;
