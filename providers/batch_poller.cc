@@ -25,10 +25,11 @@ struct BatchPoller::Impl {
   struct Waiter {
     std::string id;
     const DoneFn* done = nullptr;
-    std::optional<State> result;      // set when done(state) held
-    std::optional<State> last_seen;   // the latest state polled, for the timeout message
-    std::optional<Error> last_error;  // the latest failed poll of this id, unless one succeeded since
-    bool cancelled = false;           // the poller is being destroyed
+    std::optional<State> result;     // set when done(state) held
+    std::optional<State> last_seen;  // the latest state polled, for the timeout message
+    std::optional<Error>
+        last_error;          // the latest failed poll of this id, unless one succeeded since
+    bool cancelled = false;  // the poller is being destroyed
     bool registered = false;
     std::condition_variable cv;
   };
@@ -41,7 +42,8 @@ struct BatchPoller::Impl {
 
   void Run(const std::stop_token& stop);
   void PollRound(const std::stop_token& stop);
-  Result<std::map<std::string, State>> PollOnce(const std::vector<std::string>& ids, const std::stop_token& stop);
+  Result<std::map<std::string, State>> PollOnce(const std::vector<std::string>& ids,
+                                                const std::stop_token& stop);
   void Unregister(Waiter& w);  // mu held
 
   const PollFn poll;
@@ -50,8 +52,8 @@ struct BatchPoller::Impl {
   const std::size_t max_batch;
 
   mutable std::mutex mu;
-  std::condition_variable wake;      // the poll thread: a first waiter, or shutdown
-  std::condition_variable all_gone;  // the destructor: the last waiter left Wait
+  std::condition_variable wake;                 // the poll thread: a first waiter, or shutdown
+  std::condition_variable all_gone;             // the destructor: the last waiter left Wait
   std::multimap<std::string, Waiter*> waiting;  // guarded by mu
   std::size_t in_wait = 0;                      // Wait calls not yet returned; guarded by mu
   std::size_t poll_count = 0;                   // guarded by mu
@@ -89,8 +91,8 @@ void BatchPoller::Impl::Run(const std::stop_token& stop) {
   }
 }
 
-Result<std::map<std::string, BatchPoller::State>> BatchPoller::Impl::PollOnce(const std::vector<std::string>& ids,
-                                                                              const std::stop_token& stop) {
+Result<std::map<std::string, BatchPoller::State>> BatchPoller::Impl::PollOnce(
+    const std::vector<std::string>& ids, const std::stop_token& stop) {
   OpContext ctx{std::chrono::steady_clock::now() + poll_timeout, stop};
   // The poll function is the provider's; an exception must not end the polling thread (and with it
   // the process), so it becomes an error like any failed poll.
@@ -113,8 +115,9 @@ void BatchPoller::Impl::PollRound(const std::stop_token& stop) {
   }
   for (std::size_t start = 0; start < ids.size(); start += max_batch) {
     if (stop.stop_requested()) return;
-    std::vector<std::string> chunk(ids.begin() + static_cast<std::ptrdiff_t>(start),
-                                   ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + max_batch)));
+    std::vector<std::string> chunk(
+        ids.begin() + static_cast<std::ptrdiff_t>(start),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + max_batch)));
     auto polled = PollOnce(chunk, stop);
 
     std::lock_guard lock(mu);
@@ -140,7 +143,7 @@ void BatchPoller::Impl::PollRound(const std::stop_token& stop) {
         }
         w.last_seen = *state;
         // done() runs under mu so that the waiter (and its DoneFn) cannot leave meanwhile; it must
-        // be a cheap predicate that does not call back into the poller.
+        // be a cheap predicate that neither throws nor calls back into the poller.
         if (!(*w.done)(*state)) {
           ++it;
           continue;
@@ -179,7 +182,8 @@ BatchPoller::~BatchPoller() {
   impl_->all_gone.wait(lock, [this] { return impl_->in_wait == 0; });
 }
 
-Result<BatchPoller::State> BatchPoller::Wait(const std::string& id, const DoneFn& done, const OpContext& ctx) {
+Result<BatchPoller::State> BatchPoller::Wait(const std::string& id, const DoneFn& done,
+                                             const OpContext& ctx) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "waiting for ", id, ": cancelled");
   if (std::chrono::steady_clock::now() >= ctx.deadline) {
     return Fail(Code::kDeadlineExceeded, "waiting for ", id, ": deadline exceeded");
@@ -191,7 +195,8 @@ Result<BatchPoller::State> BatchPoller::Wait(const std::string& id, const DoneFn
   w.done = &done;
   {
     std::lock_guard lock(impl.mu);
-    if (impl.stopping) return Fail(Code::kCancelled, "waiting for ", id, ": the poller is shutting down");
+    if (impl.stopping)
+      return Fail(Code::kCancelled, "waiting for ", id, ": the poller is shutting down");
     ++impl.in_wait;
     w.registered = true;
     if (impl.waiting.empty()) impl.wake.notify_one();
@@ -208,12 +213,14 @@ Result<BatchPoller::State> BatchPoller::Wait(const std::string& id, const DoneFn
       w.cv.notify_one();
     });
     std::unique_lock lock(impl.mu);
-    w.cv.wait_until(lock, ctx.deadline,
-                    [&] { return w.result.has_value() || w.cancelled || ctx.stop.stop_requested(); });
+    w.cv.wait_until(lock, ctx.deadline, [&] {
+      return w.result.has_value() || w.cancelled || ctx.stop.stop_requested();
+    });
     impl.Unregister(w);
 
     std::string last;
-    if (w.last_seen) last = "; last state " + (w.last_seen->state.empty() ? "(none)" : w.last_seen->state);
+    if (w.last_seen)
+      last = "; last state " + (w.last_seen->state.empty() ? "(none)" : w.last_seen->state);
     if (w.last_error) last += "; last poll failed: " + w.last_error->ToString();
     if (w.result) {
       outcome = std::move(*w.result);

@@ -16,7 +16,7 @@
 // id waited for, in chunks of `max_batch`, one call after another. Each call gets an OpContext
 // whose deadline is max(interval, 15 s) away and whose stop token is requested by the destructor.
 // The poll and done functions run on the polling thread; done runs under the poller's lock, so it
-// must be a cheap predicate that never calls back into the poller.
+// must be a cheap predicate that never throws nor calls back into the poller.
 #pragma once
 
 #include <chrono>
@@ -33,7 +33,7 @@ namespace pp::providers {
 
 // What one poll learned of one instance, in the provider's own words.
 struct PolledInstance {
-  std::string state;             // the cloud's state name: "pending", "running", "Succeeded", "DONE", ...
+  std::string state;             // the cloud's own: "pending", "running", "Succeeded", "DONE"...
   std::vector<std::string> ips;  // addresses known so far
   std::string detail;            // e.g. an error message for a failed instance
 };
@@ -41,8 +41,8 @@ struct PolledInstance {
 class BatchPoller {
  public:
   using State = PolledInstance;
-  using PollFn = std::function<Result<std::map<std::string, State>>(const std::vector<std::string>& ids,
-                                                                    const OpContext& ctx)>;
+  using PollFn = std::function<Result<std::map<std::string, State>>(
+      const std::vector<std::string>& ids, const OpContext& ctx)>;
   // done(state) true: the wait ends with that state (running, or a terminal failure the caller
   // inspects).
   using DoneFn = std::function<bool(const State&)>;

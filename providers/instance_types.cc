@@ -10,18 +10,21 @@ namespace {
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
          });
 }
 
 // The order "smallest first" means. The name breaks ties so that the same table always gives the
 // same candidates, whatever order the cloud listed the types in.
 bool Smaller(const InstanceType& a, const InstanceType& b) {
-  return std::tie(a.gpus, a.memory_mib, a.vcpus, a.name) < std::tie(b.gpus, b.memory_mib, b.vcpus, b.name);
+  return std::tie(a.gpus, a.memory_mib, a.vcpus, a.name) <
+         std::tie(b.gpus, b.memory_mib, b.vcpus, b.name);
 }
 
 std::string Describe(const InstanceType& t) {
-  std::string s = t.name + " (" + std::to_string(t.vcpus) + " vCPUs, " + std::to_string(t.memory_mib) + " MiB";
+  std::string s =
+      t.name + " (" + std::to_string(t.vcpus) + " vCPUs, " + std::to_string(t.memory_mib) + " MiB";
   if (t.gpus > 0) {
     s += ", " + std::to_string(t.gpus) + " GPUs";
     if (!t.gpu_model.empty()) s += " " + t.gpu_model;
@@ -32,7 +35,8 @@ std::string Describe(const InstanceType& t) {
 std::string DescribeAsk(const InstanceSpec& spec) {
   std::string s;
   auto add = [&s](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
-  if (spec.gpus > 0) add(std::to_string(spec.gpus) + " GPUs" + (spec.gpu_model.empty() ? "" : " " + spec.gpu_model));
+  if (spec.gpus > 0)
+    add(std::to_string(spec.gpus) + " GPUs" + (spec.gpu_model.empty() ? "" : " " + spec.gpu_model));
   if (spec.vcpus > 0) add(std::to_string(spec.vcpus) + " vCPUs");
   if (spec.memory_mib > 0) add(std::to_string(spec.memory_mib) + " MiB");
   return s;
@@ -56,17 +60,22 @@ bool Fits(const InstanceType& t, const InstanceSpec& spec) {
 
 }  // namespace
 
-Result<std::vector<std::string>> SelectInstanceTypes(const InstanceSpec& spec, const InstanceTypePolicy& policy) {
-  // 1. The annotation wins, but only within what the operator allowed (CAA's VerifyCloudInstanceType).
+Result<std::vector<std::string>> SelectInstanceTypes(const InstanceSpec& requested,
+                                                     const InstanceTypePolicy& policy) {
+  InstanceSpec spec = requested;
+  if (spec.gpus == 0 && !spec.gpu_model.empty()) spec.gpus = 1;  // a model asked means at least one
+  // 1. The annotation wins, but only within what the operator allowed (CAA's
+  // VerifyCloudInstanceType).
   if (!spec.instance_type.empty()) {
     const bool allowed =
         spec.instance_type == policy.default_type ||
         std::any_of(policy.allowed.begin(), policy.allowed.end(),
                     [&](const InstanceType& t) { return t.name == spec.instance_type; });
     if (!allowed) {
-      return Fail(Code::kInvalidArgument, "instance type ", spec.instance_type,
-                  " (machine_type annotation) is not allowed; allowed: ",
-                  policy.allowed.empty() ? "only the default " + policy.default_type : ListNames(policy));
+      return Fail(
+          Code::kInvalidArgument, "instance type ", spec.instance_type,
+          " (machine_type annotation) is not allowed; allowed: ",
+          policy.allowed.empty() ? "only the default " + policy.default_type : ListNames(policy));
     }
     return std::vector<std::string>{spec.instance_type};
   }
@@ -91,17 +100,18 @@ Result<std::vector<std::string>> SelectInstanceTypes(const InstanceSpec& spec, c
   for (const InstanceType& t : sorted) {
     if ((spec.gpus > 0) == (t.gpus > 0)) largest = &t;
     if (!Fits(t, spec)) continue;
-    if (std::find(candidates.begin(), candidates.end(), t.name) != candidates.end()) continue;  // listed twice
+    if (std::find(candidates.begin(), candidates.end(), t.name) != candidates.end())
+      continue;  // listed twice
     candidates.push_back(t.name);
   }
   if (candidates.empty()) {
     std::string kind = spec.gpus > 0 ? "GPU" : "non-GPU";
     if (largest == nullptr) {
-      return Fail(Code::kResourceExhausted, "no allowed instance type fits ", DescribeAsk(spec), ": no ", kind,
-                  " type among ", ListNames(policy));
+      return Fail(Code::kResourceExhausted, "no allowed instance type fits ", DescribeAsk(spec),
+                  ": no ", kind, " type among ", ListNames(policy));
     }
-    return Fail(Code::kResourceExhausted, "no allowed instance type fits ", DescribeAsk(spec), "; the largest ", kind,
-                " type allowed is ", Describe(*largest));
+    return Fail(Code::kResourceExhausted, "no allowed instance type fits ", DescribeAsk(spec),
+                "; the largest ", kind, " type allowed is ", Describe(*largest));
   }
   return candidates;
 }

@@ -82,7 +82,8 @@ class FakeCloud {
   }
 
   BatchPoller::PollFn Fn() {
-    return [this](const std::vector<std::string>& ids, const OpContext& ctx) -> Result<std::map<std::string, State>> {
+    return [this](const std::vector<std::string>& ids,
+                  const OpContext& ctx) -> Result<std::map<std::string, State>> {
       std::lock_guard lock(mu_);
       calls_.push_back(ids);
       budgets_.push_back(ctx.deadline - std::chrono::steady_clock::now());
@@ -137,7 +138,8 @@ TEST(BatchPoller, HundredWaitersCostPollsPerRoundNotPerWaiter) {
   BatchPoller poller(cloud.Fn(), kInterval, 50);
   std::vector<std::future<Result<State>>> waiters;
   for (int i = 0; i < 100; ++i) {
-    waiters.push_back(std::async(std::launch::async, [&poller, i] { return poller.Wait(Id(i), IsRunning, Ctx()); }));
+    waiters.push_back(std::async(std::launch::async,
+                                 [&poller, i] { return poller.Wait(Id(i), IsRunning, Ctx()); }));
   }
   ASSERT_TRUE(Await([&] { return poller.waiting() == 100; }));
   const std::size_t before = cloud.call_count();
@@ -165,7 +167,8 @@ TEST(BatchPoller, RoundIsChunkedByMaxBatch) {
   std::vector<std::string> ids;
   for (int i = 0; i < 10; ++i) {
     ids.push_back(Id(i));
-    waiters.push_back(std::async(std::launch::async, [&poller, i] { return poller.Wait(Id(i), IsRunning, Ctx()); }));
+    waiters.push_back(std::async(std::launch::async,
+                                 [&poller, i] { return poller.Wait(Id(i), IsRunning, Ctx()); }));
   }
   ASSERT_TRUE(Await([&] { return poller.waiting() == 10; }));
   const std::size_t mark = cloud.call_count();
@@ -174,8 +177,8 @@ TEST(BatchPoller, RoundIsChunkedByMaxBatch) {
   const std::vector<std::vector<std::string>> full_round = {
       {ids[0], ids[1], ids[2]}, {ids[3], ids[4], ids[5]}, {ids[6], ids[7], ids[8]}, {ids[9]}};
   auto calls = cloud.calls();
-  auto found = std::search(calls.begin() + static_cast<std::ptrdiff_t>(mark), calls.end(), full_round.begin(),
-                           full_round.end());
+  auto found = std::search(calls.begin() + static_cast<std::ptrdiff_t>(mark), calls.end(),
+                           full_round.begin(), full_round.end());
   EXPECT_NE(found, calls.end()) << "no round of 3+3+3+1 ids after all 10 waited";
   ExpectWellFormed(calls, 3);
 
@@ -214,7 +217,8 @@ TEST(BatchPoller, ThrowingPollIsAFailedPoll) {
   int calls = 0;
   auto inner = cloud.Fn();
   BatchPoller poller(
-      [&](const std::vector<std::string>& ids, const OpContext& ctx) -> Result<std::map<std::string, State>> {
+      [&](const std::vector<std::string>& ids,
+          const OpContext& ctx) -> Result<std::map<std::string, State>> {
         if (calls++ == 0) throw std::runtime_error("bad response");
         return inner(ids, ctx);
       },
@@ -228,7 +232,8 @@ TEST(BatchPoller, DeadlineHonoured) {
   FakeCloud cloud;
   cloud.Set("i-slow", Pending());
   BatchPoller poller(cloud.Fn(), kInterval, 10);
-  auto waiter = std::async(std::launch::async, [&] { return poller.Wait("i-slow", IsRunning, Ctx(50ms)); });
+  auto waiter =
+      std::async(std::launch::async, [&] { return poller.Wait("i-slow", IsRunning, Ctx(50ms)); });
   ASSERT_TRUE(Ready(waiter));
   auto got = waiter.get();
   ASSERT_FALSE(got.has_value());
@@ -255,8 +260,8 @@ TEST(BatchPoller, StopWakesTheWaiterWithTheLastPollError) {
   cloud.FailAlways(Error{Code::kAborted, "RequestLimitExceeded"});
   BatchPoller poller(cloud.Fn(), kInterval, 10);
   std::stop_source stop;
-  auto waiter =
-      std::async(std::launch::async, [&] { return poller.Wait("i-1", IsRunning, Ctx(1h, stop.get_token())); });
+  auto waiter = std::async(
+      std::launch::async, [&] { return poller.Wait("i-1", IsRunning, Ctx(1h, stop.get_token())); });
   ASSERT_TRUE(Await([&] { return poller.waiting() == 1 && poller.polls() >= 1; }));
   stop.request_stop();
   ASSERT_TRUE(Ready(waiter));
@@ -272,8 +277,8 @@ TEST(BatchPoller, StopWithTheLastStateSeen) {
   cloud.Set("i-1", State{"stopping", {}, ""});
   BatchPoller poller(cloud.Fn(), kInterval, 10);
   std::stop_source stop;
-  auto waiter =
-      std::async(std::launch::async, [&] { return poller.Wait("i-1", IsRunning, Ctx(1h, stop.get_token())); });
+  auto waiter = std::async(
+      std::launch::async, [&] { return poller.Wait("i-1", IsRunning, Ctx(1h, stop.get_token())); });
   ASSERT_TRUE(Await([&] { return poller.waiting() == 1 && poller.polls() >= 1; }));
   stop.request_stop();
   ASSERT_TRUE(Ready(waiter));
@@ -291,7 +296,8 @@ TEST(BatchPoller, TwoWaitersOnOneIdBothWake) {
   auto a = std::async(std::launch::async, [&] { return poller.Wait("i-1", IsRunning, Ctx()); });
   auto b = std::async(std::launch::async, [&] { return poller.Wait("i-1", IsRunning, Ctx()); });
   // A third waiter on the same id with its own predicate ends first, on its own.
-  auto seen = poller.Wait("i-1", [](const State& s) { return s.state == "pending"; }, Ctx());
+  auto seen = poller.Wait(
+      "i-1", [](const State& s) { return s.state == "pending"; }, Ctx());
   ASSERT_TRUE(seen.has_value());
   EXPECT_EQ(seen->state, "pending");
   ASSERT_TRUE(Await([&] { return poller.waiting() == 2; }));
@@ -326,7 +332,8 @@ TEST(BatchPoller, IdleThreadPollsNothing) {
   // Another waiter's round proves the thread is alive and has had time to poll for nobody.
   cloud.Set("i-2", Running("192.0.2.2"));
   ASSERT_TRUE(poller.Wait("i-2", IsRunning, Ctx()).has_value());
-  for (std::size_t i = after; i < cloud.call_count(); ++i) EXPECT_EQ(cloud.calls()[i], std::vector<std::string>{"i-2"});
+  for (std::size_t i = after; i < cloud.call_count(); ++i)
+    EXPECT_EQ(cloud.calls()[i], std::vector<std::string>{"i-2"});
 }
 
 TEST(BatchPoller, DestructionCancelsPendingWaiters) {
@@ -335,7 +342,8 @@ TEST(BatchPoller, DestructionCancelsPendingWaiters) {
   BatchPoller* p = poller.get();
   std::vector<std::future<Result<State>>> waiters;
   for (int i = 0; i < 5; ++i) {
-    waiters.push_back(std::async(std::launch::async, [p, i] { return p->Wait(Id(i), IsRunning, Ctx()); }));
+    waiters.push_back(
+        std::async(std::launch::async, [p, i] { return p->Wait(Id(i), IsRunning, Ctx()); }));
   }
   ASSERT_TRUE(Await([&] { return p->waiting() == 5; }));
   poller.reset();
@@ -353,7 +361,8 @@ TEST(BatchPoller, DestructionStopsAPollInFlight) {
   std::condition_variable_any cv;
   bool entered = false;
   auto poller = std::make_unique<BatchPoller>(
-      [&](const std::vector<std::string>&, const OpContext& ctx) -> Result<std::map<std::string, State>> {
+      [&](const std::vector<std::string>&,
+          const OpContext& ctx) -> Result<std::map<std::string, State>> {
         std::unique_lock lock(mu);
         entered = true;
         cv.notify_all();

@@ -19,11 +19,13 @@ InstanceType T(std::string name, unsigned vcpus, unsigned long long memory_mib, 
   return InstanceType{std::move(name), vcpus, memory_mib, gpus, std::move(gpu_model)};
 }
 
-InstanceTypePolicy Policy(std::vector<InstanceType> allowed, std::string default_type = "default.small") {
+InstanceTypePolicy Policy(std::vector<InstanceType> allowed,
+                          std::string default_type = "default.small") {
   return InstanceTypePolicy{std::move(default_type), std::move(allowed)};
 }
 
-InstanceSpec Ask(unsigned vcpus, unsigned long long memory_mib, unsigned gpus = 0, std::string gpu_model = "") {
+InstanceSpec Ask(unsigned vcpus, unsigned long long memory_mib, unsigned gpus = 0,
+                 std::string gpu_model = "") {
   InstanceSpec spec;
   spec.vcpus = vcpus;
   spec.memory_mib = memory_mib;
@@ -32,7 +34,9 @@ InstanceSpec Ask(unsigned vcpus, unsigned long long memory_mib, unsigned gpus = 
   return spec;
 }
 
-std::vector<std::string> Names(std::initializer_list<const char*> names) { return {names.begin(), names.end()}; }
+std::vector<std::string> Names(std::initializer_list<const char*> names) {
+  return {names.begin(), names.end()};
+}
 
 // cloud.md's counterexample to CAA's sort.Search: sorted by (GPUs, memory, vCPUs) the table is
 // [(8, 8G), (2, 16G), (16, 32G)]; "fits 4 vCPU / 4 GiB" is true, false, true, so the binary search
@@ -45,17 +49,19 @@ TEST(SelectInstanceTypes, FindsTheFitBinarySearchMisses) {
 }
 
 TEST(SelectInstanceTypes, CandidatesBestFirst) {
-  auto policy = Policy({T("xl", 16, 64 * kGiB), T("m", 4, 16 * kGiB), T("s", 2, 8 * kGiB), T("l", 8, 32 * kGiB),
-                        T("xs", 1, 2 * kGiB)});
+  auto policy = Policy({T("xl", 16, 64 * kGiB), T("m", 4, 16 * kGiB), T("s", 2, 8 * kGiB),
+                        T("l", 8, 32 * kGiB), T("xs", 1, 2 * kGiB)});
   auto got = SelectInstanceTypes(Ask(2, 6 * kGiB), policy);
   ASSERT_TRUE(got.has_value()) << got.error().ToString();
   EXPECT_EQ(*got, Names({"s", "m", "l", "xl"}));
 }
 
 TEST(SelectInstanceTypes, TiesOrderedByNameWhateverTheListOrder) {
-  std::vector<InstanceType> types = {T("b", 4, 8 * kGiB), T("c", 4, 8 * kGiB), T("a", 4, 8 * kGiB), T("a2", 2, 8 * kGiB)};
+  std::vector<InstanceType> types = {T("b", 4, 8 * kGiB), T("c", 4, 8 * kGiB), T("a", 4, 8 * kGiB),
+                                     T("a2", 2, 8 * kGiB)};
   std::vector<std::string> want = Names({"a2", "a", "b", "c"});
-  std::sort(types.begin(), types.end(), [](const auto& x, const auto& y) { return x.name < y.name; });
+  std::sort(types.begin(), types.end(),
+            [](const auto& x, const auto& y) { return x.name < y.name; });
   do {
     auto got = SelectInstanceTypes(Ask(1, kGiB), Policy(types));
     ASSERT_TRUE(got.has_value());
@@ -70,11 +76,11 @@ TEST(SelectInstanceTypes, TypeListedTwiceAppearsOnce) {
   EXPECT_EQ(*got, Names({"a"}));
 }
 
-// Azure's confidential H100 sizes (learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/
-// nccadsh100v5-series): Standard_NCC40ads_H100_v5 has 40 vCPUs, 320 GiB and one H100.
+// Azure's confidential H100 sizes
+// (learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/ nccadsh100v5-series):
+// Standard_NCC40ads_H100_v5 has 40 vCPUs, 320 GiB and one H100.
 InstanceTypePolicy AzureGpuPolicy() {
-  return Policy({T("Standard_DC4as_v5", 4, 16 * kGiB),
-                 T("Standard_DC16as_v5", 16, 64 * kGiB),
+  return Policy({T("Standard_DC4as_v5", 4, 16 * kGiB), T("Standard_DC16as_v5", 16, 64 * kGiB),
                  T("Standard_NC24ads_A100_v4", 24, 220 * kGiB, 1, "A100"),
                  T("Standard_NCC40ads_H100_v5", 40, 320 * kGiB, 1, "H100"),
                  T("Standard_NC48ads_A100_v4", 48, 440 * kGiB, 2, "A100")},
@@ -84,13 +90,20 @@ InstanceTypePolicy AzureGpuPolicy() {
 TEST(SelectInstanceTypes, GpuPodGetsGpuTypesOnly) {
   auto got = SelectInstanceTypes(Ask(0, 0, 1), AzureGpuPolicy());
   ASSERT_TRUE(got.has_value()) << got.error().ToString();
-  EXPECT_EQ(*got, Names({"Standard_NC24ads_A100_v4", "Standard_NCC40ads_H100_v5", "Standard_NC48ads_A100_v4"}));
+  EXPECT_EQ(*got, Names({"Standard_NC24ads_A100_v4", "Standard_NCC40ads_H100_v5",
+                         "Standard_NC48ads_A100_v4"}));
 }
 
 TEST(SelectInstanceTypes, GpuPodByModel) {
   auto got = SelectInstanceTypes(Ask(8, 64 * kGiB, 1, "h100"), AzureGpuPolicy());
   ASSERT_TRUE(got.has_value()) << got.error().ToString();
   EXPECT_EQ(*got, Names({"Standard_NCC40ads_H100_v5"}));
+}
+
+TEST(SelectInstanceTypes, GpuModelAloneMeansOneGpu) {
+  auto got = SelectInstanceTypes(Ask(0, 0, 0, "A100"), AzureGpuPolicy());
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(*got, Names({"Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4"}));
 }
 
 TEST(SelectInstanceTypes, GpuPodByCount) {
@@ -115,11 +128,13 @@ TEST(SelectInstanceTypes, NonGpuPodNeverGetsAGpuType) {
 }
 
 TEST(SelectInstanceTypes, NothingFitsNamesTheLargest) {
-  auto got = SelectInstanceTypes(Ask(4, 128 * kGiB), Policy({T("s", 2, 8 * kGiB), T("l", 8, 32 * kGiB)}));
+  auto got =
+      SelectInstanceTypes(Ask(4, 128 * kGiB), Policy({T("s", 2, 8 * kGiB), T("l", 8, 32 * kGiB)}));
   ASSERT_FALSE(got.has_value());
   EXPECT_EQ(got.error().code, Code::kResourceExhausted);
   EXPECT_THAT(got.error().message, HasSubstr("4 vCPUs, 131072 MiB"));
-  EXPECT_THAT(got.error().message, HasSubstr("largest non-GPU type allowed is l (8 vCPUs, 32768 MiB)"));
+  EXPECT_THAT(got.error().message,
+              HasSubstr("largest non-GPU type allowed is l (8 vCPUs, 32768 MiB)"));
 }
 
 TEST(SelectInstanceTypes, GpuPodWithNoGpuTypeAllowed) {
@@ -196,7 +211,8 @@ TEST(SelectInstanceTypes, ExplicitTypeNotAllowedRefused) {
   ASSERT_FALSE(got.has_value());
   EXPECT_EQ(got.error().code, Code::kInvalidArgument);
   EXPECT_THAT(got.error().message, HasSubstr("Standard_DC96as_v5"));
-  EXPECT_THAT(got.error().message, HasSubstr("[Standard_DC4as_v5, Standard_DC16as_v5, Standard_NC24ads_A100_v4"));
+  EXPECT_THAT(got.error().message,
+              HasSubstr("[Standard_DC4as_v5, Standard_DC16as_v5, Standard_NC24ads_A100_v4"));
 }
 
 // Random tables and requests against the definition: the candidates are exactly the fitting
@@ -204,7 +220,9 @@ TEST(SelectInstanceTypes, ExplicitTypeNotAllowedRefused) {
 // minimum among the fitting ones.
 TEST(SelectInstanceTypes, PropertyFirstCandidateIsTheTrueMinimum) {
   std::mt19937 rng(20261201);
-  auto pick = [&rng](unsigned lo, unsigned hi) { return std::uniform_int_distribution<unsigned>(lo, hi)(rng); };
+  auto pick = [&rng](unsigned lo, unsigned hi) {
+    return std::uniform_int_distribution<unsigned>(lo, hi)(rng);
+  };
   const char* models[] = {"", "A100", "H100"};
   int fitted = 0;
   for (int round = 0; round < 3000; ++round) {
@@ -217,7 +235,8 @@ TEST(SelectInstanceTypes, PropertyFirstCandidateIsTheTrueMinimum) {
         t.gpu_model = models[pick(1, 2)];
       }
       // Same name, same shape: a name stands for one type.
-      auto same = std::find_if(table.begin(), table.end(), [&](const auto& o) { return o.name == t.name; });
+      auto same =
+          std::find_if(table.begin(), table.end(), [&](const auto& o) { return o.name == t.name; });
       table.push_back(same == table.end() ? t : *same);
     }
     InstanceSpec spec = Ask(pick(0, 1) ? pick(1, 16) : 0, pick(0, 1) ? pick(1, 16) * 1024ULL : 0);
@@ -232,12 +251,15 @@ TEST(SelectInstanceTypes, PropertyFirstCandidateIsTheTrueMinimum) {
       if (!spec.gpu_model.empty() && t.gpu_model != spec.gpu_model) return false;
       return t.vcpus >= spec.vcpus && t.memory_mib >= spec.memory_mib;
     };
-    auto key = [](const InstanceType& t) { return std::tie(t.gpus, t.memory_mib, t.vcpus, t.name); };
+    auto key = [](const InstanceType& t) {
+      return std::tie(t.gpus, t.memory_mib, t.vcpus, t.name);
+    };
     const InstanceType* best = nullptr;
     std::vector<std::string> fitting;
     for (const InstanceType& t : table) {
       if (!fits(t)) continue;
-      if (std::find(fitting.begin(), fitting.end(), t.name) == fitting.end()) fitting.push_back(t.name);
+      if (std::find(fitting.begin(), fitting.end(), t.name) == fitting.end())
+        fitting.push_back(t.name);
       if (best == nullptr || key(t) < key(*best)) best = &t;
     }
 
@@ -254,7 +276,8 @@ TEST(SelectInstanceTypes, PropertyFirstCandidateIsTheTrueMinimum) {
     ASSERT_EQ(got->size(), fitting.size());
     const InstanceType* previous = nullptr;
     for (const std::string& name : *got) {
-      auto it = std::find_if(table.begin(), table.end(), [&](const auto& t) { return t.name == name; });
+      auto it =
+          std::find_if(table.begin(), table.end(), [&](const auto& t) { return t.name == name; });
       ASSERT_NE(it, table.end());
       EXPECT_TRUE(fits(*it)) << name;
       if (previous != nullptr) {
