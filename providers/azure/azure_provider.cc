@@ -58,6 +58,7 @@ bool RefusedBeforeCreating(Code code) {
 
 // The state the batch poll reports for a VM it saw listed before and no longer sees.
 constexpr char kGone[] = "Gone";
+constexpr int kMissesForGone = 3;
 
 TokenConfig MakeTokenConfig(const AzureConfig& c) {
   TokenConfig t;
@@ -98,7 +99,7 @@ struct AzureProvider::Impl {
       : config(std::move(c)),
         ssh_key(std::move(key)),
         policy(MakePolicy(config)),
-        client(http::ClientOptions{.ca_bundle = config.ca_bundle}),
+        client(http::ClientOptions{.ca_bundle = config.ca_bundle, .max_response_bytes = config.max_response_bytes}),
         tokens(MakeTokenConfig(config), client),
         arm(ArmClientConfig{.endpoint = config.management_endpoint,
                             .retry = config.retry,
@@ -146,8 +147,9 @@ struct AzureProvider::Impl {
   http::Client client;
   TokenSource tokens;
   ArmClient arm;
-  std::mutex seen_mu;            // guards seen
-  std::set<std::string> seen;    // VMs being waited for that a batch poll has listed
+  std::mutex seen_mu;                  // guards seen and misses
+  std::set<std::string> seen;          // VMs being waited for that a batch poll has listed
+  std::map<std::string, int> misses;   // polls in a row that did not list a VM being waited for
   std::unique_ptr<BatchPoller> poller;  // last: its thread stops before the members it uses go
 };
 
@@ -177,11 +179,14 @@ Result<std::map<std::string, PolledInstance>> AzureProvider::Impl::PollStates(co
   for (const VmInfo& vm : *vms) {
     if (wanted.contains(vm.name)) out[vm.name].state = vm.provisioning_state;
   }
+  // A VM listed before and missing now was deleted under us; one never listed is gone too once
+  // several lists in a row missed it (its PUT succeeded, so it existed: a list may lag a moment).
   std::lock_guard lock(seen_mu);
   for (const std::string& name : names) {
     if (out.contains(name)) {
       seen.insert(name);
-    } else if (seen.contains(name)) {
+      misses.erase(name);
+    } else if (seen.contains(name) || ++misses[name] >= kMissesForGone) {
       out[name].state = kGone;
     }
   }
@@ -222,14 +227,21 @@ Result<void> AzureProvider::Impl::WaitProvisioned(const std::string& name, const
                                                   const OpContext& ctx) {
   if (!poller) return arm.Wait(started, ctx);
   auto state = poller->Wait(
-      name, [](const PolledInstance& s) { return Terminal(s.state) || s.state == kGone; }, ctx);
+      name,
+      [](const PolledInstance& s) {
+        return Terminal(s.state) || s.state == kGone || EqualsIgnoreCase(s.state, "Deleting");
+      },
+      ctx);
   {
     std::lock_guard lock(seen_mu);
     seen.erase(name);
+    misses.erase(name);
   }
   if (!state) return std::unexpected(state.error());
   if (EqualsIgnoreCase(state->state, "Succeeded")) return {};
-  if (state->state == kGone) return Fail(Code::kAborted, "azure: VM ", name, " was deleted while being created");
+  if (state->state == kGone || EqualsIgnoreCase(state->state, "Deleting")) {
+    return Fail(Code::kAborted, "azure: VM ", name, " was deleted while being created");
+  }
   // Failed or Canceled: the operation says why (AllocationFailed moves on to the next size).
   auto why = arm.Wait(started, ctx);
   if (!why) return why;
@@ -444,9 +456,9 @@ Result<void> AzureProvider::Verify(const OpContext& ctx) {
   if (!image.starts_with("/subscriptions/")) return {};  // a community gallery image: public
   const bool gallery = image.find("/galleries/") != std::string::npos;
   auto got = impl_->arm.Call("GET", image + "?api-version=" + (gallery ? "2022-03-03" : kComputeApiVersion), "", ctx);
-  if (!got && got.error().code == Code::kNotFound) {
+  if (!got && (got.error().code == Code::kNotFound || got.error().code == Code::kFailedPrecondition)) {
     return Fail(Code::kFailedPrecondition, "azure: image ", podvm::Printable(image, 300),
-                " (AZURE_IMAGE_ID) not found");
+                " (AZURE_IMAGE_ID) not found or not readable: ", got.error().message);
   }
   if (!got) return std::unexpected(got.error());
   return {};

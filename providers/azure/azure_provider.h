@@ -73,6 +73,7 @@ struct AzureConfig {
   std::string authority_host = "https://login.microsoftonline.com";
   std::string imds_endpoint = "http://169.254.169.254";
   std::string ca_bundle;
+  std::size_t max_response_bytes = 16u << 20;
 
   // Polling: between LRO polls without Retry-After, and between the batched list polls.
   std::chrono::milliseconds poll_interval{5000};

@@ -43,7 +43,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakecloud  # noqa: E402
 from fakecloud import Reply  # noqa: E402
 
+from azure.mgmt.compute._serialization import Serializer  # noqa: E402
 from azure.mgmt.compute.v2022_08_01 import models as compute_models  # noqa: E402
+
+SERIALIZER = Serializer({k: v for k, v in vars(compute_models).items() if isinstance(v, type)})
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -56,13 +59,31 @@ class ModelViolation(Exception):
     pass
 
 
+def required_missing(model, path):
+    """Members the SDK's model metadata (_validation) marks required that are absent, recursively."""
+    missing = []
+    for attr, rules in getattr(model, "_validation", {}).items():
+        if rules.get("required") and getattr(model, attr, None) is None:
+            missing.append("%s.%s is required" % (path, attr))
+    for attr in getattr(model, "_attribute_map", {}):
+        value = getattr(model, attr, None)
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if hasattr(item, "_attribute_map"):
+                missing += required_missing(item, "%s.%s%s" % (path, attr, "[%d]" % i if isinstance(value, list) else ""))
+    return missing
+
+
 def check_vm_model(body, args):
     """Deserializes `body` with the SDK's VirtualMachine model and checks what the provider means."""
     try:
         vm = compute_models.VirtualMachine.deserialize(body)
     except Exception as e:  # the SDK's DeserializationError and anything a bad shape raises
         raise ModelViolation("the compute model cannot deserialize the body: %s" % e)
-    problems = [str(v) for v in (vm.validate() or [])]
+    problems = required_missing(vm, "VirtualMachine")
+    try:  # and it serializes back the way the SDK would send it
+        SERIALIZER.body(vm, "VirtualMachine")
+    except Exception as e:
+        problems.append("the compute model refuses to serialize it: %s" % e)
 
     def need(cond, what):
         if not cond:
@@ -275,6 +296,8 @@ class Arm(fakecloud.Cloud):
         if len(low) >= 4 and low[2] == "providers" and low[3] == "microsoft.compute" and len(low) == 8:
             if low[4] == "locations" and low[6] in ("operations", "operationresults"):
                 return self.operation(low[6], parts[7])
+        if req.method == "GET" and "/" + "/".join(low) in self.images:
+            return Reply(200, json.dumps({"id": "/" + "/".join(parts), "name": parts[-1]}))
         if len(low) < 4 or low[2] != "resourcegroups":
             return arm_error(404, "NotFound", "no such route")
         if low[3] != self.rg:
@@ -283,9 +306,6 @@ class Arm(fakecloud.Cloud):
             return Reply(200, json.dumps({"id": self.rg_id(), "name": self.args.resource_group,
                                           "location": self.args.location,
                                           "properties": {"provisioningState": "Succeeded"}}))
-        path = "/" + "/".join(low)
-        if req.method == "GET" and path in self.images:
-            return Reply(200, json.dumps({"id": "/" + "/".join(parts), "name": parts[-1]}))
         if len(low) < 7 or low[4] != "providers":
             return arm_error(404, "NotFound", "no such route")
         kind = low[6]
