@@ -14,22 +14,37 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::array kCapacityCodes = {
-    "SkuNotAvailable",         "AllocationFailed",    "ZonalAllocationFailed", "OverconstrainedAllocationRequest",
-    "OverconstrainedZonalAllocationRequest", "QuotaExceeded", "OperationNotAllowed"};
-constexpr std::array kMisconfiguredCodes = {
-    "AuthorizationFailed",   "LinkedAuthorizationFailed", "InvalidAuthenticationToken",
-    "ImageNotFound",         "PlatformImageNotFound",     "GalleryImageNotFound",
-    "InvalidParameter",      "InvalidResourceReference",  "ResourceGroupNotFound",
-    "SubscriptionNotFound",  "SubnetNotFound",            "NetworkSecurityGroupNotFound",
-    "InvalidSubscriptionId", "MissingSubscriptionRegistration", "LocationNotAvailableForResourceType",
-    "BadRequestFormat"};
+constexpr std::array kCapacityCodes = {"SkuNotAvailable",
+                                       "AllocationFailed",
+                                       "ZonalAllocationFailed",
+                                       "OverconstrainedAllocationRequest",
+                                       "OverconstrainedZonalAllocationRequest",
+                                       "QuotaExceeded",
+                                       "OperationNotAllowed"};
+constexpr std::array kMisconfiguredCodes = {"AuthorizationFailed",
+                                            "LinkedAuthorizationFailed",
+                                            "InvalidAuthenticationToken",
+                                            "ImageNotFound",
+                                            "PlatformImageNotFound",
+                                            "GalleryImageNotFound",
+                                            "InvalidParameter",
+                                            "InvalidResourceReference",
+                                            "ResourceGroupNotFound",
+                                            "SubscriptionNotFound",
+                                            "SubnetNotFound",
+                                            "NetworkSecurityGroupNotFound",
+                                            "InvalidSubscriptionId",
+                                            "MissingSubscriptionRegistration",
+                                            "LocationNotAvailableForResourceType",
+                                            "BadRequestFormat"};
 constexpr std::array kThrottlingCodes = {"TooManyRequests", "SubscriptionRequestsThrottled",
-                                         "ResourceCollectionRequestsThrottled", "ResourceRequestsThrottled"};
+                                         "ResourceCollectionRequestsThrottled",
+                                         "ResourceRequestsThrottled"};
 
 template <std::size_t N>
 bool OneOf(std::string_view code, const std::array<const char*, N>& codes) {
-  return std::any_of(codes.begin(), codes.end(), [&](const char* c) { return EqualsIgnoreCase(code, c); });
+  return std::any_of(codes.begin(), codes.end(),
+                     [&](const char* c) { return EqualsIgnoreCase(code, c); });
 }
 
 // ARM reports the remaining budget in x-ms-ratelimit-remaining-{subscription,tenant}-{reads,writes,
@@ -56,8 +71,8 @@ std::string ArmErrorCode(const http::Response& response) {
   return ParseArmError(response.body, e, ignored) ? e.code : std::string();
 }
 
-// The code of an ARM refusal: by its error code first (a capacity error is one whatever its status),
-// then by the status; `fallback` for a status that says nothing more.
+// The code of an ARM refusal: by its error code first (a capacity error is one whatever its
+// status), then by the status; `fallback` for a status that says nothing more.
 Code ArmCode(long status, std::string_view code, bool rate_limited, Code fallback) {
   if (status == 429 || OneOf(code, kThrottlingCodes) || rate_limited) return Code::kAborted;
   if (status == 401) return Code::kUnauthenticated;
@@ -77,7 +92,8 @@ Result<void> ClassifyArm(const http::Response& r) {
     what += " " + podvm::Printable(e.code, 80);
     if (!e.message.empty()) what += ": " + podvm::Printable(e.message, 300);
   }
-  return std::unexpected(Error{ArmCode(r.status, e.code, RateLimitExhausted(r), Code::kInvalidArgument), what});
+  return std::unexpected(
+      Error{ArmCode(r.status, e.code, RateLimitExhausted(r), Code::kInvalidArgument), what});
 }
 
 Result<void> SleepWithin(std::chrono::milliseconds d, const OpContext& ctx, std::string_view what) {
@@ -88,22 +104,26 @@ Result<void> SleepWithin(std::chrono::milliseconds d, const OpContext& ctx, std:
   std::unique_lock lock(mu);
   cv.wait_until(lock, ctx.stop, wake, [] { return false; });
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "azure: stopped while ", what);
-  if (until > ctx.deadline) return Fail(Code::kDeadlineExceeded, "azure: deadline passed while ", what);
+  if (until > ctx.deadline)
+    return Fail(Code::kDeadlineExceeded, "azure: deadline passed while ", what);
   return {};
 }
 
 ArmClient::ArmClient(ArmClientConfig config, http::Client& client, TokenSource& tokens)
-    : config_(std::move(config)), origin_(Origin(config_.endpoint)), client_(client), tokens_(tokens) {}
+    : config_(std::move(config)),
+      origin_(Origin(config_.endpoint)),
+      client_(client),
+      tokens_(tokens) {}
 
 Result<std::string> ArmClient::Url(const std::string& target) const {
   if (target.starts_with("/")) return origin_ + target;
   if (Origin(target) == origin_) return target;
-  return Fail(Code::kInvalidArgument, "azure: refusing to send the ARM token to ", podvm::Printable(Origin(target), 80),
-              " (not the management endpoint ", origin_, ")");
+  return Fail(Code::kInvalidArgument, "azure: refusing to send the ARM token to ",
+              podvm::Printable(Origin(target), 80), " (not the management endpoint ", origin_, ")");
 }
 
-Result<http::Response> ArmClient::Call(std::string_view method, const std::string& target, const std::string& body,
-                                       const OpContext& ctx) {
+Result<http::Response> ArmClient::Call(std::string_view method, const std::string& target,
+                                       const std::string& body, const OpContext& ctx) {
   auto url = Url(target);
   if (!url) return std::unexpected(url.error());
   std::string used_token;
@@ -125,8 +145,9 @@ Result<http::Response> ArmClient::Call(std::string_view method, const std::strin
     auto response = http::Send(client_, make, ClassifyArm, config_.retry, ctx);
     if (response || response.error().code != Code::kUnauthenticated) return response;
     if (attempt == 1) {
-      return Fail(Code::kFailedPrecondition, response.error().message,
-                  " (a fresh token was refused too: check the identity's role assignments and tenant)");
+      return Fail(
+          Code::kFailedPrecondition, response.error().message,
+          " (a fresh token was refused too: check the identity's role assignments and tenant)");
     }
     // The token may have been revoked or expired early: fetch a new one and try once more.
     spdlog::info("azure: ARM refused the token, fetching a new one");
@@ -141,7 +162,8 @@ std::chrono::milliseconds ArmClient::PollDelay(const http::Response& r) const {
   return config_.default_poll;
 }
 
-Result<void> ArmClient::Wait(const http::Response& started, const OpContext& ctx, OperationStats* stats) {
+Result<void> ArmClient::Wait(const http::Response& started, const OpContext& ctx,
+                             OperationStats* stats) {
   std::string url;
   bool async_operation = false;
   if (auto h = started.Header("azure-asyncoperation"); h && !h->empty()) {
@@ -165,14 +187,17 @@ Result<void> ArmClient::Wait(const http::Response& started, const OpContext& ctx
     }
     AsyncOperation op;
     std::string error;
-    if (!ParseAsyncOperation(polled->body, op, error)) return Fail(Code::kUnavailable, "azure: ", error);
+    if (!ParseAsyncOperation(polled->body, op, error))
+      return Fail(Code::kUnavailable, "azure: ", error);
     if (!op.Terminal()) continue;
     if (op.Succeeded()) return {};
-    if (!EqualsIgnoreCase(op.status, "Failed")) return Fail(Code::kAborted, "azure: the operation was canceled");
+    if (!EqualsIgnoreCase(op.status, "Failed"))
+      return Fail(Code::kAborted, "azure: the operation was canceled");
     if (!op.error) return Fail(Code::kUnknown, "azure: the operation failed without an error code");
     // Classified by its code as ARM's own answers are: capacity, misconfiguration, ...
-    return Fail(ArmCode(0, op.error->code, false, Code::kUnknown), "azure: the operation failed: ",
-                podvm::Printable(op.error->code, 80), ": ", podvm::Printable(op.error->message, 300));
+    return Fail(ArmCode(0, op.error->code, false, Code::kUnknown),
+                "azure: the operation failed: ", podvm::Printable(op.error->code, 80), ": ",
+                podvm::Printable(op.error->message, 300));
   }
 }
 

@@ -3,14 +3,16 @@
 //
 // Classification (ClassifyArm) of a response, by the ARM error code first, then the status:
 //   2xx                                                    OK
-//   429, or any error with x-ms-ratelimit-remaining-* "0"  ABORTED (throttled; Retry-After honoured)
-//   SkuNotAvailable, AllocationFailed, ZonalAllocationFailed, OverconstrainedAllocationRequest,
-//   OverconstrainedZonalAllocationRequest, QuotaExceeded, OperationNotAllowed (quota)
+//   429, or any error with x-ms-ratelimit-remaining-* "0"  ABORTED (throttled; Retry-After
+//   honoured) SkuNotAvailable, AllocationFailed, ZonalAllocationFailed,
+//   OverconstrainedAllocationRequest, OverconstrainedZonalAllocationRequest, QuotaExceeded,
+//   OperationNotAllowed (quota)
 //                                                          RESOURCE_EXHAUSTED
 //   AuthorizationFailed, LinkedAuthorizationFailed, ImageNotFound, InvalidParameter,
 //   InvalidResourceReference, ResourceGroupNotFound, SubscriptionNotFound, 403
 //                                                          FAILED_PRECONDITION
-//   401                                                    UNAUTHENTICATED (Call refreshes the token
+//   401                                                    UNAUTHENTICATED (Call refreshes the
+//   token
 //                                                          once, then FAILED_PRECONDITION)
 //   404                                                    NOT_FOUND
 //   408, 409 (another operation in progress), 5xx         UNAVAILABLE
@@ -69,15 +71,16 @@ class ArmClient {
   // One ARM call with retries. `target` is a path under the endpoint ("/subscriptions/...?
   // api-version=...") or an absolute URL on the endpoint's origin (a nextLink). An HTTP error
   // comes back classified (see above); a 401 refreshes the token and tries once more.
-  Result<http::Response> Call(std::string_view method, const std::string& target, const std::string& body,
-                              const OpContext& ctx);
+  Result<http::Response> Call(std::string_view method, const std::string& target,
+                              const std::string& body, const OpContext& ctx);
 
   // Waits for the long-running operation `started` answered (201/202 with Azure-AsyncOperation or
   // Location). An answer without either is already done. Failed -> the operation's error,
   // classified by its code; Canceled -> ABORTED. Between polls it waits Retry-After (or
   // default_poll), never past ctx's deadline (DEADLINE_EXCEEDED) and stopping at once when ctx
   // is stopped (CANCELLED).
-  Result<void> Wait(const http::Response& started, const OpContext& ctx, OperationStats* stats = nullptr);
+  Result<void> Wait(const http::Response& started, const OpContext& ctx,
+                    OperationStats* stats = nullptr);
 
   // An absolute URL for `target` (a path), or `target` itself when it is an absolute URL on the
   // endpoint's origin; INVALID_ARGUMENT for another origin.

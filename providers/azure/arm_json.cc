@@ -51,7 +51,8 @@ bool ErrorFrom(const json& j, ArmError& out) {
   out.detail_codes.clear();
   if (const json* details = Member(doc, "details"); details && details->is_array()) {
     for (const json& d : *details) {
-      if (std::string code = String(d, "code"); !code.empty()) out.detail_codes.push_back(std::move(code));
+      if (std::string code = String(d, "code"); !code.empty())
+        out.detail_codes.push_back(std::move(code));
     }
   }
   return !out.code.empty();
@@ -76,12 +77,14 @@ bool VmFrom(const json& j, VmInfo& out, std::string& error) {
   if (const json* size = Path(*props, {"hardwareProfile", "vmSize"}); size && size->is_string()) {
     out.vm_size = size->get<std::string>();
   }
-  if (const json* nics = Path(*props, {"networkProfile", "networkInterfaces"}); nics && nics->is_array()) {
+  if (const json* nics = Path(*props, {"networkProfile", "networkInterfaces"});
+      nics && nics->is_array()) {
     for (const json& nic : *nics) {
       if (std::string id = String(nic, "id"); !id.empty()) out.nic_ids.push_back(std::move(id));
     }
   }
-  if (const json* disk = Path(*props, {"storageProfile", "osDisk"})) out.os_disk_name = String(*disk, "name");
+  if (const json* disk = Path(*props, {"storageProfile", "osDisk"}))
+    out.os_disk_name = String(*disk, "name");
   return true;
 }
 
@@ -181,9 +184,11 @@ bool ParseNic(std::string_view body, NicInfo& out, std::string& error) {
   for (const json& c : *configs) {
     const json* props = Member(c, "properties");
     if (!props) continue;
-    if (std::string ip = String(*props, "privateIPAddress"); !ip.empty()) out.private_ips.push_back(std::move(ip));
+    if (std::string ip = String(*props, "privateIPAddress"); !ip.empty())
+      out.private_ips.push_back(std::move(ip));
     if (const json* pub = Member(*props, "publicIPAddress")) {
-      if (std::string id = String(*pub, "id"); !id.empty()) out.public_ip_ids.push_back(std::move(id));
+      if (std::string id = String(*pub, "id"); !id.empty())
+        out.public_ip_ids.push_back(std::move(id));
     }
   }
   return true;
@@ -197,7 +202,8 @@ bool ParsePublicIp(std::string_view body, std::string& address, std::string& err
   return true;
 }
 
-bool ParseTokenReply(std::string_view body, std::int64_t now_epoch, TokenReply& out, std::string& error) {
+bool ParseTokenReply(std::string_view body, std::int64_t now_epoch, TokenReply& out,
+                     std::string& error) {
   json j;
   if (!Parse(body, j, error, "token reply")) return false;
   out = TokenReply{};
@@ -228,13 +234,15 @@ std::string BuildVmBody(const VmBodyParams& p) {
     ip_props["publicIPAddressConfiguration"] = {{"name", p.nic_name + "-ip"},
                                                 {"properties", {{"deleteOption", "Delete"}}}};
   }
-  json nic_props = {{"primary", true},
-                    {"deleteOption", "Delete"},
-                    {"ipConfigurations", json::array({{{"name", "ip-config"}, {"properties", ip_props}}})}};
+  json nic_props = {
+      {"primary", true},
+      {"deleteOption", "Delete"},
+      {"ipConfigurations", json::array({{{"name", "ip-config"}, {"properties", ip_props}}})}};
   if (!p.nsg_id.empty()) nic_props["networkSecurityGroup"] = {{"id", p.nsg_id}};
 
   json managed_disk = {{"storageAccountType", "Premium_LRS"}};
-  if (p.confidential) managed_disk["securityProfile"] = {{"securityEncryptionType", "VMGuestStateOnly"}};
+  if (p.confidential)
+    managed_disk["securityProfile"] = {{"securityEncryptionType", "VMGuestStateOnly"}};
   json os_disk = {{"name", p.os_disk_name},
                   {"createOption", "FromImage"},
                   {"caching", "ReadWrite"},
@@ -242,27 +250,34 @@ std::string BuildVmBody(const VmBodyParams& p) {
                   {"managedDisk", managed_disk}};
   if (p.root_volume_gib > 0) os_disk["diskSizeGB"] = p.root_volume_gib;
 
-  json image = p.image.starts_with("/CommunityGalleries/") ? json{{"communityGalleryImageId", p.image}}
-                                                           : json{{"id", p.image}};
+  json image = p.image.starts_with("/CommunityGalleries/")
+                   ? json{{"communityGalleryImageId", p.image}}
+                   : json{{"id", p.image}};
   json linux_config = {{"disablePasswordAuthentication", true}};
   if (!p.ssh_public_key.empty()) {
-    linux_config["ssh"] = {{"publicKeys", json::array({{{"path", "/home/" + p.admin_username + "/.ssh/authorized_keys"},
-                                                        {"keyData", p.ssh_public_key}}})}};
+    linux_config["ssh"] = {
+        {"publicKeys",
+         json::array({{{"path", "/home/" + p.admin_username + "/.ssh/authorized_keys"},
+                       {"keyData", p.ssh_public_key}}})}};
   }
   json props = {
       {"hardwareProfile", {{"vmSize", p.vm_size}}},
       {"storageProfile", {{"imageReference", image}, {"osDisk", os_disk}}},
       {"osProfile",
-       {{"computerName", p.computer_name}, {"adminUsername", p.admin_username}, {"linuxConfiguration", linux_config}}},
+       {{"computerName", p.computer_name},
+        {"adminUsername", p.admin_username},
+        {"linuxConfiguration", linux_config}}},
       {"networkProfile",
        {{"networkApiVersion", "2020-11-01"},
-        {"networkInterfaceConfigurations", json::array({{{"name", p.nic_name}, {"properties", nic_props}}})}}},
+        {"networkInterfaceConfigurations",
+         json::array({{{"name", p.nic_name}, {"properties", nic_props}}})}}},
       {"diagnosticsProfile", {{"bootDiagnostics", {{"enabled", true}}}}},
       {"userData", p.user_data_b64},
   };
   if (p.confidential) {
-    props["securityProfile"] = {{"securityType", "ConfidentialVM"},
-                                {"uefiSettings", {{"secureBootEnabled", p.secure_boot}, {"vTpmEnabled", true}}}};
+    props["securityProfile"] = {
+        {"securityType", "ConfidentialVM"},
+        {"uefiSettings", {{"secureBootEnabled", p.secure_boot}, {"vTpmEnabled", true}}}};
   }
   json body = {{"location", p.location}, {"tags", p.tags}, {"properties", props}};
   if (!p.zone.empty()) body["zones"] = json::array({p.zone});

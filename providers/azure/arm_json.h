@@ -22,7 +22,8 @@
 namespace pp::providers::azure {
 
 // {"error": {"code", "message", "details": [{"code", "message"}]}}. Some services nest the
-// document one level deeper ({"error": {"error": {...}}}) or put code/message at the top: both read.
+// document one level deeper ({"error": {"error": {...}}}) or put code/message at the top: both
+// read.
 struct ArmError {
   std::string code;
   std::string message;
@@ -35,7 +36,7 @@ bool ParseArmError(std::string_view body, ArmError& out, std::string& error);
 struct AsyncOperation {
   std::string status;
   std::optional<ArmError> error;
-  bool Terminal() const;   // Succeeded, Failed or Canceled
+  bool Terminal() const;  // Succeeded, Failed or Canceled
   bool Succeeded() const;
 };
 bool ParseAsyncOperation(std::string_view body, AsyncOperation& out, std::string& error);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <functional>
 #include <mutex>
 #include <regex>
@@ -29,7 +30,9 @@ class Undo {
       it->second();
     }
   }
-  void Add(std::string what, std::function<void()> step) { steps_.emplace_back(std::move(what), std::move(step)); }
+  void Add(std::string what, std::function<void()> step) {
+    steps_.emplace_back(std::move(what), std::move(step));
+  }
   void Commit() { steps_.clear(); }
 
  private:
@@ -38,7 +41,8 @@ class Undo {
 
 Result<void> CheckContext(const OpContext& ctx, std::string_view what) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "azure: stopped before ", what);
-  if (Clock::now() >= ctx.deadline) return Fail(Code::kDeadlineExceeded, "azure: deadline passed before ", what);
+  if (Clock::now() >= ctx.deadline)
+    return Fail(Code::kDeadlineExceeded, "azure: deadline passed before ", what);
   return {};
 }
 
@@ -53,7 +57,8 @@ bool Terminal(std::string_view state) {
 
 // What a synchronous refusal of a PUT proves: ARM validated the request and created nothing.
 bool RefusedBeforeCreating(Code code) {
-  return code == Code::kResourceExhausted || code == Code::kFailedPrecondition || code == Code::kInvalidArgument;
+  return code == Code::kResourceExhausted || code == Code::kFailedPrecondition ||
+         code == Code::kInvalidArgument;
 }
 
 // The state the batch poll reports for a VM it saw listed before and no longer sees.
@@ -99,7 +104,10 @@ struct AzureProvider::Impl {
       : config(std::move(c)),
         ssh_key(std::move(key)),
         policy(MakePolicy(config)),
-        client(http::ClientOptions{.ca_bundle = config.ca_bundle, .max_response_bytes = config.max_response_bytes}),
+        policy_complete(std::none_of(policy.allowed.begin(), policy.allowed.end(),
+                                     [](const InstanceType& t) { return t.vcpus == 0; })),
+        client(http::ClientOptions{.ca_bundle = config.ca_bundle,
+                                   .max_response_bytes = config.max_response_bytes}),
         tokens(MakeTokenConfig(config), client),
         arm(ArmClientConfig{.endpoint = config.management_endpoint,
                             .retry = config.retry,
@@ -107,7 +115,9 @@ struct AzureProvider::Impl {
             client, tokens) {
     if (config.batch_poll) {
       poller = std::make_unique<BatchPoller>(
-          [this](const std::vector<std::string>& names, const OpContext& ctx) { return PollStates(names, ctx); },
+          [this](const std::vector<std::string>& names, const OpContext& ctx) {
+            return PollStates(names, ctx);
+          },
           config.poll_interval, 1000);
     }
   }
@@ -127,35 +137,79 @@ struct AzureProvider::Impl {
            "?api-version=" + kNetworkApiVersion;
   }
   static std::string DiskUrl(const std::string& rg, const std::string& name) {
-    return rg + "/providers/Microsoft.Compute/disks/" + http::UrlEncode(name) + "?api-version=" + kDiskApiVersion;
+    return rg + "/providers/Microsoft.Compute/disks/" + http::UrlEncode(name) +
+           "?api-version=" + kDiskApiVersion;
   }
 
   Result<std::vector<VmInfo>> ListVms(const OpContext& ctx);
   Result<std::map<std::string, PolledInstance>> PollStates(const std::vector<std::string>& names,
                                                            const OpContext& ctx);
   Result<void> DeleteResource(const std::string& target, const OpContext& ctx);
-  Result<void> DeleteVmAndParts(const std::string& rg, const std::string& name, const OpContext& ctx);
-  Result<Instance> CreateWithSize(const InstanceSpec& spec, const std::string& size, const std::string& user_data,
-                                  const OpContext& ctx);
-  Result<void> WaitProvisioned(const std::string& name, const http::Response& started, const OpContext& ctx);
+  Result<void> DeleteVmAndParts(const std::string& rg, const std::string& name,
+                                const OpContext& ctx);
+  Result<Instance> CreateWithSize(const InstanceSpec& spec, const std::string& size,
+                                  const std::string& user_data, const OpContext& ctx);
+  Result<void> WaitProvisioned(const std::string& name, const http::Response& started,
+                               const OpContext& ctx);
   Result<std::vector<std::string>> Addresses(const VmInfo& vm, const OpContext& ctx);
   std::map<std::string, std::string> Tags(const InstanceSpec& spec) const;
 
   const AzureConfig config;
   const std::string ssh_key;
-  const InstanceTypePolicy policy;
+  // The allowed sizes with their shapes: from the table, and for sizes it does not know from the
+  // region's vmSizes list, asked once on the first create that needs it.
+  Result<InstanceTypePolicy> Policy(const OpContext& ctx);
+  std::mutex policy_mu;  // guards policy and policy_complete
+  InstanceTypePolicy policy;
+  bool policy_complete = false;
   http::Client client;
   TokenSource tokens;
   ArmClient arm;
-  std::mutex seen_mu;                  // guards seen and misses
-  std::set<std::string> seen;          // VMs being waited for that a batch poll has listed
-  std::map<std::string, int> misses;   // polls in a row that did not list a VM being waited for
+  std::mutex seen_mu;                   // guards seen and misses
+  std::set<std::string> seen;           // VMs being waited for that a batch poll has listed
+  std::map<std::string, int> misses;    // polls in a row that did not list a VM being waited for
   std::unique_ptr<BatchPoller> poller;  // last: its thread stops before the members it uses go
 };
 
+Result<InstanceTypePolicy> AzureProvider::Impl::Policy(const OpContext& ctx) {
+  std::lock_guard lock(policy_mu);
+  if (policy_complete) return policy;
+  auto got =
+      arm.Call("GET",
+               "/subscriptions/" + http::UrlEncode(config.subscription_id) +
+                   "/providers/Microsoft.Compute/locations/" + http::UrlEncode(config.region) +
+                   "/vmSizes?api-version=" + kComputeApiVersion,
+               "", ctx);
+  if (!got) {
+    // Sizes without a shape can still be asked for by name: carry on and ask again next time.
+    if (got.error().code == Code::kCancelled || got.error().code == Code::kDeadlineExceeded) {
+      return std::unexpected(got.error());
+    }
+    spdlog::warn("azure: listing the VM sizes of {}: {}", config.region, got.error().message);
+    return policy;
+  }
+  std::vector<InstanceType> sizes;
+  if (!ParseVmSizes(got->body, sizes))
+    return Fail(Code::kUnavailable, "azure: the vmSizes answer is not a size list");
+  for (InstanceType& allowed : policy.allowed) {
+    if (allowed.vcpus != 0) continue;
+    for (const InstanceType& size : sizes) {
+      if (EqualsIgnoreCase(size.name, allowed.name)) {
+        allowed.vcpus = size.vcpus;
+        allowed.memory_mib = size.memory_mib;
+      }
+    }
+    if (allowed.vcpus == 0)
+      spdlog::warn("azure: {} is not a VM size of {}", allowed.name, config.region);
+  }
+  policy_complete = true;
+  return policy;
+}
+
 Result<std::vector<VmInfo>> AzureProvider::Impl::ListVms(const OpContext& ctx) {
   std::vector<VmInfo> all;
-  std::string next = Rg() + "/providers/Microsoft.Compute/virtualMachines?api-version=" + kComputeApiVersion;
+  std::string next =
+      Rg() + "/providers/Microsoft.Compute/virtualMachines?api-version=" + kComputeApiVersion;
   for (int pages = 0; !next.empty(); ++pages) {
     if (pages == 10000) return Fail(Code::kInternal, "azure: the VM list never ends (10000 pages)");
     auto page = arm.Call("GET", next, "", ctx);
@@ -170,8 +224,8 @@ Result<std::vector<VmInfo>> AzureProvider::Impl::ListVms(const OpContext& ctx) {
 }
 
 // One list of the resource group answers for every VM being waited for.
-Result<std::map<std::string, PolledInstance>> AzureProvider::Impl::PollStates(const std::vector<std::string>& names,
-                                                                              const OpContext& ctx) {
+Result<std::map<std::string, PolledInstance>> AzureProvider::Impl::PollStates(
+    const std::vector<std::string>& names, const OpContext& ctx) {
   auto vms = ListVms(ctx);
   if (!vms) return std::unexpected(vms.error());
   const std::set<std::string> wanted(names.begin(), names.end());
@@ -195,7 +249,9 @@ Result<std::map<std::string, PolledInstance>> AzureProvider::Impl::PollStates(co
 
 Result<void> AzureProvider::Impl::DeleteResource(const std::string& target, const OpContext& ctx) {
   auto deleted = arm.Call("DELETE", target, "", ctx);
-  if (!deleted) return deleted.error().code == Code::kNotFound ? Result<void>{} : std::unexpected(deleted.error());
+  if (!deleted)
+    return deleted.error().code == Code::kNotFound ? Result<void>{}
+                                                   : std::unexpected(deleted.error());
   if (deleted->status == 202 || deleted->status == 201) {
     auto waited = arm.Wait(*deleted, ctx);
     if (!waited && waited.error().code != Code::kNotFound) return waited;
@@ -223,7 +279,8 @@ std::map<std::string, std::string> AzureProvider::Impl::Tags(const InstanceSpec&
   return tags;
 }
 
-Result<void> AzureProvider::Impl::WaitProvisioned(const std::string& name, const http::Response& started,
+Result<void> AzureProvider::Impl::WaitProvisioned(const std::string& name,
+                                                  const http::Response& started,
                                                   const OpContext& ctx) {
   if (!poller) return arm.Wait(started, ctx);
   auto state = poller->Wait(
@@ -248,7 +305,8 @@ Result<void> AzureProvider::Impl::WaitProvisioned(const std::string& name, const
   return Fail(Code::kUnknown, "azure: VM ", name, " provisioning ", state->state);
 }
 
-Result<std::vector<std::string>> AzureProvider::Impl::Addresses(const VmInfo& vm, const OpContext& ctx) {
+Result<std::vector<std::string>> AzureProvider::Impl::Addresses(const VmInfo& vm,
+                                                                const OpContext& ctx) {
   std::vector<std::string> private_ips, public_ips;
   for (const std::string& nic_id : vm.nic_ids) {
     auto got = arm.Call("GET", nic_id + "?api-version=" + kNetworkApiVersion, "", ctx);
@@ -262,18 +320,22 @@ Result<std::vector<std::string>> AzureProvider::Impl::Addresses(const VmInfo& vm
       auto ip = arm.Call("GET", ip_id + "?api-version=" + kNetworkApiVersion, "", ctx);
       if (!ip) return std::unexpected(ip.error());
       std::string address;
-      if (!ParsePublicIp(ip->body, address, error)) return Fail(Code::kUnavailable, "azure: ", error);
+      if (!ParsePublicIp(ip->body, address, error))
+        return Fail(Code::kUnavailable, "azure: ", error);
       if (!address.empty()) public_ips.push_back(std::move(address));
     }
   }
-  if (private_ips.empty()) return Fail(Code::kUnavailable, "azure: VM ", vm.name, " has no private address");
+  if (private_ips.empty())
+    return Fail(Code::kUnavailable, "azure: VM ", vm.name, " has no private address");
   // The public address first: with USE_PUBLIC_IP the adaptor connects to it (as CAA does).
   public_ips.insert(public_ips.end(), private_ips.begin(), private_ips.end());
   return public_ips;
 }
 
-Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec, const std::string& size,
-                                                     const std::string& user_data, const OpContext& ctx) {
+Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec,
+                                                     const std::string& size,
+                                                     const std::string& user_data,
+                                                     const OpContext& ctx) {
   VmBodyParams p;
   p.location = config.region;
   p.zone = config.zone;
@@ -300,7 +362,8 @@ Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec, c
     // Its own budget: the caller's may be what ended (a deadline, a StopVM).
     const OpContext cleanup{Clock::now() + config.cleanup_timeout, {}};
     if (auto gone = DeleteVmAndParts(Rg(), spec.name, cleanup); !gone) {
-      spdlog::warn("azure: deleting VM {} after a failed create: {}", spec.name, gone.error().message);
+      spdlog::warn("azure: deleting VM {} after a failed create: {}", spec.name,
+                   gone.error().message);
     }
   });
   spdlog::info("azure: creating VM {} ({})", spec.name, size);
@@ -309,15 +372,16 @@ Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec, c
     may_exist = !RefusedBeforeCreating(put.error().code);
     return std::unexpected(put.error());
   }
-  if (auto ready = WaitProvisioned(spec.name, *put, ctx); !ready) return std::unexpected(ready.error());
+  if (auto ready = WaitProvisioned(spec.name, *put, ctx); !ready)
+    return std::unexpected(ready.error());
   auto got = arm.Call("GET", VmUrl(spec.name), "", ctx);
   if (!got) return std::unexpected(got.error());
   VmInfo vm;
   std::string error;
   if (!ParseVm(got->body, vm, error)) return Fail(Code::kUnavailable, "azure: ", error);
   if (!EqualsIgnoreCase(vm.provisioning_state, "Succeeded")) {
-    return Fail(Code::kUnavailable, "azure: VM ", spec.name, " is ", podvm::Printable(vm.provisioning_state),
-                " after its create succeeded");
+    return Fail(Code::kUnavailable, "azure: VM ", spec.name, " is ",
+                podvm::Printable(vm.provisioning_state), " after its create succeeded");
   }
   auto ips = Addresses(vm, ctx);
   if (!ips) return std::unexpected(ips.error());
@@ -331,10 +395,12 @@ Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec, c
 
 Result<std::unique_ptr<AzureProvider>> AzureProvider::Create(AzureConfig config) {
   if (auto ok = ValidateConfig(config); !ok) return std::unexpected(ok.error());
-  auto key = config.ssh_key_path.empty() ? MakeThrowawaySshPublicKey() : ReadSshPublicKey(config.ssh_key_path);
+  auto key = config.ssh_key_path.empty() ? MakeThrowawaySshPublicKey()
+                                         : ReadSshPublicKey(config.ssh_key_path);
   if (!key) return std::unexpected(key.error());
-  spdlog::info("azure: subscription {}, resource group {}, {} in {}, credentials: {}", config.subscription_id,
-               config.resource_group, config.disable_cvm ? "plain VMs" : "confidential VMs", config.region,
+  spdlog::info("azure: subscription {}, resource group {}, {} in {}, credentials: {}",
+               config.subscription_id, config.resource_group,
+               config.disable_cvm ? "plain VMs" : "confidential VMs", config.region,
                TokenKindName(SelectTokenKind(config)));
   return std::unique_ptr<AzureProvider>(
       new AzureProvider(std::make_unique<Impl>(std::move(config), std::move(*key))));
@@ -344,7 +410,9 @@ AzureProvider::AzureProvider(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 AzureProvider::~AzureProvider() = default;
 
 std::size_t AzureProvider::token_fetches() const { return impl_->tokens.fetches(); }
-std::size_t AzureProvider::batch_polls() const { return impl_->poller ? impl_->poller->polls() : 0; }
+std::size_t AzureProvider::batch_polls() const {
+  return impl_->poller ? impl_->poller->polls() : 0;
+}
 
 Result<Instance> AzureProvider::CreateInstance(const InstanceSpec& spec, const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "creating " + spec.name); !ok) return std::unexpected(ok.error());
@@ -357,7 +425,9 @@ Result<Instance> AzureProvider::CreateInstance(const InstanceSpec& spec, const O
     return Fail(Code::kInvalidArgument, "azure: user-data is ", std::to_string(user_data.size()),
                 " bytes in base64; Azure takes at most ", std::to_string(kMaxUserDataBase64));
   }
-  auto candidates = SelectInstanceTypes(spec, impl_->policy);
+  auto policy = impl_->Policy(ctx);
+  if (!policy) return std::unexpected(policy.error());
+  auto candidates = SelectInstanceTypes(spec, *policy);
   if (!candidates) return std::unexpected(candidates.error());
   std::string tried;
   for (std::size_t i = 0; i < candidates->size(); ++i) {
@@ -370,14 +440,16 @@ Result<Instance> AzureProvider::CreateInstance(const InstanceSpec& spec, const O
       if (i == 0) return std::unexpected(made.error());
       return Fail(made.error().code, "azure: no size could be created (tried ", tried, ")");
     }
-    spdlog::info("azure: no capacity for {} ({}), trying {}", size, made.error().message, (*candidates)[i + 1]);
+    spdlog::info("azure: no capacity for {} ({}), trying {}", size, made.error().message,
+                 (*candidates)[i + 1]);
   }
   return Fail(Code::kInternal, "azure: no instance size to try");
 }
 
 Result<void> AzureProvider::DeleteInstance(const std::string& instance_id, const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "deleting " + instance_id); !ok) return ok;
-  // CAA's form of the id: /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>
+  // CAA's form of the id:
+  // /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>
   static const std::regex kVmId(
       R"(^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/virtualMachines/([^/]+)$)",
       std::regex::icase);
@@ -391,7 +463,8 @@ Result<void> AzureProvider::DeleteInstance(const std::string& instance_id, const
   return impl_->DeleteVmAndParts(rg, m[3].str(), ctx);
 }
 
-Result<void> AzureProvider::DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) {
+Result<void> AzureProvider::DeleteLeftovers(const std::string& name, const Owner& owner,
+                                            const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "removing leftovers of " + name); !ok) return ok;
   const auto mine = [&](const VmInfo& r) {
     const auto node = r.tags.find(kNodeTag);
@@ -410,7 +483,8 @@ Result<void> AzureProvider::DeleteLeftovers(const std::string& name, const Owner
   }
   if (got.error().code != Code::kNotFound) return std::unexpected(got.error());
   // No VM: a NIC or disk of that name is what a crash left (an untagged one is ours by its name).
-  for (const std::string& target : {Impl::NicUrl(impl_->Rg(), NicName(name)), Impl::DiskUrl(impl_->Rg(), DiskName(name))}) {
+  for (const std::string& target :
+       {Impl::NicUrl(impl_->Rg(), NicName(name)), Impl::DiskUrl(impl_->Rg(), DiskName(name))}) {
     auto part = impl_->arm.Call("GET", target, "", ctx);
     if (!part) {
       if (part.error().code == Code::kNotFound) continue;
@@ -426,7 +500,8 @@ Result<void> AzureProvider::DeleteLeftovers(const std::string& name, const Owner
   return {};
 }
 
-Result<std::vector<Instance>> AzureProvider::ListInstances(const std::string& node, const OpContext& ctx) {
+Result<std::vector<Instance>> AzureProvider::ListInstances(const std::string& node,
+                                                           const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "listing VMs"); !ok) return std::unexpected(ok.error());
   auto vms = impl_->ListVms(ctx);
   if (!vms) return std::unexpected(vms.error());
@@ -438,7 +513,8 @@ Result<std::vector<Instance>> AzureProvider::ListInstances(const std::string& no
     i.id = vm.id.empty() ? Impl::VmPath(impl_->Rg(), vm.name) : vm.id;
     i.name = vm.name;
     i.owner.node = node;
-    if (auto sandbox = vm.tags.find(kSandboxTag); sandbox != vm.tags.end()) i.owner.sandbox_id = sandbox->second;
+    if (auto sandbox = vm.tags.find(kSandboxTag); sandbox != vm.tags.end())
+      i.owner.sandbox_id = sandbox->second;
     out.push_back(std::move(i));
   }
   return out;
@@ -450,13 +526,16 @@ Result<void> AzureProvider::Verify(const OpContext& ctx) {
   if (!rg) {
     if (rg.error().code != Code::kNotFound) return std::unexpected(rg.error());
     return Fail(Code::kFailedPrecondition, "azure: resource group ", impl_->config.resource_group,
-                " (AZURE_RESOURCE_GROUP) not found in subscription ", impl_->config.subscription_id);
+                " (AZURE_RESOURCE_GROUP) not found in subscription ",
+                impl_->config.subscription_id);
   }
   const std::string& image = impl_->config.image_id;
   if (!image.starts_with("/subscriptions/")) return {};  // a community gallery image: public
   const bool gallery = image.find("/galleries/") != std::string::npos;
-  auto got = impl_->arm.Call("GET", image + "?api-version=" + (gallery ? "2022-03-03" : kComputeApiVersion), "", ctx);
-  if (!got && (got.error().code == Code::kNotFound || got.error().code == Code::kFailedPrecondition)) {
+  auto got = impl_->arm.Call(
+      "GET", image + "?api-version=" + (gallery ? "2022-03-03" : kComputeApiVersion), "", ctx);
+  if (!got &&
+      (got.error().code == Code::kNotFound || got.error().code == Code::kFailedPrecondition)) {
     return Fail(Code::kFailedPrecondition, "azure: image ", podvm::Printable(image, 300),
                 " (AZURE_IMAGE_ID) not found or not readable: ", got.error().message);
   }

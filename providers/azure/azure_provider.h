@@ -82,7 +82,9 @@ struct AzureConfig {
   std::chrono::seconds token_refresh_margin{300};
   http::RetryPolicy retry;
   // For tests: the wall clock tokens expire by.
-  std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
+  std::function<std::chrono::system_clock::time_point()> now = [] {
+    return std::chrono::system_clock::now();
+  };
 };
 
 // Checks the configuration (messages name the flag and variable).
@@ -102,8 +104,10 @@ class AzureProvider : public Provider {
 
   Result<Instance> CreateInstance(const InstanceSpec& spec, const OpContext& ctx) override;
   Result<void> DeleteInstance(const std::string& instance_id, const OpContext& ctx) override;
-  Result<void> DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) override;
-  Result<std::vector<Instance>> ListInstances(const std::string& node, const OpContext& ctx) override;
+  Result<void> DeleteLeftovers(const std::string& name, const Owner& owner,
+                               const OpContext& ctx) override;
+  Result<std::vector<Instance>> ListInstances(const std::string& node,
+                                              const OpContext& ctx) override;
   Result<void> Verify(const OpContext& ctx) override;
 
   // For tests and the bench.

@@ -32,24 +32,32 @@ class AzureFactory final : public ProviderFactory {
   void AddFlags(CLI::App& app) override {
     AzureConfig& c = config_;
     // cloud-api-adaptor's flags, with its environment names.
-    app.add_option("--clientid", c.client_id, "client (application) id")->envname("AZURE_CLIENT_ID");
-    app.add_option("--secret", c.client_secret, "client secret (empty: workload or managed identity)")
+    app.add_option("--clientid", c.client_id, "client (application) id")
+        ->envname("AZURE_CLIENT_ID");
+    app.add_option("--secret", c.client_secret,
+                   "client secret (empty: workload or managed identity)")
         ->envname("AZURE_CLIENT_SECRET");
     app.add_option("--tenantid", c.tenant_id, "tenant id")->envname("AZURE_TENANT_ID");
-    app.add_option("--subscriptionid", c.subscription_id, "subscription id")->envname("AZURE_SUBSCRIPTION_ID");
+    app.add_option("--subscriptionid", c.subscription_id, "subscription id")
+        ->envname("AZURE_SUBSCRIPTION_ID");
     app.add_option("--region", c.region, "region of the VMs")->envname("AZURE_REGION");
-    app.add_option("--resourcegroup", c.resource_group, "resource group of the VMs")->envname("AZURE_RESOURCE_GROUP");
+    app.add_option("--resourcegroup", c.resource_group, "resource group of the VMs")
+        ->envname("AZURE_RESOURCE_GROUP");
     app.add_option("--instance-size", c.instance_size, "default VM size")
         ->envname("AZURE_INSTANCE_SIZE")
         ->capture_default_str();
     app.add_option("--instance-sizes", sizes_, "VM sizes pods may use, comma separated")
         ->envname("AZURE_INSTANCE_SIZES");
     app.add_option("--zone", c.zone, "availability zone (empty: regional)");
-    app.add_option("--subnetid", c.subnet_id, "subnet resource id of the VMs' NIC")->envname("AZURE_SUBNET_ID");
-    app.add_option("--securitygroupid", c.nsg_id, "network security group resource id")->envname("AZURE_NSG_ID");
-    app.add_option("--imageid", c.image_id, "pod VM image: resource id or /CommunityGalleries/... id")
+    app.add_option("--subnetid", c.subnet_id, "subnet resource id of the VMs' NIC")
+        ->envname("AZURE_SUBNET_ID");
+    app.add_option("--securitygroupid", c.nsg_id, "network security group resource id")
+        ->envname("AZURE_NSG_ID");
+    app.add_option("--imageid", c.image_id,
+                   "pod VM image: resource id or /CommunityGalleries/... id")
         ->envname("AZURE_IMAGE_ID");
-    app.add_option("--ssh-key-path", c.ssh_key_path, "SSH public key for the VMs (empty: a throwaway key)");
+    app.add_option("--ssh-key-path", c.ssh_key_path,
+                   "SSH public key for the VMs (empty: a throwaway key)");
     app.add_option("--ssh-username", c.ssh_username, "admin user of the VMs")
         ->envname("SSH_USERNAME")
         ->capture_default_str();
@@ -66,11 +74,13 @@ class AzureFactory final : public ProviderFactory {
         ->envname("ROOT_VOLUME_SIZE")
         ->check(CLI::Range(0, 4095))
         ->capture_default_str();
-    app.add_option("--tags", tags_, "tags of the VMs, key=value pairs, comma separated")->envname("TAGS");
+    app.add_option("--tags", tags_, "tags of the VMs, key=value pairs, comma separated")
+        ->envname("TAGS");
     // Additions: credentials, endpoints and tuning.
     app.add_option("--federated-token-file", c.federated_token_file, "workload identity token file")
         ->envname("AZURE_FEDERATED_TOKEN_FILE");
-    app.add_option("--management-endpoint", c.management_endpoint, "Azure Resource Manager endpoint")
+    app.add_option("--management-endpoint", c.management_endpoint,
+                   "Azure Resource Manager endpoint")
         ->envname("AZURE_RESOURCE_MANAGER_ENDPOINT")
         ->capture_default_str();
     app.add_option("--management-audience", c.management_audience,
@@ -79,15 +89,19 @@ class AzureFactory final : public ProviderFactory {
     app.add_option("--authority-host", c.authority_host, "Microsoft Entra ID login endpoint")
         ->envname("AZURE_AUTHORITY_HOST")
         ->capture_default_str();
-    app.add_option("--imds-endpoint", c.imds_endpoint, "instance metadata service (managed identity)")
+    app.add_option("--imds-endpoint", c.imds_endpoint,
+                   "instance metadata service (managed identity)")
         ->envname("AZURE_IMDS_ENDPOINT")
         ->capture_default_str();
-    app.add_option("--ca-bundle", c.ca_bundle, "PEM CA bundle for every Azure endpoint (empty: system store)")
+    app.add_option("--ca-bundle", c.ca_bundle,
+                   "PEM CA bundle for every Azure endpoint (empty: system store)")
         ->envname("AZURE_CA_BUNDLE");
-    app.add_option("--poll-interval", poll_, "between polls of long-running operations (Go duration)")
+    app.add_option("--poll-interval", poll_,
+                   "between polls of long-running operations (Go duration)")
         ->envname("AZURE_POLL_INTERVAL")
         ->capture_default_str();
-    app.add_option("--batch-poll", c.batch_poll, "wait for new VMs with one list call for all of them")
+    app.add_option("--batch-poll", c.batch_poll,
+                   "wait for new VMs with one list call for all of them")
         ->envname("AZURE_BATCH_POLL")
         ->capture_default_str();
     app.add_option("--force-delete", c.force_delete, "delete VMs with forceDeletion=true")
@@ -134,7 +148,8 @@ Result<std::map<std::string, std::string>> ParseTags(std::string_view text) {
   for (const std::string& pair : SplitList(std::string(text))) {
     const auto eq = pair.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Fail(Code::kInvalidArgument, "azure: -tags (TAGS) entry '", pair, "' is not key=value");
+      return Fail(Code::kInvalidArgument, "azure: -tags (TAGS) entry '", pair,
+                  "' is not key=value");
     }
     tags[pair.substr(0, eq)] = pair.substr(eq + 1);
   }
@@ -158,23 +173,28 @@ Result<void> ValidateConfig(const AzureConfig& c) {
   const TokenKind kind = SelectTokenKind(c);
   if (kind != TokenKind::kManagedIdentity) {
     if (c.client_id.empty()) {
-      return Fail(Code::kInvalidArgument, "azure: -clientid (AZURE_CLIENT_ID) is empty (needed with ",
-                  TokenKindName(kind), ")");
+      return Fail(Code::kInvalidArgument,
+                  "azure: -clientid (AZURE_CLIENT_ID) is empty (needed with ", TokenKindName(kind),
+                  ")");
     }
     if (c.tenant_id.empty()) {
-      return Fail(Code::kInvalidArgument, "azure: -tenantid (AZURE_TENANT_ID) is empty (needed with ",
-                  TokenKindName(kind), ")");
+      return Fail(Code::kInvalidArgument,
+                  "azure: -tenantid (AZURE_TENANT_ID) is empty (needed with ", TokenKindName(kind),
+                  ")");
     }
   }
   if (!HttpsUrl(c.management_endpoint)) {
-    return Fail(Code::kInvalidArgument, "azure: -management-endpoint (AZURE_RESOURCE_MANAGER_ENDPOINT) must be an "
+    return Fail(Code::kInvalidArgument,
+                "azure: -management-endpoint (AZURE_RESOURCE_MANAGER_ENDPOINT) must be an "
                 "https:// URL");
   }
   if (!HttpsUrl(c.authority_host)) {
-    return Fail(Code::kInvalidArgument, "azure: -authority-host (AZURE_AUTHORITY_HOST) must be an https:// URL");
+    return Fail(Code::kInvalidArgument,
+                "azure: -authority-host (AZURE_AUTHORITY_HOST) must be an https:// URL");
   }
   if (!HttpsUrl(c.imds_endpoint) && !c.imds_endpoint.starts_with("http://")) {
-    return Fail(Code::kInvalidArgument, "azure: -imds-endpoint (AZURE_IMDS_ENDPOINT) must be an http(s):// URL");
+    return Fail(Code::kInvalidArgument,
+                "azure: -imds-endpoint (AZURE_IMDS_ENDPOINT) must be an http(s):// URL");
   }
   return {};
 }

@@ -1,7 +1,7 @@
 // Azure VM sizes the azure provider knows without asking the cloud: the confidential families
-// (AMD SEV-SNP: DCasv5, DCadsv5, ECasv5, ECadsv5; Intel TDX: DCesv5, DCedsv5, ECesv5, ECedsv5) and the
-// confidential H100 GPU size NCCads_H100_v5, with their vCPUs, memory and GPUs (Microsoft Learn,
-// "DCasv5 and DCadsv5-series", "ECasv5 and ECadsv5-series", "DCesv5 and DCedsv5-series",
+// (AMD SEV-SNP: DCasv5, DCadsv5, ECasv5, ECadsv5; Intel TDX: DCesv5, DCedsv5, ECesv5, ECedsv5) and
+// the confidential H100 GPU size NCCads_H100_v5, with their vCPUs, memory and GPUs (Microsoft
+// Learn, "DCasv5 and DCadsv5-series", "ECasv5 and ECadsv5-series", "DCesv5 and DCedsv5-series",
 // "ECesv5 and ECedsv5-series", "NCCadsH100v5-series"). Instance-type selection reads them; a size
 // not in the table can still be named (AZURE_INSTANCE_SIZE, the machine_type annotation), and is
 // then sized by the vmSizes API when the provider asks (ParseVmSizes).

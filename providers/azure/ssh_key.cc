@@ -26,7 +26,8 @@ void PutString(std::string& out, std::string_view s) {
 std::string Mpint(const BIGNUM* bn) {
   std::string bytes(static_cast<std::size_t>(BN_num_bytes(bn)), '\0');
   BN_bn2bin(bn, reinterpret_cast<unsigned char*>(bytes.data()));
-  if (!bytes.empty() && (static_cast<unsigned char>(bytes[0]) & 0x80)) bytes.insert(bytes.begin(), '\0');
+  if (!bytes.empty() && (static_cast<unsigned char>(bytes[0]) & 0x80))
+    bytes.insert(bytes.begin(), '\0');
   return bytes;
 }
 
@@ -55,12 +56,15 @@ Result<std::string> MakeThrowawaySshPublicKey() {
 Result<std::string> ReadSshPublicKey(const std::string& path) {
   auto text = ReadFile(path, 16 * 1024);
   if (!text) {
-    return Fail(Code::kFailedPrecondition, "azure: -ssh-key-path ", path, ": ", text.error().message);
+    return Fail(Code::kFailedPrecondition, "azure: -ssh-key-path ", path, ": ",
+                text.error().message);
   }
   std::string line = text->substr(0, text->find('\n'));
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  if (!(line.starts_with("ssh-rsa ") || line.starts_with("ssh-ed25519 ") || line.starts_with("ecdsa-sha2-"))) {
-    return Fail(Code::kFailedPrecondition, "azure: -ssh-key-path ", path, " is not an OpenSSH public key");
+  if (!(line.starts_with("ssh-rsa ") || line.starts_with("ssh-ed25519 ") ||
+        line.starts_with("ecdsa-sha2-"))) {
+    return Fail(Code::kFailedPrecondition, "azure: -ssh-key-path ", path,
+                " is not an OpenSSH public key");
   }
   return line;
 }

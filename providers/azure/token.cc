@@ -31,28 +31,34 @@ Result<void> ClassifyToken(const http::Response& r) {
   if (r.status == 200) return {};
   std::string code;
   auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) code = j["error"].get<std::string>();
+  if (j.is_object() && j.contains("error") && j["error"].is_string())
+    code = j["error"].get<std::string>();
   const std::string what = "azure: token endpoint answered " + std::to_string(r.status) +
                            (code.empty() ? "" : " (" + podvm::Printable(code) + ")");
   if (r.status == 429) return Fail(Code::kAborted, what);
   if (r.status >= 500 || r.status == 410 || r.status == 408) return Fail(Code::kUnavailable, what);
-  return Fail(Code::kFailedPrecondition, what,
-              ": check AZURE_CLIENT_ID, AZURE_TENANT_ID and the client secret, federated token or managed "
-              "identity");
+  return Fail(
+      Code::kFailedPrecondition, what,
+      ": check AZURE_CLIENT_ID, AZURE_TENANT_ID and the client secret, federated token or managed "
+      "identity");
 }
 
 }  // namespace
 
 const char* TokenKindName(TokenKind kind) {
   switch (kind) {
-    case TokenKind::kClientSecret: return "client credentials";
-    case TokenKind::kWorkloadIdentity: return "workload identity";
-    case TokenKind::kManagedIdentity: return "managed identity";
+    case TokenKind::kClientSecret:
+      return "client credentials";
+    case TokenKind::kWorkloadIdentity:
+      return "workload identity";
+    case TokenKind::kManagedIdentity:
+      return "managed identity";
   }
   return "?";
 }
 
-TokenSource::TokenSource(TokenConfig config, http::Client& client) : config_(std::move(config)), client_(client) {}
+TokenSource::TokenSource(TokenConfig config, http::Client& client)
+    : config_(std::move(config)), client_(client) {}
 
 Result<http::Request> TokenSource::MakeRequest() const {
   const std::string resource = TrimSlash(config_.resource);
@@ -60,7 +66,8 @@ Result<http::Request> TokenSource::MakeRequest() const {
   if (config_.kind == TokenKind::kManagedIdentity) {
     req.method = "GET";
     req.url = TrimSlash(config_.imds_endpoint) +
-              "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + http::UrlEncode(resource + "/");
+              "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" +
+              http::UrlEncode(resource + "/");
     if (!config_.client_id.empty()) req.url += "&client_id=" + http::UrlEncode(config_.client_id);
     req.headers = {{"Metadata", "true"}};
     return req;
@@ -74,32 +81,37 @@ Result<http::Request> TokenSource::MakeRequest() const {
     // Read afresh on every fetch: the kubelet replaces the projected token before it expires.
     auto assertion = ReadFile(config_.federated_token_file, 64 * 1024);
     if (!assertion) {
-      return Fail(Code::kFailedPrecondition, "azure: reading AZURE_FEDERATED_TOKEN_FILE ", config_.federated_token_file,
-                  ": ", assertion.error().message);
+      return Fail(Code::kFailedPrecondition, "azure: reading AZURE_FEDERATED_TOKEN_FILE ",
+                  config_.federated_token_file, ": ", assertion.error().message);
     }
     std::string jwt = TrimSpace(std::move(*assertion));
     if (jwt.empty()) {
-      return Fail(Code::kFailedPrecondition, "azure: AZURE_FEDERATED_TOKEN_FILE ", config_.federated_token_file,
-                  " is empty");
+      return Fail(Code::kFailedPrecondition, "azure: AZURE_FEDERATED_TOKEN_FILE ",
+                  config_.federated_token_file, " is empty");
     }
-    form.emplace_back("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    form.emplace_back("client_assertion_type",
+                      "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
     form.emplace_back("client_assertion", std::move(jwt));
   }
   req.method = "POST";
-  req.url = TrimSlash(config_.authority) + "/" + http::UrlEncode(config_.tenant_id) + "/oauth2/v2.0/token";
+  req.url = TrimSlash(config_.authority) + "/" + http::UrlEncode(config_.tenant_id) +
+            "/oauth2/v2.0/token";
   req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
   req.body = http::FormEncode(form);
   return req;
 }
 
 Result<TokenSource::Fetched> TokenSource::Fetch(const OpContext& ctx) {
-  auto response = http::Send(client_, [this] { return MakeRequest(); }, ClassifyToken, config_.retry, ctx);
+  auto response = http::Send(
+      client_, [this] { return MakeRequest(); }, ClassifyToken, config_.retry, ctx);
   if (!response) return std::unexpected(response.error());
   const auto now = config_.now();
   TokenReply reply;
   std::string error;
-  if (!ParseTokenReply(response->body, std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count(),
-                       reply, error)) {
+  if (!ParseTokenReply(
+          response->body,
+          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count(), reply,
+          error)) {
     return Fail(Code::kUnavailable, "azure: ", error);
   }
   spdlog::debug("azure: new {} token, valid {} s", TokenKindName(config_.kind), reply.expires_in_s);
@@ -109,7 +121,8 @@ Result<TokenSource::Fetched> TokenSource::Fetch(const OpContext& ctx) {
 Result<std::string> TokenSource::Get(const OpContext& ctx) {
   std::unique_lock lock(mu_);
   for (;;) {
-    if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "azure: stopped while getting a token");
+    if (ctx.stop.stop_requested())
+      return Fail(Code::kCancelled, "azure: stopped while getting a token");
     if (std::chrono::steady_clock::now() >= ctx.deadline) {
       return Fail(Code::kDeadlineExceeded, "azure: deadline passed while getting a token");
     }
@@ -125,9 +138,10 @@ Result<std::string> TokenSource::Get(const OpContext& ctx) {
   fetched_cv_.notify_all();
   if (!fetched) {
     // A refresh that failed while the old token still works: keep going with the old one.
-    if (!token_.empty() && config_.now() < expiry_ &&
-        fetched.error().code != Code::kCancelled && fetched.error().code != Code::kDeadlineExceeded) {
-      spdlog::warn("azure: refreshing the token failed, using the current one: {}", fetched.error().message);
+    if (!token_.empty() && config_.now() < expiry_ && fetched.error().code != Code::kCancelled &&
+        fetched.error().code != Code::kDeadlineExceeded) {
+      spdlog::warn("azure: refreshing the token failed, using the current one: {}",
+                   fetched.error().message);
       return token_;
     }
     return std::unexpected(fetched.error());

@@ -47,7 +47,9 @@ struct TokenConfig {
   std::chrono::seconds refresh_margin{300};
   http::RetryPolicy retry;
   // The wall clock (tests move it); token lifetimes are wall-clock times (IMDS's expires_on).
-  std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
+  std::function<std::chrono::system_clock::time_point()> now = [] {
+    return std::chrono::system_clock::now();
+  };
 };
 
 // "client credentials", "workload identity", "managed identity": for logs and messages.

@@ -22,7 +22,8 @@ class ArmClientTest : public ::testing::Test {
   void SetUp() override {
     env_ = std::make_unique<ArmFakeEnv>();
     ASSERT_TRUE(env_->running());
-    client_ = std::make_unique<http::Client>(http::ClientOptions{.ca_bundle = env_->fake().ca_bundle()});
+    client_ =
+        std::make_unique<http::Client>(http::ClientOptions{.ca_bundle = env_->fake().ca_bundle()});
     TokenConfig t;
     t.kind = TokenKind::kClientSecret;
     t.authority = env_->fake().url();
@@ -45,7 +46,8 @@ class ArmClientTest : public ::testing::Test {
   }
   std::string ResultsUrl() const {
     return env_->fake().url() + "/subscriptions/" + kSubscription +
-           "/providers/Microsoft.Compute/locations/eastus/operationresults/op1?api-version=2022-11-01";
+           "/providers/Microsoft.Compute/locations/eastus/operationresults/"
+           "op1?api-version=2022-11-01";
   }
   http::Response Started(bool async_operation, bool location, std::string retry_after = "0") const {
     http::Response r;
@@ -58,7 +60,10 @@ class ArmClientTest : public ::testing::Test {
   static json Status(const std::string& status, int count = 1, json extra = json::object()) {
     json body = {{"status", status}};
     body.update(extra);
-    return {{"action", "GET operations"}, {"count", count}, {"status", 200}, {"body", body.dump()},
+    return {{"action", "GET operations"},
+            {"count", count},
+            {"status", 200},
+            {"body", body.dump()},
             {"headers", {{"Retry-After", "0"}}}};
   }
 
@@ -74,12 +79,14 @@ TEST_F(ArmClientTest, PollsAzureAsyncOperationUntilSucceeded) {
   auto done = arm_->Wait(Started(true, true), Budget(), &stats);
   ASSERT_TRUE(done.has_value()) << done.error().message;
   EXPECT_EQ(stats.polls, 4);
-  EXPECT_EQ(env_->Calls("GET operationresults"), 0) << "Azure-AsyncOperation is preferred over Location";
+  EXPECT_EQ(env_->Calls("GET operationresults"), 0)
+      << "Azure-AsyncOperation is preferred over Location";
 }
 
 TEST_F(ArmClientTest, PollsLocationUntilItStopsAnswering202) {
-  env_->Faults(json::array({{{"action", "GET operationresults"}, {"count", 2}, {"status", 202}, {"body", ""}},
-                            {{"action", "GET operationresults"}, {"count", 1}, {"status", 200}, {"body", "{}"}}}));
+  env_->Faults(json::array(
+      {{{"action", "GET operationresults"}, {"count", 2}, {"status", 202}, {"body", ""}},
+       {{"action", "GET operationresults"}, {"count", 1}, {"status", 200}, {"body", "{}"}}}));
   OperationStats stats;
   auto done = arm_->Wait(Started(false, true), Budget(), &stats);
   ASSERT_TRUE(done.has_value()) << done.error().message;
@@ -95,12 +102,14 @@ TEST_F(ArmClientTest, AnAnswerWithNothingToPollIsDone) {
 }
 
 TEST_F(ArmClientTest, AFailedOperationIsClassifiedByItsErrorCode) {
-  env_->Faults(json::array({Status("Failed", 1, {{"error", {{"code", "AllocationFailed"}, {"message", "full"}}}})}));
+  env_->Faults(json::array(
+      {Status("Failed", 1, {{"error", {{"code", "AllocationFailed"}, {"message", "full"}}}})}));
   auto done = arm_->Wait(Started(true, false), Budget());
   ASSERT_FALSE(done.has_value());
   EXPECT_EQ(done.error().code, Code::kResourceExhausted);
   EXPECT_NE(done.error().message.find("AllocationFailed"), std::string::npos);
-  env_->Faults(json::array({Status("Failed", 1, {{"error", {{"code", "OSProvisioningTimedOut"}}}})}));
+  env_->Faults(
+      json::array({Status("Failed", 1, {{"error", {{"code", "OSProvisioningTimedOut"}}}})}));
   done = arm_->Wait(Started(true, false), Budget());
   ASSERT_FALSE(done.has_value());
   EXPECT_EQ(done.error().code, Code::kUnknown);
@@ -134,7 +143,8 @@ TEST_F(ArmClientTest, AStopEndsPollingAtOnce) {
   env_->Faults(json::array({Status("InProgress", 100000)}));
   std::stop_source stop;
   std::jthread stopper([&] {
-    (void)pp::testing::FakeCloudProcess::WaitFor([&] { return env_->Calls("GET operations") >= 2; }, 20s);
+    (void)pp::testing::FakeCloudProcess::WaitFor([&] { return env_->Calls("GET operations") >= 2; },
+                                                 20s);
     stop.request_stop();
   });
   auto done = arm_->Wait(Started(true, true), OpContext{Clock::now() + 60s, stop.get_token()});
@@ -143,7 +153,8 @@ TEST_F(ArmClientTest, AStopEndsPollingAtOnce) {
 }
 
 TEST_F(ArmClientTest, AMalformedOperationStatusIsAnError) {
-  env_->Faults(json::array({{{"action", "GET operations"}, {"count", 1}, {"status", 200}, {"body", "{not json"}}}));
+  env_->Faults(json::array(
+      {{{"action", "GET operations"}, {"count", 1}, {"status", 200}, {"body", "{not json"}}}));
   auto done = arm_->Wait(Started(true, true), Budget());
   ASSERT_FALSE(done.has_value());
   EXPECT_EQ(done.error().code, Code::kUnavailable);
@@ -164,16 +175,17 @@ TEST_F(ArmClientTest, ThrottlingIsRetriedAfterRetryAfter) {
                              {"status", 429},
                              {"body", R"({"error":{"code":"TooManyRequests","message":"slow"}})"},
                              {"headers", {{"Retry-After", "0"}}}}}));
-  auto got = arm_->Call("GET", std::string("/subscriptions/") + kSubscription + "/resourcegroups/" + kResourceGroup +
-                                   "?api-version=2021-04-01",
+  auto got = arm_->Call("GET",
+                        std::string("/subscriptions/") + kSubscription + "/resourcegroups/" +
+                            kResourceGroup + "?api-version=2021-04-01",
                         "", Budget());
   ASSERT_TRUE(got.has_value()) << got.error().message;
   EXPECT_EQ(got->status, 200);
 }
 
 TEST_F(ArmClientTest, AnExpiredTokenIsRefreshedOnceAndTheCallRetried) {
-  const std::string rg = std::string("/subscriptions/") + kSubscription + "/resourceGroups/" + kResourceGroup +
-                         "?api-version=2021-04-01";
+  const std::string rg = std::string("/subscriptions/") + kSubscription + "/resourceGroups/" +
+                         kResourceGroup + "?api-version=2021-04-01";
   ASSERT_TRUE(arm_->Call("GET", rg, "", Budget()).has_value());
   env_->Control({{"expire_tokens", true}});
   auto got = arm_->Call("GET", rg, "", Budget());

@@ -1,7 +1,6 @@
 #include "tests/providers/azure/arm_fake_env.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -28,8 +27,8 @@ ArmFakeEnv::ArmFakeEnv(std::vector<std::string> args) {
   // every token request) lives in a directory of the test's own.
   std::string tmpl = ::testing::TempDir() + "/arm-assertion-XXXXXX";
   if (::mkdtemp(tmpl.data()) != nullptr) assertion_dir_ = tmpl;
-  fake_ = std::make_unique<pp::testing::FakeCloudProcess>("arm_fake.py",
-                                                          WithAssertion(std::move(args), AssertionFile()));
+  fake_ = std::make_unique<pp::testing::FakeCloudProcess>(
+      "arm_fake.py", WithAssertion(std::move(args), AssertionFile()));
   if (!fake_->running()) return;
   client_ = std::make_unique<http::Client>(http::ClientOptions{.ca_bundle = fake_->ca_bundle()});
   std::ofstream(fake_->dir() + "/id.pub") << kSshKey;
@@ -49,8 +48,9 @@ AzureConfig ArmFakeEnv::Config() const {
   c.subscription_id = kSubscription;
   c.region = "eastus";
   c.resource_group = kResourceGroup;
-  c.subnet_id = std::string("/subscriptions/") + kSubscription +
-                "/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods";
+  c.subnet_id =
+      std::string("/subscriptions/") + kSubscription +
+      "/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods";
   c.image_id = kImage;
   c.ssh_key_path = fake_->dir() + "/id.pub";
   c.management_endpoint = fake_->url();
@@ -78,8 +78,10 @@ nlohmann::json ArmFakeEnv::Stats() {
 }
 
 void ArmFakeEnv::Control(const nlohmann::json& body) {
-  http::Request req{.method = "POST", .url = fake_->url() + "/_fake/arm", .headers = {}, .body = body.dump()};
-  auto r = client_->Do(req, OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(10), {}});
+  http::Request req{
+      .method = "POST", .url = fake_->url() + "/_fake/arm", .headers = {}, .body = body.dump()};
+  auto r =
+      client_->Do(req, OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(10), {}});
   ASSERT_TRUE(r.has_value()) << r.error().message;
   ASSERT_EQ(r->status, 204) << r->body;
 }
@@ -99,7 +101,8 @@ std::vector<std::string> ArmFakeEnv::Resources(const std::string& prefix) {
   const auto stats = Stats();
   for (const char* kind : {"vms", "nics", "disks", "public_ips"}) {
     for (const auto& name : stats[kind]) {
-      if (name.get<std::string>().starts_with(prefix)) out.push_back(std::string(kind) + ":" + name.get<std::string>());
+      if (name.get<std::string>().starts_with(prefix))
+        out.push_back(std::string(kind) + ":" + name.get<std::string>());
     }
   }
   return out;

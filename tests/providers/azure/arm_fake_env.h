@@ -2,9 +2,8 @@
 // configuration that points every endpoint (ARM, login authority, IMDS) at it.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -15,8 +15,8 @@ using nlohmann::json;
 TEST(ArmJsonTest, ReadsAnArmErrorPlainAndNested) {
   ArmError e;
   std::string error;
-  ASSERT_TRUE(ParseArmError(R"({"error":{"code":"SkuNotAvailable","message":"no","details":[{"code":"A"}]}})", e,
-                            error));
+  ASSERT_TRUE(ParseArmError(
+      R"({"error":{"code":"SkuNotAvailable","message":"no","details":[{"code":"A"}]}})", e, error));
   EXPECT_EQ(e.code, "SkuNotAvailable");
   EXPECT_EQ(e.message, "no");
   EXPECT_EQ(e.detail_codes, std::vector<std::string>{"A"});
@@ -29,7 +29,8 @@ TEST(ArmJsonTest, ReadsAnArmErrorPlainAndNested) {
 TEST(ArmJsonTest, RefusesWhatIsNotAnArmError) {
   ArmError e;
   std::string error;
-  for (const char* body : {"", "not json", "[]", "{}", R"({"error":"invalid_client"})", R"({"error":{"code":7}})"}) {
+  for (const char* body :
+       {"", "not json", "[]", "{}", R"({"error":"invalid_client"})", R"({"error":{"code":7}})"}) {
     EXPECT_FALSE(ParseArmError(body, e, error)) << body;
     EXPECT_FALSE(error.empty());
   }
@@ -43,8 +44,8 @@ TEST(ArmJsonTest, ReadsAsyncOperationStatuses) {
   ASSERT_TRUE(ParseAsyncOperation(R"({"status":"succeeded"})", op, error));
   EXPECT_TRUE(op.Terminal());
   EXPECT_TRUE(op.Succeeded());
-  ASSERT_TRUE(ParseAsyncOperation(R"({"status":"Failed","error":{"code":"AllocationFailed","message":"x"}})", op,
-                                  error));
+  ASSERT_TRUE(ParseAsyncOperation(
+      R"({"status":"Failed","error":{"code":"AllocationFailed","message":"x"}})", op, error));
   EXPECT_TRUE(op.Terminal());
   ASSERT_TRUE(op.error.has_value());
   EXPECT_EQ(op.error->code, "AllocationFailed");
@@ -56,14 +57,16 @@ TEST(ArmJsonTest, ReadsAsyncOperationStatuses) {
 }
 
 TEST(ArmJsonTest, ReadsAVmAndAPageWithItsNextLink) {
-  const std::string vm = R"({"id":"/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/a",
+  const std::string vm =
+      R"({"id":"/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/a",
     "name":"a","tags":{"peerpods.node":"n","n":5},"properties":{"provisioningState":"Creating",
     "hardwareProfile":{"vmSize":"Standard_DC2as_v5"},
     "networkProfile":{"networkInterfaces":[{"id":"/nic/a-net"},{"x":1}]},
     "storageProfile":{"osDisk":{"name":"a-disk"}}}})";
   VmPage page;
   std::string error;
-  ASSERT_TRUE(ParseVmPage(R"({"value":[)" + vm + R"(],"nextLink":"https://m/next"})", page, error)) << error;
+  ASSERT_TRUE(ParseVmPage(R"({"value":[)" + vm + R"(],"nextLink":"https://m/next"})", page, error))
+      << error;
   ASSERT_EQ(page.vms.size(), 1u);
   const VmInfo& v = page.vms[0];
   EXPECT_EQ(v.name, "a");
@@ -74,15 +77,17 @@ TEST(ArmJsonTest, ReadsAVmAndAPageWithItsNextLink) {
   EXPECT_EQ(v.vm_size, "Standard_DC2as_v5");
   EXPECT_EQ(page.next_link, "https://m/next");
   EXPECT_FALSE(ParseVmPage(R"({"value":{}})", page, error));
-  EXPECT_FALSE(ParseVmPage(R"({"value":[{"properties":{}}]})", page, error)) << "a VM without a name";
+  EXPECT_FALSE(ParseVmPage(R"({"value":[{"properties":{}}]})", page, error))
+      << "a VM without a name";
 }
 
 TEST(ArmJsonTest, ReadsNicAddresses) {
   NicInfo nic;
   std::string error;
-  ASSERT_TRUE(ParseNic(R"({"properties":{"ipConfigurations":[{"properties":{"privateIPAddress":"10.0.0.4",
+  ASSERT_TRUE(
+      ParseNic(R"({"properties":{"ipConfigurations":[{"properties":{"privateIPAddress":"10.0.0.4",
       "publicIPAddress":{"id":"/pip/x"}}},{"properties":{}}]}})",
-                       nic, error));
+               nic, error));
   EXPECT_EQ(nic.private_ips, std::vector<std::string>{"10.0.0.4"});
   EXPECT_EQ(nic.public_ip_ids, std::vector<std::string>{"/pip/x"});
   EXPECT_FALSE(ParseNic(R"({"properties":{}})", nic, error));
@@ -93,7 +98,8 @@ TEST(ArmJsonTest, ReadsTokenLifetimesFromEitherField) {
   std::string error;
   ASSERT_TRUE(ParseTokenReply(R"({"access_token":"a","expires_in":3599})", 0, t, error));
   EXPECT_EQ(t.expires_in_s, 3599);
-  ASSERT_TRUE(ParseTokenReply(R"({"access_token":"a","expires_in":"86399"})", 0, t, error));  // IMDS
+  ASSERT_TRUE(
+      ParseTokenReply(R"({"access_token":"a","expires_in":"86399"})", 0, t, error));  // IMDS
   EXPECT_EQ(t.expires_in_s, 86399);
   ASSERT_TRUE(ParseTokenReply(R"({"access_token":"a","expires_on":"1000100"})", 1000000, t, error));
   EXPECT_EQ(t.expires_in_s, 100);
@@ -111,7 +117,9 @@ VmBodyParams Params() {
   p.computer_name = "podvm-a-12345678";
   p.admin_username = "peerpod";
   p.ssh_public_key = "ssh-rsa AAAA test";
-  p.image = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g/images/i/versions/1";
+  p.image =
+      "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g/images/i/versions/"
+      "1";
   p.os_disk_name = "podvm-a-12345678-disk";
   p.nic_name = "podvm-a-12345678-net";
   p.subnet_id = "/subnets/s";
@@ -129,8 +137,9 @@ TEST(VmBodyTest, AConfidentialVmWithEverythingDeletedWithIt) {
   EXPECT_EQ(p["securityProfile"]["securityType"], "ConfidentialVM");
   EXPECT_EQ(p["securityProfile"]["uefiSettings"]["vTpmEnabled"], true);
   EXPECT_EQ(p["securityProfile"]["uefiSettings"]["secureBootEnabled"], false);
-  EXPECT_EQ(p["storageProfile"]["osDisk"]["managedDisk"]["securityProfile"]["securityEncryptionType"],
-            "VMGuestStateOnly");
+  EXPECT_EQ(
+      p["storageProfile"]["osDisk"]["managedDisk"]["securityProfile"]["securityEncryptionType"],
+      "VMGuestStateOnly");
   EXPECT_EQ(p["storageProfile"]["osDisk"]["deleteOption"], "Delete");
   EXPECT_FALSE(p["storageProfile"]["osDisk"].contains("diskSizeGB"));
   EXPECT_EQ(p["storageProfile"]["imageReference"]["id"], Params().image);
@@ -139,7 +148,8 @@ TEST(VmBodyTest, AConfidentialVmWithEverythingDeletedWithIt) {
   EXPECT_EQ(nic["properties"]["deleteOption"], "Delete");
   EXPECT_EQ(nic["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"], "/subnets/s");
   EXPECT_FALSE(nic["properties"].contains("networkSecurityGroup"));
-  EXPECT_FALSE(nic["properties"]["ipConfigurations"][0]["properties"].contains("publicIPAddressConfiguration"));
+  EXPECT_FALSE(nic["properties"]["ipConfigurations"][0]["properties"].contains(
+      "publicIPAddressConfiguration"));
   EXPECT_EQ(p["userData"], "I2Nsb3VkLWNvbmZpZw==");
   EXPECT_EQ(p["hardwareProfile"]["vmSize"], "Standard_DC2as_v5");
   EXPECT_EQ(p["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["path"],
@@ -164,11 +174,13 @@ TEST(VmBodyTest, OptionsShowWhereTheyBelong) {
   EXPECT_FALSE(p["storageProfile"]["imageReference"].contains("id"));
   const json& nic = p["networkProfile"]["networkInterfaceConfigurations"][0]["properties"];
   EXPECT_EQ(nic["networkSecurityGroup"]["id"], "/nsg/x");
-  EXPECT_EQ(nic["ipConfigurations"][0]["properties"]["publicIPAddressConfiguration"]["properties"]["deleteOption"],
+  EXPECT_EQ(nic["ipConfigurations"][0]["properties"]["publicIPAddressConfiguration"]["properties"]
+               ["deleteOption"],
             "Delete");
   params = Params();
   params.secure_boot = true;
-  EXPECT_EQ(json::parse(BuildVmBody(params))["properties"]["securityProfile"]["uefiSettings"]["secureBootEnabled"],
+  EXPECT_EQ(json::parse(BuildVmBody(
+                params))["properties"]["securityProfile"]["uefiSettings"]["secureBootEnabled"],
             true);
 }
 
@@ -185,13 +197,16 @@ Code CodeOf(const http::Response& r) {
   return verdict ? Code::kOk : verdict.error().code;
 }
 
-std::string Err(const char* code) { return std::string(R"({"error":{"code":")") + code + R"(","message":"m"}})"; }
+std::string Err(const char* code) {
+  return std::string(R"({"error":{"code":")") + code + R"(","message":"m"}})";
+}
 
 TEST(ClassifyArmTest, MapsStatusesAndCodesToTheTaxonomy) {
   EXPECT_EQ(CodeOf(Answer(200, "{}")), Code::kOk);
   EXPECT_EQ(CodeOf(Answer(202, "")), Code::kOk);
   EXPECT_EQ(CodeOf(Answer(429, Err("TooManyRequests"))), Code::kAborted);
-  EXPECT_EQ(CodeOf(Answer(409, "", {{"x-ms-ratelimit-remaining-subscription-writes", "0"}})), Code::kAborted);
+  EXPECT_EQ(CodeOf(Answer(409, "", {{"x-ms-ratelimit-remaining-subscription-writes", "0"}})),
+            Code::kAborted);
   EXPECT_EQ(CodeOf(Answer(503, "")), Code::kUnavailable);
   EXPECT_EQ(CodeOf(Answer(500, "<html>")), Code::kUnavailable);
   EXPECT_EQ(CodeOf(Answer(404, Err("ResourceNotFound"))), Code::kNotFound);
@@ -201,7 +216,8 @@ TEST(ClassifyArmTest, MapsStatusesAndCodesToTheTaxonomy) {
                            "OverconstrainedAllocationRequest", "QuotaExceeded"}) {
     EXPECT_EQ(CodeOf(Answer(409, Err(code))), Code::kResourceExhausted) << code;
   }
-  for (const char* code : {"AuthorizationFailed", "InvalidParameter", "LinkedAuthorizationFailed"}) {
+  for (const char* code :
+       {"AuthorizationFailed", "InvalidParameter", "LinkedAuthorizationFailed"}) {
     EXPECT_EQ(CodeOf(Answer(400, Err(code))), Code::kFailedPrecondition) << code;
   }
   EXPECT_EQ(CodeOf(Answer(403, "")), Code::kFailedPrecondition);

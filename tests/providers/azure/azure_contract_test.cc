@@ -52,8 +52,9 @@ ProviderContractParam Param(const char* label, bool batch) {
     s.image = std::string("/subscriptions/") + azure::testing::kSubscription +
               "/resourceGroups/images-rg/providers/Microsoft.Compute/images/no-such-image";
   };
-  p.unknown_id = std::string("/subscriptions/") + azure::testing::kSubscription + "/resourceGroups/" +
-                 azure::testing::kResourceGroup + "/providers/Microsoft.Compute/virtualMachines/podvm-never-made";
+  p.unknown_id = std::string("/subscriptions/") + azure::testing::kSubscription +
+                 "/resourceGroups/" + azure::testing::kResourceGroup +
+                 "/providers/Microsoft.Compute/virtualMachines/podvm-never-made";
   p.leftovers = [](const std::string& name) { return Fake().Resources(name); };
   p.create_timeout = std::chrono::seconds(60);
   return p;

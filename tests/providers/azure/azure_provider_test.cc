@@ -23,7 +23,8 @@ const Owner kOwner{"node-a", "sandbox-a"};
 class AzureProviderTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    env_ = std::make_unique<ArmFakeEnv>(std::vector<std::string>{"--provision-polls", "2", "--delete-polls", "2"});
+    env_ = std::make_unique<ArmFakeEnv>(
+        std::vector<std::string>{"--provision-polls", "2", "--delete-polls", "2"});
     ASSERT_TRUE(env_->running());
     config_ = env_->Config();
     config_.batch_poll = GetParam();
@@ -80,7 +81,8 @@ TEST_P(AzureProviderTest, CreatesAConfidentialVmTheSdkModelAcceptsAndDeletesAllO
   ExpectNothingLeft();
   EXPECT_EQ(provider->token_fetches(), 1u) << "one token serves every call";
   if (GetParam()) {
-    EXPECT_EQ(env_->Calls("GET operations"), 2) << "create waited by list polls; only the delete polls its operation";
+    EXPECT_EQ(env_->Calls("GET operations"), 2)
+        << "create waited by list polls; only the delete polls its operation";
   }
 }
 
@@ -125,8 +127,11 @@ TEST_P(AzureProviderTest, OversizedUserDataIsRefusedBeforeAnyCall) {
 TEST_P(AzureProviderTest, ThrottledAndFailingCallsAreRetried) {
   auto provider = Make();
   env_->Faults(json::array(
-      {{{"action", "PUT virtualMachines"}, {"count", 2}, {"status", 429},
-        {"body", R"({"error":{"code":"TooManyRequests","message":"slow down"}})"}, {"headers", {{"Retry-After", "0"}}}},
+      {{{"action", "PUT virtualMachines"},
+        {"count", 2},
+        {"status", 429},
+        {"body", R"({"error":{"code":"TooManyRequests","message":"slow down"}})"},
+        {"headers", {{"Retry-After", "0"}}}},
        {{"action", "GET networkInterfaces"}, {"count", 1}, {"status", 503}, {"body", ""}},
        {{"action", "LIST virtualMachines"}, {"count", 1}, {"status", 500}, {"body", ""}},
        {{"action", "GET operations"}, {"count", 1}, {"status", 502}, {"body", ""}}}));
@@ -139,7 +144,9 @@ TEST_P(AzureProviderTest, ThrottledAndFailingCallsAreRetried) {
 
 TEST_P(AzureProviderTest, ThrottlingThatDoesNotEndFailsAndLeavesNothing) {
   auto provider = Make();
-  env_->Faults(json::array({{{"action", "GET virtualMachines"}, {"count", 1000}, {"status", 429},
+  env_->Faults(json::array({{{"action", "GET virtualMachines"},
+                             {"count", 1000},
+                             {"status", 429},
                              {"body", R"({"error":{"code":"TooManyRequests","message":"slow"}})"},
                              {"headers", {{"Retry-After", "0"}}}}}));
   auto vm = provider->CreateInstance(Spec("podvm-throttled-1"), Budget());
@@ -151,7 +158,8 @@ TEST_P(AzureProviderTest, ThrottlingThatDoesNotEndFailsAndLeavesNothing) {
 
 TEST_P(AzureProviderTest, ServerErrorsThatDoNotEndFailAndLeaveNothing) {
   auto provider = Make();
-  env_->Faults(json::array({{{"action", "GET networkInterfaces"}, {"count", 1000}, {"status", 500}, {"body", ""}}}));
+  env_->Faults(json::array(
+      {{{"action", "GET networkInterfaces"}, {"count", 1000}, {"status", 500}, {"body", ""}}}));
   auto vm = provider->CreateInstance(Spec("podvm-5xx-1"), Budget());
   ASSERT_FALSE(vm.has_value());
   EXPECT_EQ(vm.error().code, Code::kUnavailable) << vm.error().message;
@@ -160,7 +168,8 @@ TEST_P(AzureProviderTest, ServerErrorsThatDoNotEndFailAndLeaveNothing) {
 
 TEST_P(AzureProviderTest, ATimeoutLeavesNothing) {
   auto provider = Make();
-  env_->Faults(json::array({{{"action", "GET networkInterfaces"}, {"count", 1}, {"delay_ms", 3000}}}));
+  env_->Faults(
+      json::array({{{"action", "GET networkInterfaces"}, {"count", 1}, {"delay_ms", 3000}}}));
   auto vm = provider->CreateInstance(Spec("podvm-slow-1"), Budget(2s));
   ASSERT_FALSE(vm.has_value());
   EXPECT_EQ(vm.error().code, Code::kDeadlineExceeded) << vm.error().message;
@@ -169,7 +178,8 @@ TEST_P(AzureProviderTest, ATimeoutLeavesNothing) {
 
 TEST_P(AzureProviderTest, MalformedAnswersFailAndLeaveNothing) {
   auto provider = Make();
-  env_->Faults(json::array({{{"action", "GET virtualMachines"}, {"count", 1}, {"status", 200}, {"body", "{\"na"}}}));
+  env_->Faults(json::array(
+      {{{"action", "GET virtualMachines"}, {"count", 1}, {"status", 200}, {"body", "{\"na"}}}));
   auto vm = provider->CreateInstance(Spec("podvm-garbled-1"), Budget());
   ASSERT_FALSE(vm.has_value());
   EXPECT_EQ(vm.error().code, Code::kUnavailable) << vm.error().message;
@@ -179,7 +189,9 @@ TEST_P(AzureProviderTest, MalformedAnswersFailAndLeaveNothing) {
 TEST_P(AzureProviderTest, OversizedAnswersFailAndLeaveNothing) {
   config_.max_response_bytes = 64 * 1024;
   auto provider = Make();
-  env_->Faults(json::array({{{"action", "GET networkInterfaces"}, {"count", 1}, {"status", 200},
+  env_->Faults(json::array({{{"action", "GET networkInterfaces"},
+                             {"count", 1},
+                             {"status", 200},
                              {"body", std::string(200 * 1024, ' ') + "{}"}}}));
   auto vm = provider->CreateInstance(Spec("podvm-huge-1"), Budget());
   ASSERT_FALSE(vm.has_value());
@@ -190,15 +202,49 @@ TEST_P(AzureProviderTest, OversizedAnswersFailAndLeaveNothing) {
 TEST_P(AzureProviderTest, SkuNotAvailableMovesOnToTheNextSize) {
   config_.instance_sizes = {"Standard_DC2as_v5", "Standard_DC4as_v5", "Standard_DC8as_v5"};
   auto provider = Make();
-  env_->Control({{"fail_sizes", {{"Standard_DC2as_v5", "SkuNotAvailable"}, {"Standard_DC4as_v5", "AllocationFailed"}}}});
+  env_->Control(
+      {{"fail_sizes",
+        {{"Standard_DC2as_v5", "SkuNotAvailable"}, {"Standard_DC4as_v5", "AllocationFailed"}}}});
   InstanceSpec spec = Spec("podvm-fallback-1");
   spec.vcpus = 2;
   spec.memory_mib = 4096;
   auto vm = provider->CreateInstance(spec, Budget());
   ASSERT_TRUE(vm.has_value()) << vm.error().message;
   const json stats = env_->Stats();
-  EXPECT_EQ(stats["bodies"]["podvm-fallback-1"]["properties"]["hardwareProfile"]["vmSize"], "Standard_DC8as_v5");
+  EXPECT_EQ(stats["bodies"]["podvm-fallback-1"]["properties"]["hardwareProfile"]["vmSize"],
+            "Standard_DC8as_v5");
   EXPECT_EQ(stats["vms"].size(), 1u) << "the VM whose allocation failed is gone";
+  ASSERT_TRUE(provider->DeleteInstance(vm->id, Budget()).has_value());
+  ExpectNothingLeft();
+}
+
+TEST_P(AzureProviderTest, SizesTheTableDoesNotKnowAreSizedByTheVmSizesList) {
+  config_.instance_sizes = {"Standard_D4s_v5", "Standard_D2s_v5"};
+  config_.instance_size = "Standard_D4s_v5";
+  auto provider = Make();
+  InstanceSpec spec = Spec("podvm-sized-1");
+  spec.vcpus = 1;
+  spec.memory_mib = 1024;
+  auto vm = provider->CreateInstance(spec, Budget());
+  ASSERT_TRUE(vm.has_value()) << vm.error().message;
+  EXPECT_EQ(env_->Stats()["bodies"]["podvm-sized-1"]["properties"]["hardwareProfile"]["vmSize"],
+            "Standard_D2s_v5");
+  ASSERT_TRUE(provider->DeleteInstance(vm->id, Budget()).has_value());
+  auto again = provider->CreateInstance(Spec("podvm-sized-2"), Budget());
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(env_->Calls("GET vmSizes"), 1) << "asked once";
+  ASSERT_TRUE(provider->DeleteInstance(again->id, Budget()).has_value());
+  ExpectNothingLeft();
+}
+
+TEST_P(AzureProviderTest, APublicIpComesFirstAndGoesWithTheVm) {
+  config_.use_public_ip = true;
+  auto provider = Make();
+  auto vm = provider->CreateInstance(Spec("podvm-public-1"), Budget());
+  ASSERT_TRUE(vm.has_value()) << vm.error().message;
+  ASSERT_EQ(vm->ips.size(), 2u);
+  EXPECT_TRUE(vm->ips[0].starts_with("127.201.")) << vm->ips[0];
+  EXPECT_EQ(env_->Resources("podvm-public-1").size(), 4u);
   ASSERT_TRUE(provider->DeleteInstance(vm->id, Budget()).has_value());
   ExpectNothingLeft();
 }
@@ -206,7 +252,9 @@ TEST_P(AzureProviderTest, SkuNotAvailableMovesOnToTheNextSize) {
 TEST_P(AzureProviderTest, NoCapacityAnywhereNamesEverySizeTried) {
   config_.instance_sizes = {"Standard_DC2as_v5", "Standard_DC4as_v5"};
   auto provider = Make();
-  env_->Control({{"fail_sizes", {{"Standard_DC2as_v5", "AllocationFailed"}, {"Standard_DC4as_v5", "SkuNotAvailable"}}}});
+  env_->Control(
+      {{"fail_sizes",
+        {{"Standard_DC2as_v5", "AllocationFailed"}, {"Standard_DC4as_v5", "SkuNotAvailable"}}}});
   InstanceSpec spec = Spec("podvm-full-1");
   spec.vcpus = 2;
   spec.memory_mib = 2048;
@@ -223,7 +271,8 @@ TEST_P(AzureProviderTest, AVmWhoseProvisioningFailsIsDeleted) {
   env_->Control({{"fail_vms", {{"podvm-broken-1", "OSProvisioningTimedOut"}}}});
   auto vm = provider->CreateInstance(Spec("podvm-broken-1"), Budget());
   ASSERT_FALSE(vm.has_value());
-  EXPECT_NE(vm.error().message.find("OSProvisioningTimedOut"), std::string::npos) << vm.error().message;
+  EXPECT_NE(vm.error().message.find("OSProvisioningTimedOut"), std::string::npos)
+      << vm.error().message;
   ExpectNothingLeft();
 }
 
@@ -242,10 +291,12 @@ TEST_P(AzureProviderTest, AStopDuringALongCreateDeletesWhatWasMade) {
   env_->Control({{"hold_vms", {"podvm-stopped-1"}}});
   std::stop_source stop;
   std::jthread stopper([&] {
-    (void)pp::testing::FakeCloudProcess::WaitFor([&] { return !env_->Resources("podvm-stopped-1").empty(); }, 30s);
+    (void)pp::testing::FakeCloudProcess::WaitFor(
+        [&] { return !env_->Resources("podvm-stopped-1").empty(); }, 30s);
     stop.request_stop();
   });
-  auto vm = provider->CreateInstance(Spec("podvm-stopped-1"), OpContext{Clock::now() + 60s, stop.get_token()});
+  auto vm = provider->CreateInstance(Spec("podvm-stopped-1"),
+                                     OpContext{Clock::now() + 60s, stop.get_token()});
   ASSERT_FALSE(vm.has_value());
   EXPECT_EQ(vm.error().code, Code::kCancelled) << vm.error().message;
   ExpectNothingLeft();
@@ -256,7 +307,8 @@ TEST_P(AzureProviderTest, DeleteLeftoversDuringALongCreateEndsIt) {
   env_->Control({{"hold_vms", {"podvm-raced-1"}}});
   Result<Instance> vm = Fail(Code::kUnknown, "not run");
   std::jthread create([&] { vm = provider->CreateInstance(Spec("podvm-raced-1"), Budget(30s)); });
-  ASSERT_TRUE(pp::testing::FakeCloudProcess::WaitFor([&] { return !env_->Resources("podvm-raced-1").empty(); }, 30s));
+  ASSERT_TRUE(pp::testing::FakeCloudProcess::WaitFor(
+      [&] { return !env_->Resources("podvm-raced-1").empty(); }, 30s));
   auto removed = provider->DeleteLeftovers("podvm-raced-1", kOwner, Budget());
   EXPECT_TRUE(removed.has_value()) << removed.error().message;
   create.join();
@@ -270,7 +322,9 @@ TEST_P(AzureProviderTest, DeleteLeftoversTakesOrphansButNotAnotherOwnersThings) 
   env_->Control({{"orphans",
                   {{{"kind", "nic"}, {"name", "podvm-crash-1-net"}},
                    {{"kind", "disk"}, {"name", "podvm-crash-1-disk"}},
-                   {{"kind", "nic"}, {"name", "podvm-theirs-1-net"}, {"tags", {{"peerpods.node", "node-b"}}}}}}});
+                   {{"kind", "nic"},
+                    {"name", "podvm-theirs-1-net"},
+                    {"tags", {{"peerpods.node", "node-b"}}}}}}});
   ASSERT_TRUE(provider->DeleteLeftovers("podvm-crash-1", kOwner, Budget()).has_value());
   ASSERT_TRUE(provider->DeleteLeftovers("podvm-theirs-1", kOwner, Budget()).has_value());
   EXPECT_EQ(env_->Resources("podvm-"), std::vector<std::string>{"nics:podvm-theirs-1-net"});
@@ -291,7 +345,9 @@ TEST_P(AzureProviderTest, ManyCreatesAtOnceFollowListPages) {
   {
     std::vector<std::jthread> threads;
     for (int i = 0; i < kVms; ++i) {
-      threads.emplace_back([&, i] { made[i] = provider->CreateInstance(Spec("podvm-many-" + std::to_string(i)), Budget()); });
+      threads.emplace_back([&, i] {
+        made[i] = provider->CreateInstance(Spec("podvm-many-" + std::to_string(i)), Budget());
+      });
     }
   }
   for (const auto& m : made) ASSERT_TRUE(m.has_value()) << m.error().message;
@@ -340,7 +396,9 @@ TEST_P(AzureProviderTest, WorkloadAndManagedIdentityCreateToo) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Azure, AzureProviderTest, ::testing::Values(true, false),
-                         [](const auto& param_info) { return param_info.param ? "BatchPoll" : "OperationPoll"; });
+                         [](const auto& param_info) {
+                           return param_info.param ? "BatchPoll" : "OperationPoll";
+                         });
 
 TEST(AzureFactoryTest, ReadsCaasFlagsAndEnvironment) {
   auto factory = MakeAzureFactory();
@@ -349,15 +407,27 @@ TEST(AzureFactoryTest, ReadsCaasFlagsAndEnvironment) {
   factory->AddFlags(app);
   ::setenv("AZURE_SUBSCRIPTION_ID", "sub", 1);
   ::setenv("AZURE_INSTANCE_SIZES", "Standard_DC2as_v5, Standard_DC4es_v5", 1);
-  const char* argv[] = {"azure", "--region", "westeurope", "--resourcegroup", "rg", "--subnetid", "/s", "--imageid",
-                        "/i", "--tags", "a=b,c=d", "--ssh-key-path", "/nonexistent/key.pub"};
+  const char* argv[] = {"azure",
+                        "--region",
+                        "westeurope",
+                        "--resourcegroup",
+                        "rg",
+                        "--subnetid",
+                        "/s",
+                        "--imageid",
+                        "/i",
+                        "--tags",
+                        "a=b,c=d",
+                        "--ssh-key-path",
+                        "/nonexistent/key.pub"};
   ASSERT_NO_THROW(app.parse(static_cast<int>(std::size(argv)), argv));
   ::unsetenv("AZURE_SUBSCRIPTION_ID");
   ::unsetenv("AZURE_INSTANCE_SIZES");
   auto provider = factory->Create();
   ASSERT_FALSE(provider.has_value());  // everything checks out up to the key file
   EXPECT_EQ(provider.error().code, Code::kFailedPrecondition);
-  EXPECT_NE(provider.error().message.find("-ssh-key-path"), std::string::npos) << provider.error().message;
+  EXPECT_NE(provider.error().message.find("-ssh-key-path"), std::string::npos)
+      << provider.error().message;
 }
 
 TEST(AzureConfigTest, MessagesNameTheFlagAndVariable) {
@@ -384,7 +454,8 @@ TEST(AzureConfigTest, MessagesNameTheFlagAndVariable) {
   ASSERT_FALSE(plain.has_value());
   EXPECT_NE(plain.error().message.find("AZURE_RESOURCE_MANAGER_ENDPOINT"), std::string::npos);
   EXPECT_FALSE(ParseTags("novalue").has_value());
-  EXPECT_EQ(*ParseTags("a=1, b=2=3"), (std::map<std::string, std::string>{{"a", "1"}, {"b", "2=3"}}));
+  EXPECT_EQ(*ParseTags("a=1, b=2=3"),
+            (std::map<std::string, std::string>{{"a", "1"}, {"b", "2=3"}}));
 }
 
 }  // namespace

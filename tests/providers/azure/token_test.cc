@@ -20,7 +20,8 @@ class TokenTest : public ::testing::Test {
   void SetUp() override {
     env_ = std::make_unique<ArmFakeEnv>(std::vector<std::string>{"--token-ttl", "3600"});
     ASSERT_TRUE(env_->running());
-    client_ = std::make_unique<http::Client>(http::ClientOptions{.ca_bundle = env_->fake().ca_bundle()});
+    client_ =
+        std::make_unique<http::Client>(http::ClientOptions{.ca_bundle = env_->fake().ca_bundle()});
   }
 
   TokenConfig Config(TokenKind kind) {
@@ -42,8 +43,8 @@ class TokenTest : public ::testing::Test {
   // Whether the fake takes `token` on an ARM call.
   bool Accepted(const std::string& token) {
     http::Request req{.method = "GET",
-                      .url = env_->fake().url() + "/subscriptions/" + kSubscription + "/resourceGroups/" +
-                             kResourceGroup + "?api-version=2021-04-01",
+                      .url = env_->fake().url() + "/subscriptions/" + kSubscription +
+                             "/resourceGroups/" + kResourceGroup + "?api-version=2021-04-01",
                       .headers = {{"Authorization", "Bearer " + token}},
                       .body = ""};
     auto r = client_->Do(req, Budget());
@@ -93,7 +94,8 @@ TEST_F(TokenTest, ARefreshThatFailsKeepsTheStillValidToken) {
   TokenSource tokens(Config(TokenKind::kClientSecret), *client_);
   auto first = tokens.Get(Budget());
   ASSERT_TRUE(first.has_value());
-  env_->Faults(nlohmann::json::array({{{"action", "POST token"}, {"count", 100}, {"status", 503}}}));
+  env_->Faults(
+      nlohmann::json::array({{{"action", "POST token"}, {"count", 100}, {"status", 503}}}));
   now_ = now_.load() + 3400s;
   auto again = tokens.Get(Budget());
   ASSERT_TRUE(again.has_value()) << again.error().message;
@@ -150,7 +152,8 @@ TEST_F(TokenTest, ManagedIdentityAsksImdsWithTheMetadataHeader) {
 
 TEST_F(TokenTest, ManyCallersAtOnceShareOneFetch) {
   TokenSource tokens(Config(TokenKind::kClientSecret), *client_);
-  env_->Faults(nlohmann::json::array({{{"action", "POST token"}, {"count", 1}, {"delay_ms", 300}}}));
+  env_->Faults(
+      nlohmann::json::array({{{"action", "POST token"}, {"count", 1}, {"delay_ms", 300}}}));
   std::vector<std::jthread> threads;
   std::atomic<int> ok{0};
   for (int i = 0; i < 8; ++i) {
@@ -166,9 +169,11 @@ TEST_F(TokenTest, ManyCallersAtOnceShareOneFetch) {
 
 TEST_F(TokenTest, AWaitingCallerKeepsItsOwnDeadline) {
   TokenSource tokens(Config(TokenKind::kClientSecret), *client_);
-  env_->Faults(nlohmann::json::array({{{"action", "POST token"}, {"count", 1}, {"delay_ms", 3000}}}));
+  env_->Faults(
+      nlohmann::json::array({{{"action", "POST token"}, {"count", 1}, {"delay_ms", 3000}}}));
   std::jthread slow([&] { (void)tokens.Get(Budget()); });
-  ASSERT_TRUE(pp::testing::FakeCloudProcess::WaitFor([&] { return env_->Calls("POST token") == 1; }, 10s));
+  ASSERT_TRUE(
+      pp::testing::FakeCloudProcess::WaitFor([&] { return env_->Calls("POST token") == 1; }, 10s));
   auto late = tokens.Get(OpContext{Clock::now() + 200ms, {}});
   ASSERT_FALSE(late.has_value());
   EXPECT_EQ(late.error().code, Code::kDeadlineExceeded);

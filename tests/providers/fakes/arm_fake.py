@@ -194,6 +194,8 @@ class Arm(fakecloud.Cloud):
             return "POST token"
         if low[:1] == ["metadata"]:
             return "GET imds"
+        if "vmsizes" in low:
+            return "GET vmSizes"
         if "operations" in low or "operationresults" in low:
             return "GET " + ("operations" if "operations" in low else "operationresults")
         for kind in ("virtualmachines", "networkinterfaces", "disks", "publicipaddresses"):
@@ -296,6 +298,11 @@ class Arm(fakecloud.Cloud):
         if len(low) >= 4 and low[2] == "providers" and low[3] == "microsoft.compute" and len(low) == 8:
             if low[4] == "locations" and low[6] in ("operations", "operationresults"):
                 return self.operation(low[6], parts[7])
+        if low[2:] == ["providers", "microsoft.compute", "locations", self.args.location.lower(), "vmsizes"]:
+            return Reply(200, json.dumps({"value": [
+                {"name": "Standard_DC2as_v5", "numberOfCores": 2, "memoryInMB": 8192, "maxDataDiskCount": 4},
+                {"name": "Standard_D2s_v5", "numberOfCores": 2, "memoryInMB": 8192, "maxDataDiskCount": 4},
+                {"name": "Standard_D4s_v5", "numberOfCores": 4, "memoryInMB": 16384, "maxDataDiskCount": 8}]}))
         if req.method == "GET" and "/" + "/".join(low) in self.images:
             return Reply(200, json.dumps({"id": "/" + "/".join(parts), "name": parts[-1]}))
         if len(low) < 4 or low[2] != "resourcegroups":
