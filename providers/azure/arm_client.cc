@@ -19,8 +19,7 @@ constexpr std::array kCapacityCodes = {"SkuNotAvailable",
                                        "ZonalAllocationFailed",
                                        "OverconstrainedAllocationRequest",
                                        "OverconstrainedZonalAllocationRequest",
-                                       "QuotaExceeded",
-                                       "OperationNotAllowed"};
+                                       "QuotaExceeded"};
 constexpr std::array kMisconfiguredCodes = {"AuthorizationFailed",
                                             "LinkedAuthorizationFailed",
                                             "InvalidAuthenticationToken",
@@ -56,6 +55,13 @@ bool RateLimitExhausted(const http::Response& r) {
   return false;
 }
 
+bool ContainsIgnoreCase(std::string_view text, std::string_view word) {
+  for (std::size_t i = 0; i + word.size() <= text.size(); ++i) {
+    if (EqualsIgnoreCase(text.substr(i, word.size()), word)) return true;
+  }
+  return false;
+}
+
 std::string Origin(std::string_view url) {
   const auto scheme = url.find("://");
   if (scheme == std::string_view::npos) return std::string(url);
@@ -73,10 +79,16 @@ std::string ArmErrorCode(const http::Response& response) {
 
 // The code of an ARM refusal: by its error code first (a capacity error is one whatever its
 // status), then by the status; `fallback` for a status that says nothing more.
-Code ArmCode(long status, std::string_view code, bool rate_limited, Code fallback) {
+Code ArmCode(long status, const ArmError& error, bool rate_limited, Code fallback) {
+  const std::string_view code = error.code;
   if (status == 429 || OneOf(code, kThrottlingCodes) || rate_limited) return Code::kAborted;
   if (status == 401) return Code::kUnauthenticated;
   if (OneOf(code, kCapacityCodes)) return Code::kResourceExhausted;
+  // ARM refuses a VM past a vCPU quota with OperationNotAllowed ("... exceeding approved
+  // standardDCASv5Family Cores quota"); the same code also means "not now" (a VM being deleted).
+  if (EqualsIgnoreCase(code, "OperationNotAllowed") && ContainsIgnoreCase(error.message, "quota")) {
+    return Code::kResourceExhausted;
+  }
   if (OneOf(code, kMisconfiguredCodes) || status == 403) return Code::kFailedPrecondition;
   if (status == 404) return Code::kNotFound;
   if (status >= 500 || status == 408 || status == 409) return Code::kUnavailable;
@@ -93,7 +105,7 @@ Result<void> ClassifyArm(const http::Response& r) {
     if (!e.message.empty()) what += ": " + podvm::Printable(e.message, 300);
   }
   return std::unexpected(
-      Error{ArmCode(r.status, e.code, RateLimitExhausted(r), Code::kInvalidArgument), what});
+      Error{ArmCode(r.status, e, RateLimitExhausted(r), Code::kInvalidArgument), what});
 }
 
 Result<void> SleepWithin(std::chrono::milliseconds d, const OpContext& ctx, std::string_view what) {
@@ -195,7 +207,7 @@ Result<void> ArmClient::Wait(const http::Response& started, const OpContext& ctx
       return Fail(Code::kAborted, "azure: the operation was canceled");
     if (!op.error) return Fail(Code::kUnknown, "azure: the operation failed without an error code");
     // Classified by its code as ARM's own answers are: capacity, misconfiguration, ...
-    return Fail(ArmCode(0, op.error->code, false, Code::kUnknown),
+    return Fail(ArmCode(0, *op.error, false, Code::kUnknown),
                 "azure: the operation failed: ", podvm::Printable(op.error->code, 80), ": ",
                 podvm::Printable(op.error->message, 300));
   }

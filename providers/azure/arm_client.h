@@ -2,21 +2,19 @@
 // error classification and long-running-operation polling.
 //
 // Classification (ClassifyArm) of a response, by the ARM error code first, then the status:
-//   2xx                                                    OK
-//   429, or any error with x-ms-ratelimit-remaining-* "0"  ABORTED (throttled; Retry-After
-//   honoured) SkuNotAvailable, AllocationFailed, ZonalAllocationFailed,
-//   OverconstrainedAllocationRequest, OverconstrainedZonalAllocationRequest, QuotaExceeded,
-//   OperationNotAllowed (quota)
-//                                                          RESOURCE_EXHAUSTED
-//   AuthorizationFailed, LinkedAuthorizationFailed, ImageNotFound, InvalidParameter,
-//   InvalidResourceReference, ResourceGroupNotFound, SubscriptionNotFound, 403
-//                                                          FAILED_PRECONDITION
-//   401                                                    UNAUTHENTICATED (Call refreshes the
-//   token
-//                                                          once, then FAILED_PRECONDITION)
-//   404                                                    NOT_FOUND
-//   408, 409 (another operation in progress), 5xx         UNAVAILABLE
-//   other 4xx                                              INVALID_ARGUMENT
+// - 2xx: OK;
+// - 429, a throttling code, or an error with an x-ms-ratelimit-remaining-* header at "0":
+//   ABORTED (throttled; Retry-After honoured);
+// - SkuNotAvailable, AllocationFailed, ZonalAllocationFailed, OverconstrainedAllocationRequest,
+//   OverconstrainedZonalAllocationRequest, QuotaExceeded, and OperationNotAllowed about a quota:
+//   RESOURCE_EXHAUSTED (CreateInstance moves on to the next size);
+// - AuthorizationFailed, LinkedAuthorizationFailed, ImageNotFound, InvalidParameter,
+//   InvalidResourceReference, ResourceGroupNotFound, SubscriptionNotFound, ..., or 403:
+//   FAILED_PRECONDITION;
+// - 401: UNAUTHENTICATED (Call refreshes the token once, then FAILED_PRECONDITION);
+// - 404: NOT_FOUND;
+// - 408, 409 (another operation in progress), 5xx: UNAVAILABLE;
+// - any other 4xx: INVALID_ARGUMENT.
 // ("Azure Resource Manager error codes", "Troubleshoot common Azure deployment errors",
 // "Understand how Azure Resource Manager throttles requests".)
 //
@@ -47,8 +45,8 @@ namespace pp::providers::azure {
 Result<void> ClassifyArm(const http::Response& response);
 
 // The code of an ARM refusal with HTTP `status` (0: none, as for a failed operation) and ARM error
-// code `code` per the table above; `fallback` when neither says more.
-Code ArmCode(long status, std::string_view code, bool rate_limited, Code fallback);
+// `error` per the list above; `fallback` when neither says more.
+Code ArmCode(long status, const ArmError& error, bool rate_limited, Code fallback);
 
 // The ARM error code of a failed response ("" when the body has none).
 std::string ArmErrorCode(const http::Response& response);

@@ -220,6 +220,13 @@ TEST(ClassifyArmTest, MapsStatusesAndCodesToTheTaxonomy) {
        {"AuthorizationFailed", "InvalidParameter", "LinkedAuthorizationFailed"}) {
     EXPECT_EQ(CodeOf(Answer(400, Err(code))), Code::kFailedPrecondition) << code;
   }
+  EXPECT_EQ(
+      CodeOf(Answer(
+          409,
+          R"({"error":{"code":"OperationNotAllowed","message":"Operation could not be )"
+          R"(completed as it results in exceeding approved standardDCASv5Family Cores quota."}})")),
+      Code::kResourceExhausted);
+  EXPECT_EQ(CodeOf(Answer(409, Err("OperationNotAllowed"))), Code::kUnavailable);
   EXPECT_EQ(CodeOf(Answer(403, "")), Code::kFailedPrecondition);
   EXPECT_EQ(CodeOf(Answer(401, Err("ExpiredAuthenticationToken"))), Code::kUnauthenticated);
   EXPECT_EQ(CodeOf(Answer(400, Err("FakeModelViolation"))), Code::kInvalidArgument);
