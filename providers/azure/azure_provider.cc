@@ -159,7 +159,7 @@ struct AzureProvider::Impl {
   // The allowed sizes with their shapes: from the table, and for sizes it does not know from the
   // region's vmSizes list, asked once on the first create that needs it.
   Result<InstanceTypePolicy> Policy(const OpContext& ctx);
-  std::mutex policy_mu;  // guards policy and policy_complete
+  std::timed_mutex policy_mu;  // guards policy and policy_complete
   InstanceTypePolicy policy;
   bool policy_complete = false;
   http::Client client;
@@ -172,7 +172,11 @@ struct AzureProvider::Impl {
 };
 
 Result<InstanceTypePolicy> AzureProvider::Impl::Policy(const OpContext& ctx) {
-  std::lock_guard lock(policy_mu);
+  // One caller asks; the others wait for it, each within its own deadline.
+  std::unique_lock lock(policy_mu, std::defer_lock);
+  if (!lock.try_lock_until(ctx.deadline)) {
+    return Fail(Code::kDeadlineExceeded, "azure: deadline passed while the VM sizes were being listed");
+  }
   if (policy_complete) return policy;
   auto got =
       arm.Call("GET",
