@@ -154,11 +154,12 @@ struct AzureProvider::Impl {
   Result<std::vector<std::string>> Addresses(const VmInfo& vm, const OpContext& ctx);
   std::map<std::string, std::string> Tags(const InstanceSpec& spec) const;
 
-  const AzureConfig config;
-  const std::string ssh_key;
   // The allowed sizes with their shapes: from the table, and for sizes it does not know from the
   // region's vmSizes list, asked once on the first create that needs it.
   Result<InstanceTypePolicy> Policy(const OpContext& ctx);
+
+  const AzureConfig config;
+  const std::string ssh_key;
   std::timed_mutex policy_mu;  // guards policy and policy_complete
   InstanceTypePolicy policy;
   bool policy_complete = false;
@@ -175,7 +176,8 @@ Result<InstanceTypePolicy> AzureProvider::Impl::Policy(const OpContext& ctx) {
   // One caller asks; the others wait for it, each within its own deadline.
   std::unique_lock lock(policy_mu, std::defer_lock);
   if (!lock.try_lock_until(ctx.deadline)) {
-    return Fail(Code::kDeadlineExceeded, "azure: deadline passed while the VM sizes were being listed");
+    return Fail(Code::kDeadlineExceeded,
+                "azure: deadline passed while the VM sizes were being listed");
   }
   if (policy_complete) return policy;
   auto got =
@@ -378,14 +380,23 @@ Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec,
   }
   if (auto ready = WaitProvisioned(spec.name, *put, ctx); !ready)
     return std::unexpected(ready.error());
-  auto got = arm.Call("GET", VmUrl(spec.name), "", ctx);
-  if (!got) return std::unexpected(got.error());
+  // The VM itself has the last word: a PUT retried after ARM had accepted the first answers 200
+  // with the VM still Creating and nothing to poll, so its state is polled here until it ends.
   VmInfo vm;
-  std::string error;
-  if (!ParseVm(got->body, vm, error)) return Fail(Code::kUnavailable, "azure: ", error);
-  if (!EqualsIgnoreCase(vm.provisioning_state, "Succeeded")) {
-    return Fail(Code::kUnavailable, "azure: VM ", spec.name, " is ",
-                podvm::Printable(vm.provisioning_state), " after its create succeeded");
+  for (;;) {
+    auto got = arm.Call("GET", VmUrl(spec.name), "", ctx);
+    if (!got) return std::unexpected(got.error());
+    std::string error;
+    if (!ParseVm(got->body, vm, error)) return Fail(Code::kUnavailable, "azure: ", error);
+    if (EqualsIgnoreCase(vm.provisioning_state, "Succeeded")) break;
+    if (Terminal(vm.provisioning_state)) {
+      return Fail(Code::kUnknown, "azure: VM ", spec.name, " provisioning ",
+                  podvm::Printable(vm.provisioning_state));
+    }
+    if (auto slept = SleepWithin(config.poll_interval, ctx, "waiting for VM " + spec.name);
+        !slept) {
+      return std::unexpected(slept.error());
+    }
   }
   auto ips = Addresses(vm, ctx);
   if (!ips) return std::unexpected(ips.error());

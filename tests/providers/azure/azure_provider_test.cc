@@ -142,6 +142,16 @@ TEST_P(AzureProviderTest, ThrottledAndFailingCallsAreRetried) {
   ExpectNothingLeft();
 }
 
+TEST_P(AzureProviderTest, APutRetriedAfterArmAcceptedItWaitsForTheVm) {
+  auto provider = Make();
+  env_->Control({{"put_errors_after_create", 1}});
+  auto vm = provider->CreateInstance(Spec("podvm-lost-1"), Budget());
+  ASSERT_TRUE(vm.has_value()) << vm.error().message;
+  EXPECT_EQ(env_->Calls("PUT virtualMachines"), 2);
+  ASSERT_TRUE(provider->DeleteInstance(vm->id, Budget()).has_value());
+  ExpectNothingLeft();
+}
+
 TEST_P(AzureProviderTest, ThrottlingThatDoesNotEndFailsAndLeavesNothing) {
   auto provider = Make();
   env_->Faults(json::array({{{"action", "GET virtualMachines"},

@@ -26,6 +26,7 @@ Test control (POST /_fake/arm, JSON, each key optional):
   {"fail_sizes": {"Standard_X": "SkuNotAvailable" | "AllocationFailed" | ...},
    "fail_vms": {"<vm name>": "<code>"}, "provision_polls": n, "delete_polls": n,
    "expire_tokens": true, "token_ttl": s, "hold_vms": ["<vm name>"] (their create never ends),
+   "put_errors_after_create": n (the next n creating PUTs answer 502 after creating the VM),
    "orphans": [{"kind": "nic"|"disk", "name": "...", "tags": {...}}]}
 GET /_fake/stats adds "vms", "nics", "disks", "public_ips", "tokens_issued", "violations", "bodies".
 """
@@ -151,6 +152,7 @@ class Arm(fakecloud.Cloud):
         self.fail_sizes = {}
         self.fail_vms = {}
         self.hold_vms = set()
+        self.put_errors_after_create = 0
         self.provision_polls = args.provision_polls
         self.delete_polls = args.delete_polls
         self.violations = 0
@@ -457,6 +459,9 @@ class Arm(fakecloud.Cloud):
               "user_data": model.user_data, "body": body}
         vm["create_op"] = self.new_op("create", name, self.provision_polls)
         self.vms[name] = vm
+        if self.put_errors_after_create > 0:  # the work is done, the answer is lost
+            self.put_errors_after_create -= 1
+            return arm_error(502, "BadGateway", "The gateway did not receive a response in time.")
         return Reply(201, json.dumps(self.vm_body(vm)), self.lro_headers(req, vm["create_op"]))
 
     def vm_body(self, vm):
@@ -549,6 +554,7 @@ class Arm(fakecloud.Cloud):
             self.hold_vms.update(cfg.get("hold_vms", []))
             for name in cfg.get("release_vms", []):
                 self.hold_vms.discard(name)
+            self.put_errors_after_create += cfg.get("put_errors_after_create", 0)
             if "provision_polls" in cfg:
                 self.provision_polls = cfg["provision_polls"]
             if "delete_polls" in cfg:
