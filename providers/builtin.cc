@@ -3,6 +3,9 @@
 #ifdef PP_PROVIDER_LIBVIRT
 #include "providers/libvirt/libvirt_provider.h"
 #endif
+#ifdef PP_PROVIDER_AWS
+#include "providers/aws/factory.h"
+#endif
 
 namespace pp::providers {
 
@@ -10,6 +13,9 @@ namespace pp::providers {
 void RegisterBuiltinProviders(Registry& registry) {
 #ifdef PP_PROVIDER_LIBVIRT
   (void)registry.Add(libvirt::MakeLibvirtFactory());
+#endif
+#ifdef PP_PROVIDER_AWS
+  (void)registry.Add(aws::MakeAwsFactory());
 #endif
   (void)registry;
 }
