@@ -28,8 +28,9 @@ struct Credentials {
   std::string session_token;  // empty for long-term keys
 };
 
-// What is signed. `path` and `query` are as they appear in the request line: the path raw (it is
-// URI-encoded here), the query percent-encoded (it is decoded and re-encoded canonically).
+// What is signed. `path` and `query` are as they appear in the request line. The path is
+// URI-encoded here as SigV4 asks of every service but S3 (so an already-encoded path is encoded
+// twice, as botocore and aws-c-auth do); the query is decoded and re-encoded canonically.
 struct SigningInput {
   std::string method = "POST";
   std::string path = "/";
