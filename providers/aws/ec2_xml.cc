@@ -17,13 +17,16 @@ struct DocFree {
 using Doc = std::unique_ptr<xmlDoc, DocFree>;
 
 // Parses without network access, DTD loading or entity substitution (XML_PARSE_NOENT is not
-// set, so entity references stay references), and silently: errors are reported by our caller.
+// set), refuses any document with a DTD, and is silent: errors are reported by our caller.
 Doc Read(std::string_view xml) {
   static std::once_flag once;
   std::call_once(once, [] { xmlInitParser(); });
   if (xml.size() > static_cast<std::size_t>(INT32_MAX)) return nullptr;
-  return Doc(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "response.xml", nullptr,
-                           XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA));
+  Doc doc(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "response.xml", nullptr,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA));
+  // AWS never sends a document type declaration; one can only be an attack (entity expansion).
+  if (doc && (doc->intSubset != nullptr || doc->extSubset != nullptr)) return nullptr;
+  return doc;
 }
 
 bool Named(const xmlNode* n, std::string_view name) {
