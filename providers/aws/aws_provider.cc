@@ -86,7 +86,8 @@ class AwsProvider final : public Provider {
  public:
   AwsProvider(AwsConfig config, std::chrono::milliseconds poll_interval)
       : config_(std::move(config)),
-        http_(std::make_unique<http::Client>(http::ClientOptions{.ca_bundle = config_.ca_bundle})),
+        http_(std::make_unique<http::Client>(
+            http::ClientOptions{.ca_bundle = config_.ca_bundle, .max_response_bytes = config_.max_response_bytes})),
         credentials_(MakeCredentials()),
         ec2_(*http_, Ec2Endpoint{Ec2Url(), config_.region}, *credentials_),
         poller_([this](const std::vector<std::string>& ids, const OpContext& ctx) { return Poll(ids, ctx); },
@@ -348,7 +349,8 @@ Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpC
     // The call may have reached EC2 even though no answer did (timeout, 5xx after the launch):
     // an instance made with this token must not outlive the failure.
     if (run.error().code == Code::kUnavailable || run.error().code == Code::kAborted ||
-        run.error().code == Code::kDeadlineExceeded || run.error().code == Code::kCancelled) {
+        run.error().code == Code::kDeadlineExceeded || run.error().code == Code::kCancelled ||
+        run.error().code == Code::kInternal) {
       QueryParams params;
       AddFilters(params, {{"client-token", {token}}, {"instance-state-name", kLiveStates}});
       if (auto stray = Describe(params, CleanupContext()); stray && !stray->empty()) {

@@ -194,7 +194,9 @@ class Ec2Cloud(fakecloud.Cloud):
     def instances(self):
         with self.lock:
             return [{"id": i["id"], "name": i["tags"].get("Name", ""), "state": i["state"], "ip": i["ip"],
-                     "type": i["type"], "tags": i["tags"]}
+                     "public_ip": i["public_ip"], "type": i["type"], "image": i["image"], "tags": i["tags"],
+                     "user_data": i["user_data"].decode("latin-1"),
+                     "params": {k: v for k, v in i["params"].items() if k != "UserData"}}
                     for i in (self.instances_by_id[x] for x in self.order) if i["state"] in LIVE]
 
     def stats(self):
