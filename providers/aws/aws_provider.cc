@@ -40,7 +40,9 @@ class Undo {
       it->second();
     }
   }
-  void Add(std::string what, std::function<void()> step) { steps_.emplace_back(std::move(what), std::move(step)); }
+  void Add(std::string what, std::function<void()> step) {
+    steps_.emplace_back(std::move(what), std::move(step));
+  }
   void Commit() { steps_.clear(); }
 
  private:
@@ -49,7 +51,8 @@ class Undo {
 
 Result<void> CheckContext(const OpContext& ctx, std::string_view what) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "aws: ", what, ": cancelled");
-  if (Clock::now() >= ctx.deadline) return Fail(Code::kDeadlineExceeded, "aws: ", what, ": deadline passed");
+  if (Clock::now() >= ctx.deadline)
+    return Fail(Code::kDeadlineExceeded, "aws: ", what, ": deadline passed");
   return {};
 }
 
@@ -86,17 +89,20 @@ class AwsProvider final : public Provider {
  public:
   AwsProvider(AwsConfig config, std::chrono::milliseconds poll_interval)
       : config_(std::move(config)),
-        http_(std::make_unique<http::Client>(
-            http::ClientOptions{.ca_bundle = config_.ca_bundle, .max_response_bytes = config_.max_response_bytes})),
+        http_(std::make_unique<http::Client>(http::ClientOptions{
+            .ca_bundle = config_.ca_bundle, .max_response_bytes = config_.max_response_bytes})),
         credentials_(MakeCredentials()),
         ec2_(*http_, Ec2Endpoint{Ec2Url(), config_.region}, *credentials_),
-        poller_([this](const std::vector<std::string>& ids, const OpContext& ctx) { return Poll(ids, ctx); },
+        poller_([this](const std::vector<std::string>& ids,
+                       const OpContext& ctx) { return Poll(ids, ctx); },
                 poll_interval, kMaxIdsPerCall) {}
 
   Result<Instance> CreateInstance(const InstanceSpec& spec, const OpContext& ctx) override;
   Result<void> DeleteInstance(const std::string& id, const OpContext& ctx) override;
-  Result<void> DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) override;
-  Result<std::vector<Instance>> ListInstances(const std::string& node, const OpContext& ctx) override;
+  Result<void> DeleteLeftovers(const std::string& name, const Owner& owner,
+                               const OpContext& ctx) override;
+  Result<std::vector<Instance>> ListInstances(const std::string& node,
+                                              const OpContext& ctx) override;
   Result<void> Verify(const OpContext& ctx) override;
 
  private:
@@ -112,20 +118,26 @@ class AwsProvider final : public Provider {
     return MakeDefaultCredentialsProvider(c, *http_);
   }
   std::string Ec2Url() const {
-    return config_.ec2_endpoint.empty() ? "https://ec2." + config_.region + ".amazonaws.com/" : config_.ec2_endpoint;
+    return config_.ec2_endpoint.empty() ? "https://ec2." + config_.region + ".amazonaws.com/"
+                                        : config_.ec2_endpoint;
   }
 
   Result<InstanceTypePolicy> Types(const OpContext& ctx);
   // The root device of `image_id` (cached): what BlockDeviceMapping.1 must name to resize it.
   Result<Ec2Image> Image(const std::string& image_id, const OpContext& ctx);
   Result<std::vector<Ec2Instance>> Describe(const QueryParams& base, const OpContext& ctx);
-  Result<std::map<std::string, PolledInstance>> Poll(const std::vector<std::string>& ids, const OpContext& ctx);
+  Result<std::map<std::string, PolledInstance>> Poll(const std::vector<std::string>& ids,
+                                                     const OpContext& ctx);
   Result<void> Terminate(const std::vector<std::string>& ids, const OpContext& ctx);
   Result<Ec2Instance> Run(const InstanceSpec& spec, const std::string& type, const Ec2Image& image,
                           const std::string& token, const OpContext& ctx);
   Instance ToInstance(const Ec2Instance& e) const;
-  std::string AddressOf(const Ec2Instance& e) const { return config_.use_public_ip ? e.public_ip : e.private_ip; }
-  std::string AddressOf(const PolledInstance& p) const { return p.ips.empty() ? "" : p.ips.front(); }
+  std::string AddressOf(const Ec2Instance& e) const {
+    return config_.use_public_ip ? e.public_ip : e.private_ip;
+  }
+  std::string AddressOf(const PolledInstance& p) const {
+    return p.ips.empty() ? "" : p.ips.front();
+  }
 
   const AwsConfig config_;
   const std::unique_ptr<http::Client> http_;
@@ -153,20 +165,25 @@ Result<InstanceTypePolicy> AwsProvider::Types(const OpContext& ctx) {
     QueryParams page = params;
     if (!next.empty()) page.emplace_back("NextToken", next);
     std::optional<Ec2InstanceTypePage> got;
-    auto ok = ec2_.Call("DescribeInstanceTypes", page, [&](const http::Response& r) -> Result<void> {
-      std::string error;
-      got = ParseInstanceTypesXml(r.body, error);
-      if (!got) return Fail(Code::kInternal, error);
-      return {};
-    }, ctx);
+    auto ok = ec2_.Call(
+        "DescribeInstanceTypes", page,
+        [&](const http::Response& r) -> Result<void> {
+          std::string error;
+          got = ParseInstanceTypesXml(r.body, error);
+          if (!got) return Fail(Code::kInternal, error);
+          return {};
+        },
+        ctx);
     if (!ok) {
       Error e = ok.error();
-      if (e.code == Code::kInvalidArgument) e.code = Code::kFailedPrecondition;  // InvalidInstanceType
-      e.message = "aws: instance types " + Join(names, ",") + " (PODVM_INSTANCE_TYPE, PODVM_INSTANCE_TYPES): " +
-                  e.message;
+      if (e.code == Code::kInvalidArgument)
+        e.code = Code::kFailedPrecondition;  // InvalidInstanceType
+      e.message = "aws: instance types " + Join(names, ",") +
+                  " (PODVM_INSTANCE_TYPE, PODVM_INSTANCE_TYPES): " + e.message;
       return std::unexpected(std::move(e));
     }
-    for (const auto& t : got->types) policy.allowed.push_back({t.name, t.vcpus, t.memory_mib, t.gpus, t.gpu_model});
+    for (const auto& t : got->types)
+      policy.allowed.push_back({t.name, t.vcpus, t.memory_mib, t.gpus, t.gpu_model});
     next = got->next_token;
   } while (!next.empty());
   for (const auto& name : names) {
@@ -174,7 +191,8 @@ Result<InstanceTypePolicy> AwsProvider::Types(const OpContext& ctx) {
                                    [&](const InstanceType& t) { return t.name == name; });
     if (!known) {
       return Fail(Code::kFailedPrecondition, "aws: instance type ", name,
-                  " (PODVM_INSTANCE_TYPE, PODVM_INSTANCE_TYPES) is not offered in ", config_.region);
+                  " (PODVM_INSTANCE_TYPE, PODVM_INSTANCE_TYPES) is not offered in ",
+                  config_.region);
     }
   }
   // Without PODVM_INSTANCE_TYPES only the default is allowed, which an empty list says (CAA's
@@ -193,40 +211,50 @@ Result<Ec2Image> AwsProvider::Image(const std::string& image_id, const OpContext
   QueryParams params;
   AddList(params, "ImageId", {image_id});
   std::optional<std::vector<Ec2Image>> got;
-  auto ok = ec2_.Call("DescribeImages", params, [&](const http::Response& r) -> Result<void> {
-    std::string error;
-    got = ParseImagesXml(r.body, error);
-    if (!got) return Fail(Code::kInternal, error);
-    return {};
-  }, ctx);
+  auto ok = ec2_.Call(
+      "DescribeImages", params,
+      [&](const http::Response& r) -> Result<void> {
+        std::string error;
+        got = ParseImagesXml(r.body, error);
+        if (!got) return Fail(Code::kInternal, error);
+        return {};
+      },
+      ctx);
   if (!ok) {
     Error e = ok.error();
-    if (e.code == Code::kInvalidArgument || e.code == Code::kNotFound) e.code = Code::kFailedPrecondition;
-    e.message = "aws: image " + image_id + " (PODVM_AMI_ID or the pod's image annotation): " + e.message;
+    if (e.code == Code::kInvalidArgument || e.code == Code::kNotFound)
+      e.code = Code::kFailedPrecondition;
+    e.message =
+        "aws: image " + image_id + " (PODVM_AMI_ID or the pod's image annotation): " + e.message;
     return std::unexpected(std::move(e));
   }
   if (got->empty()) {
     return Fail(Code::kFailedPrecondition, "aws: image ", image_id,
-                " (PODVM_AMI_ID or the pod's image annotation) does not exist or is not visible to this account");
+                " (PODVM_AMI_ID or the pod's image annotation) does not exist or is not visible to "
+                "this account");
   }
   std::lock_guard lock(mu_);
   images_[image_id] = got->front();
   return got->front();
 }
 
-Result<std::vector<Ec2Instance>> AwsProvider::Describe(const QueryParams& base, const OpContext& ctx) {
+Result<std::vector<Ec2Instance>> AwsProvider::Describe(const QueryParams& base,
+                                                       const OpContext& ctx) {
   std::vector<Ec2Instance> all;
   std::string next;
   do {
     QueryParams params = base;
     if (!next.empty()) params.emplace_back("NextToken", next);
     std::optional<Ec2InstancePage> got;
-    auto ok = ec2_.Call("DescribeInstances", params, [&](const http::Response& r) -> Result<void> {
-      std::string error;
-      got = ParseInstancesXml(r.body, error);
-      if (!got) return Fail(Code::kInternal, error);
-      return {};
-    }, ctx);
+    auto ok = ec2_.Call(
+        "DescribeInstances", params,
+        [&](const http::Response& r) -> Result<void> {
+          std::string error;
+          got = ParseInstancesXml(r.body, error);
+          if (!got) return Fail(Code::kInternal, error);
+          return {};
+        },
+        ctx);
     if (!ok) return std::unexpected(ok.error());
     for (auto& i : got->instances) all.push_back(std::move(i));
     next = got->next_token;
@@ -249,7 +277,8 @@ Result<std::map<std::string, PolledInstance>> AwsProvider::Poll(const std::vecto
       for (const auto& e : *got) {
         PolledInstance p;
         p.state = e.state;
-        if (const std::string ip = AddressOf(e); !ip.empty() && ip != "0.0.0.0") p.ips.push_back(ip);
+        if (const std::string ip = AddressOf(e); !ip.empty() && ip != "0.0.0.0")
+          p.ips.push_back(ip);
         p.detail = e.state_reason;
         out[e.id] = std::move(p);
       }
@@ -259,7 +288,8 @@ Result<std::map<std::string, PolledInstance>> AwsProvider::Poll(const std::vecto
     std::set<std::string> unknown;
     static const std::regex kId("i-[0-9a-fA-F]+");
     const std::string& msg = got.error().message;
-    for (std::sregex_iterator it(msg.begin(), msg.end(), kId), end; it != end; ++it) unknown.insert(it->str());
+    for (std::sregex_iterator it(msg.begin(), msg.end(), kId), end; it != end; ++it)
+      unknown.insert(it->str());
     std::vector<std::string> rest;
     for (const auto& id : ask) {
       if (!unknown.contains(id)) rest.push_back(id);
@@ -273,17 +303,21 @@ Result<std::map<std::string, PolledInstance>> AwsProvider::Poll(const std::vecto
 Result<void> AwsProvider::Terminate(const std::vector<std::string>& ids, const OpContext& ctx) {
   QueryParams params;
   AddList(params, "InstanceId", ids);
-  auto ok = ec2_.Call("TerminateInstances", params, [](const http::Response& r) -> Result<void> {
-    std::string error;
-    if (!ParseTerminateXml(r.body, error)) return Fail(Code::kInternal, error);
-    return {};
-  }, ctx);
+  auto ok = ec2_.Call(
+      "TerminateInstances", params,
+      [](const http::Response& r) -> Result<void> {
+        std::string error;
+        if (!ParseTerminateXml(r.body, error)) return Fail(Code::kInternal, error);
+        return {};
+      },
+      ctx);
   if (!ok && ok.error().code == Code::kNotFound) return {};  // already gone: deleting is done
   return ok;
 }
 
-Result<Ec2Instance> AwsProvider::Run(const InstanceSpec& spec, const std::string& type, const Ec2Image& image,
-                                     const std::string& token, const OpContext& ctx) {
+Result<Ec2Instance> AwsProvider::Run(const InstanceSpec& spec, const std::string& type,
+                                     const Ec2Image& image, const std::string& token,
+                                     const OpContext& ctx) {
   RunInstancesRequest r;
   r.image_id = image.id;
   r.instance_type = type;
@@ -311,12 +345,15 @@ Result<Ec2Instance> AwsProvider::Run(const InstanceSpec& spec, const std::string
     params.emplace_back("LaunchTemplate.LaunchTemplateName", config_.launch_template_name);
   }
   std::optional<Ec2InstancePage> got;
-  auto ok = ec2_.Call("RunInstances", params, [&](const http::Response& resp) -> Result<void> {
-    std::string error;
-    got = ParseInstancesXml(resp.body, error);
-    if (!got) return Fail(Code::kInternal, error);
-    return {};
-  }, ctx);
+  auto ok = ec2_.Call(
+      "RunInstances", params,
+      [&](const http::Response& resp) -> Result<void> {
+        std::string error;
+        got = ParseInstancesXml(resp.body, error);
+        if (!got) return Fail(Code::kInternal, error);
+        return {};
+      },
+      ctx);
   if (!ok) return std::unexpected(ok.error());
   return got->instances.front();
 }
@@ -356,8 +393,10 @@ Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpC
       if (auto stray = Describe(params, CleanupContext()); stray && !stray->empty()) {
         std::vector<std::string> ids;
         for (const auto& i : *stray) ids.push_back(i.id);
-        spdlog::warn("aws: {}: terminating {} launched by a failed RunInstances", spec.name, Join(ids, ","));
-        if (auto gone = Terminate(ids, CleanupContext()); !gone) spdlog::warn("{}", gone.error().message);
+        spdlog::warn("aws: {}: terminating {} launched by a failed RunInstances", spec.name,
+                     Join(ids, ","));
+        if (auto gone = Terminate(ids, CleanupContext()); !gone)
+          spdlog::warn("{}", gone.error().message);
       }
     }
     Error e = run.error();
@@ -365,19 +404,23 @@ Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpC
     return std::unexpected(std::move(e));
   }
   if (!launched) {
-    return Fail(Code::kResourceExhausted, "aws: creating ", spec.name, ": no capacity for any instance type; tried ",
-                Join(tried, "; "));
+    return Fail(Code::kResourceExhausted, "aws: creating ", spec.name,
+                ": no capacity for any instance type; tried ", Join(tried, "; "));
   }
   const std::string id = launched->id;
   undo.Add("terminate " + id, [this, id, name = spec.name] {
     if (auto gone = Terminate({id}, CleanupContext()); !gone) {
-      spdlog::warn("aws: {}: terminating {} after a failed create: {}", name, id, gone.error().message);
+      spdlog::warn("aws: {}: terminating {} after a failed create: {}", name, id,
+                   gone.error().message);
     }
   });
   spdlog::info("aws: {}: launched {} ({})", spec.name, id, launched->instance_type);
 
   auto state = poller_.Wait(
-      id, [this](const PolledInstance& p) { return p.state != "pending" && (p.state != "running" || !p.ips.empty()); },
+      id,
+      [this](const PolledInstance& p) {
+        return p.state != "pending" && (p.state != "running" || !p.ips.empty());
+      },
       ctx);
   if (!state) {
     Error e = state.error();
@@ -400,7 +443,8 @@ Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpC
 Result<void> AwsProvider::DeleteInstance(const std::string& id, const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "deleting " + id); !ok) return std::unexpected(ok.error());
   static const std::regex kId("i-[0-9a-f]{8,32}");
-  if (!std::regex_match(id, kId)) return Fail(Code::kInvalidArgument, "aws: '", id, "' is not an EC2 instance id");
+  if (!std::regex_match(id, kId))
+    return Fail(Code::kInvalidArgument, "aws: '", id, "' is not an EC2 instance id");
   auto ok = Terminate({id}, ctx);
   if (!ok) {
     Error e = ok.error();
@@ -411,7 +455,8 @@ Result<void> AwsProvider::DeleteInstance(const std::string& id, const OpContext&
   return {};
 }
 
-Result<void> AwsProvider::DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) {
+Result<void> AwsProvider::DeleteLeftovers(const std::string& name, const Owner& owner,
+                                          const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "leftovers of " + name); !ok) return std::unexpected(ok.error());
   QueryParams params;
   AddFilters(params, {{"tag:Name", {name}},
@@ -441,10 +486,12 @@ Instance AwsProvider::ToInstance(const Ec2Instance& e) const {
   return out;
 }
 
-Result<std::vector<Instance>> AwsProvider::ListInstances(const std::string& node, const OpContext& ctx) {
+Result<std::vector<Instance>> AwsProvider::ListInstances(const std::string& node,
+                                                         const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "listing instances"); !ok) return std::unexpected(ok.error());
   QueryParams params;
-  AddFilters(params, {{std::string("tag:") + kNodeTag, {node}}, {"instance-state-name", kLiveStates}});
+  AddFilters(params,
+             {{std::string("tag:") + kNodeTag, {node}}, {"instance-state-name", kLiveStates}});
   params.emplace_back("MaxResults", "1000");
   auto found = Describe(params, ctx);
   if (!found) return std::unexpected(found.error());
@@ -454,7 +501,8 @@ Result<std::vector<Instance>> AwsProvider::ListInstances(const std::string& node
 }
 
 Result<void> AwsProvider::Verify(const OpContext& ctx) {
-  if (auto ok = CheckContext(ctx, "verifying the configuration"); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckContext(ctx, "verifying the configuration"); !ok)
+    return std::unexpected(ok.error());
   if (auto types = Types(ctx); !types) return std::unexpected(types.error());
   if (!config_.use_launch_template) {
     if (auto image = Image(config_.image_id, ctx); !image) return std::unexpected(image.error());

@@ -37,7 +37,9 @@ class StaticSource final : public CredentialSource {
  public:
   explicit StaticSource(Credentials c) : c_(std::move(c)) {}
   std::string_view Name() const override { return "environment"; }
-  Result<TimedCredentials> Fetch(const OpContext&) override { return TimedCredentials{c_, std::nullopt}; }
+  Result<TimedCredentials> Fetch(const OpContext&) override {
+    return TimedCredentials{c_, std::nullopt};
+  }
 
  private:
   const Credentials c_;
@@ -45,7 +47,8 @@ class StaticSource final : public CredentialSource {
 
 class SharedFileSource final : public CredentialSource {
  public:
-  SharedFileSource(std::string path, std::string profile) : path_(std::move(path)), profile_(std::move(profile)) {}
+  SharedFileSource(std::string path, std::string profile)
+      : path_(std::move(path)), profile_(std::move(profile)) {}
   std::string_view Name() const override { return "shared credentials file"; }
   Result<TimedCredentials> Fetch(const OpContext&) override {
     auto text = ReadFile(path_, 1 << 20);
@@ -68,15 +71,16 @@ class SharedFileSource final : public CredentialSource {
 
 class WebIdentitySource final : public CredentialSource {
  public:
-  WebIdentitySource(const CredentialsConfig& c, http::Client& client) : config_(c), client_(client) {}
+  WebIdentitySource(const CredentialsConfig& c, http::Client& client)
+      : config_(c), client_(client) {}
   std::string_view Name() const override { return "web identity (STS AssumeRoleWithWebIdentity)"; }
 
   Result<TimedCredentials> Fetch(const OpContext& ctx) override {
     // Read each time: the kubelet rotates a projected service-account token.
     auto token = ReadFile(config_.web_identity_token_file, 64 << 10);
     if (!token) {
-      return Fail(Code::kFailedPrecondition, "aws: AWS_WEB_IDENTITY_TOKEN_FILE ", config_.web_identity_token_file,
-                  ": ", token.error().message);
+      return Fail(Code::kFailedPrecondition, "aws: AWS_WEB_IDENTITY_TOKEN_FILE ",
+                  config_.web_identity_token_file, ": ", token.error().message);
     }
     const std::string session =
         config_.role_session_name.empty()
@@ -111,11 +115,13 @@ class WebIdentitySource final : public CredentialSource {
     if (!sent) {
       Error e = sent.error();
       // An expired or refused identity token will not get better by retrying: operator's turn.
-      if (e.code == Code::kUnauthenticated || e.code == Code::kInvalidArgument) e.code = Code::kFailedPrecondition;
+      if (e.code == Code::kUnauthenticated || e.code == Code::kInvalidArgument)
+        e.code = Code::kFailedPrecondition;
       e.message = "aws: web identity for role " + config_.role_arn + ": " + e.message;
       return std::unexpected(std::move(e));
     }
-    return TimedCredentials{{got->access_key_id, got->secret_access_key, got->session_token}, got->expiration};
+    return TimedCredentials{{got->access_key_id, got->secret_access_key, got->session_token},
+                            got->expiration};
   }
 
  private:
@@ -125,7 +131,8 @@ class WebIdentitySource final : public CredentialSource {
 
 class ImdsSource final : public CredentialSource {
  public:
-  ImdsSource(std::string endpoint, http::Client& client) : endpoint_(std::move(endpoint)), client_(client) {
+  ImdsSource(std::string endpoint, http::Client& client)
+      : endpoint_(std::move(endpoint)), client_(client) {
     while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
   }
   std::string_view Name() const override { return "EC2 instance role (IMDSv2)"; }
@@ -138,7 +145,8 @@ class ImdsSource final : public CredentialSource {
       return [what](const http::Response& r) -> Result<void> {
         if (r.status >= 200 && r.status < 300) return {};
         if (r.status == 404) return Fail(Code::kNotFound, what, ": HTTP 404");
-        if (r.status >= 500 || r.status == 429) return Fail(Code::kUnavailable, what, ": HTTP ", std::to_string(r.status));
+        if (r.status >= 500 || r.status == 429)
+          return Fail(Code::kUnavailable, what, ": HTTP ", std::to_string(r.status));
         return Fail(Code::kFailedPrecondition, what, ": HTTP ", std::to_string(r.status));
       };
     };
@@ -146,14 +154,18 @@ class ImdsSource final : public CredentialSource {
     auto token = http::Send(
         client_,
         [&]() -> Result<http::Request> {
-          return http::Request{"PUT", endpoint_ + "/latest/api/token", {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}}, ""};
+          return http::Request{"PUT",
+                               endpoint_ + "/latest/api/token",
+                               {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}},
+                               ""};
         },
         ok2xx("IMDS token"), policy, ctx);
     if (!token) {
       // Nothing answers at the metadata address: not on EC2, so this source is not configured
       // (the chain's error lists every source). A caller whose own budget ended is told so.
       if (outer.Expired()) return std::unexpected(token.error());
-      if (token.error().code == Code::kUnavailable || token.error().code == Code::kDeadlineExceeded) {
+      if (token.error().code == Code::kUnavailable ||
+          token.error().code == Code::kDeadlineExceeded) {
         return Fail(Code::kNotFound, "no IMDS at ", endpoint_);
       }
       return Wrap(token.error());
@@ -163,27 +175,32 @@ class ImdsSource final : public CredentialSource {
     const auto get = [&](const std::string& url, std::string_view what) {
       return http::Send(
           client_,
-          [&]() -> Result<http::Request> { return http::Request{"GET", url, {{"X-aws-ec2-metadata-token", session}}, ""}; },
+          [&]() -> Result<http::Request> {
+            return http::Request{"GET", url, {{"X-aws-ec2-metadata-token", session}}, ""};
+          },
           ok2xx(what), policy, ctx);
     };
     auto roles = get(base, "IMDS instance role");
     if (!roles) return Wrap(roles.error());
     const std::string role = Trim(roles->body.substr(0, roles->body.find('\n')));
     if (role.empty() || role.find('/') != std::string::npos) {
-      return Fail(Code::kFailedPrecondition, "aws: this instance has no IAM role (IMDS at ", endpoint_, ")");
+      return Fail(Code::kFailedPrecondition, "aws: this instance has no IAM role (IMDS at ",
+                  endpoint_, ")");
     }
     auto creds = get(base + role, "IMDS role credentials");
     if (!creds) return Wrap(creds.error());
     const auto json = nlohmann::json::parse(creds->body, nullptr, false);
     if (!json.is_object() || json.value("Code", "Success") != "Success") {
-      return Fail(Code::kUnavailable, "aws: IMDS role credentials of ", role, ": malformed or not Success");
+      return Fail(Code::kUnavailable, "aws: IMDS role credentials of ", role,
+                  ": malformed or not Success");
     }
     TimedCredentials out;
     out.credentials.access_key_id = json.value("AccessKeyId", "");
     out.credentials.secret_access_key = json.value("SecretAccessKey", "");
     out.credentials.session_token = json.value("Token", "");
     out.expiration = ParseIso8601(json.value("Expiration", ""));
-    if (out.credentials.access_key_id.empty() || out.credentials.secret_access_key.empty() || !out.expiration) {
+    if (out.credentials.access_key_id.empty() || out.credentials.secret_access_key.empty() ||
+        !out.expiration) {
       return Fail(Code::kUnavailable, "aws: IMDS role credentials of ", role, ": incomplete");
     }
     return out;
@@ -192,9 +209,12 @@ class ImdsSource final : public CredentialSource {
  private:
   std::unexpected<Error> Wrap(const Error& e) const {
     if (e.code == Code::kNotFound) {
-      return std::unexpected(Error{Code::kFailedPrecondition, "aws: this instance has no IAM role (IMDS at " + endpoint_ + ")"});
+      return std::unexpected(
+          Error{Code::kFailedPrecondition,
+                "aws: this instance has no IAM role (IMDS at " + endpoint_ + ")"});
     }
-    return std::unexpected(Error{e.code, "aws: instance role credentials from IMDS at " + endpoint_ + ": " + e.message});
+    return std::unexpected(Error{
+        e.code, "aws: instance role credentials from IMDS at " + endpoint_ + ": " + e.message});
   }
 
   std::string endpoint_;
@@ -224,7 +244,8 @@ void CredentialsConfig::FromEnvironment(const std::string& region) {
   fill(sts_endpoint, "AWS_ENDPOINT_URL_STS");
   fill(sts_endpoint, "AWS_ENDPOINT_URL");
   if (sts_endpoint.empty()) {
-    sts_endpoint = region.empty() ? "https://sts.amazonaws.com/" : "https://sts." + region + ".amazonaws.com/";
+    sts_endpoint =
+        region.empty() ? "https://sts.amazonaws.com/" : "https://sts." + region + ".amazonaws.com/";
   }
   if (const std::string e = Env("AWS_EC2_METADATA_SERVICE_ENDPOINT"); !e.empty()) imds_endpoint = e;
   const std::string disabled = Env("AWS_EC2_METADATA_DISABLED");
@@ -244,7 +265,8 @@ Result<Credentials> ParseSharedCredentials(std::string_view text, std::string_vi
     pos = end + 1;
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     if (line.front() == '[') {
-      if (line.back() != ']') return Fail(Code::kFailedPrecondition, "a section header without ']'");
+      if (line.back() != ']')
+        return Fail(Code::kFailedPrecondition, "a section header without ']'");
       in_profile = Trim(std::string_view(line).substr(1, line.size() - 2)) == profile;
       found = found || in_profile;
       continue;
@@ -260,13 +282,17 @@ Result<Credentials> ParseSharedCredentials(std::string_view text, std::string_vi
   }
   if (!found) return Fail(Code::kNotFound, "no profile ", profile);
   if (c.access_key_id.empty() || c.secret_access_key.empty()) {
-    return Fail(Code::kFailedPrecondition, "profile ", profile, " lacks aws_access_key_id or aws_secret_access_key");
+    return Fail(Code::kFailedPrecondition, "profile ", profile,
+                " lacks aws_access_key_id or aws_secret_access_key");
   }
   return c;
 }
 
-std::unique_ptr<CredentialSource> MakeStaticSource(Credentials c) { return std::make_unique<StaticSource>(std::move(c)); }
-std::unique_ptr<CredentialSource> MakeWebIdentitySource(const CredentialsConfig& c, http::Client& client) {
+std::unique_ptr<CredentialSource> MakeStaticSource(Credentials c) {
+  return std::make_unique<StaticSource>(std::move(c));
+}
+std::unique_ptr<CredentialSource> MakeWebIdentitySource(const CredentialsConfig& c,
+                                                        http::Client& client) {
   return std::make_unique<WebIdentitySource>(c, client);
 }
 std::unique_ptr<CredentialSource> MakeSharedFileSource(std::string path, std::string profile) {
@@ -289,7 +315,8 @@ Result<Credentials> CredentialsProvider::Get(const OpContext& ctx) {
     return Fail(Code::kDeadlineExceeded, "aws: credentials: deadline passed");
   }
   const auto now = SysClock::now();
-  if (cached_ && (!cached_->expiration || *cached_->expiration - refresh_before_ > now)) return cached_->credentials;
+  if (cached_ && (!cached_->expiration || *cached_->expiration - refresh_before_ > now))
+    return cached_->credentials;
 
   const auto fetch = [&](CredentialSource& source) {
     ++fetches_;
@@ -310,18 +337,21 @@ Result<Credentials> CredentialsProvider::Get(const OpContext& ctx) {
       tried += source->Name();
     }
     if (chosen_ == nullptr) {
-      return Fail(Code::kFailedPrecondition,
-                  "aws: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-                  "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, or a profile in the shared credentials "
-                  "file (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), or run with an instance role (tried: ",
-                  tried.empty() ? "none" : tried, ")");
+      return Fail(
+          Code::kFailedPrecondition,
+          "aws: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+          "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, or a profile in the shared credentials "
+          "file (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), or run with an instance role (tried: ",
+          tried.empty() ? "none" : tried, ")");
     }
   }
   if (!got) {
     // Still valid, only due for refresh: keep using them (the SDKs' advisory refresh window).
     if (cached_ && cached_->expiration && *cached_->expiration > now) {
-      spdlog::warn("aws: refreshing credentials from {} failed, using the current ones until they expire: {}",
-                   chosen_->Name(), got.error().message);
+      spdlog::warn(
+          "aws: refreshing credentials from {} failed, using the current ones until they expire: "
+          "{}",
+          chosen_->Name(), got.error().message);
       return cached_->credentials;
     }
     return std::unexpected(got.error());
@@ -355,8 +385,10 @@ std::unique_ptr<CredentialsProvider> MakeDefaultCredentialsProvider(const Creden
   if (!c.access_key_id.empty() && !c.secret_access_key.empty()) {
     chain.push_back(MakeStaticSource({c.access_key_id, c.secret_access_key, c.session_token}));
   }
-  if (!c.web_identity_token_file.empty() && !c.role_arn.empty()) chain.push_back(MakeWebIdentitySource(c, client));
-  if (!c.shared_credentials_file.empty()) chain.push_back(MakeSharedFileSource(c.shared_credentials_file, c.profile));
+  if (!c.web_identity_token_file.empty() && !c.role_arn.empty())
+    chain.push_back(MakeWebIdentitySource(c, client));
+  if (!c.shared_credentials_file.empty())
+    chain.push_back(MakeSharedFileSource(c.shared_credentials_file, c.profile));
   if (!c.imds_disabled) chain.push_back(MakeImdsSource(c.imds_endpoint, client));
   return std::make_unique<CredentialsProvider>(std::move(chain));
 }

@@ -10,8 +10,9 @@
 //  3. the shared credentials file: AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials,
 //     profile AWS_PROFILE (or -aws-profile), default "default";
 //  4. the EC2 instance role through IMDSv2 (PUT /latest/api/token, then
-//     GET /latest/meta-data/iam/security-credentials/[<role>]), at AWS_EC2_METADATA_SERVICE_ENDPOINT
-//     (default http://169.254.169.254), unless AWS_EC2_METADATA_DISABLED=true.
+//     GET /latest/meta-data/iam/security-credentials/[<role>]), at
+//     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254), unless
+//     AWS_EC2_METADATA_DISABLED=true.
 // A source that is not configured is skipped; the first that is configured is used for the
 // provider's life (as the SDKs do), and its errors are returned, not hidden by a later source.
 //
@@ -66,7 +67,8 @@ struct CredentialsConfig {
 };
 
 std::unique_ptr<CredentialSource> MakeStaticSource(Credentials credentials);
-std::unique_ptr<CredentialSource> MakeWebIdentitySource(const CredentialsConfig& config, http::Client& client);
+std::unique_ptr<CredentialSource> MakeWebIdentitySource(const CredentialsConfig& config,
+                                                        http::Client& client);
 std::unique_ptr<CredentialSource> MakeSharedFileSource(std::string path, std::string profile);
 std::unique_ptr<CredentialSource> MakeImdsSource(std::string endpoint, http::Client& client);
 

@@ -16,11 +16,14 @@ bool In(std::string_view code, std::initializer_list<std::string_view> codes) {
   return std::find(codes.begin(), codes.end(), code) != codes.end();
 }
 
-bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
 
 }  // namespace
 
-Result<void> ClassifyAwsResponse(const http::Response& r, std::string_view what, std::string* code_out) {
+Result<void> ClassifyAwsResponse(const http::Response& r, std::string_view what,
+                                 std::string* code_out) {
   if (code_out) code_out->clear();
   if (r.status >= 200 && r.status < 300) return {};
   const std::optional<Ec2Error> e = ParseErrorXml(r.body);
@@ -28,8 +31,9 @@ Result<void> ClassifyAwsResponse(const http::Response& r, std::string_view what,
   if (code_out) *code_out = code;
   // AWS error messages describe the request (ids, parameter names), not credentials; bound them
   // and keep them printable anyway.
-  const std::string detail = e ? podvm::Printable(e->code, 100) + ": " + podvm::Printable(e->message, 300)
-                               : "HTTP " + std::to_string(r.status);
+  const std::string detail =
+      e ? podvm::Printable(e->code, 100) + ": " + podvm::Printable(e->message, 300)
+        : "HTTP " + std::to_string(r.status);
   const auto fail = [&](Code c) { return Fail(c, what, ": ", detail); };
 
   // Throttling codes: botocore/data/_retry.json ("throttling" definitions and EC2's
@@ -40,22 +44,24 @@ Result<void> ClassifyAwsResponse(const http::Response& r, std::string_view what,
       r.status == 429) {
     return fail(Code::kAborted);
   }
-  if (In(code, {"ExpiredToken", "ExpiredTokenException", "RequestExpired"})) return fail(Code::kUnauthenticated);
+  if (In(code, {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}))
+    return fail(Code::kUnauthenticated);
   if (In(code, {"InsufficientInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded",
-                "InsufficientHostCapacity", "InsufficientCapacity", "InsufficientReservedInstanceCapacity",
-                "MaxSpotInstanceCountExceeded"})) {
+                "InsufficientHostCapacity", "InsufficientCapacity",
+                "InsufficientReservedInstanceCapacity", "MaxSpotInstanceCountExceeded"})) {
     return fail(Code::kResourceExhausted);
   }
-  if (In(code, {"AuthFailure", "UnauthorizedOperation", "SignatureDoesNotMatch", "InvalidClientTokenId",
-                "IncompleteSignature", "MissingAuthenticationToken", "OptInRequired", "Blocked",
-                "AccessDenied", "InvalidIdentityToken", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
-                "InvalidKeyPair.NotFound", "InvalidSubnet", "PendingVerification"}) ||
+  if (In(code, {"AuthFailure", "UnauthorizedOperation", "SignatureDoesNotMatch",
+                "InvalidClientTokenId", "IncompleteSignature", "MissingAuthenticationToken",
+                "OptInRequired", "Blocked", "AccessDenied", "InvalidIdentityToken",
+                "InvalidSubnetID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound",
+                "InvalidSubnet", "PendingVerification"}) ||
       StartsWith(code, "InvalidAMIID.")) {
     return fail(Code::kFailedPrecondition);
   }
   if (code == "InvalidInstanceID.NotFound") return fail(Code::kNotFound);
-  if (r.status >= 500 || In(code, {"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable",
-                                   "IDPCommunicationError"})) {
+  if (r.status >= 500 || In(code, {"InternalError", "InternalFailure", "ServiceUnavailable",
+                                   "Unavailable", "IDPCommunicationError"})) {
     return fail(Code::kUnavailable);
   }
   return fail(Code::kInvalidArgument);
@@ -66,9 +72,11 @@ std::string HostOf(std::string_view url) {
   if (scheme == std::string_view::npos) return "";
   std::string_view rest = url.substr(scheme + 3);
   rest = rest.substr(0, rest.find_first_of("/?#"));
-  if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
+  if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos)
+    rest = rest.substr(at + 1);
   std::string host(rest);
-  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   // Default ports are not part of the Host header (RFC 9110 section 7.2); libcurl sends it so too.
   if (url.substr(0, scheme) == "https" && host.ends_with(":443")) host.resize(host.size() - 4);
   if (url.substr(0, scheme) == "http" && host.ends_with(":80")) host.resize(host.size() - 3);
@@ -77,17 +85,22 @@ std::string HostOf(std::string_view url) {
 
 Ec2Client::Ec2Client(http::Client& client, Ec2Endpoint endpoint, CredentialsProvider& credentials,
                      http::RetryPolicy policy)
-    : client_(client), endpoint_(std::move(endpoint)), host_(HostOf(endpoint_.url)), credentials_(credentials),
+    : client_(client),
+      endpoint_(std::move(endpoint)),
+      host_(HostOf(endpoint_.url)),
+      credentials_(credentials),
       policy_(policy) {}
 
-Result<http::Request> Ec2Client::Sign(std::string_view action, const std::string& body, const OpContext& ctx) {
+Result<http::Request> Ec2Client::Sign(std::string_view action, const std::string& body,
+                                      const OpContext& ctx) {
   auto creds = credentials_.Get(ctx);
   if (!creds) return std::unexpected(creds.error());
   http::Request req;
   req.method = "POST";
   req.url = endpoint_.url;
   if (req.url.find('/', req.url.find("://") + 3) == std::string::npos) req.url += '/';
-  req.headers = {{"Host", host_}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+  req.headers = {{"Host", host_},
+                 {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   req.body = body;
   SigningInput in;
   in.method = req.method;

@@ -25,12 +25,14 @@ namespace pp::providers::aws {
 // Maps a response of an AWS Query-protocol service (EC2, STS) to the provider taxonomy
 // (providers/provider.h): 2xx OK; throttling codes (RequestLimitExceeded, Throttling*,
 // RequestThrottled, TooManyRequestsException, EC2ThrottledException) and 429 -> ABORTED; other 5xx
-// -> UNAVAILABLE; InsufficientInstanceCapacity, InstanceLimitExceeded and kin -> RESOURCE_EXHAUSTED;
-// AuthFailure, UnauthorizedOperation, SignatureDoesNotMatch, InvalidAMIID.*, unknown subnet, group
-// or key pair -> FAILED_PRECONDITION; InvalidInstanceID.NotFound -> NOT_FOUND; ExpiredToken,
-// RequestExpired -> UNAUTHENTICATED; anything else -> INVALID_ARGUMENT. `code` receives the AWS
-// error code ("" when the body is no error envelope). Messages: "<what>: <Code>: <Message>".
-Result<void> ClassifyAwsResponse(const http::Response& response, std::string_view what, std::string* code = nullptr);
+// -> UNAVAILABLE; InsufficientInstanceCapacity, InstanceLimitExceeded and kin ->
+// RESOURCE_EXHAUSTED; AuthFailure, UnauthorizedOperation, SignatureDoesNotMatch, InvalidAMIID.*,
+// unknown subnet, group or key pair -> FAILED_PRECONDITION; InvalidInstanceID.NotFound ->
+// NOT_FOUND; ExpiredToken, RequestExpired -> UNAUTHENTICATED; anything else -> INVALID_ARGUMENT.
+// `code` receives the AWS error code ("" when the body is no error envelope). Messages: "<what>:
+// <Code>: <Message>".
+Result<void> ClassifyAwsResponse(const http::Response& response, std::string_view what,
+                                 std::string* code = nullptr);
 
 struct Ec2Endpoint {
   std::string url;  // https://host[:port][/]
@@ -45,13 +47,15 @@ class Ec2Client {
   // Sends `action` with `params` until EC2 accepts it and `accept` (which parses the body into the
   // caller's result) succeeds; a body `accept` cannot read is retried as UNAVAILABLE.
   Result<void> Call(std::string_view action, const QueryParams& params,
-                    const std::function<Result<void>(const http::Response&)>& accept, const OpContext& ctx);
+                    const std::function<Result<void>(const http::Response&)>& accept,
+                    const OpContext& ctx);
 
   // Calls made (attempts included), for tests and benches.
   int attempts() const { return attempts_.load(); }
 
  private:
-  Result<http::Request> Sign(std::string_view action, const std::string& body, const OpContext& ctx);
+  Result<http::Request> Sign(std::string_view action, const std::string& body,
+                             const OpContext& ctx);
 
   http::Client& client_;
   const Ec2Endpoint endpoint_;

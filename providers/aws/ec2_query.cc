@@ -5,7 +5,8 @@
 
 namespace pp::providers::aws {
 
-std::string EncodeQueryBody(std::string_view action, std::string_view version, const QueryParams& params) {
+std::string EncodeQueryBody(std::string_view action, std::string_view version,
+                            const QueryParams& params) {
   std::string body = "Action=" + UriEncode(action) + "&Version=" + UriEncode(version);
   for (const auto& [name, value] : params) {
     body += '&';

@@ -19,7 +19,8 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
 // "Action=<action>&Version=<version>&k=v&..." with every name and value percent-encoded as SigV4's
 // UriEncode (RFC 3986 unreserved kept): application/x-www-form-urlencoded as AWS reads it.
-std::string EncodeQueryBody(std::string_view action, std::string_view version, const QueryParams& params);
+std::string EncodeQueryBody(std::string_view action, std::string_view version,
+                            const QueryParams& params);
 
 // Appends Name.1=v1, Name.2=v2, ... (EC2 flattened lists are 1-based).
 void AddList(QueryParams& params, std::string_view name, const std::vector<std::string>& values);

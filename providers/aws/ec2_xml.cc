@@ -22,8 +22,9 @@ Doc Read(std::string_view xml) {
   static std::once_flag once;
   std::call_once(once, [] { xmlInitParser(); });
   if (xml.size() > static_cast<std::size_t>(INT32_MAX)) return nullptr;
-  Doc doc(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "response.xml", nullptr,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA));
+  Doc doc(
+      xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "response.xml", nullptr,
+                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA));
   // AWS never sends a document type declaration; one can only be an attack (entity expansion).
   if (doc && (doc->intSubset != nullptr || doc->extSubset != nullptr)) return nullptr;
   return doc;
@@ -71,7 +72,9 @@ std::string Text(const xmlNode* n) {
   return out.substr(first, out.find_last_not_of(" \t\r\n") - first + 1);
 }
 
-std::string TextAt(const xmlNode* n, std::initializer_list<std::string_view> names) { return Text(Path(n, names)); }
+std::string TextAt(const xmlNode* n, std::initializer_list<std::string_view> names) {
+  return Text(Path(n, names));
+}
 
 template <typename T>
 bool Number(const std::string& text, T& out) {
@@ -81,8 +84,8 @@ bool Number(const std::string& text, T& out) {
 }
 
 // The document's root when its local name is one of `roots`; else sets `error`.
-const xmlNode* Root(const Doc& doc, std::initializer_list<std::string_view> roots, std::string_view what,
-                    std::string& error) {
+const xmlNode* Root(const Doc& doc, std::initializer_list<std::string_view> roots,
+                    std::string_view what, std::string& error) {
   if (!doc) {
     error = "malformed " + std::string(what) + " response: not XML";
     return nullptr;
@@ -140,7 +143,8 @@ std::optional<Ec2Error> ParseErrorXml(std::string_view xml) {
 
 std::optional<Ec2InstancePage> ParseInstancesXml(std::string_view xml, std::string& error) {
   const Doc doc = Read(xml);
-  const xmlNode* root = Root(doc, {"DescribeInstancesResponse", "RunInstancesResponse"}, "instances", error);
+  const xmlNode* root =
+      Root(doc, {"DescribeInstancesResponse", "RunInstancesResponse"}, "instances", error);
   if (root == nullptr) return std::nullopt;
   Ec2InstancePage page;
   std::vector<const xmlNode*> items;
@@ -167,7 +171,8 @@ std::optional<Ec2InstancePage> ParseInstancesXml(std::string_view xml, std::stri
   return page;
 }
 
-std::optional<std::vector<std::string>> ParseTerminateXml(std::string_view xml, std::string& error) {
+std::optional<std::vector<std::string>> ParseTerminateXml(std::string_view xml,
+                                                          std::string& error) {
   const Doc doc = Read(xml);
   const xmlNode* root = Root(doc, {"TerminateInstancesResponse"}, "TerminateInstances", error);
   if (root == nullptr) return std::nullopt;
@@ -185,7 +190,8 @@ std::optional<std::vector<std::string>> ParseTerminateXml(std::string_view xml, 
 
 std::optional<Ec2InstanceTypePage> ParseInstanceTypesXml(std::string_view xml, std::string& error) {
   const Doc doc = Read(xml);
-  const xmlNode* root = Root(doc, {"DescribeInstanceTypesResponse"}, "DescribeInstanceTypes", error);
+  const xmlNode* root =
+      Root(doc, {"DescribeInstanceTypesResponse"}, "DescribeInstanceTypes", error);
   if (root == nullptr) return std::nullopt;
   Ec2InstanceTypePage page;
   page.next_token = TextAt(root, {"nextToken"});
@@ -236,9 +242,11 @@ std::optional<std::vector<Ec2Image>> ParseImagesXml(std::string_view xml, std::s
   return images;
 }
 
-std::optional<StsCredentials> ParseAssumeRoleWithWebIdentityXml(std::string_view xml, std::string& error) {
+std::optional<StsCredentials> ParseAssumeRoleWithWebIdentityXml(std::string_view xml,
+                                                                std::string& error) {
   const Doc doc = Read(xml);
-  const xmlNode* root = Root(doc, {"AssumeRoleWithWebIdentityResponse"}, "AssumeRoleWithWebIdentity", error);
+  const xmlNode* root =
+      Root(doc, {"AssumeRoleWithWebIdentityResponse"}, "AssumeRoleWithWebIdentity", error);
   if (root == nullptr) return std::nullopt;
   const xmlNode* c = Path(root, {"AssumeRoleWithWebIdentityResult", "Credentials"});
   StsCredentials out;
@@ -246,7 +254,8 @@ std::optional<StsCredentials> ParseAssumeRoleWithWebIdentityXml(std::string_view
   out.secret_access_key = TextAt(c, {"SecretAccessKey"});
   out.session_token = TextAt(c, {"SessionToken"});
   const auto expiration = ParseIso8601(TextAt(c, {"Expiration"}));
-  if (out.access_key_id.empty() || out.secret_access_key.empty() || out.session_token.empty() || !expiration) {
+  if (out.access_key_id.empty() || out.secret_access_key.empty() || out.session_token.empty() ||
+      !expiration) {
     error = "malformed AssumeRoleWithWebIdentity response: incomplete Credentials";
     return std::nullopt;
   }
@@ -256,8 +265,8 @@ std::optional<StsCredentials> ParseAssumeRoleWithWebIdentityXml(std::string_view
 
 std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.fff](Z|+00:00)
-  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') ||
-      text[13] != ':' || text[16] != ':') {
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':') {
     return std::nullopt;
   }
   const auto num = [&](std::size_t pos, std::size_t len, int& out) {
@@ -270,8 +279,8 @@ std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_vi
       !num(14, 2, tm.tm_min) || !num(17, 2, tm.tm_sec)) {
     return std::nullopt;
   }
-  if (month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 60 || year < 1970) {
+  if (month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60 || year < 1970) {
     return std::nullopt;
   }
   std::string_view rest = text.substr(19);

@@ -87,7 +87,8 @@ struct StsCredentials {
 };
 
 // AssumeRoleWithWebIdentityResponse/AssumeRoleWithWebIdentityResult/Credentials.
-std::optional<StsCredentials> ParseAssumeRoleWithWebIdentityXml(std::string_view xml, std::string& error);
+std::optional<StsCredentials> ParseAssumeRoleWithWebIdentityXml(std::string_view xml,
+                                                                std::string& error);
 
 // ISO 8601 UTC times as AWS writes them: "2026-12-01T20:00:00Z", with optional fractional
 // seconds and "+00:00".

@@ -36,8 +36,8 @@ struct AwsConfig {
   // https://ec2.<region>.amazonaws.com/ and https://sts.<region>.amazonaws.com/.
   std::string ec2_endpoint;
   std::string sts_endpoint;
-  std::string ca_bundle;  // AWS_CA_BUNDLE
-  std::string imds_endpoint;  // AWS_EC2_METADATA_SERVICE_ENDPOINT
+  std::string ca_bundle;             // AWS_CA_BUNDLE
+  std::string imds_endpoint;         // AWS_EC2_METADATA_SERVICE_ENDPOINT
   std::string poll_interval = "2s";  // how often pending instances are polled (one batched call)
   std::size_t max_response_bytes = 16u << 20;  // not a flag: tests lower it
 };

@@ -24,14 +24,15 @@ std::string Hex(const unsigned char* data, std::size_t n) {
 std::string Hmac(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &len);
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -85,7 +86,8 @@ struct Canonical {
   std::string signed_headers;
 };
 
-// Canonical query string from decoded pairs: each name and value encoded, sorted by name then value.
+// Canonical query string from decoded pairs: each name and value encoded, sorted by name then
+// value.
 std::string CanonicalQuery(std::vector<std::pair<std::string, std::string>> pairs) {
   for (auto& [k, v] : pairs) {
     k = UriEncode(k);
@@ -122,15 +124,17 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view que
   return pairs;
 }
 
-Canonical BuildCanonical(const SigningInput& input, const HeaderList& headers, const std::string& query,
-                         const SigningParams& params, const std::string& payload_hash) {
+Canonical BuildCanonical(const SigningInput& input, const HeaderList& headers,
+                         const std::string& query, const SigningParams& params,
+                         const std::string& payload_hash) {
   // Headers: lower-case names, values trimmed, duplicates joined with ',' in the order given,
   // sorted by name.
   std::vector<std::pair<std::string, std::string>> merged;
   for (const auto& [name, value] : headers) {
     std::string lname = Lower(name);
     std::string v = TrimAll(value);
-    auto it = std::find_if(merged.begin(), merged.end(), [&](const auto& p) { return p.first == lname; });
+    auto it =
+        std::find_if(merged.begin(), merged.end(), [&](const auto& p) { return p.first == lname; });
     if (it == merged.end()) {
       merged.emplace_back(std::move(lname), std::move(v));
     } else {
@@ -138,7 +142,8 @@ Canonical BuildCanonical(const SigningInput& input, const HeaderList& headers, c
       it->second += v;
     }
   }
-  std::sort(merged.begin(), merged.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(merged.begin(), merged.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
 
   Canonical c;
   std::string canonical_headers;
@@ -149,9 +154,10 @@ Canonical BuildCanonical(const SigningInput& input, const HeaderList& headers, c
   }
   // The path is encoded once as a whole here: the request line holds it raw. For every service
   // but S3 it is normalized first (aws-c-auth: should_normalize_uri_path).
-  const std::string path = params.normalize_path ? NormalizePath(input.path) : std::string(input.path);
-  c.request = input.method + '\n' + UriEncode(path.empty() ? "/" : path, true) + '\n' + query + '\n' +
-              canonical_headers + '\n' + c.signed_headers + '\n' + payload_hash;
+  const std::string path =
+      params.normalize_path ? NormalizePath(input.path) : std::string(input.path);
+  c.request = input.method + '\n' + UriEncode(path.empty() ? "/" : path, true) + '\n' + query +
+              '\n' + canonical_headers + '\n' + c.signed_headers + '\n' + payload_hash;
   return c;
 }
 
@@ -159,8 +165,8 @@ std::string Scope(const std::string& date, const SigningParams& params) {
   return date + '/' + params.region + '/' + params.service + "/aws4_request";
 }
 
-std::string Signature(const Credentials& creds, const std::string& date, const SigningParams& params,
-                      const std::string& string_to_sign) {
+std::string Signature(const Credentials& creds, const std::string& date,
+                      const SigningParams& params, const std::string& string_to_sign) {
   const std::string k_date = Hmac("AWS4" + creds.secret_access_key, date);
   const std::string k_region = Hmac(k_date, params.region);
   const std::string k_service = Hmac(k_region, params.service);
@@ -176,7 +182,8 @@ std::string UriEncode(std::string_view s, bool keep_slash) {
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (keep_slash && c == '/')) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
@@ -223,14 +230,16 @@ std::string Sha256Hex(std::string_view data) {
   return Hex(md, len);
 }
 
-SignedParts SignHeaders(const SigningInput& input, const Credentials& creds, const SigningParams& params) {
+SignedParts SignHeaders(const SigningInput& input, const Credentials& creds,
+                        const SigningParams& params) {
   const std::string amz_date = AmzDate(params.time);
   const std::string date = amz_date.substr(0, 8);
   const std::string payload_hash = Sha256Hex(input.body);
 
   SignedParts out;
   out.headers.emplace_back("X-Amz-Date", amz_date);
-  if (!creds.session_token.empty()) out.headers.emplace_back("X-Amz-Security-Token", creds.session_token);
+  if (!creds.session_token.empty())
+    out.headers.emplace_back("X-Amz-Security-Token", creds.session_token);
   if (params.sign_body) out.headers.emplace_back("x-amz-content-sha256", payload_hash);
 
   HeaderList to_sign = input.headers;
@@ -245,13 +254,15 @@ SignedParts SignHeaders(const SigningInput& input, const Credentials& creds, con
   out.string_to_sign =
       std::string(kAlgorithm) + '\n' + amz_date + '\n' + scope + '\n' + Sha256Hex(c.request);
   out.signature = Signature(creds, date, params, out.string_to_sign);
-  out.headers.emplace_back("Authorization", std::string(kAlgorithm) + " Credential=" + creds.access_key_id + '/' +
-                                                scope + ", SignedHeaders=" + c.signed_headers +
+  out.headers.emplace_back("Authorization", std::string(kAlgorithm) +
+                                                " Credential=" + creds.access_key_id + '/' + scope +
+                                                ", SignedHeaders=" + c.signed_headers +
                                                 ", Signature=" + out.signature);
   return out;
 }
 
-SignedParts SignQuery(const SigningInput& input, const Credentials& creds, const SigningParams& params) {
+SignedParts SignQuery(const SigningInput& input, const Credentials& creds,
+                      const SigningParams& params) {
   const std::string amz_date = AmzDate(params.time);
   const std::string date = amz_date.substr(0, 8);
   const std::string scope = Scope(date, params);
@@ -270,7 +281,8 @@ SignedParts SignQuery(const SigningInput& input, const Credentials& creds, const
 
   auto pairs = ParseQuery(input.query);
   pairs.insert(pairs.end(), added.begin(), added.end());
-  const Canonical c = BuildCanonical(input, input.headers, CanonicalQuery(pairs), params, Sha256Hex(input.body));
+  const Canonical c =
+      BuildCanonical(input, input.headers, CanonicalQuery(pairs), params, Sha256Hex(input.body));
 
   SignedParts out;
   out.canonical_request = c.request;
@@ -284,7 +296,8 @@ SignedParts SignQuery(const SigningInput& input, const Credentials& creds, const
     out.query += k + '=' + UriEncode(v);
   };
   for (const auto& [k, v] : added) append(k, v);
-  if (!creds.session_token.empty() && !token_signed) append("X-Amz-Security-Token", creds.session_token);
+  if (!creds.session_token.empty() && !token_signed)
+    append("X-Amz-Security-Token", creds.session_token);
   append("X-Amz-Signature", out.signature);
   return out;
 }

@@ -43,9 +43,10 @@ struct SigningParams {
   std::string region;
   std::string service;
   std::chrono::system_clock::time_point time;
-  bool normalize_path = true;       // every service but S3
-  bool sign_body = false;           // add and sign x-amz-content-sha256 (S3 style)
-  bool omit_session_token = false;  // send X-Amz-Security-Token unsigned (a few services want it so)
+  bool normalize_path = true;  // every service but S3
+  bool sign_body = false;      // add and sign x-amz-content-sha256 (S3 style)
+  bool omit_session_token =
+      false;  // send X-Amz-Security-Token unsigned (a few services want it so)
   std::chrono::seconds expires{3600};  // presigned form only
 };
 
@@ -61,10 +62,12 @@ struct SignedParts {
 };
 
 // Signs with the Authorization header.
-SignedParts SignHeaders(const SigningInput& input, const Credentials& creds, const SigningParams& params);
+SignedParts SignHeaders(const SigningInput& input, const Credentials& creds,
+                        const SigningParams& params);
 // Signs as a presigned URL (X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders in the
 // query; the payload hash is still part of the canonical request).
-SignedParts SignQuery(const SigningInput& input, const Credentials& creds, const SigningParams& params);
+SignedParts SignQuery(const SigningInput& input, const Credentials& creds,
+                      const SigningParams& params);
 
 // SigV4's UriEncode: RFC 3986 unreserved bytes (A-Z a-z 0-9 - _ . ~) stay, every other byte is
 // %XX in upper-case hex; '/' stays only when `keep_slash`.

@@ -19,7 +19,9 @@ ProviderContractParam AwsParam() {
   ProviderContractParam p;
   p.name = "aws";
   p.make_provider = [] { return aws::MakeAwsProvider(Fake().Config()); };
-  p.make_spec = [](const std::string& name, const Owner& owner) { return aws::testing::Spec(name, owner); };
+  p.make_spec = [](const std::string& name, const Owner& owner) {
+    return aws::testing::Spec(name, owner);
+  };
   // An image whose instances terminate while booting: the create fails after RunInstances, so
   // the undo path is what is tested.
   p.break_spec = [](InstanceSpec& s) { s.image = aws::testing::kFailingImage; };

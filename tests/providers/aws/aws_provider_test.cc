@@ -13,10 +13,10 @@
 namespace pp::providers::aws {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::Budget;
 using testing::ErrorXml;
+using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::Spec;
 using namespace std::chrono_literals;
 using Fake = pp::testing::FakeCloudProcess;
@@ -60,7 +60,7 @@ TEST_F(AwsProviderTest, CreatesAConfidentialVmWithTagsUserDataAndImdsV2Only) {
   EXPECT_EQ(params["SubnetId"], "subnet-0123456789abcdef0");
   EXPECT_EQ(params["SecurityGroupId.1"], "sg-0123456789abcdef0");
   EXPECT_EQ(params["BlockDeviceMapping.1.DeviceName"], "/dev/xvda");  // from DescribeImages
-  EXPECT_EQ(params["BlockDeviceMapping.1.Ebs.VolumeSize"], "30");      // ROOT_VOLUME_SIZE default
+  EXPECT_EQ(params["BlockDeviceMapping.1.Ebs.VolumeSize"], "30");     // ROOT_VOLUME_SIZE default
   EXPECT_EQ(inst["user_data"], spec.user_data);
   EXPECT_EQ(inst["tags"]["Name"], spec.name);
   EXPECT_EQ(inst["tags"]["peerpods.node"], "node-a");
@@ -88,12 +88,15 @@ TEST_F(AwsProviderTest, DisableCvmAndPublicIpChangeTheRequestAsCaaDoes) {
   EXPECT_EQ(params["NetworkInterface.1.SecurityGroupId.1"], "sg-0123456789abcdef0");
   EXPECT_EQ(params["NetworkInterface.1.AssociatePublicIpAddress"], "true");
   EXPECT_EQ(created->ips, std::vector<std::string>{inst["public_ip"].get<std::string>()});
-  EXPECT_EQ(fake_.Stats()["calls"].value("DescribeImages", 0), 0) << "no root volume size: no image lookup";
+  EXPECT_EQ(fake_.Stats()["calls"].value("DescribeImages", 0), 0)
+      << "no root volume size: no image lookup";
 }
 
 TEST_F(AwsProviderTest, ThrottlingThenSuccessReusesTheClientToken) {
   auto provider = Make();
-  fake_.Faults({{{"action", "RunInstances"}, {"count", 2}, {"status", 503},
+  fake_.Faults({{{"action", "RunInstances"},
+                 {"count", 2},
+                 {"status", 503},
                  {"body", ErrorXml("RequestLimitExceeded", "Request limit exceeded.")}}});
   auto created = provider->CreateInstance(Spec("podvm-throttled", owner_), Budget(60s));
   ASSERT_TRUE(created) << created.error().message;
@@ -106,14 +109,20 @@ TEST_F(AwsProviderTest, ThrottlingThenSuccessReusesTheClientToken) {
 
 TEST_F(AwsProviderTest, ServerErrorsWhilePollingAreRetried) {
   auto provider = Make();
-  fake_.Faults({{{"action", "DescribeInstances"}, {"count", 3}, {"status", 500}, {"body", ErrorXml("InternalError", "x")}}});
+  fake_.Faults({{{"action", "DescribeInstances"},
+                 {"count", 3},
+                 {"status", 500},
+                 {"body", ErrorXml("InternalError", "x")}}});
   auto created = provider->CreateInstance(Spec("podvm-5xx-poll", owner_), Budget(60s));
   ASSERT_TRUE(created) << created.error().message;
 }
 
 TEST_F(AwsProviderTest, PersistentServerErrorsFailUnavailableAndLeaveNothing) {
   auto provider = Make();
-  fake_.Faults({{{"action", "RunInstances"}, {"count", 100}, {"status", 500}, {"body", ErrorXml("InternalError", "x")}}});
+  fake_.Faults({{{"action", "RunInstances"},
+                 {"count", 100},
+                 {"status", 500},
+                 {"body", ErrorXml("InternalError", "x")}}});
   auto created = provider->CreateInstance(Spec("podvm-5xx", owner_), Budget(60s));
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().code, Code::kUnavailable) << created.error().message;
@@ -122,8 +131,14 @@ TEST_F(AwsProviderTest, PersistentServerErrorsFailUnavailableAndLeaveNothing) {
 
 TEST_F(AwsProviderTest, MalformedAnswersAreRetriedWithTheSameClientTokenAndLaunchOnce) {
   auto provider = Make();
-  fake_.Faults({{{"action", "RunInstances"}, {"count", 1}, {"status", 200}, {"body", "<RunInstancesResponse><oops"}},
-                {{"action", "DescribeInstances"}, {"count", 2}, {"status", 200}, {"body", "not xml at all"}}});
+  fake_.Faults({{{"action", "RunInstances"},
+                 {"count", 1},
+                 {"status", 200},
+                 {"body", "<RunInstancesResponse><oops"}},
+                {{"action", "DescribeInstances"},
+                 {"count", 2},
+                 {"status", 200},
+                 {"body", "not xml at all"}}});
   auto created = provider->CreateInstance(Spec("podvm-malformed", owner_), Budget(60s));
   ASSERT_TRUE(created) << created.error().message;
   const auto tokens = ClientTokens();
@@ -134,7 +149,10 @@ TEST_F(AwsProviderTest, MalformedAnswersAreRetriedWithTheSameClientTokenAndLaunc
 
 TEST_F(AwsProviderTest, MalformedAnswersForeverFailAndLeaveNothing) {
   auto provider = Make();
-  fake_.Faults({{{"action", "RunInstances"}, {"count", 100}, {"status", 200}, {"body", "<html>proxy</html>"}}});
+  fake_.Faults({{{"action", "RunInstances"},
+                 {"count", 100},
+                 {"status", 200},
+                 {"body", "<html>proxy</html>"}}});
   auto created = provider->CreateInstance(Spec("podvm-garbage", owner_), Budget(60s));
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().code, Code::kUnavailable) << created.error().message;
@@ -154,7 +172,8 @@ TEST_F(AwsProviderTest, OversizedAnswersFailAndLeaveNothing) {
   EXPECT_TRUE(fake_.Live().empty());
 
   // Oversized poll answers: the instance never shows as running, so it is terminated.
-  fake_.Faults({{{"action", "DescribeInstances"}, {"count", 1000}, {"status", 200}, {"body", big}}});
+  fake_.Faults(
+      {{{"action", "DescribeInstances"}, {"count", 1000}, {"status", 200}, {"body", big}}});
   auto polled = provider->CreateInstance(Spec("podvm-big-poll", owner_), Budget(3s));
   ASSERT_FALSE(polled);
   EXPECT_EQ(polled.error().code, Code::kDeadlineExceeded) << polled.error().message;
@@ -189,8 +208,11 @@ TEST_F(AwsProviderTest, NoCapacityForOneTypeFallsBackToTheNext) {
   AwsConfig c = fake_.Config();
   c.instance_types = {"m6a.large", "m6a.xlarge"};
   auto provider = Make(c);
-  fake_.Faults({{{"action", "RunInstances"}, {"count", 1}, {"status", 500},
-                 {"body", ErrorXml("InsufficientInstanceCapacity", "We currently do not have sufficient capacity.")}}});
+  fake_.Faults({{{"action", "RunInstances"},
+                 {"count", 1},
+                 {"status", 500},
+                 {"body", ErrorXml("InsufficientInstanceCapacity",
+                                   "We currently do not have sufficient capacity.")}}});
   InstanceSpec spec = Spec("podvm-fallback", owner_);
   spec.vcpus = 2;
   spec.memory_mib = 4096;
@@ -206,7 +228,9 @@ TEST_F(AwsProviderTest, NoCapacityAnywhereNamesEveryTypeTried) {
   AwsConfig c = fake_.Config();
   c.instance_types = {"m6a.large", "m6a.xlarge"};
   auto provider = Make(c);
-  fake_.Faults({{{"action", "RunInstances"}, {"count", 10}, {"status", 500},
+  fake_.Faults({{{"action", "RunInstances"},
+                 {"count", 10},
+                 {"status", 500},
                  {"body", ErrorXml("InsufficientInstanceCapacity", "no capacity")}}});
   InstanceSpec spec = Spec("podvm-nocapacity", owner_);
   spec.vcpus = 2;
@@ -256,7 +280,8 @@ TEST_F(AwsProviderTest, ADeleteDuringAPendingCreateEndsTheCreate) {
   auto provider = Make();
   InstanceSpec spec = Spec("podvm-deleted-early", owner_);
   spec.image = testing::kStuckImage;
-  auto create = std::async(std::launch::async, [&] { return provider->CreateInstance(spec, Budget(120s)); });
+  auto create =
+      std::async(std::launch::async, [&] { return provider->CreateInstance(spec, Budget(120s)); });
   ASSERT_TRUE(Fake::WaitFor([&] { return fake_.Live(spec.name).size() == 1; }, 30s));
   const std::string id = fake_.Live(spec.name)[0]["id"];
   auto deleted = provider->DeleteInstance(id, Budget(30s));
@@ -272,8 +297,9 @@ TEST_F(AwsProviderTest, AStopDuringAPendingCreateCancelsItAndTerminatesTheInstan
   InstanceSpec spec = Spec("podvm-stopped-early", owner_);
   spec.image = testing::kStuckImage;
   std::stop_source stop;
-  auto create = std::async(std::launch::async,
-                           [&] { return provider->CreateInstance(spec, Budget(120s, stop.get_token())); });
+  auto create = std::async(std::launch::async, [&] {
+    return provider->CreateInstance(spec, Budget(120s, stop.get_token()));
+  });
   ASSERT_TRUE(Fake::WaitFor([&] { return fake_.Live(spec.name).size() == 1; }, 30s));
   stop.request_stop();
   auto created = create.get();

@@ -19,9 +19,9 @@
 namespace pp::providers::aws {
 namespace {
 
+using testing::Budget;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::Budget;
 using namespace std::chrono_literals;
 
 std::string TempFile(const std::string& content) {
@@ -35,7 +35,8 @@ std::string TempFile(const std::string& content) {
 TEST(SharedCredentialsTest, ReadsTheProfileAsked) {
   const std::string text =
       "# comment\n[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key=s1\n\n"
-      "[work]\n; another\naws_access_key_id=AKIDWORK\naws_secret_access_key = s2 \naws_session_token = tok\n";
+      "[work]\n; another\naws_access_key_id=AKIDWORK\naws_secret_access_key = s2 "
+      "\naws_session_token = tok\n";
   auto def = ParseSharedCredentials(text, "default");
   ASSERT_TRUE(def) << def.error().message;
   EXPECT_EQ(def->access_key_id, "AKIDDEFAULT");
@@ -109,7 +110,8 @@ TEST(CredentialsProviderTest, ManyThreadsShareOneFetch) {
 }
 
 TEST(CredentialsChainTest, FollowsTheSdkOrderAndNamesEverySourceWhenNoneWorks) {
-  const std::string file = TempFile("[default]\naws_access_key_id=AKIDFILE\naws_secret_access_key=s\n");
+  const std::string file =
+      TempFile("[default]\naws_access_key_id=AKIDFILE\naws_secret_access_key=s\n");
   http::Client client;
   CredentialsConfig c;
   c.shared_credentials_file = file;
@@ -140,7 +142,9 @@ class FakeCredentialsTest : public ::testing::Test {
   // A DescribeInstances signed with `provider`'s credentials: the fake checks signature and token.
   Result<void> Describe(CredentialsProvider& provider) {
     Ec2Client ec2(client_, Ec2Endpoint{fake_.url(), "us-east-1"}, provider);
-    return ec2.Call("DescribeInstances", {}, [](const http::Response&) -> Result<void> { return {}; }, Budget(20s));
+    return ec2.Call(
+        "DescribeInstances", {}, [](const http::Response&) -> Result<void> { return {}; },
+        Budget(20s));
   }
   testing::Ec2Fake fake_;
   http::Client client_;
@@ -197,10 +201,16 @@ TEST_F(FakeCredentialsTest, ExpiredCredentialsAreFetchedAgainAndTheCallRetriedOn
   CredentialsProvider provider(std::move(chain), std::chrono::seconds(0));
   ASSERT_TRUE(provider.Get(Budget(20s)));
   // Scripted: EC2 answers ExpiredToken once, as it does when a token dies in flight.
-  fake_.Faults({{{"action", "DescribeInstances"}, {"count", 1}, {"status", 400},
-                       {"body", testing::ErrorXml("ExpiredToken", "The security token included in the request is expired")}}});
+  fake_.Faults(
+      {{{"action", "DescribeInstances"},
+        {"count", 1},
+        {"status", 400},
+        {"body", testing::ErrorXml("ExpiredToken",
+                                   "The security token included in the request is expired")}}});
   Ec2Client ec2(client_, Ec2Endpoint{fake_.url(), "us-east-1"}, provider);
-  auto ok = ec2.Call("DescribeInstances", {}, [](const http::Response&) -> Result<void> { return {}; }, Budget(20s));
+  auto ok = ec2.Call(
+      "DescribeInstances", {}, [](const http::Response&) -> Result<void> { return {}; },
+      Budget(20s));
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(fake_.Stats()["issued_credentials"], 2);
   EXPECT_EQ(provider.fetches(), 2);

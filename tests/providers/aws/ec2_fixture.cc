@@ -42,8 +42,9 @@ void Ec2Fake::Faults(const nlohmann::json& rules) {
 }
 
 std::string ErrorXml(const std::string& code, const std::string& message) {
-  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>" + code + "</Code><Message>" +
-         message + "</Message></Error></Errors><RequestID>00000000-fake</RequestID></Response>";
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>" + code +
+         "</Code><Message>" + message +
+         "</Message></Error></Errors><RequestID>00000000-fake</RequestID></Response>";
 }
 
 InstanceSpec Spec(const std::string& name, const Owner& owner) {

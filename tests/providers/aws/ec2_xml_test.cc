@@ -46,7 +46,8 @@ TEST(Ec2XmlTest, ReadsRunInstancesAndRefusesOneWithoutAnInstance) {
   auto page = ParseInstancesXml(Corpus("run_instances.xml"), error);
   ASSERT_TRUE(page) << error;
   EXPECT_EQ(page->instances.at(0).state, "pending");
-  EXPECT_FALSE(ParseInstancesXml("<RunInstancesResponse><instancesSet/></RunInstancesResponse>", error));
+  EXPECT_FALSE(
+      ParseInstancesXml("<RunInstancesResponse><instancesSet/></RunInstancesResponse>", error));
   EXPECT_THAT(error, HasSubstr("no instance"));
 }
 
@@ -59,7 +60,8 @@ TEST(Ec2XmlTest, ReadsTypesImagesTerminateAndSts) {
   EXPECT_EQ(types->types.at(0).memory_mib, 16384u);
   EXPECT_TRUE(types->types.at(0).sev_snp);
   auto terminated = ParseTerminateXml(
-      "<TerminateInstancesResponse><instancesSet><item><instanceId>i-1</instanceId></item></instancesSet>"
+      "<TerminateInstancesResponse><instancesSet><item><instanceId>i-1</instanceId></item></"
+      "instancesSet>"
       "</TerminateInstancesResponse>",
       error);
   ASSERT_TRUE(terminated) << error;
@@ -67,7 +69,8 @@ TEST(Ec2XmlTest, ReadsTypesImagesTerminateAndSts) {
   auto sts = ParseAssumeRoleWithWebIdentityXml(Corpus("sts.xml"), error);
   ASSERT_TRUE(sts) << error;
   EXPECT_EQ(sts->access_key_id, "ASIAFAKE");
-  EXPECT_EQ(std::chrono::system_clock::to_time_t(sts->expiration), 1796155200);  // 2026-12-01T20:00:00Z
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(sts->expiration),
+            1796155200);  // 2026-12-01T20:00:00Z
 }
 
 TEST(Ec2XmlTest, ADocumentTypeDeclarationIsRefused) {
@@ -75,38 +78,44 @@ TEST(Ec2XmlTest, ADocumentTypeDeclarationIsRefused) {
   std::string error;
   EXPECT_FALSE(ParseImagesXml(Corpus("entities.xml"), error));
   EXPECT_THAT(error, HasSubstr("malformed"));
-  EXPECT_FALSE(ParseImagesXml("<!DOCTYPE r [<!ENTITY a \"x\">]><DescribeImagesResponse><imagesSet><item><imageId>&a;"
-                              "</imageId></item></imagesSet></DescribeImagesResponse>",
-                              error));
-  EXPECT_FALSE(ParseErrorXml("<!DOCTYPE Response [<!ENTITY a \"x\">]><Response><Errors><Error><Code>&a;</Code>"
-                             "</Error></Errors></Response>"));
+  EXPECT_FALSE(ParseImagesXml(
+      "<!DOCTYPE r [<!ENTITY a \"x\">]><DescribeImagesResponse><imagesSet><item><imageId>&a;"
+      "</imageId></item></imagesSet></DescribeImagesResponse>",
+      error));
+  EXPECT_FALSE(ParseErrorXml(
+      "<!DOCTYPE Response [<!ENTITY a \"x\">]><Response><Errors><Error><Code>&a;</Code>"
+      "</Error></Errors></Response>"));
 }
 
 TEST(Ec2XmlTest, MalformedBodiesAreErrorsThatDoNotQuoteTheBody) {
   std::string error;
-  for (const std::string& body : {std::string(""), std::string("<oops"), std::string("{\"json\":1}"),
-                                 std::string("<DescribeInstancesResponse><reservationSet><item><instancesSet><item>"
-                                             "<instanceState><name>secret-ish</name></instanceState></item>"
-                                             "</instancesSet></item></reservationSet></DescribeInstancesResponse>")}) {
+  for (const std::string& body :
+       {std::string(""), std::string("<oops"), std::string("{\"json\":1}"),
+        std::string("<DescribeInstancesResponse><reservationSet><item><instancesSet><item>"
+                    "<instanceState><name>secret-ish</name></instanceState></item>"
+                    "</instancesSet></item></reservationSet></DescribeInstancesResponse>")}) {
     error.clear();
     EXPECT_FALSE(ParseInstancesXml(body, error)) << body;
     EXPECT_THAT(error, HasSubstr("malformed"));
     EXPECT_THAT(error, Not(HasSubstr("secret-ish")));
   }
   EXPECT_FALSE(ParseAssumeRoleWithWebIdentityXml(
-      "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>A</AccessKeyId>"
+      "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><"
+      "AccessKeyId>A</AccessKeyId>"
       "<SecretAccessKey>TOPSECRET</SecretAccessKey></Credentials></AssumeRoleWithWebIdentityResult>"
       "</AssumeRoleWithWebIdentityResponse>",
       error));
   EXPECT_THAT(error, Not(HasSubstr("TOPSECRET")));
   EXPECT_FALSE(ParseInstanceTypesXml(
-      "<DescribeInstanceTypesResponse><instanceTypeSet><item><instanceType>x</instanceType><vCpuInfo><defaultVCpus>-1"
+      "<DescribeInstanceTypesResponse><instanceTypeSet><item><instanceType>x</"
+      "instanceType><vCpuInfo><defaultVCpus>-1"
       "</defaultVCpus></vCpuInfo></item></instanceTypeSet></DescribeInstanceTypesResponse>",
       error));
 }
 
 TEST(Ec2XmlTest, Iso8601) {
-  EXPECT_EQ(std::chrono::system_clock::to_time_t(*ParseIso8601("2026-12-01T20:00:00Z")), 1796155200);
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(*ParseIso8601("2026-12-01T20:00:00Z")),
+            1796155200);
   EXPECT_TRUE(ParseIso8601("2026-12-01T20:00:00+00:00"));
   EXPECT_FALSE(ParseIso8601("2026-13-01T20:00:00Z"));
   EXPECT_FALSE(ParseIso8601("2026-12-01T20:00:00+02:00"));
@@ -117,7 +126,8 @@ http::Response Reply(long status, const std::string& code) {
   http::Response r;
   r.status = status;
   if (!code.empty()) {
-    r.body = "<Response><Errors><Error><Code>" + code + "</Code><Message>m</Message></Error></Errors>"
+    r.body = "<Response><Errors><Error><Code>" + code +
+             "</Code><Message>m</Message></Error></Errors>"
              "<RequestID>x</RequestID></Response>";
   }
   return r;
@@ -160,12 +170,16 @@ TEST(ClassifyTest, MapsEc2ErrorsToTheProviderTaxonomy) {
 }
 
 TEST(Ec2QueryTest, FormEncodingFollowsSigV4UriEncode) {
-  EXPECT_EQ(EncodeQueryBody("RunInstances", kEc2Version, {{"UserData", "a+b/c=="}, {"Tag.1.Value", "x y&z~"}}),
-            "Action=RunInstances&Version=2016-11-15&UserData=a%2Bb%2Fc%3D%3D&Tag.1.Value=x%20y%26z~");
+  EXPECT_EQ(
+      EncodeQueryBody("RunInstances", kEc2Version,
+                      {{"UserData", "a+b/c=="}, {"Tag.1.Value", "x y&z~"}}),
+      "Action=RunInstances&Version=2016-11-15&UserData=a%2Bb%2Fc%3D%3D&Tag.1.Value=x%20y%26z~");
   QueryParams p;
   AddList(p, "InstanceId", {"i-1", "i-2"});
   AddFilters(p, {{"tag:peerpods.node", {"n"}}});
-  EXPECT_EQ(p, (QueryParams{{"InstanceId.1", "i-1"}, {"InstanceId.2", "i-2"}, {"Filter.1.Name", "tag:peerpods.node"},
+  EXPECT_EQ(p, (QueryParams{{"InstanceId.1", "i-1"},
+                            {"InstanceId.2", "i-2"},
+                            {"Filter.1.Name", "tag:peerpods.node"},
                             {"Filter.1.Value.1", "n"}}));
 }
 

@@ -46,7 +46,8 @@ Result<std::unique_ptr<Provider>> FromCommandLine(std::vector<const char*> argv)
   factory->AddFlags(app);
   argv.insert(argv.begin(), "aws");
   std::ostringstream out, err;
-  const int rc = ParseGoCommandLine(app, static_cast<int>(argv.size()), argv.data(), nullptr, &out, &err);
+  const int rc =
+      ParseGoCommandLine(app, static_cast<int>(argv.size()), argv.data(), nullptr, &out, &err);
   if (rc != -1) return Fail(Code::kInvalidArgument, "command line: ", err.str());
   return factory->Create();
 }
@@ -64,9 +65,11 @@ TEST(AwsFactoryTest, CaaFlagsAndEnvironmentReachTheWire) {
   env.Set("TAGS", "team=ai,env=dev");
   env.Set("DISABLECVM", "true");
   env.Set("AWS_POLL_INTERVAL", "50ms");
-  auto provider = FromCommandLine({"-subnetid", "subnet-9", "-root-volume-size", "50", "-instance-type", "m6a.xlarge"});
+  auto provider = FromCommandLine(
+      {"-subnetid", "subnet-9", "-root-volume-size", "50", "-instance-type", "m6a.xlarge"});
   ASSERT_TRUE(provider) << provider.error().message;
-  auto created = (*provider)->CreateInstance(testing::Spec("podvm-flags", {"n", "s"}), testing::Budget(60s));
+  auto created =
+      (*provider)->CreateInstance(testing::Spec("podvm-flags", {"n", "s"}), testing::Budget(60s));
   ASSERT_TRUE(created) << created.error().message;
   const auto live = fake.Live("podvm-flags");
   ASSERT_EQ(live.size(), 1u);

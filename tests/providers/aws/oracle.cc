@@ -9,7 +9,8 @@
 
 namespace pp::providers::aws::testing {
 
-std::vector<nlohmann::json> RunBotocoreOracle(const std::string& mode, const std::vector<nlohmann::json>& cases) {
+std::vector<nlohmann::json> RunBotocoreOracle(const std::string& mode,
+                                              const std::vector<nlohmann::json>& cases) {
   std::string dir = (std::filesystem::temp_directory_path() / "pp-oracle-XXXXXX").string();
   if (::mkdtemp(dir.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp failed";
@@ -19,8 +20,9 @@ std::vector<nlohmann::json> RunBotocoreOracle(const std::string& mode, const std
     std::ofstream in(dir + "/in.jsonl");
     for (const auto& c : cases) in << c.dump() << "\n";
   }
-  const std::string cmd = "/usr/bin/python3 " + std::string(PP_SOURCE_DIR) + "/tests/providers/aws/botocore_oracle.py " +
-                          mode + " < " + dir + "/in.jsonl > " + dir + "/out.jsonl 2> " + dir + "/err.txt";
+  const std::string cmd = "/usr/bin/python3 " + std::string(PP_SOURCE_DIR) +
+                          "/tests/providers/aws/botocore_oracle.py " + mode + " < " + dir +
+                          "/in.jsonl > " + dir + "/out.jsonl 2> " + dir + "/err.txt";
   const int rc = std::system(cmd.c_str());
   std::vector<nlohmann::json> out;
   std::ifstream result(dir + "/out.jsonl");

@@ -102,7 +102,8 @@ TEST_P(SigV4SuiteTest, HeaderFormMatches) {
   // The Authorization header is the last line of the signed request the suite shows.
   const std::string signed_request = Slurp(dir / "header-signed-request.txt");
   ASSERT_FALSE(s.headers.empty());
-  EXPECT_NE(signed_request.find("Authorization:" + s.headers.back().second + "\n"), std::string::npos);
+  EXPECT_NE(signed_request.find("Authorization:" + s.headers.back().second + "\n"),
+            std::string::npos);
 }
 
 TEST_P(SigV4SuiteTest, QueryFormMatches) {
@@ -130,7 +131,8 @@ TEST(SigV4Test, TheIamDocumentationExampleSigningKeyAndSignature) {
   in.method = "GET";
   in.path = "/";
   in.query = "Action=ListUsers&Version=2010-05-08";
-  in.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}, {"Host", "iam.amazonaws.com"}};
+  in.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
+                {"Host", "iam.amazonaws.com"}};
   SigningParams p;
   p.region = "us-east-1";
   p.service = "iam";
@@ -141,8 +143,10 @@ TEST(SigV4Test, TheIamDocumentationExampleSigningKeyAndSignature) {
   tm.tm_hour = 12;
   tm.tm_min = 36;
   p.time = std::chrono::system_clock::from_time_t(timegm(&tm));
-  const SignedParts s = SignHeaders(in, {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""}, p);
-  EXPECT_EQ(Sha256Hex(s.canonical_request), "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59");
+  const SignedParts s =
+      SignHeaders(in, {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""}, p);
+  EXPECT_EQ(Sha256Hex(s.canonical_request),
+            "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59");
   EXPECT_EQ(s.signature, "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
 }
 
