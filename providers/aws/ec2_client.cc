@@ -29,10 +29,13 @@ Result<void> ClassifyAwsResponse(const http::Response& r, std::string_view what,
   const std::optional<Ec2Error> e = ParseErrorXml(r.body);
   const std::string code = e ? e->code : "";
   if (code_out) *code_out = code;
-  // AWS error messages describe the request (ids, parameter names), not credentials; bound them
-  // and keep them printable anyway.
+  // AWS error messages describe the request (ids, parameter names). A SignatureDoesNotMatch may
+  // go on, after a blank line, with the canonical request AWS expected, which holds the session
+  // token: only the first line is kept, bounded and printable.
+  std::string_view first_line = e ? std::string_view(e->message) : std::string_view();
+  first_line = first_line.substr(0, first_line.find('\n'));
   const std::string detail =
-      e ? podvm::Printable(e->code, 100) + ": " + podvm::Printable(e->message, 300)
+      e ? podvm::Printable(e->code, 100) + ": " + podvm::Printable(first_line, 300)
         : "HTTP " + std::to_string(r.status);
   const auto fail = [&](Code c) { return Fail(c, what, ": ", detail); };
 
@@ -91,8 +94,7 @@ Ec2Client::Ec2Client(http::Client& client, Ec2Endpoint endpoint, CredentialsProv
       credentials_(credentials),
       policy_(policy) {}
 
-Result<http::Request> Ec2Client::Sign(std::string_view action, const std::string& body,
-                                      const OpContext& ctx) {
+Result<http::Request> Ec2Client::Sign(const std::string& body, const OpContext& ctx) {
   auto creds = credentials_.Get(ctx);
   if (!creds) return std::unexpected(creds.error());
   http::Request req;
@@ -114,7 +116,6 @@ Result<http::Request> Ec2Client::Sign(std::string_view action, const std::string
   params.time = std::chrono::system_clock::now();
   const SignedParts s = SignHeaders(in, *creds, params);
   for (const auto& h : s.headers) req.headers.push_back(h);
-  (void)action;
   return req;
 }
 
@@ -126,7 +127,7 @@ Result<void> Ec2Client::Call(std::string_view action, const QueryParams& params,
   std::string code;
   const auto make = [&]() -> Result<http::Request> {
     attempts_.fetch_add(1);
-    return Sign(action, body, ctx);
+    return Sign(body, ctx);
   };
   const http::Classifier classify = [&](const http::Response& r) -> Result<void> {
     if (auto ok = ClassifyAwsResponse(r, what, &code); !ok) return ok;

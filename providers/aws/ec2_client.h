@@ -54,8 +54,7 @@ class Ec2Client {
   int attempts() const { return attempts_.load(); }
 
  private:
-  Result<http::Request> Sign(std::string_view action, const std::string& body,
-                             const OpContext& ctx);
+  Result<http::Request> Sign(const std::string& body, const OpContext& ctx);
 
   http::Client& client_;
   const Ec2Endpoint endpoint_;

@@ -169,6 +169,20 @@ TEST(ClassifyTest, MapsEc2ErrorsToTheProviderTaxonomy) {
   }
 }
 
+TEST(ClassifyTest, KeepsOnlyTheFirstLineOfAnErrorMessage) {
+  http::Response r;
+  r.status = 403;
+  r.body =
+      "<Response><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature "
+      "we "
+      "calculated does not match.\n\nThe Canonical String for this request should have been\n"
+      "x-amz-security-token:SESSIONTOKEN</Message></Error></Errors></Response>";
+  auto e = ClassifyAwsResponse(r, "ec2 Test");
+  ASSERT_FALSE(e);
+  EXPECT_THAT(e.error().message, HasSubstr("does not match"));
+  EXPECT_THAT(e.error().message, Not(HasSubstr("SESSIONTOKEN")));
+}
+
 TEST(Ec2QueryTest, FormEncodingFollowsSigV4UriEncode) {
   EXPECT_EQ(
       EncodeQueryBody("RunInstances", kEc2Version,
