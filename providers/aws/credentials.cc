@@ -9,6 +9,7 @@
 #include "providers/aws/ec2_client.h"
 #include "providers/aws/ec2_query.h"
 #include "providers/aws/ec2_xml.h"
+#include "providers/aws/imds.h"
 
 namespace pp::providers::aws {
 namespace {
@@ -132,64 +133,26 @@ class WebIdentitySource final : public CredentialSource {
 class ImdsSource final : public CredentialSource {
  public:
   ImdsSource(std::string endpoint, http::Client& client)
-      : endpoint_(std::move(endpoint)), client_(client) {
-    while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
-  }
+      : endpoint_(std::move(endpoint)), client_(client) {}
   std::string_view Name() const override { return "EC2 instance role (IMDSv2)"; }
 
   Result<TimedCredentials> Fetch(const OpContext& outer) override {
     const OpContext ctx = Shorter(outer, std::chrono::seconds(10));
-    http::RetryPolicy policy;
-    policy.max_attempts = 2;
-    const auto ok2xx = [](std::string_view what) {
-      return [what](const http::Response& r) -> Result<void> {
-        if (r.status >= 200 && r.status < 300) return {};
-        if (r.status == 404) return Fail(Code::kNotFound, what, ": HTTP 404");
-        if (r.status >= 500 || r.status == 429)
-          return Fail(Code::kUnavailable, what, ": HTTP ", std::to_string(r.status));
-        return Fail(Code::kFailedPrecondition, what, ": HTTP ", std::to_string(r.status));
-      };
-    };
-    // IMDSv2: a session token first (EC2 User Guide, "Use IMDSv2").
-    auto token = http::Send(
-        client_,
-        [&]() -> Result<http::Request> {
-          return http::Request{"PUT",
-                               endpoint_ + "/latest/api/token",
-                               {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}},
-                               ""};
-        },
-        ok2xx("IMDS token"), policy, ctx);
-    if (!token) {
-      // Nothing answers at the metadata address: not on EC2, so this source is not configured
-      // (the chain's error lists every source). A caller whose own budget ended is told so.
-      if (outer.Expired()) return std::unexpected(token.error());
-      if (token.error().code == Code::kUnavailable ||
-          token.error().code == Code::kDeadlineExceeded) {
-        return Fail(Code::kNotFound, "no IMDS at ", endpoint_);
-      }
-      return Wrap(token.error());
-    }
-    const std::string session = Trim(token->body);
-    const std::string base = endpoint_ + "/latest/meta-data/iam/security-credentials/";
-    const auto get = [&](const std::string& url, std::string_view what) {
-      return http::Send(
-          client_,
-          [&]() -> Result<http::Request> {
-            return http::Request{"GET", url, {{"X-aws-ec2-metadata-token", session}}, ""};
-          },
-          ok2xx(what), policy, ctx);
-    };
-    auto roles = get(base, "IMDS instance role");
+    ImdsSession imds(endpoint_, client_);
+    // Nothing at the metadata address (NOT_FOUND) means "not on EC2": this source is not
+    // configured, and the chain's error lists every source.
+    if (auto open = imds.Open(ctx); !open) return std::unexpected(open.error());
+    const std::string base = "iam/security-credentials/";
+    auto roles = imds.Get(base, ctx);
     if (!roles) return Wrap(roles.error());
-    const std::string role = Trim(roles->body.substr(0, roles->body.find('\n')));
+    const std::string role = Trim(roles->substr(0, roles->find('\n')));
     if (role.empty() || role.find('/') != std::string::npos) {
       return Fail(Code::kFailedPrecondition, "aws: this instance has no IAM role (IMDS at ",
-                  endpoint_, ")");
+                  imds.endpoint(), ")");
     }
-    auto creds = get(base + role, "IMDS role credentials");
+    auto creds = imds.Get(base + role, ctx);
     if (!creds) return Wrap(creds.error());
-    const auto json = nlohmann::json::parse(creds->body, nullptr, false);
+    const auto json = nlohmann::json::parse(*creds, nullptr, false);
     if (!json.is_object() || json.value("Code", "Success") != "Success") {
       return Fail(Code::kUnavailable, "aws: IMDS role credentials of ", role,
                   ": malformed or not Success");
@@ -209,15 +172,13 @@ class ImdsSource final : public CredentialSource {
  private:
   std::unexpected<Error> Wrap(const Error& e) const {
     if (e.code == Code::kNotFound) {
-      return std::unexpected(
-          Error{Code::kFailedPrecondition,
-                "aws: this instance has no IAM role (IMDS at " + endpoint_ + ")"});
+      return Fail(Code::kFailedPrecondition, "aws: this instance has no IAM role (IMDS at ",
+                  endpoint_, ")");
     }
-    return std::unexpected(Error{
-        e.code, "aws: instance role credentials from IMDS at " + endpoint_ + ": " + e.message});
+    return Fail(e.code, "aws: instance role credentials from IMDS at ", endpoint_, ": ", e.message);
   }
 
-  std::string endpoint_;
+  const std::string endpoint_;
   http::Client& client_;
 };
 
@@ -247,7 +208,8 @@ void CredentialsConfig::FromEnvironment(const std::string& region) {
     sts_endpoint =
         region.empty() ? "https://sts.amazonaws.com/" : "https://sts." + region + ".amazonaws.com/";
   }
-  if (const std::string e = Env("AWS_EC2_METADATA_SERVICE_ENDPOINT"); !e.empty()) imds_endpoint = e;
+  fill(imds_endpoint, "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  if (imds_endpoint.empty()) imds_endpoint = std::string(kDefaultImdsEndpoint);
   const std::string disabled = Env("AWS_EC2_METADATA_DISABLED");
   imds_disabled = disabled == "true" || disabled == "TRUE" || disabled == "True";
 }

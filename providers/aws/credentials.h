@@ -58,7 +58,7 @@ struct CredentialsConfig {
   std::string sts_endpoint;  // https://sts.<region>.amazonaws.com, or AWS_ENDPOINT_URL_STS
   std::string shared_credentials_file;
   std::string profile;
-  std::string imds_endpoint = "http://169.254.169.254";
+  std::string imds_endpoint;  // empty: AWS_EC2_METADATA_SERVICE_ENDPOINT, else 169.254.169.254
   bool imds_disabled = false;
 
   // Reads the variables named above (and HOME for the default credentials file); fields already

@@ -344,6 +344,23 @@ TEST_F(AwsProviderTest, VerifyNamesTheMissingImageOrTypeAndAWrongKey) {
   EXPECT_THAT(wrong.error().message, Not(HasSubstr("not-the-secret")));
 }
 
+TEST_F(AwsProviderTest, AMissingRegionSubnetAndGroupsComeFromInstanceMetadataAsInCaa) {
+  AwsConfig c = fake_.Config();
+  c.region.clear();
+  c.subnet_id.clear();
+  c.security_group_ids.clear();
+  auto provider = Make(c);
+  ASSERT_NE(provider, nullptr);
+  auto created = provider->CreateInstance(Spec("podvm-imds-config", owner_), Budget(60s));
+  ASSERT_TRUE(created) << created.error().message;
+  const auto params = Only("podvm-imds-config")["params"];
+  EXPECT_EQ(params["SubnetId"], "subnet-0feedfacefeedface");
+  EXPECT_EQ(params["SecurityGroupId.1"], "sg-0aaaaaaaaaaaaaaaa");
+  EXPECT_EQ(params["SecurityGroupId.2"], "sg-0bbbbbbbbbbbbbbbb");
+  EXPECT_EQ(params["KeyName"], "node-key");
+  EXPECT_EQ(fake_.Stats()["auth_failures"], 0) << "signed for the region IMDS gave";
+}
+
 class AwsManyPodsTest : public AwsProviderTest {
  protected:
   AwsManyPodsTest() : AwsProviderTest({"--page-size", "5"}) {}

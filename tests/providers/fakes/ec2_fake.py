@@ -179,8 +179,10 @@ class Ec2Cloud(fakecloud.Cloud):
         path = req.path.split("?")[0]
         if path.startswith("/latest/api/token"):
             return "IMDS token"
-        if path.startswith("/latest/meta-data/"):
+        if path.startswith("/latest/meta-data/iam/"):
             return "IMDS credentials"
+        if path.startswith("/latest/meta-data/"):
+            return "IMDS node"
         form = self.form(req)
         action = form.get("Action", req.method + " " + path)
         if action == "RunInstances":
@@ -372,6 +374,16 @@ class Ec2Cloud(fakecloud.Cloud):
             ok = req.headers.get("X-aws-ec2-metadata-token") in self.imds_tokens
         if not ok:
             return fakecloud.Reply(401, "", content_type="text/plain")
+        node = {  # the node the adaptor runs on, as CAA reads it when its configuration is partial
+            "/latest/meta-data/placement/region": self.args.region,
+            "/latest/meta-data/mac": "0e:00:00:00:00:01",
+            "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/subnet-id": "subnet-0feedfacefeedface",
+            "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/security-group-ids":
+                "sg-0aaaaaaaaaaaaaaaa\nsg-0bbbbbbbbbbbbbbbb",
+            "/latest/meta-data/public-keys": "0=node-key",
+        }
+        if path in node:
+            return fakecloud.Reply(200, node[path], content_type="text/plain")
         base = "/latest/meta-data/iam/security-credentials/"
         if path == base:
             return fakecloud.Reply(200, self.args.imds_role, content_type="text/plain")
