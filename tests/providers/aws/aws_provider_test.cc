@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <set>
 #include <thread>
 
 #include "tests/providers/aws/ec2_fixture.h"
@@ -396,6 +397,40 @@ TEST_F(AwsManyPodsTest, ManyCreatesShareBatchedPollsAndListingPaginates) {
 
   for (const auto& id : ids) ASSERT_TRUE(provider->DeleteInstance(id, Budget(30s)));
   EXPECT_TRUE(fake_.Live().empty());
+}
+
+}  // namespace
+}  // namespace pp::providers::aws
+
+namespace pp::providers::aws {
+namespace {
+
+class AwsRateLimitedTest : public AwsProviderTest {
+ protected:
+  AwsRateLimitedTest() : AwsProviderTest({"--rate-limit", "4"}) {}
+};
+
+TEST_F(AwsRateLimitedTest, ABurstPastTheAccountsRateLimitIsThrottledAndStillSucceeds) {
+  auto provider = Make();
+  constexpr int kPods = 10;
+  std::vector<std::future<Result<Instance>>> creates;
+  for (int i = 0; i < kPods; ++i) {
+    creates.push_back(std::async(std::launch::async, [&, i] {
+      return provider->CreateInstance(Spec("podvm-burst-" + std::to_string(i), owner_),
+                                      Budget(60s));
+    }));
+  }
+  for (auto& f : creates) {
+    auto created = f.get();
+    EXPECT_TRUE(created) << created.error().message;
+  }
+  const auto stats = fake_.Stats();
+  EXPECT_GT(stats["throttled"].get<int>(), 0) << "the burst should have met the rate limit";
+  EXPECT_EQ(fake_.Live().size(), static_cast<std::size_t>(kPods));
+  // Each launch happened once although throttled attempts were retried.
+  std::set<std::string> tokens;
+  for (const auto& t : stats["client_tokens"]) tokens.insert(t.get<std::string>());
+  EXPECT_EQ(tokens.size(), static_cast<std::size_t>(kPods));
 }
 
 }  // namespace
