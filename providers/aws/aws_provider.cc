@@ -3,7 +3,6 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -15,7 +14,6 @@
 #include "providers/aws/credentials.h"
 #include "providers/aws/ec2_client.h"
 #include "providers/aws/ec2_xml.h"
-#include "providers/aws/imds.h"
 #include "providers/batch_poller.h"
 #include "providers/instance_types.h"
 
@@ -515,45 +513,8 @@ Result<void> AwsProvider::Verify(const OpContext& ctx) {
 
 }  // namespace
 
-namespace {
-
-// CAA fills a missing region, subnet, security groups and key pair from the instance metadata of
-// the node it runs on (src/cloud-providers/aws/imds.go); so do we, briefly, and only when one of
-// the first three is missing.
-void FillFromImds(AwsConfig& c) {
-  if (!c.region.empty() && !c.subnet_id.empty() && !c.security_group_ids.empty()) return;
-  const char* disabled = std::getenv("AWS_EC2_METADATA_DISABLED");
-  if (disabled != nullptr && std::string_view(disabled) == "true") return;
-  std::string endpoint = c.imds_endpoint;
-  if (endpoint.empty()) {
-    const char* env = std::getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-    endpoint = env != nullptr && *env != '\0' ? env : std::string(kDefaultImdsEndpoint);
-  }
-  http::Client client(http::ClientOptions{.ca_bundle = c.ca_bundle,
-                                          .connect_timeout = std::chrono::milliseconds(1000)});
-  ImdsSession imds(endpoint, client);
-  auto node = ReadNodeConfig(imds, OpContext{Clock::now() + 3s, {}});
-  if (!node) {
-    spdlog::info("aws: no region, subnet or security groups from instance metadata: {}",
-                 node.error().message);
-    return;
-  }
-  const auto fill = [](auto& field, const auto& value, std::string_view what) {
-    if (field.empty() && !value.empty()) {
-      field = value;
-      spdlog::info("aws: {} from instance metadata", what);
-    }
-  };
-  fill(c.region, node->region, "region");
-  fill(c.subnet_id, node->subnet_id, "subnet");
-  fill(c.security_group_ids, node->security_group_ids, "security groups");
-  fill(c.key_name, node->key_name, "key pair");
-}
-
-}  // namespace
-
 Result<std::unique_ptr<Provider>> MakeAwsProvider(AwsConfig config) {
-  FillFromImds(config);
+  FillFromInstanceMetadata(config);
   if (auto ok = ValidateConfig(config); !ok) return std::unexpected(ok.error());
   const auto interval = ParseGoDuration(config.poll_interval);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*interval);

@@ -1,10 +1,14 @@
 #include "providers/aws/factory.h"
 
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
 #include "common/base/go_flags.h"
 #include "providers/aws/aws_provider.h"
+#include "providers/aws/imds.h"
+#include "providers/http/client.h"
 
 namespace pp::providers::aws {
 namespace {
@@ -169,6 +173,40 @@ Result<void> ValidateConfig(const AwsConfig& c) {
                 c.poll_interval, "' is not a Go duration of at least 10ms");
   }
   return {};
+}
+
+// CAA fills a missing region, subnet, security groups and key pair from the instance metadata of
+// the node it runs on (src/cloud-providers/aws/imds.go); so do we, briefly, and only when one of
+// the first three is missing.
+void FillFromInstanceMetadata(AwsConfig& c) {
+  if (!c.region.empty() && !c.subnet_id.empty() && !c.security_group_ids.empty()) return;
+  const char* disabled = std::getenv("AWS_EC2_METADATA_DISABLED");
+  if (disabled != nullptr && std::string_view(disabled) == "true") return;
+  std::string endpoint = c.imds_endpoint;
+  if (endpoint.empty()) {
+    const char* env = std::getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    endpoint = env != nullptr && *env != '\0' ? env : std::string(kDefaultImdsEndpoint);
+  }
+  http::Client client(http::ClientOptions{.ca_bundle = c.ca_bundle,
+                                          .connect_timeout = std::chrono::milliseconds(1000)});
+  ImdsSession imds(endpoint, client);
+  auto node = ReadNodeConfig(
+      imds, OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(3), {}});
+  if (!node) {
+    spdlog::info("aws: no region, subnet or security groups from instance metadata: {}",
+                 node.error().message);
+    return;
+  }
+  const auto fill = [](auto& field, const auto& value, std::string_view what) {
+    if (field.empty() && !value.empty()) {
+      field = value;
+      spdlog::info("aws: {} from instance metadata", what);
+    }
+  };
+  fill(c.region, node->region, "region");
+  fill(c.subnet_id, node->subnet_id, "subnet");
+  fill(c.security_group_ids, node->security_group_ids, "security groups");
+  fill(c.key_name, node->key_name, "key pair");
 }
 
 std::unique_ptr<ProviderFactory> MakeAwsFactory() { return std::make_unique<AwsFactory>(); }

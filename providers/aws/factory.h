@@ -46,6 +46,12 @@ struct AwsConfig {
 inline constexpr const char* kNodeTag = "peerpods.node";
 inline constexpr const char* kSandboxTag = "peerpods.sandbox";
 
+// Fills a missing region, subnet, security groups and key pair from the instance metadata of the
+// node the adaptor runs on (IMDSv2, within 3 s), as CAA does (src/cloud-providers/aws/imds.go);
+// only when region, subnet or security groups are missing, and not when AWS_EC2_METADATA_DISABLED
+// is true. What IMDS does not give stays empty.
+void FillFromInstanceMetadata(AwsConfig& config);
+
 // Checks the configuration; messages name the flag and variable to fix.
 Result<void> ValidateConfig(const AwsConfig& config);
 
