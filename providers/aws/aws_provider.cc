@@ -27,6 +27,7 @@ using namespace std::chrono_literals;
 // DescribeInstances, InstanceId.N), and MaxResults between 5 and 1000.
 constexpr std::size_t kMaxIdsPerCall = 1000;
 constexpr auto kCleanupBudget = 60s;
+constexpr std::size_t kMaxUserData = 16384;
 
 // The states a live instance can be in; "shutting-down" and "terminated" are on their way out.
 const std::vector<std::string> kLiveStates = {"pending", "running", "stopping", "stopped"};
@@ -134,9 +135,6 @@ class AwsProvider final : public Provider {
   Instance ToInstance(const Ec2Instance& e) const;
   std::string AddressOf(const Ec2Instance& e) const {
     return config_.use_public_ip ? e.public_ip : e.private_ip;
-  }
-  std::string AddressOf(const PolledInstance& p) const {
-    return p.ips.empty() ? "" : p.ips.front();
   }
 
   const AwsConfig config_;
@@ -360,6 +358,12 @@ Result<Ec2Instance> AwsProvider::Run(const InstanceSpec& spec, const std::string
 
 Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpContext& ctx) {
   if (auto ok = CheckContext(ctx, "creating " + spec.name); !ok) return std::unexpected(ok.error());
+  // EC2 takes at most 16 KiB of user data before base64 (EC2 User Guide, "Run commands when you
+  // launch an EC2 instance with user data input").
+  if (spec.user_data.size() > kMaxUserData) {
+    return Fail(Code::kInvalidArgument, "aws: ", spec.name, ": user-data is ",
+                std::to_string(spec.user_data.size()), " bytes; EC2 takes at most 16384");
+  }
   auto policy = Types(ctx);
   if (!policy) return std::unexpected(policy.error());
   auto candidates = SelectInstanceTypes(spec, *policy);

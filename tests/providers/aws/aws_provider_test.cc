@@ -321,6 +321,17 @@ TEST_F(AwsProviderTest, DeleteLeftoversTouchesOnlyThatOwnersInstanceOfThatName) 
   EXPECT_TRUE(fake_.Live().empty());
 }
 
+TEST_F(AwsProviderTest, UserDataPastEc2sLimitIsRefusedBeforeAnyLaunch) {
+  auto provider = Make();
+  InstanceSpec spec = Spec("podvm-big-userdata", owner_);
+  spec.user_data = std::string(16385, 'u');
+  auto created = provider->CreateInstance(spec, Budget(30s));
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().code, Code::kInvalidArgument);
+  EXPECT_THAT(created.error().message, HasSubstr("16384"));
+  EXPECT_EQ(fake_.Stats()["calls"].value("RunInstances", 0), 0);
+}
+
 TEST_F(AwsProviderTest, VerifyNamesTheMissingImageOrTypeAndAWrongKey) {
   AwsConfig c = fake_.Config();
   c.image_id = "ami-0aaaaaaaaaaaaaaaa";
