@@ -17,6 +17,12 @@
 // running, stopping, stopped), paginated. DeleteInstance: TerminateInstances (an unknown id is
 // success). DeleteLeftovers: the live instances tagged with that Name and owner, terminated.
 // Verify: DescribeInstanceTypes of the configured types and DescribeImages of the image.
+//
+// A RunInstances whose outcome is unknown (timeout, 5xx or unreadable answers to the end) is
+// followed by a lookup of its ClientToken (Filter client-token) and the termination of whatever
+// it launched; one EC2 launched after we stopped listening is found later by DeleteLeftovers.
+// User-data past EC2's 16 KiB is refused before any call. The root volume is resized to
+// ROOT_VOLUME_SIZE (at least the image's own size) on the device DescribeImages names.
 #pragma once
 
 #include <memory>
