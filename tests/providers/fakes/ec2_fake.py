@@ -225,12 +225,13 @@ class Ec2Cloud(fakecloud.Cloud):
                         if inst["image"] == "ami-0fails000000000000":
                             inst["state"], inst["reason"] = "terminated", "Server.InternalError: Internal error on launch"
                         else:
-                            inst["state"] = "running"
+                            inst["state"], inst["started"] = "running", True
                             started.append(inst)
                         inst["since"] = now
                     elif inst["state"] == "shutting-down":
                         inst["state"], inst["since"] = "terminated", now
-                        stopped.append(inst)
+                        if inst.get("started"):  # only an instance that ran has processes to stop
+                            stopped.append(inst)
             for inst in started:
                 self.run_instance(inst["ip"], inst["user_data"])
             for inst in stopped:
