@@ -109,3 +109,17 @@ TEST(AwsFactoryTest, RefusesABadConfigurationNamingTheFlagAndVariable) {
 
 }  // namespace
 }  // namespace pp::providers::aws
+
+namespace pp::providers::aws {
+namespace {
+
+TEST(AwsFactoryTest, IsRegisteredAsAwsInTheBuiltinProviders) {
+  Registry registry;
+  RegisterBuiltinProviders(registry);
+  ProviderFactory* aws = registry.Find("aws");
+  ASSERT_NE(aws, nullptr);
+  EXPECT_EQ(aws->Name(), "aws");
+}
+
+}  // namespace
+}  // namespace pp::providers::aws
