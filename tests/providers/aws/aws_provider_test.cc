@@ -9,6 +9,8 @@
 #include <set>
 #include <thread>
 
+#include "providers/aws/credentials.h"
+#include "providers/aws/ec2_client.h"
 #include "tests/providers/aws/ec2_fixture.h"
 
 namespace pp::providers::aws {
@@ -319,6 +321,29 @@ TEST_F(AwsProviderTest, DeleteLeftoversTouchesOnlyThatOwnersInstanceOfThatName) 
   EXPECT_EQ(fake_.Live().size(), 1u);
   ASSERT_TRUE(provider->DeleteLeftovers(spec.name, owner_, Budget(30s)));
   EXPECT_TRUE(fake_.Live().empty());
+}
+
+TEST_F(AwsProviderTest, AnOverriddenEndpointIsStillVerifiedAgainstTheCaBundle) {
+  AwsConfig c = fake_.Config();
+  c.ca_bundle = "/etc/ssl/certs/ca-certificates.crt";  // public CAs: not the fake's own
+  auto refused = Make(c)->Verify(Budget(30s));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition) << refused.error().message;
+  EXPECT_EQ(fake_.Stats()["calls"].value("DescribeInstanceTypes", 0), 0);
+}
+
+TEST_F(AwsProviderTest, TheFakeRefusesWhatBotocoresModelDoesNot) {
+  // The oracle itself: a parameter the EC2 model lacks is a loud FakeModelViolation.
+  http::Client client(http::ClientOptions{.ca_bundle = fake_.process().ca_bundle()});
+  std::vector<std::unique_ptr<CredentialSource>> chain;
+  chain.push_back(MakeStaticSource({testing::kAccessKey, testing::kSecretKey, ""}));
+  CredentialsProvider creds(std::move(chain));
+  Ec2Client ec2(client, Ec2Endpoint{fake_.url(), "us-east-1"}, creds);
+  auto refused = ec2.Call(
+      "DescribeInstances", {{"InstanceIds.1", "i-0123456789abcdef0"}},
+      [](const http::Response&) -> Result<void> { return {}; }, Budget(30s));
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message, HasSubstr("FakeModelViolation"));
 }
 
 TEST_F(AwsProviderTest, UserDataPastEc2sLimitIsRefusedBeforeAnyLaunch) {
