@@ -3,6 +3,9 @@
 #ifdef PP_PROVIDER_LIBVIRT
 #include "providers/libvirt/libvirt_provider.h"
 #endif
+#ifdef PP_PROVIDER_AWS
+#include "providers/aws/factory.h"
+#endif
 #ifdef PP_PROVIDER_AZURE
 #include "providers/azure/factory.h"
 #endif
@@ -13,6 +16,9 @@ namespace pp::providers {
 void RegisterBuiltinProviders(Registry& registry) {
 #ifdef PP_PROVIDER_LIBVIRT
   (void)registry.Add(libvirt::MakeLibvirtFactory());
+#endif
+#ifdef PP_PROVIDER_AWS
+  (void)registry.Add(aws::MakeAwsFactory());
 #endif
 #ifdef PP_PROVIDER_AZURE
   (void)registry.Add(azure::MakeAzureFactory());
