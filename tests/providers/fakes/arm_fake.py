@@ -342,7 +342,8 @@ class Arm(fakecloud.Cloud):
 
     def new_op(self, kind, target, polls):
         op_id = uuid.uuid4().hex
-        self.ops[op_id] = {"kind": kind, "target": target, "polls": polls, "status": "InProgress", "error": None}
+        self.ops[op_id] = {"kind": kind, "target": target, "polls": polls, "status": "InProgress", "error": None,
+                           "ready_at": time.monotonic() + (self.args.provision_seconds if kind == "create" else 0)}
         return op_id
 
     def lro_headers(self, req, op_id, location=True, async_op=True):
@@ -363,6 +364,9 @@ class Arm(fakecloud.Cloud):
             return
         op["polls"] -= 1
         if op["polls"] > 0:
+            return
+        if time.monotonic() < op["ready_at"]:  # a boot takes time, however often it is watched
+            op["polls"] = 1
             return
         if op["kind"] == "create":
             vm = self.vms.get(op["target"])
@@ -599,6 +603,8 @@ def main():
     p.add_argument("--secure-boot", action="store_true", help="expect secureBootEnabled true")
     p.add_argument("--allow-plain", action="store_true", help="accept VMs without a securityProfile")
     p.add_argument("--provision-polls", type=int, default=3)
+    p.add_argument("--provision-seconds", type=float, default=0,
+                   help="a create is also InProgress until this long after its PUT")
     p.add_argument("--delete-polls", type=int, default=2)
     p.add_argument("--retry-after", default="0")
     p.add_argument("--page-size", type=int, default=3)

@@ -190,6 +190,10 @@ def make_handler(cloud):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = 120  # an idle keep-alive connection is closed after this long
+        # One segment per answer: headers and body are buffered and flushed together (the server
+        # flushes after each request), and Nagle is off, so no answer waits for a delayed ACK.
+        wbufsize = 64 * 1024
+        disable_nagle_algorithm = True
 
         def setup(self):
             # The TLS handshake runs here, on the connection's own thread, so that a client that
