@@ -304,8 +304,9 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
   std::vector<std::string> tried;
   std::string made_zone;
   Undo undo;
-  for (const auto& zone : config_.zones) {
-    for (const auto& type : *candidates) {
+  // The best (smallest) type in any zone before a larger one: the cheapest VM that fits wins.
+  for (const auto& type : *candidates) {
+    for (const auto& zone : config_.zones) {
       p.zone = zone;
       p.machine_type = type;
       p.subnetwork = ResolveSubnetwork(config_.project_id, zone, config_.subnetwork);

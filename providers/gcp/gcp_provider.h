@@ -2,7 +2,8 @@
 // TDX unless DISABLECVM) over the Compute REST API v1, with no Google SDK.
 //
 // CreateInstance: instances.insert (requestId per candidate, reused across retries) of each
-// candidate machine type (providers/instance_types.h) in each configured zone until one is
+// candidate machine type (providers/instance_types.h, best first), in each configured zone in
+// turn, until one is
 // accepted and its operation ends DONE without a capacity error (ZONE_RESOURCE_POOL_EXHAUSTED,
 // QUOTA_EXCEEDED, ...); then waits, through one BatchPoller shared by all creates (one
 // instances.list per zone per poll), for RUNNING with an address. Any failure deletes what the
