@@ -1,19 +1,28 @@
 // Instance-type selection, shared by the cloud providers.
 //
-// Order of decisions (CAA's SelectInstanceTypeToUse, with its binary-search bug fixed):
-//  1. the pod's machine_type annotation wins; it must be in the allowed list (or be the default
-//     when the list is empty), else INVALID_ARGUMENT naming the list;
-//  2. GPU pods (gpus > 0): every allowed type with at least the GPUs (of the model, when one is
-//     asked), vCPUs and memory asked, smallest first;
+// Order of decisions (CAA's SelectInstanceTypeToUse and VerifyCloudInstanceType, with its
+// binary-search bug fixed):
+//  1. the pod's machine_type annotation (spec.instance_type) wins, alone: it must be the default
+//     type or in the allowed list, else INVALID_ARGUMENT naming the list;
+//  2. GPU pods (gpus > 0, or a gpu_model asked, which means at least one): every allowed GPU type
+//     with at least the GPUs (of the model, compared case-insensitively, when one is asked), vCPUs
+//     and memory asked, smallest first;
 //  3. pods asking vCPUs and/or memory: every allowed non-GPU type that fits, smallest first (a
-//     true best fit by linear scan: CAA's sort.Search over a non-monotone predicate misses fits);
-//  4. otherwise, or when nothing fits a pod that asked nothing specific: the default type.
-// "Smallest" orders by (GPUs, memory, vCPUs, name). A pod that asks more than any allowed type
-// offers gets RESOURCE_EXHAUSTED naming the largest type.
+//     true best fit by linear scan: CAA's sort.Search over a non-monotone predicate misses fits).
+//     A pod asking only vCPUs (or only memory) is fitted on what it asked, the other dimension
+//     unconstrained; CAA ignored such a pod and gave it the default type;
+//  4. a pod that asks nothing, or any pod when the allowed list is empty (nothing is known of the
+//     default type's size then): the default type alone. No default configured:
+//     FAILED_PRECONDITION.
+// "Smallest" orders by (GPUs, memory, vCPUs, name); the name makes ties deterministic. A type
+// listed twice appears once. A pod that asks more than any allowed type of its kind (GPU or not)
+// offers gets RESOURCE_EXHAUSTED naming the largest such type; the default type is never a silent
+// substitute for a pod that does not fit. A provider that knows the default type's size and wants
+// it fitted like the others lists it in `allowed`.
 //
 // The result is a list of candidates, best first: when the cloud is out of capacity for one
 // (InsufficientInstanceCapacity, SkuNotAvailable, ZONE_RESOURCE_POOL_EXHAUSTED) the provider tries
-// the next, and says in its error which it tried.
+// the next, and says in its error which it tried. Pure function; thread-safe.
 #pragma once
 
 #include <string>
@@ -37,6 +46,7 @@ struct InstanceTypePolicy {
   std::vector<InstanceType> allowed;  // empty: only default_type is allowed
 };
 
-Result<std::vector<std::string>> SelectInstanceTypes(const InstanceSpec& spec, const InstanceTypePolicy& policy);
+Result<std::vector<std::string>> SelectInstanceTypes(const InstanceSpec& spec,
+                                                     const InstanceTypePolicy& policy);
 
 }  // namespace pp::providers

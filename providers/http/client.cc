@@ -207,7 +207,9 @@ Result<Response> Client::Do(const Request& request, const OpContext& ctx) {
   }
   if (rc != CURLE_OK) {
     const std::string detail = error[0] != '\0' ? std::string(error.data()) : std::string(curl_easy_strerror(rc));
-    if (rc == CURLE_OPERATION_TIMEDOUT && std::chrono::steady_clock::now() >= ctx.deadline) {
+    // The transfer timeout is the deadline (rounded down to a millisecond); a connect timeout that
+    // fires well before it is a retryable failure instead.
+    if (rc == CURLE_OPERATION_TIMEDOUT && ms + std::chrono::milliseconds(10) >= remaining) {
       return Fail(Code::kDeadlineExceeded, what(), ": no answer before the deadline (", detail, ")");
     }
     spdlog::debug("http {} failed after {} ms: {}", what(), ms.count(), detail);

@@ -184,6 +184,15 @@ class Request:
 def make_handler(cloud):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 120  # an idle keep-alive connection is closed after this long
+
+        def setup(self):
+            # The TLS handshake runs here, on the connection's own thread, so that a client that
+            # never completes it cannot stall the accepting thread.
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.settimeout(self.timeout)
+                self.request.do_handshake()
+            super().setup()
 
         def log_message(self, fmt, *a):
             if cloud.args.verbose:
@@ -276,7 +285,7 @@ def serve(cloud):
         cert, key = make_tls(cloud.args.tls_dir)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     tmp = cloud.args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(server.server_address[1]))
