@@ -132,7 +132,7 @@ Result<InstanceTypePolicy> GcpProvider::Policy(const OpContext& ctx) {
       continue;
     }
     // Not in our table: ask the API, as CAA does for every type (machineTypes.get).
-    auto r = compute_.Call("GET", "/zones/" + config_.zones.front() + "/machineTypes/" + name, "",
+    auto r = compute_.Call("GET", compute_.ProjectPath("/zones/" + config_.zones.front() + "/machineTypes/" + name), "",
                            "gcp: machineTypes.get " + name, ctx);
     if (!r) {
       Error e = r.error();
