@@ -124,7 +124,7 @@ std::optional<GoogleError> ParseErrorBody(std::string_view body) {
 Result<void> ClassifyResponse(const http::Response& r, std::string_view what) {
   if (r.status >= 200 && r.status < 300) return {};
   const std::optional<GoogleError> e = ParseErrorBody(r.body);
-  std::string reason = e && !e->reasons.empty() ? e->reasons.front() : std::string();
+  const std::string reason = e && !e->reasons.empty() ? e->reasons.front().substr(0, 100) : std::string();
   std::string text = std::string(what) + ": HTTP " + std::to_string(r.status);
   if (!reason.empty()) text += " " + reason;
   if (e && !e->message.empty()) text += ": " + Short(e->message);
@@ -176,7 +176,10 @@ Result<Operation> ParseOperation(std::string_view body) {
 Result<void> OperationError(const Operation& op, std::string_view what) {
   if (op.errors.empty()) return {};
   std::string text = std::string(what) + ": operation " + Short(op.name) + " failed:";
-  for (const auto& issue : op.errors) text += " " + Short(issue.code) + " (" + Short(issue.message) + ")";
+  for (std::size_t n = 0; n < op.errors.size() && n < 3; ++n) {
+    text += " " + Short(op.errors[n].code).substr(0, 100) + " (" + Short(op.errors[n].message) + ")";
+  }
+  if (op.errors.size() > 3) text += " and " + std::to_string(op.errors.size() - 3) + " more";
   const auto has = [&](auto pred) {
     return std::any_of(op.errors.begin(), op.errors.end(), [&](const OperationIssue& i) { return pred(i.code); });
   };

@@ -279,6 +279,12 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
     return Fail(Code::kInvalidArgument, "gcp: \"", spec.name,
                 "\" is not a valid instance name (a lower-case letter, then letters, digits, '-', at most 63)");
   }
+  // A metadata value holds at most 256 KB (https://cloud.google.com/compute/docs/metadata/setting-
+  // custom-metadata#limitations); base64 makes 4 bytes of 3.
+  if ((spec.user_data.size() + 2) / 3 * 4 > 256 * 1024) {
+    return Fail(Code::kInvalidArgument, "gcp: the user-data of ", spec.name, " is ", std::to_string(spec.user_data.size()),
+                " bytes; base64 of it exceeds the 256 KB a metadata value may hold");
+  }
   auto policy = Policy(ctx);
   if (!policy) return std::unexpected(policy.error());
   auto candidates = SelectInstanceTypes(spec, *policy);

@@ -282,6 +282,18 @@ TEST_F(GcpProviderTest, ABodyTheApiRefusesIsInvalidAndLeavesNothing) {
   EXPECT_FALSE(Left("podvm-refused-1"));
 }
 
+TEST_F(GcpProviderTest, UserDataTooLargeForMetadataIsRefusedBeforeAnyInsert) {
+  auto p = Make();
+  const int inserts = SharedFake().Calls("instances.insert");
+  InstanceSpec spec = Spec("podvm-bigdata-1");
+  spec.user_data.assign(200 * 1024, 'x');  // 267 KB of base64
+  auto created = p->CreateInstance(spec, Budget());
+  ASSERT_FALSE(created.has_value());
+  EXPECT_EQ(created.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(created.error().message.find("xxxx"), std::string::npos);  // user-data never in a message
+  EXPECT_EQ(SharedFake().Calls("instances.insert") - inserts, 0);
+}
+
 TEST_F(GcpProviderTest, AGpuPodGetsAConfidentialH100TypeThatCannotMigrate) {
   config_.confidential_type = "TDX";
   config_.machine_type = "c3-standard-4";
