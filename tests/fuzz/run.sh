@@ -15,7 +15,6 @@ targets=(
   "fuzz_ttrpc_frame tests/fuzz/corpus 70000"
   "fuzz_apf_config tests/fuzz/corpus_apf 16384"
   "fuzz_user_data tests/fuzz/corpus_userdata 16384"
-  "fuzz_gcp_response tests/fuzz/corpus_gcp 65536"
 )
 status=0
 for entry in "${targets[@]}"; do
