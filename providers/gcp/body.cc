@@ -12,7 +12,8 @@ namespace {
 using Json = nlohmann::json;
 
 bool LowerDigitOr(char c, std::string_view extra) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || extra.find(c) != std::string_view::npos;
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         extra.find(c) != std::string_view::npos;
 }
 
 bool HasPathForm(std::string_view s) {
@@ -54,7 +55,8 @@ std::string LabelValue(std::string_view text) {
 }
 
 bool IsValidInstanceName(std::string_view name) {
-  if (name.empty() || name.size() > 63 || name[0] < 'a' || name[0] > 'z' || name.back() == '-') return false;
+  if (name.empty() || name.size() > 63 || name[0] < 'a' || name[0] > 'z' || name.back() == '-')
+    return false;
   for (char c : name) {
     if (!LowerDigitOr(c, "-")) return false;
   }
@@ -63,7 +65,8 @@ bool IsValidInstanceName(std::string_view name) {
 
 bool IsValidZoneName(std::string_view zone) {
   const auto dash = zone.rfind('-');
-  if (zone.size() > 63 || dash == std::string_view::npos || dash == 0 || dash + 1 >= zone.size()) return false;
+  if (zone.size() > 63 || dash == std::string_view::npos || dash == 0 || dash + 1 >= zone.size())
+    return false;
   for (char c : zone) {
     if (!LowerDigitOr(c, "-")) return false;
   }
@@ -80,7 +83,8 @@ std::string ResolveImage(std::string_view project, std::string_view image) {
   return "projects/" + std::string(project) + "/global/images/" + std::string(image);
 }
 
-std::pair<std::string, std::string> ImageProjectAndName(std::string_view project, std::string_view image) {
+std::pair<std::string, std::string> ImageProjectAndName(std::string_view project,
+                                                        std::string_view image) {
   const std::string resolved = ResolveImage(project, image);
   std::string_view s = resolved;
   const auto images = s.rfind("/images/");
@@ -98,8 +102,10 @@ std::string ResolveNetwork(std::string_view network) {
   return "global/networks/" + std::string(network);
 }
 
-std::string ResolveSubnetwork(std::string_view project, std::string_view zone, std::string_view subnetwork) {
-  if (subnetwork.empty() || HasPathForm(subnetwork) || subnetwork.starts_with("regions/")) return std::string(subnetwork);
+std::string ResolveSubnetwork(std::string_view project, std::string_view zone,
+                              std::string_view subnetwork) {
+  if (subnetwork.empty() || HasPathForm(subnetwork) || subnetwork.starts_with("regions/"))
+    return std::string(subnetwork);
   return "projects/" + std::string(project) + "/regions/" + RegionOfZone(zone) + "/subnetworks/" +
          std::string(subnetwork);
 }
@@ -107,11 +113,13 @@ std::string ResolveSubnetwork(std::string_view project, std::string_view zone, s
 std::string BuildInstanceBody(const InstanceBodyParams& p) {
   Json init = {{"sourceImage", p.source_image},
                {"diskType", "zones/" + p.zone + "/diskTypes/" + p.disk_type}};
-  if (p.disk_size_gb > 0) init["diskSizeGb"] = std::to_string(p.disk_size_gb);  // int64 travels as a string
+  if (p.disk_size_gb > 0)
+    init["diskSizeGb"] = std::to_string(p.disk_size_gb);  // int64 travels as a string
   Json nic = {{"network", p.network}, {"stackType", "IPV4_ONLY"}};
   if (!p.subnetwork.empty()) nic["subnetwork"] = p.subnetwork;
   if (p.public_ip) {
-    nic["accessConfigs"] = Json::array({{{"type", "ONE_TO_ONE_NAT"}, {"name", "External NAT"}, {"networkTier", "STANDARD"}}});
+    nic["accessConfigs"] = Json::array(
+        {{{"type", "ONE_TO_ONE_NAT"}, {"name", "External NAT"}, {"networkTier", "STANDARD"}}});
   }
   Json labels = Json::object();
   for (const auto& [k, v] : p.extra_labels) labels[k] = v;
@@ -120,7 +128,10 @@ std::string BuildInstanceBody(const InstanceBodyParams& p) {
   Json body = {
       {"name", p.name},
       {"machineType", "zones/" + p.zone + "/machineTypes/" + p.machine_type},
-      {"disks", Json::array({{{"boot", true}, {"autoDelete", true}, {"type", "PERSISTENT"}, {"initializeParams", init}}})},
+      {"disks", Json::array({{{"boot", true},
+                              {"autoDelete", true},
+                              {"type", "PERSISTENT"},
+                              {"initializeParams", init}}})},
       {"networkInterfaces", Json::array({nic})},
       {"metadata",
        {{"items", Json::array({{{"key", "user-data"}, {"value", podvm::Base64Encode(p.user_data)}},

@@ -1,6 +1,7 @@
-// The instances.insert request body (https://cloud.google.com/compute/docs/reference/rest/v1/instances/insert),
-// built from plain values without I/O so that tests can check every field, and the naming rules
-// of the resources it refers to.
+// The instances.insert request body
+// (https://cloud.google.com/compute/docs/reference/rest/v1/instances/insert), built from plain
+// values without I/O so that tests can check every field, and the naming rules of the resources it
+// refers to.
 #pragma once
 
 #include <map>
@@ -24,12 +25,12 @@ struct InstanceBodyParams {
   std::string source_image;  // as ResolveImage returns it
   std::string disk_type = "pd-standard";
   unsigned long long disk_size_gb = 0;  // 0: the image's size
-  std::string network;  // as ResolveNetwork returns it
-  std::string subnetwork;  // as ResolveSubnetwork returns it; empty: none
+  std::string network;                  // as ResolveNetwork returns it
+  std::string subnetwork;               // as ResolveSubnetwork returns it; empty: none
   bool public_ip = false;
-  std::string confidential_type;  // SEV, SEV_SNP, TDX; empty: not a confidential VM
+  std::string confidential_type;          // SEV, SEV_SNP, TDX; empty: not a confidential VM
   bool terminate_on_maintenance = false;  // GPUs (confidential VMs always)
-  std::string user_data;  // plain text; sent base64 (secret: never logged)
+  std::string user_data;                  // plain text; sent base64 (secret: never logged)
   Owner owner;
   std::map<std::string, std::string> extra_labels;  // TAGS, already valid labels
 };
@@ -57,11 +58,13 @@ std::string RegionOfZone(std::string_view zone);
 // bare image name in our project.
 std::string ResolveImage(std::string_view project, std::string_view image);
 // The project and name an image reference points to (for images.get).
-std::pair<std::string, std::string> ImageProjectAndName(std::string_view project, std::string_view image);
+std::pair<std::string, std::string> ImageProjectAndName(std::string_view project,
+                                                        std::string_view image);
 // A bare network name becomes "global/networks/<name>"; paths and URLs are kept.
 std::string ResolveNetwork(std::string_view network);
 // As CAA: paths and URLs are kept, a bare name becomes
 // "projects/<p>/regions/<region of zone>/subnetworks/<name>".
-std::string ResolveSubnetwork(std::string_view project, std::string_view zone, std::string_view subnetwork);
+std::string ResolveSubnetwork(std::string_view project, std::string_view zone,
+                              std::string_view subnetwork);
 
 }  // namespace pp::providers::gcp

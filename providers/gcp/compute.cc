@@ -27,7 +27,8 @@ long Long(const Json& j, const char* name) {
   if (!j.is_object()) return 0;
   const auto it = j.find(name);
   if (it == j.end()) return 0;
-  if (it->is_number_integer()) return static_cast<long>(std::clamp<long long>(it->get<long long>(), -1, 1 << 30));
+  if (it->is_number_integer())
+    return static_cast<long>(std::clamp<long long>(it->get<long long>(), -1, 1 << 30));
   if (it->is_string()) return std::atol(it->get<std::string>().substr(0, 12).c_str());
   return 0;
 }
@@ -42,16 +43,19 @@ const Json* Array(const Json& j, const char* name) {
 std::string Short(std::string_view s) { return std::string(s.substr(0, 300)); }
 
 bool IsCapacity(std::string_view code) {
-  return code == "ZONE_RESOURCE_POOL_EXHAUSTED" || code == "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS" ||
-         code == "QUOTA_EXCEEDED" || code == "resourcePoolExhausted" || code == "quotaExceeded" ||
+  return code == "ZONE_RESOURCE_POOL_EXHAUSTED" ||
+         code == "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS" || code == "QUOTA_EXCEEDED" ||
+         code == "resourcePoolExhausted" || code == "quotaExceeded" ||
          code == "RESOURCE_POOL_EXHAUSTED";
 }
 bool IsRateLimit(std::string_view reason) {
-  return reason == "rateLimitExceeded" || reason == "userRateLimitExceeded" || reason == "RATE_LIMIT_EXCEEDED";
+  return reason == "rateLimitExceeded" || reason == "userRateLimitExceeded" ||
+         reason == "RATE_LIMIT_EXCEEDED";
 }
 
 Result<InstanceInfo> InstanceFrom(const Json& j) {
-  if (!j.is_object()) return Fail(Code::kUnavailable, "gcp: an instance in the answer is not an object");
+  if (!j.is_object())
+    return Fail(Code::kUnavailable, "gcp: an instance in the answer is not an object");
   InstanceInfo i;
   i.name = Str(j, "name");
   if (i.name.empty()) return Fail(Code::kUnavailable, "gcp: an instance in the answer has no name");
@@ -62,7 +66,8 @@ Result<InstanceInfo> InstanceFrom(const Json& j) {
   if (const Json* nics = Array(j, "networkInterfaces"); nics && !nics->empty()) {
     const Json& nic = nics->front();
     i.network_ip = Str(nic, "networkIP");
-    if (const Json* acs = Array(nic, "accessConfigs"); acs && !acs->empty()) i.nat_ip = Str(acs->front(), "natIP");
+    if (const Json* acs = Array(nic, "accessConfigs"); acs && !acs->empty())
+      i.nat_ip = Str(acs->front(), "natIP");
   }
   if (const auto it = j.find("labels"); it != j.end() && it->is_object()) {
     for (const auto& [k, v] : it->items()) {
@@ -90,7 +95,8 @@ std::string_view LastSegment(std::string_view link) {
 
 Result<void> CheckContext(const OpContext& ctx, std::string_view what) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "gcp: cancelled while ", what);
-  if (Clock::now() >= ctx.deadline) return Fail(Code::kDeadlineExceeded, "gcp: deadline passed while ", what);
+  if (Clock::now() >= ctx.deadline)
+    return Fail(Code::kDeadlineExceeded, "gcp: deadline passed while ", what);
   return {};
 }
 
@@ -114,7 +120,8 @@ std::optional<GoogleError> ParseErrorBody(std::string_view body) {
   e.message = Str(*it, "message");
   if (const Json* errors = Array(*it, "errors")) {
     for (const Json& item : *errors) {
-      if (std::string reason = Str(item, "reason"); !reason.empty()) e.reasons.push_back(std::move(reason));
+      if (std::string reason = Str(item, "reason"); !reason.empty())
+        e.reasons.push_back(std::move(reason));
       if (e.message.empty()) e.message = Str(item, "message");
     }
   }
@@ -124,20 +131,25 @@ std::optional<GoogleError> ParseErrorBody(std::string_view body) {
 Result<void> ClassifyResponse(const http::Response& r, std::string_view what) {
   if (r.status >= 200 && r.status < 300) return {};
   const std::optional<GoogleError> e = ParseErrorBody(r.body);
-  const std::string reason = e && !e->reasons.empty() ? e->reasons.front().substr(0, 100) : std::string();
+  const std::string reason =
+      e && !e->reasons.empty() ? e->reasons.front().substr(0, 100) : std::string();
   std::string text = std::string(what) + ": HTTP " + std::to_string(r.status);
   if (!reason.empty()) text += " " + reason;
   if (e && !e->message.empty()) text += ": " + Short(e->message);
-  const auto any = [&](auto pred) { return e && std::any_of(e->reasons.begin(), e->reasons.end(), pred); };
+  const auto any = [&](auto pred) {
+    return e && std::any_of(e->reasons.begin(), e->reasons.end(), pred);
+  };
   if (r.status == 429 || (r.status == 403 && any(IsRateLimit))) return Fail(Code::kAborted, text);
   if (any(IsCapacity) || (e && IsCapacity(e->status))) return Fail(Code::kResourceExhausted, text);
   if (r.status >= 500) return Fail(Code::kUnavailable, text);
   if (r.status == 401) return Fail(Code::kUnauthenticated, text);
-  if (r.status == 403) return Fail(Code::kFailedPrecondition, text, " (check the service account's roles)");
+  if (r.status == 403)
+    return Fail(Code::kFailedPrecondition, text, " (check the service account's roles)");
   if (r.status == 404) return Fail(Code::kNotFound, text);
   if (r.status == 409) return Fail(Code::kAlreadyExists, text);
   // An instance still being created or deleted refuses other changes for a moment.
-  if (any([](const std::string& s) { return s == "resourceNotReady"; })) return Fail(Code::kUnavailable, text);
+  if (any([](const std::string& s) { return s == "resourceNotReady"; }))
+    return Fail(Code::kUnavailable, text);
   if (r.status >= 400) return Fail(Code::kInvalidArgument, text);
   return Fail(Code::kUnavailable, text, " (unexpected status)");
 }
@@ -148,9 +160,11 @@ Result<Operation> ParseOperation(std::string_view body) {
   Operation op;
   op.name = Str(j, "name");
   op.status = Str(j, "status");
-  if (op.name.empty() || op.status.empty()) return Fail(Code::kUnavailable, "gcp: an operation answer has no name or status");
+  if (op.name.empty() || op.status.empty())
+    return Fail(Code::kUnavailable, "gcp: an operation answer has no name or status");
   if (op.status != "PENDING" && op.status != "RUNNING" && op.status != "DONE") {
-    return Fail(Code::kUnavailable, "gcp: operation ", Short(op.name), " has unknown status ", Short(op.status));
+    return Fail(Code::kUnavailable, "gcp: operation ", Short(op.name), " has unknown status ",
+                Short(op.status));
   }
   // The name and zone go into the next request's path: only what the API itself issues.
   const auto plain = [](std::string_view v) {
@@ -159,14 +173,16 @@ Result<Operation> ParseOperation(std::string_view body) {
            });
   };
   op.zone = std::string(LastSegment(Str(j, "zone")));
-  if (!plain(op.name) || !plain(op.zone)) return Fail(Code::kUnavailable, "gcp: an operation answer has a malformed name or zone");
+  if (!plain(op.name) || !plain(op.zone))
+    return Fail(Code::kUnavailable, "gcp: an operation answer has a malformed name or zone");
   op.operation_type = Str(j, "operationType");
   op.target_link = Str(j, "targetLink");
   op.http_error_status = Long(j, "httpErrorStatusCode");
   op.http_error_message = Str(j, "httpErrorMessage");
   if (const auto it = j.find("error"); it != j.end() && it->is_object()) {
     if (const Json* errors = Array(*it, "errors")) {
-      for (const Json& item : *errors) op.errors.push_back({Str(item, "code"), Str(item, "message")});
+      for (const Json& item : *errors)
+        op.errors.push_back({Str(item, "code"), Str(item, "message")});
     }
     if (op.errors.empty()) op.errors.push_back({"UNKNOWN", "operation failed without details"});
   }
@@ -177,15 +193,18 @@ Result<void> OperationError(const Operation& op, std::string_view what) {
   if (op.errors.empty()) return {};
   std::string text = std::string(what) + ": operation " + Short(op.name) + " failed:";
   for (std::size_t n = 0; n < op.errors.size() && n < 3; ++n) {
-    text += " " + Short(op.errors[n].code).substr(0, 100) + " (" + Short(op.errors[n].message) + ")";
+    text +=
+        " " + Short(op.errors[n].code).substr(0, 100) + " (" + Short(op.errors[n].message) + ")";
   }
   if (op.errors.size() > 3) text += " and " + std::to_string(op.errors.size() - 3) + " more";
   const auto has = [&](auto pred) {
-    return std::any_of(op.errors.begin(), op.errors.end(), [&](const OperationIssue& i) { return pred(i.code); });
+    return std::any_of(op.errors.begin(), op.errors.end(),
+                       [&](const OperationIssue& i) { return pred(i.code); });
   };
   if (has(IsCapacity)) return Fail(Code::kResourceExhausted, text);
   if (has(IsRateLimit)) return Fail(Code::kAborted, text);
-  if (has([](std::string_view c) { return c == "RESOURCE_NOT_FOUND" || c == "notFound"; })) return Fail(Code::kNotFound, text);
+  if (has([](std::string_view c) { return c == "RESOURCE_NOT_FOUND" || c == "notFound"; }))
+    return Fail(Code::kNotFound, text);
   const long s = op.http_error_status;
   if (s == 403 || s == 401) return Fail(Code::kFailedPrecondition, text);
   if (s == 404) return Fail(Code::kNotFound, text);
@@ -207,7 +226,8 @@ Result<InstanceList> ParseInstanceList(std::string_view body) {
   InstanceList list;
   list.next_page_token = Str(j, "nextPageToken");
   if (const auto it = j.find("items"); it != j.end()) {
-    if (!it->is_array()) return Fail(Code::kUnavailable, "gcp: an instance list's items is not an array");
+    if (!it->is_array())
+      return Fail(Code::kUnavailable, "gcp: an instance list's items is not an array");
     for (const Json& item : *it) {
       auto i = InstanceFrom(item);
       if (!i) return std::unexpected(i.error());
@@ -235,10 +255,14 @@ Result<MachineTypeInfo> ParseMachineType(std::string_view body) {
       if (n > 0) m.gpus += static_cast<unsigned>(std::min(n, 64L));
       if (m.gpu_model.empty()) {
         const std::string type = Str(a, "guestAcceleratorType");  // e.g. nvidia-h100-80gb
-        if (type.find("h100") != std::string::npos) m.gpu_model = "H100";
-        else if (type.find("a100") != std::string::npos) m.gpu_model = "A100";
-        else if (type.find("l4") != std::string::npos) m.gpu_model = "L4";
-        else m.gpu_model = type.substr(0, 40);
+        if (type.find("h100") != std::string::npos)
+          m.gpu_model = "H100";
+        else if (type.find("a100") != std::string::npos)
+          m.gpu_model = "A100";
+        else if (type.find("l4") != std::string::npos)
+          m.gpu_model = "L4";
+        else
+          m.gpu_model = type.substr(0, 40);
       }
     }
   }
@@ -264,8 +288,9 @@ std::string ComputeClient::ProjectPath(std::string_view rest) const {
 
 std::size_t ComputeClient::calls() const { return calls_.load(); }
 
-Result<http::Response> ComputeClient::Call(std::string_view method, std::string_view path, std::string_view body,
-                                           std::string_view what, const OpContext& ctx) {
+Result<http::Response> ComputeClient::Call(std::string_view method, std::string_view path,
+                                           std::string_view body, std::string_view what,
+                                           const OpContext& ctx) {
   const std::string url = options_.endpoint + std::string(path);
   for (int round = 0;; ++round) {
     std::string used;  // the token of the last attempt
@@ -297,13 +322,17 @@ Result<http::Response> ComputeClient::Call(std::string_view method, std::string_
   }
 }
 
-Result<Operation> ComputeClient::WaitOperation(const Operation& start, std::string_view what, const OpContext& ctx) {
+Result<Operation> ComputeClient::WaitOperation(const Operation& start, std::string_view what,
+                                               const OpContext& ctx) {
   Operation op = start;
   Backoff pause(options_.op_poll_initial, options_.op_poll_max);
   const std::string zone = op.zone;
   while (!op.Done()) {
-    if (zone.empty()) return Fail(Code::kUnavailable, std::string(what), ": operation ", Short(op.name), " names no zone");
-    auto r = Call("POST", ProjectPath("/zones/" + zone + "/operations/" + op.name + "/wait"), "", what, ctx);
+    if (zone.empty())
+      return Fail(Code::kUnavailable, std::string(what), ": operation ", Short(op.name),
+                  " names no zone");
+    auto r = Call("POST", ProjectPath("/zones/" + zone + "/operations/" + op.name + "/wait"), "",
+                  what, ctx);
     if (!r) return std::unexpected(r.error());
     auto next = ParseOperation(r->body);
     if (!next) return std::unexpected(next.error());
@@ -311,7 +340,8 @@ Result<Operation> ComputeClient::WaitOperation(const Operation& start, std::stri
     if (op.zone.empty()) op.zone = zone;
     // /wait returns early now and then (and a fake always does): do not spin.
     if (!op.Done() && !SleepFor(ctx, pause.Next())) {
-      auto done = CheckContext(ctx, std::string(what) + " (operation " + Short(op.name) + " still " + op.status + ")");
+      auto done = CheckContext(
+          ctx, std::string(what) + " (operation " + Short(op.name) + " still " + op.status + ")");
       return std::unexpected(done.error());
     }
   }

@@ -1,6 +1,6 @@
-// The Compute Engine REST API (v1) as the gcp provider uses it: the response parsers (pure, fuzzed),
-// the error classifier, and ComputeClient, which sends authorised calls with the shared retry
-// policy and waits for zonal operations.
+// The Compute Engine REST API (v1) as the gcp provider uses it: the response parsers (pure,
+// fuzzed), the error classifier, and ComputeClient, which sends authorised calls with the shared
+// retry policy and waits for zonal operations.
 //
 // Error taxonomy (providers/provider.h) of a Google error body
 // {"error": {"code", "message", "status", "errors": [{"domain", "reason", "message"}]}}
@@ -33,11 +33,12 @@
 
 namespace pp::providers::gcp {
 
-inline constexpr std::string_view kDefaultComputeEndpoint = "https://compute.googleapis.com/compute/v1";
+inline constexpr std::string_view kDefaultComputeEndpoint =
+    "https://compute.googleapis.com/compute/v1";
 
 struct GoogleError {
-  long code = 0;             // the HTTP status the body states
-  std::string status;        // e.g. "RESOURCE_EXHAUSTED"
+  long code = 0;       // the HTTP status the body states
+  std::string status;  // e.g. "RESOURCE_EXHAUSTED"
   std::string message;
   std::vector<std::string> reasons;  // errors[].reason (rateLimitExceeded, notFound, ...)
 };
@@ -56,7 +57,7 @@ struct OperationIssue {
 
 struct Operation {
   std::string name;
-  std::string zone;  // the short name (the API gives a URL)
+  std::string zone;    // the short name (the API gives a URL)
   std::string status;  // PENDING, RUNNING, DONE
   std::string operation_type;
   std::string target_link;
@@ -74,12 +75,12 @@ Result<void> OperationError(const Operation& op, std::string_view what);
 
 struct InstanceInfo {
   std::string name;
-  std::string id;  // numeric, as a string
-  std::string zone;  // short name
-  std::string status;  // PROVISIONING, STAGING, RUNNING, STOPPING, TERMINATED, ...
+  std::string id;            // numeric, as a string
+  std::string zone;          // short name
+  std::string status;        // PROVISIONING, STAGING, RUNNING, STOPPING, TERMINATED, ...
   std::string machine_type;  // short name
-  std::string network_ip;  // first interface's private address
-  std::string nat_ip;  // first interface's first access config's public address
+  std::string network_ip;    // first interface's private address
+  std::string nat_ip;        // first interface's first access config's public address
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> metadata;  // items, except user-data (never kept)
 };

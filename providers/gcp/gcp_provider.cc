@@ -36,8 +36,9 @@ std::string NewRequestId() {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   char s[37];
-  std::snprintf(s, sizeof s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-                b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  std::snprintf(s, sizeof s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15]);
   return s;
 }
 
@@ -57,27 +58,35 @@ class Undo {
 };
 
 bool Terminal(const std::string& state) {
-  return state == "STOPPING" || state == "STOPPED" || state == "SUSPENDING" || state == "SUSPENDED" ||
-         state == "TERMINATED" || state == "GONE";
+  return state == "STOPPING" || state == "STOPPED" || state == "SUSPENDING" ||
+         state == "SUSPENDED" || state == "TERMINATED" || state == "GONE";
 }
 
 std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 class GcpProvider final : public Provider {
  public:
-  GcpProvider(GcpConfig config, std::unique_ptr<http::Client> client, std::unique_ptr<TokenSource> tokens)
-      : config_(std::move(config)), client_(std::move(client)), tokens_(std::move(tokens)),
-        compute_(*client_, *tokens_,
-                 ComputeOptions{config_.compute_endpoint.empty() ? std::string(kDefaultComputeEndpoint)
-                                                                 : config_.compute_endpoint,
-                                config_.project_id, config_.retry, config_.op_poll_initial, config_.op_poll_max}),
-        poller_([this](const std::vector<std::string>& ids, const OpContext& ctx) { return Poll(ids, ctx); },
+  GcpProvider(GcpConfig config, std::unique_ptr<http::Client> client,
+              std::unique_ptr<TokenSource> tokens)
+      : config_(std::move(config)),
+        client_(std::move(client)),
+        tokens_(std::move(tokens)),
+        compute_(
+            *client_, *tokens_,
+            ComputeOptions{config_.compute_endpoint.empty() ? std::string(kDefaultComputeEndpoint)
+                                                            : config_.compute_endpoint,
+                           config_.project_id, config_.retry, config_.op_poll_initial,
+                           config_.op_poll_max}),
+        poller_([this](const std::vector<std::string>& ids,
+                       const OpContext& ctx) { return Poll(ids, ctx); },
                 config_.poll_interval, 50) {}
 
   Result<Instance> CreateInstance(const InstanceSpec& spec, const OpContext& ctx) override;
   Result<void> DeleteInstance(const std::string& instance_id, const OpContext& ctx) override;
-  Result<void> DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) override;
-  Result<std::vector<Instance>> ListInstances(const std::string& node, const OpContext& ctx) override;
+  Result<void> DeleteLeftovers(const std::string& name, const Owner& owner,
+                               const OpContext& ctx) override;
+  Result<std::vector<Instance>> ListInstances(const std::string& node,
+                                              const OpContext& ctx) override;
   Result<void> Verify(const OpContext& ctx) override;
 
  private:
@@ -85,9 +94,12 @@ class GcpProvider final : public Provider {
   Result<InstanceTypePolicy> Policy(const OpContext& ctx);
   Result<unsigned long long> ImageSizeGb(const std::string& image, const OpContext& ctx);
   Result<void> DeleteIn(const std::string& zone, const std::string& name, const OpContext& ctx);
-  Result<void> DeleteOwned(const std::string& zone, const std::string& name, const Owner& owner, const OpContext& ctx);
-  Result<std::vector<InstanceInfo>> List(const std::string& zone, const std::string& filter, const OpContext& ctx);
-  Result<std::map<std::string, State>> Poll(const std::vector<std::string>& ids, const OpContext& ctx);
+  Result<void> DeleteOwned(const std::string& zone, const std::string& name, const Owner& owner,
+                           const OpContext& ctx);
+  Result<std::vector<InstanceInfo>> List(const std::string& zone, const std::string& filter,
+                                         const OpContext& ctx);
+  Result<std::map<std::string, State>> Poll(const std::vector<std::string>& ids,
+                                            const OpContext& ctx);
   Instance ToInstance(const InstanceInfo& info) const;
 
   const GcpConfig config_;
@@ -96,7 +108,7 @@ class GcpProvider final : public Provider {
   ComputeClient compute_;
 
   std::mutex mu_;
-  std::optional<InstanceTypePolicy> policy_;           // guarded by mu_; made on first use
+  std::optional<InstanceTypePolicy> policy_;            // guarded by mu_; made on first use
   std::map<std::string, unsigned long long> image_gb_;  // guarded by mu_
   std::map<std::string, int> misses_;                   // guarded by mu_: ids a poll did not see
 
@@ -132,8 +144,9 @@ Result<InstanceTypePolicy> GcpProvider::Policy(const OpContext& ctx) {
       continue;
     }
     // Not in our table: ask the API, as CAA does for every type (machineTypes.get).
-    auto r = compute_.Call("GET", compute_.ProjectPath("/zones/" + config_.zones.front() + "/machineTypes/" + name), "",
-                           "gcp: machineTypes.get " + name, ctx);
+    auto r = compute_.Call(
+        "GET", compute_.ProjectPath("/zones/" + config_.zones.front() + "/machineTypes/" + name),
+        "", "gcp: machineTypes.get " + name, ctx);
     if (!r) {
       Error e = r.error();
       if (e.code == Code::kNotFound) e.code = Code::kFailedPrecondition;
@@ -151,8 +164,9 @@ Result<InstanceTypePolicy> GcpProvider::Policy(const OpContext& ctx) {
 
 // The capacity code in an error's message, for the list of what was tried.
 std::string CapacityReason(const Error& e) {
-  for (const char* code : {"ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", "ZONE_RESOURCE_POOL_EXHAUSTED",
-                           "QUOTA_EXCEEDED", "resourcePoolExhausted", "quotaExceeded"}) {
+  for (const char* code :
+       {"ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", "ZONE_RESOURCE_POOL_EXHAUSTED",
+        "QUOTA_EXCEEDED", "resourcePoolExhausted", "quotaExceeded"}) {
     if (e.message.find(code) != std::string::npos) return code;
   }
   return "out of capacity";
@@ -166,15 +180,17 @@ std::string TriedSuffix(const std::vector<std::string>& tried) {
   return s;
 }
 
-Result<unsigned long long> GcpProvider::ImageSizeGb(const std::string& image, const OpContext& ctx) {
+Result<unsigned long long> GcpProvider::ImageSizeGb(const std::string& image,
+                                                    const OpContext& ctx) {
   {
     std::lock_guard lock(mu_);
     if (auto it = image_gb_.find(image); it != image_gb_.end()) return it->second;
   }
   // The boot disk may not be smaller than the image (CAA asks too, on every create).
   const auto [project, name] = ImageProjectAndName(config_.project_id, image);
-  auto r = compute_.Call("GET", "/projects/" + http::UrlEncode(project) + "/global/images/" + http::UrlEncode(name), "",
-                         "gcp: images.get " + project + "/" + name, ctx);
+  auto r = compute_.Call(
+      "GET", "/projects/" + http::UrlEncode(project) + "/global/images/" + http::UrlEncode(name),
+      "", "gcp: images.get " + project + "/" + name, ctx);
   if (!r) {
     Error e = r.error();
     if (e.code == Code::kNotFound) {
@@ -190,14 +206,17 @@ Result<unsigned long long> GcpProvider::ImageSizeGb(const std::string& image, co
   return *gb;
 }
 
-Result<std::vector<InstanceInfo>> GcpProvider::List(const std::string& zone, const std::string& filter,
+Result<std::vector<InstanceInfo>> GcpProvider::List(const std::string& zone,
+                                                    const std::string& filter,
                                                     const OpContext& ctx) {
   std::vector<InstanceInfo> all;
   std::string token;
   for (int page = 0; page < 10000; ++page) {
-    std::string path = "/zones/" + zone + "/instances?maxResults=500&filter=" + http::UrlEncode(filter);
+    std::string path =
+        "/zones/" + zone + "/instances?maxResults=500&filter=" + http::UrlEncode(filter);
     if (!token.empty()) path += "&pageToken=" + http::UrlEncode(token);
-    auto r = compute_.Call("GET", compute_.ProjectPath(path), "", "gcp: instances.list in " + zone, ctx);
+    auto r =
+        compute_.Call("GET", compute_.ProjectPath(path), "", "gcp: instances.list in " + zone, ctx);
     if (!r) return std::unexpected(r.error());
     auto list = ParseInstanceList(r->body);
     if (!list) return std::unexpected(list.error());
@@ -206,13 +225,15 @@ Result<std::vector<InstanceInfo>> GcpProvider::List(const std::string& zone, con
       all.push_back(std::move(item));
     }
     if (list->next_page_token.empty()) return all;
-    if (list->next_page_token == token) return Fail(Code::kUnavailable, "gcp: instances.list in ", zone, " repeats a page token");
+    if (list->next_page_token == token)
+      return Fail(Code::kUnavailable, "gcp: instances.list in ", zone, " repeats a page token");
     token = std::move(list->next_page_token);
   }
   return Fail(Code::kUnavailable, "gcp: instances.list in ", zone, " has too many pages");
 }
 
-Result<std::map<std::string, State>> GcpProvider::Poll(const std::vector<std::string>& ids, const OpContext& ctx) {
+Result<std::map<std::string, State>> GcpProvider::Poll(const std::vector<std::string>& ids,
+                                                       const OpContext& ctx) {
   std::map<std::string, std::vector<std::string>> by_zone;
   for (const auto& id : ids) {
     const auto slash = id.find('/');
@@ -223,7 +244,8 @@ Result<std::map<std::string, State>> GcpProvider::Poll(const std::vector<std::st
     // One list per zone for every instance waited for there (filter syntax:
     // https://cloud.google.com/compute/docs/reference/rest/v1/instances/list).
     std::string filter;
-    for (const auto& name : names) filter += (filter.empty() ? "" : " OR ") + ("(name = " + Quoted(name) + ")");
+    for (const auto& name : names)
+      filter += (filter.empty() ? "" : " OR ") + ("(name = " + Quoted(name) + ")");
     auto list = List(zone, filter, ctx);
     if (!list) return std::unexpected(list.error());
     for (const auto& info : *list) {
@@ -242,24 +264,28 @@ Result<std::map<std::string, State>> GcpProvider::Poll(const std::vector<std::st
   return seen;
 }
 
-Result<void> GcpProvider::DeleteIn(const std::string& zone, const std::string& name, const OpContext& ctx) {
+Result<void> GcpProvider::DeleteIn(const std::string& zone, const std::string& name,
+                                   const OpContext& ctx) {
   const std::string what = "gcp: instances.delete of " + zone + "/" + name;
   const std::string request_id = NewRequestId();
-  auto r = compute_.Call("DELETE", compute_.ProjectPath("/zones/" + zone + "/instances/" + name + "?requestId=" + request_id),
-                         "", what, ctx);
+  auto r = compute_.Call(
+      "DELETE",
+      compute_.ProjectPath("/zones/" + zone + "/instances/" + name + "?requestId=" + request_id),
+      "", what, ctx);
   if (!r) return r.error().code == Code::kNotFound ? Result<void>{} : std::unexpected(r.error());
   auto op = ParseOperation(r->body);
   if (!op) return std::unexpected(op.error());
   if (op->zone.empty()) op->zone = zone;
   auto done = compute_.WaitOperation(*op, what, ctx);
   if (!done) return std::unexpected(done.error());
-  if (auto failed = OperationError(*done, what); !failed && failed.error().code != Code::kNotFound) return failed;
+  if (auto failed = OperationError(*done, what); !failed && failed.error().code != Code::kNotFound)
+    return failed;
   spdlog::info("gcp: deleted {}/{}", zone, name);
   return {};
 }
 
-Result<void> GcpProvider::DeleteOwned(const std::string& zone, const std::string& name, const Owner& owner,
-                                      const OpContext& ctx) {
+Result<void> GcpProvider::DeleteOwned(const std::string& zone, const std::string& name,
+                                      const Owner& owner, const OpContext& ctx) {
   auto r = compute_.Call("GET", compute_.ProjectPath("/zones/" + zone + "/instances/" + name), "",
                          "gcp: instances.get " + zone + "/" + name, ctx);
   if (!r) return r.error().code == Code::kNotFound ? Result<void>{} : std::unexpected(r.error());
@@ -277,12 +303,14 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
   if (auto c = CheckContext(ctx, "creating " + spec.name); !c) return std::unexpected(c.error());
   if (!IsValidInstanceName(spec.name)) {
     return Fail(Code::kInvalidArgument, "gcp: \"", spec.name,
-                "\" is not a valid instance name (a lower-case letter, then letters, digits, '-', at most 63)");
+                "\" is not a valid instance name (a lower-case letter, then letters, digits, '-', "
+                "at most 63)");
   }
   // A metadata value holds at most 256 KB (https://cloud.google.com/compute/docs/metadata/setting-
   // custom-metadata#limitations); base64 makes 4 bytes of 3.
   if ((spec.user_data.size() + 2) / 3 * 4 > 256 * 1024) {
-    return Fail(Code::kInvalidArgument, "gcp: the user-data of ", spec.name, " is ", std::to_string(spec.user_data.size()),
+    return Fail(Code::kInvalidArgument, "gcp: the user-data of ", spec.name, " is ",
+                std::to_string(spec.user_data.size()),
                 " bytes; base64 of it exceeds the 256 KB a metadata value may hold");
   }
   auto policy = Policy(ctx);
@@ -290,7 +318,9 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
   auto candidates = SelectInstanceTypes(spec, *policy);
   if (!candidates) return std::unexpected(candidates.error());
   const std::string image = spec.image.empty() ? config_.image_name : spec.image;
-  if (image.empty()) return Fail(Code::kFailedPrecondition, "gcp: no pod VM image: set -image-name (PODVM_IMAGE_NAME)");
+  if (image.empty())
+    return Fail(Code::kFailedPrecondition,
+                "gcp: no pod VM image: set -image-name (PODVM_IMAGE_NAME)");
   auto image_gb = ImageSizeGb(image, ctx);
   if (!image_gb) return std::unexpected(image_gb.error());
 
@@ -318,33 +348,40 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
       p.subnetwork = ResolveSubnetwork(config_.project_id, zone, config_.subnetwork);
       const auto known = std::find_if(policy->allowed.begin(), policy->allowed.end(),
                                       [&](const InstanceType& t) { return t.name == type; });
-      p.terminate_on_maintenance = spec.gpus > 0 || (known != policy->allowed.end() && known->gpus > 0);
-      const std::string what = "gcp: instances.insert of " + spec.name + " (" + type + " in " + zone + ")";
+      p.terminate_on_maintenance =
+          spec.gpus > 0 || (known != policy->allowed.end() && known->gpus > 0);
+      const std::string what =
+          "gcp: instances.insert of " + spec.name + " (" + type + " in " + zone + ")";
       // One id per candidate, the same on every retry of it: a retried insert never makes two.
       const std::string request_id = NewRequestId();
-      auto r = compute_.Call("POST", compute_.ProjectPath("/zones/" + zone + "/instances?requestId=" + request_id),
-                             BuildInstanceBody(p), what, ctx);
+      auto r = compute_.Call(
+          "POST", compute_.ProjectPath("/zones/" + zone + "/instances?requestId=" + request_id),
+          BuildInstanceBody(p), what, ctx);
       if (!r) {
         Error e = r.error();
         if (e.code == Code::kResourceExhausted) {
           tried.push_back(zone + "/" + type + " (" + CapacityReason(e) + ")");
           continue;
         }
-        if (e.code == Code::kNotFound) e.code = Code::kFailedPrecondition;  // the image, network or type
-        if (e.code != Code::kAlreadyExists && e.code != Code::kInvalidArgument && e.code != Code::kFailedPrecondition) {
+        if (e.code == Code::kNotFound)
+          e.code = Code::kFailedPrecondition;  // the image, network or type
+        if (e.code != Code::kAlreadyExists && e.code != Code::kInvalidArgument &&
+            e.code != Code::kFailedPrecondition) {
           // The insert may have been accepted with its answer lost: remove it if it is ours.
           (void)DeleteOwned(zone, spec.name, spec.owner, CleanupContext());
         }
         return Fail(e.code, e.message, TriedSuffix(tried));
       }
       undo.Add([this, zone, name = spec.name] {
-        if (auto d = DeleteIn(zone, name, CleanupContext()); !d) spdlog::warn("{}", d.error().message);
+        if (auto d = DeleteIn(zone, name, CleanupContext()); !d)
+          spdlog::warn("{}", d.error().message);
       });
       auto op = ParseOperation(r->body);
       if (!op) return Fail(op.error().code, op.error().message, TriedSuffix(tried));
       if (op->zone.empty()) op->zone = zone;
       auto done = compute_.WaitOperation(*op, what, ctx);
-      if (!done) return Fail(done.error().code, what, ": ", done.error().message, TriedSuffix(tried));
+      if (!done)
+        return Fail(done.error().code, what, ": ", done.error().message, TriedSuffix(tried));
       if (auto failed = OperationError(*done, what); !failed) {
         Error e = failed.error();
         if (e.code == Code::kResourceExhausted) {
@@ -356,7 +393,8 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
         return Fail(e.code, e.message, TriedSuffix(tried));
       }
       made_zone = zone;
-      if (!tried.empty()) spdlog::info("gcp: {} made as {} in {}{}", spec.name, type, zone, TriedSuffix(tried));
+      if (!tried.empty())
+        spdlog::info("gcp: {} made as {} in {}{}", spec.name, type, zone, TriedSuffix(tried));
       break;
     }
     if (!made_zone.empty()) break;
@@ -369,14 +407,16 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
 
   const std::string id = made_zone + "/" + spec.name;
   auto state = poller_.Wait(
-      id, [](const State& s) { return (s.state == "RUNNING" && !s.ips.empty()) || Terminal(s.state); }, ctx);
+      id,
+      [](const State& s) { return (s.state == "RUNNING" && !s.ips.empty()) || Terminal(s.state); },
+      ctx);
   {
     std::lock_guard lock(mu_);
     misses_.erase(id);
   }
   if (!state) {
-    return Fail(state.error().code, "gcp: ", id, " did not reach RUNNING with an address: ", state.error().message,
-                " (deleted)");
+    return Fail(state.error().code, "gcp: ", id,
+                " did not reach RUNNING with an address: ", state.error().message, " (deleted)");
   }
   if (state->state != "RUNNING") {
     return Fail(Code::kUnavailable, "gcp: ", id, " is ", state->state, " instead of RUNNING",
@@ -391,15 +431,18 @@ Result<void> GcpProvider::DeleteInstance(const std::string& instance_id, const O
   if (auto c = CheckContext(ctx, "deleting " + instance_id); !c) return c;
   const auto slash = instance_id.find('/');
   // A bare name is CAA's id form (one zone): the first zone.
-  const std::string zone = slash == std::string::npos ? config_.zones.front() : instance_id.substr(0, slash);
+  const std::string zone =
+      slash == std::string::npos ? config_.zones.front() : instance_id.substr(0, slash);
   const std::string name = slash == std::string::npos ? instance_id : instance_id.substr(slash + 1);
   if (!IsValidZoneName(zone) || !IsValidInstanceName(name)) {
-    return Fail(Code::kInvalidArgument, "gcp: \"", instance_id, "\" is not an instance id (<zone>/<name>)");
+    return Fail(Code::kInvalidArgument, "gcp: \"", instance_id,
+                "\" is not an instance id (<zone>/<name>)");
   }
   return DeleteIn(zone, name, ctx);
 }
 
-Result<void> GcpProvider::DeleteLeftovers(const std::string& name, const Owner& owner, const OpContext& ctx) {
+Result<void> GcpProvider::DeleteLeftovers(const std::string& name, const Owner& owner,
+                                          const OpContext& ctx) {
   if (auto c = CheckContext(ctx, "removing leftovers of " + name); !c) return c;
   if (!IsValidInstanceName(name)) return {};  // no instance can have that name
   for (const auto& zone : config_.zones) {
@@ -408,7 +451,8 @@ Result<void> GcpProvider::DeleteLeftovers(const std::string& name, const Owner& 
   return {};
 }
 
-Result<std::vector<Instance>> GcpProvider::ListInstances(const std::string& node, const OpContext& ctx) {
+Result<std::vector<Instance>> GcpProvider::ListInstances(const std::string& node,
+                                                         const OpContext& ctx) {
   if (auto c = CheckContext(ctx, "listing instances"); !c) return std::unexpected(c.error());
   std::vector<Instance> mine;
   const std::string filter = "labels." + std::string(kNodeLabel) + " = " + Quoted(LabelValue(node));
@@ -417,7 +461,8 @@ Result<std::vector<Instance>> GcpProvider::ListInstances(const std::string& node
     if (!list) return std::unexpected(list.error());
     for (const auto& info : *list) {
       Instance i = ToInstance(info);
-      if (i.owner.node == node) mine.push_back(std::move(i));  // labels are lossy; the metadata is exact
+      if (i.owner.node == node)
+        mine.push_back(std::move(i));  // labels are lossy; the metadata is exact
     }
   }
   return mine;
@@ -425,7 +470,8 @@ Result<std::vector<Instance>> GcpProvider::ListInstances(const std::string& node
 
 Result<void> GcpProvider::Verify(const OpContext& ctx) {
   if (auto c = CheckContext(ctx, "verifying the configuration"); !c) return c;
-  auto project = compute_.Call("GET", compute_.ProjectPath(""), "", "gcp: projects.get " + config_.project_id, ctx);
+  auto project = compute_.Call("GET", compute_.ProjectPath(""), "",
+                               "gcp: projects.get " + config_.project_id, ctx);
   if (!project) {
     Error e = project.error();
     if (e.code == Code::kNotFound) {
@@ -454,7 +500,8 @@ Result<std::unique_ptr<Provider>> MakeGcpProvider(GcpConfig config) {
   std::string key_project;
   auto tokens = MakeTokenSource(config.credentials, *client, token_options, &key_project);
   if (!tokens) return std::unexpected(tokens.error());
-  if (config.project_id.empty()) config.project_id = key_project;  // the key's project, when not given
+  if (config.project_id.empty())
+    config.project_id = key_project;  // the key's project, when not given
   if (auto valid = ValidateConfig(config); !valid) return std::unexpected(valid.error());
   return std::make_unique<GcpProvider>(std::move(config), std::move(client), std::move(*tokens));
 }

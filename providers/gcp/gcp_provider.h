@@ -29,25 +29,28 @@ namespace pp::providers::gcp {
 
 struct GcpConfig {
   // CAA's flags and variables (src/cloud-providers/gcp/manager.go).
-  std::string credentials;  // GCP_CREDENTIALS: the key's JSON, or a path to it; empty: metadata server
-  std::string project_id;   // GCP_PROJECT_ID
-  std::vector<std::string> zones;  // GCP_ZONE: one zone, or several comma-separated (tried in order)
-  std::string image_name;   // PODVM_IMAGE_NAME
-  std::string machine_type = "e2-medium";  // GCP_MACHINE_TYPE
-  std::vector<std::string> machine_types;  // GCP_INSTANCE_TYPES
-  std::string network;      // GCP_NETWORK
-  std::string subnetwork;   // GCP_SUBNETWORK
-  std::string disk_type = "pd-standard";  // GCP_DISK_TYPE
-  bool disable_cvm = false;  // DISABLECVM
-  std::string confidential_type;  // GCP_CONFIDENTIAL_TYPE: SEV, SEV_SNP, TDX
-  unsigned root_volume_size = 10;  // ROOT_VOLUME_SIZE (GiB; the image's size when larger)
-  bool use_public_ip = false;  // USE_PUBLIC_IP
+  std::string
+      credentials;  // GCP_CREDENTIALS: the key's JSON, or a path to it; empty: metadata server
+  std::string project_id;  // GCP_PROJECT_ID
+  std::vector<std::string>
+      zones;               // GCP_ZONE: one zone, or several comma-separated (tried in order)
+  std::string image_name;  // PODVM_IMAGE_NAME
+  std::string machine_type = "e2-medium";   // GCP_MACHINE_TYPE
+  std::vector<std::string> machine_types;   // GCP_INSTANCE_TYPES
+  std::string network;                      // GCP_NETWORK
+  std::string subnetwork;                   // GCP_SUBNETWORK
+  std::string disk_type = "pd-standard";    // GCP_DISK_TYPE
+  bool disable_cvm = false;                 // DISABLECVM
+  std::string confidential_type;            // GCP_CONFIDENTIAL_TYPE: SEV, SEV_SNP, TDX
+  unsigned root_volume_size = 10;           // ROOT_VOLUME_SIZE (GiB; the image's size when larger)
+  bool use_public_ip = false;               // USE_PUBLIC_IP
   std::map<std::string, std::string> tags;  // TAGS: k=v,... (added as labels)
   // Endpoints (ours): sovereign clouds, Private Service Connect, emulators.
-  std::string compute_endpoint;  // GCP_COMPUTE_ENDPOINT; empty: https://compute.googleapis.com/compute/v1
-  std::string token_endpoint;    // GCP_TOKEN_ENDPOINT; empty: the key's token_uri
-  std::string metadata_host;     // GCE_METADATA_HOST; empty: metadata.google.internal
-  std::string ca_bundle;         // GCP_CA_BUNDLE; empty: the system store
+  std::string
+      compute_endpoint;  // GCP_COMPUTE_ENDPOINT; empty: https://compute.googleapis.com/compute/v1
+  std::string token_endpoint;  // GCP_TOKEN_ENDPOINT; empty: the key's token_uri
+  std::string metadata_host;   // GCE_METADATA_HOST; empty: metadata.google.internal
+  std::string ca_bundle;       // GCP_CA_BUNDLE; empty: the system store
   std::chrono::milliseconds poll_interval{2000};  // GCP_POLL_INTERVAL
   // Tuning for tests.
   http::RetryPolicy retry;

@@ -23,7 +23,8 @@ using Json = nlohmann::json;
 
 Result<void> ContextDone(const OpContext& ctx, std::string_view what) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "gcp: cancelled while ", what);
-  if (Clock::now() >= ctx.deadline) return Fail(Code::kDeadlineExceeded, "gcp: deadline passed while ", what);
+  if (Clock::now() >= ctx.deadline)
+    return Fail(Code::kDeadlineExceeded, "gcp: deadline passed while ", what);
   return {};
 }
 
@@ -41,25 +42,30 @@ Result<void> ClassifyTokenResponse(const http::Response& r, std::string_view end
   const Json j = Json::parse(r.body, nullptr, false);
   if (j.is_object()) {
     detail = Member(j, "error");
-    if (const std::string d = Member(j, "error_description"); !d.empty()) detail += ": " + d.substr(0, 200);
+    if (const std::string d = Member(j, "error_description"); !d.empty())
+      detail += ": " + d.substr(0, 200);
   }
-  const std::string what = std::string("gcp: token endpoint ") + std::string(endpoint) + " answered HTTP " +
-                           std::to_string(r.status) + (detail.empty() ? "" : " (" + detail + ")");
+  const std::string what = std::string("gcp: token endpoint ") + std::string(endpoint) +
+                           " answered HTTP " + std::to_string(r.status) +
+                           (detail.empty() ? "" : " (" + detail + ")");
   if (r.status == 429) return Fail(Code::kAborted, what);
   if (r.status >= 500) return Fail(Code::kUnavailable, what);
-  return Fail(Code::kFailedPrecondition, what, "; check GCP_CREDENTIALS and the service account's roles");
+  return Fail(Code::kFailedPrecondition, what,
+              "; check GCP_CREDENTIALS and the service account's roles");
 }
 
 // The caching and single-flight part every source shares; `fetch_` gets a new token.
 class CachingTokenSource : public TokenSource {
  public:
   using Fetch = std::function<Result<AccessToken>(const OpContext&)>;
-  CachingTokenSource(Fetch fetch, std::chrono::seconds margin) : fetch_(std::move(fetch)), margin_(margin) {}
+  CachingTokenSource(Fetch fetch, std::chrono::seconds margin)
+      : fetch_(std::move(fetch)), margin_(margin) {}
 
   Result<std::string> Token(const OpContext& ctx) override {
     std::unique_lock lock(mu_);
     for (;;) {
-      if (auto done = ContextDone(ctx, "getting an access token"); !done) return std::unexpected(done.error());
+      if (auto done = ContextDone(ctx, "getting an access token"); !done)
+        return std::unexpected(done.error());
       if (!token_.token.empty() && Clock::now() + margin_ < token_.expiry) return token_.token;
       if (!fetching_) break;
       // Another caller fetches: wait for it, within our own deadline and stop request.
@@ -107,7 +113,8 @@ http::RetryPolicy TokenRetry() {
 
 Result<ServiceAccountKey> ParseServiceAccountKey(std::string_view text) {
   const Json j = Json::parse(text, nullptr, false);
-  if (!j.is_object()) return Fail(Code::kInvalidArgument, "gcp: GCP_CREDENTIALS is not a JSON key file");
+  if (!j.is_object())
+    return Fail(Code::kInvalidArgument, "gcp: GCP_CREDENTIALS is not a JSON key file");
   const std::string type = Member(j, "type");
   if (!type.empty() && type != "service_account") {
     return Fail(Code::kInvalidArgument, "gcp: GCP_CREDENTIALS holds credentials of type \"", type,
@@ -119,8 +126,10 @@ Result<ServiceAccountKey> ParseServiceAccountKey(std::string_view text) {
   key.private_key_id = Member(j, "private_key_id");
   key.token_uri = Member(j, "token_uri");
   key.project_id = Member(j, "project_id");
-  if (key.client_email.empty()) return Fail(Code::kInvalidArgument, "gcp: the service-account key has no client_email");
-  if (key.private_key.empty()) return Fail(Code::kInvalidArgument, "gcp: the service-account key has no private_key");
+  if (key.client_email.empty())
+    return Fail(Code::kInvalidArgument, "gcp: the service-account key has no client_email");
+  if (key.private_key.empty())
+    return Fail(Code::kInvalidArgument, "gcp: the service-account key has no private_key");
   if (key.token_uri.empty()) key.token_uri = std::string(kDefaultTokenUri);
   return key;
 }
@@ -129,37 +138,50 @@ std::string Base64Url(std::string_view bytes) {
   std::string s = podvm::Base64Encode(bytes);
   while (!s.empty() && s.back() == '=') s.pop_back();
   for (char& c : s) {
-    if (c == '+') c = '-';
-    else if (c == '/') c = '_';
+    if (c == '+')
+      c = '-';
+    else if (c == '/')
+      c = '_';
   }
   return s;
 }
 
-Result<std::string> MakeJwtAssertion(const ServiceAccountKey& key, std::string_view scope, std::string_view audience,
+Result<std::string> MakeJwtAssertion(const ServiceAccountKey& key, std::string_view scope,
+                                     std::string_view audience,
                                      std::chrono::system_clock::time_point now) {
   Json header = {{"alg", "RS256"}, {"typ", "JWT"}};
   if (!key.private_key_id.empty()) header["kid"] = key.private_key_id;
-  const long long iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  const Json claims = {{"iss", key.client_email}, {"scope", scope}, {"aud", audience}, {"iat", iat}, {"exp", iat + 3600}};
+  const long long iat =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  const Json claims = {{"iss", key.client_email},
+                       {"scope", scope},
+                       {"aud", audience},
+                       {"iat", iat},
+                       {"exp", iat + 3600}};
   const std::string signing_input = Base64Url(header.dump()) + "." + Base64Url(claims.dump());
 
-  CHandle<BIO, BIO_free> bio(BIO_new_mem_buf(key.private_key.data(), static_cast<int>(key.private_key.size())));
+  CHandle<BIO, BIO_free> bio(
+      BIO_new_mem_buf(key.private_key.data(), static_cast<int>(key.private_key.size())));
   if (!bio) return Fail(Code::kInternal, "gcp: out of memory reading the private key");
-  CHandle<EVP_PKEY, EVP_PKEY_free> pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  CHandle<EVP_PKEY, EVP_PKEY_free> pkey(
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!pkey || EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_RSA) {
-    return Fail(Code::kInvalidArgument, "gcp: the service-account key's private_key is not an RSA key in PEM");
+    return Fail(Code::kInvalidArgument,
+                "gcp: the service-account key's private_key is not an RSA key in PEM");
   }
   // RS256 = RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 section 3.3), OpenSSL's default RSA padding.
   CHandle<EVP_MD_CTX, EVP_MD_CTX_free> md(EVP_MD_CTX_new());
   std::size_t len = 0;
   if (!md || EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1 ||
-      EVP_DigestSign(md.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(signing_input.data()),
+      EVP_DigestSign(md.get(), nullptr, &len,
+                     reinterpret_cast<const unsigned char*>(signing_input.data()),
                      signing_input.size()) != 1) {
     return Fail(Code::kInternal, "gcp: signing the JWT assertion failed");
   }
   std::string sig(len, '\0');
   if (EVP_DigestSign(md.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                     reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size()) != 1) {
+                     reinterpret_cast<const unsigned char*>(signing_input.data()),
+                     signing_input.size()) != 1) {
     return Fail(Code::kInternal, "gcp: signing the JWT assertion failed");
   }
   sig.resize(len);
@@ -168,20 +190,25 @@ Result<std::string> MakeJwtAssertion(const ServiceAccountKey& key, std::string_v
 
 Result<AccessToken> ParseTokenResponse(std::string_view body, Clock::time_point now) {
   const Json j = Json::parse(body, nullptr, false);
-  if (!j.is_object()) return Fail(Code::kUnavailable, "gcp: the token endpoint's answer is not JSON");
+  if (!j.is_object())
+    return Fail(Code::kUnavailable, "gcp: the token endpoint's answer is not JSON");
   AccessToken t;
   t.token = Member(j, "access_token");
-  if (t.token.empty()) return Fail(Code::kUnavailable, "gcp: the token endpoint's answer has no access_token");
+  if (t.token.empty())
+    return Fail(Code::kUnavailable, "gcp: the token endpoint's answer has no access_token");
   const std::string type = Member(j, "token_type");
   if (!type.empty() && type != "Bearer" && type != "bearer") {
-    return Fail(Code::kUnavailable, "gcp: the token endpoint issued a token of type ", type.substr(0, 40),
-                ", not Bearer");
+    return Fail(Code::kUnavailable, "gcp: the token endpoint issued a token of type ",
+                type.substr(0, 40), ", not Bearer");
   }
   long long expires_in = 3600;
   if (const auto it = j.find("expires_in"); it != j.end()) {
-    if (it->is_number_integer()) expires_in = it->get<long long>();
-    else if (it->is_string()) expires_in = std::atoll(it->get<std::string>().c_str());
-    else return Fail(Code::kUnavailable, "gcp: the token endpoint's expires_in is not a number");
+    if (it->is_number_integer())
+      expires_in = it->get<long long>();
+    else if (it->is_string())
+      expires_in = std::atoll(it->get<std::string>().c_str());
+    else
+      return Fail(Code::kUnavailable, "gcp: the token endpoint's expires_in is not a number");
   }
   // Bounded so that a hostile value cannot overflow the clock arithmetic.
   expires_in = std::clamp<long long>(expires_in, 0, 24 * 3600);
@@ -198,10 +225,13 @@ std::string MetadataBaseUrl(std::string_view host) {
   return "http://" + h;
 }
 
-std::unique_ptr<TokenSource> MakeServiceAccountTokenSource(ServiceAccountKey key, http::Client& client,
+std::unique_ptr<TokenSource> MakeServiceAccountTokenSource(ServiceAccountKey key,
+                                                           http::Client& client,
                                                            TokenOptions options) {
-  const std::string endpoint = options.token_endpoint.empty() ? key.token_uri : options.token_endpoint;
-  auto fetch = [key = std::move(key), &client, endpoint, scope = options.scope](const OpContext& ctx) -> Result<AccessToken> {
+  const std::string endpoint =
+      options.token_endpoint.empty() ? key.token_uri : options.token_endpoint;
+  auto fetch = [key = std::move(key), &client, endpoint,
+                scope = options.scope](const OpContext& ctx) -> Result<AccessToken> {
     const auto sent = Clock::now();
     auto response = http::Send(
         client,
@@ -213,11 +243,14 @@ std::unique_ptr<TokenSource> MakeServiceAccountTokenSource(ServiceAccountKey key
           http::Request r;
           r.method = "POST";
           r.url = endpoint;
-          r.headers = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
-          r.body = http::FormEncode({{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"}, {"assertion", *jwt}});
+          r.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                       {"Accept", "application/json"}};
+          r.body = http::FormEncode(
+              {{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"}, {"assertion", *jwt}});
           return r;
         },
-        [&](const http::Response& r) { return ClassifyTokenResponse(r, endpoint); }, TokenRetry(), ctx);
+        [&](const http::Response& r) { return ClassifyTokenResponse(r, endpoint); }, TokenRetry(),
+        ctx);
     if (!response) return std::unexpected(response.error());
     return ParseTokenResponse(response->body, sent);
   };
@@ -237,12 +270,15 @@ std::unique_ptr<TokenSource> MakeMetadataTokenSource(http::Client& client, Token
           r.headers = {{"Metadata-Flavor", "Google"}};
           return r;
         },
-        [&](const http::Response& r) { return ClassifyTokenResponse(r, "(metadata server)"); }, TokenRetry(), ctx);
+        [&](const http::Response& r) { return ClassifyTokenResponse(r, "(metadata server)"); },
+        TokenRetry(), ctx);
     if (!response) {
       Error e = response.error();
       if (e.code == Code::kUnavailable) {
-        e.message += " (no GCP_CREDENTIALS given, so tokens come from the metadata server, which only GCE VMs "
-                     "and GKE nodes have)";
+        e.message +=
+            " (no GCP_CREDENTIALS given, so tokens come from the metadata server, which only GCE "
+            "VMs "
+            "and GKE nodes have)";
       }
       return std::unexpected(std::move(e));
     }
@@ -251,8 +287,9 @@ std::unique_ptr<TokenSource> MakeMetadataTokenSource(http::Client& client, Token
   return std::make_unique<CachingTokenSource>(std::move(fetch), options.refresh_margin);
 }
 
-Result<std::unique_ptr<TokenSource>> MakeTokenSource(std::string_view credentials, http::Client& client,
-                                                     TokenOptions options, std::string* project_id) {
+Result<std::unique_ptr<TokenSource>> MakeTokenSource(std::string_view credentials,
+                                                     http::Client& client, TokenOptions options,
+                                                     std::string* project_id) {
   std::string text(credentials);
   const auto first = text.find_first_not_of(" \t\r\n");
   std::string source = "GCP_CREDENTIALS";
@@ -269,9 +306,12 @@ Result<std::unique_ptr<TokenSource>> MakeTokenSource(std::string_view credential
   }
   // A path (GCP_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS).
   std::ifstream in(text, std::ios::binary);
-  if (!in) return Fail(Code::kInvalidArgument, "gcp: ", source, ": cannot read the key file ", text);
+  if (!in)
+    return Fail(Code::kInvalidArgument, "gcp: ", source, ": cannot read the key file ", text);
   std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (json.size() > (1u << 20)) return Fail(Code::kInvalidArgument, "gcp: ", source, ": ", text, " is too large for a key file");
+  if (json.size() > (1u << 20))
+    return Fail(Code::kInvalidArgument, "gcp: ", source, ": ", text,
+                " is too large for a key file");
   auto key = ParseServiceAccountKey(json);
   if (!key) return Fail(key.error().code, key.error().message, " (", source, "=", text, ")");
   if (project_id != nullptr) *project_id = key->project_id;

@@ -43,7 +43,8 @@ std::string Base64Url(std::string_view bytes);
 // The signed JWT a key presents to the token endpoint: header {"alg":"RS256","typ":"JWT","kid"},
 // claims {iss: client_email, scope, aud, iat: now, exp: now + 1 h} (Google's maximum lifetime).
 Result<std::string> MakeJwtAssertion(const ServiceAccountKey& key, std::string_view scope,
-                                     std::string_view audience, std::chrono::system_clock::time_point now);
+                                     std::string_view audience,
+                                     std::chrono::system_clock::time_point now);
 
 struct AccessToken {
   std::string token;
@@ -52,7 +53,8 @@ struct AccessToken {
 
 // Parses a token endpoint's (or the metadata server's) answer {access_token, expires_in,
 // token_type: "Bearer"}; `now` is when the request was sent.
-Result<AccessToken> ParseTokenResponse(std::string_view body, std::chrono::steady_clock::time_point now);
+Result<AccessToken> ParseTokenResponse(std::string_view body,
+                                       std::chrono::steady_clock::time_point now);
 
 class TokenSource {
  public:
@@ -68,7 +70,7 @@ class TokenSource {
 };
 
 struct TokenOptions {
-  std::string token_endpoint;  // empty: the key's token_uri
+  std::string token_endpoint;                                     // empty: the key's token_uri
   std::string metadata_host = std::string(kDefaultMetadataHost);  // host[:port] or a URL
   std::string scope = std::string(kComputeScope);
   std::chrono::seconds refresh_margin{300};
@@ -76,7 +78,8 @@ struct TokenOptions {
 
 // Tokens for `key` from its token endpoint (or the override), through `client`, which must outlive
 // the source.
-std::unique_ptr<TokenSource> MakeServiceAccountTokenSource(ServiceAccountKey key, http::Client& client,
+std::unique_ptr<TokenSource> MakeServiceAccountTokenSource(ServiceAccountKey key,
+                                                           http::Client& client,
                                                            TokenOptions options);
 
 // Tokens of the VM's default service account from the metadata server
@@ -87,8 +90,9 @@ std::unique_ptr<TokenSource> MakeMetadataTokenSource(http::Client& client, Token
 // starts with '{') or the path of a key file; when empty, the file GOOGLE_APPLICATION_CREDENTIALS
 // names (as Google's libraries look for it); else the metadata server. `project_id`, when not
 // null, receives the key's project_id.
-Result<std::unique_ptr<TokenSource>> MakeTokenSource(std::string_view credentials, http::Client& client,
-                                                     TokenOptions options, std::string* project_id = nullptr);
+Result<std::unique_ptr<TokenSource>> MakeTokenSource(std::string_view credentials,
+                                                     http::Client& client, TokenOptions options,
+                                                     std::string* project_id = nullptr);
 
 // The metadata server's base URL for a GCE_METADATA_HOST-style value: "host[:port]" means
 // http://host[:port] (as Google's client libraries read it); a value with a scheme is kept.

@@ -132,16 +132,19 @@ TEST(NamingTest, InstanceAndZoneNames) {
 
 TEST(ReferenceTest, ImageNetworkAndSubnetworkFormsAsCaaAcceptsThem) {
   EXPECT_EQ(ResolveImage("p", "img"), "projects/p/global/images/img");
-  EXPECT_EQ(ResolveImage("p", "projects/other/global/images/img"), "projects/other/global/images/img");
+  EXPECT_EQ(ResolveImage("p", "projects/other/global/images/img"),
+            "projects/other/global/images/img");
   const std::string url = "https://www.googleapis.com/compute/v1/projects/other/global/images/img";
   EXPECT_EQ(ResolveImage("p", url), url);
   EXPECT_EQ(ImageProjectAndName("p", "img"), (std::pair<std::string, std::string>{"p", "img"}));
   EXPECT_EQ(ImageProjectAndName("p", url), (std::pair<std::string, std::string>{"other", "img"}));
-  EXPECT_EQ(ImageProjectAndName("p", "/projects/o2/global/images/i2"), (std::pair<std::string, std::string>{"o2", "i2"}));
+  EXPECT_EQ(ImageProjectAndName("p", "/projects/o2/global/images/i2"),
+            (std::pair<std::string, std::string>{"o2", "i2"}));
   EXPECT_EQ(ResolveNetwork("default"), "global/networks/default");
   EXPECT_EQ(ResolveNetwork("projects/p/global/networks/n"), "projects/p/global/networks/n");
   EXPECT_EQ(ResolveSubnetwork("p", "us-east1-b", "s"), "projects/p/regions/us-east1/subnetworks/s");
-  EXPECT_EQ(ResolveSubnetwork("p", "us-east1-b", "regions/r/subnetworks/s"), "regions/r/subnetworks/s");
+  EXPECT_EQ(ResolveSubnetwork("p", "us-east1-b", "regions/r/subnetworks/s"),
+            "regions/r/subnetworks/s");
   EXPECT_EQ(ResolveSubnetwork("p", "us-east1-b", ""), "");
 }
 

@@ -16,7 +16,9 @@ using namespace std::chrono_literals;
 using Json = nlohmann::json;
 using testing::SharedFake;
 
-OpContext Budget(std::chrono::seconds s = 30s) { return OpContext{std::chrono::steady_clock::now() + s, {}}; }
+OpContext Budget(std::chrono::seconds s = 30s) {
+  return OpContext{std::chrono::steady_clock::now() + s, {}};
+}
 
 http::Response Answer(long status, const std::string& body, http::Headers headers = {}) {
   http::Response r;
@@ -27,11 +29,12 @@ http::Response Answer(long status, const std::string& body, http::Headers header
 }
 
 std::string GoogleError(long code, const std::string& reason, const std::string& status = "") {
-  return Json{{"error",
-               {{"code", code},
-                {"message", "because " + reason},
-                {"status", status},
-                {"errors", Json::array({{{"domain", "global"}, {"reason", reason}, {"message", "m"}}})}}}}
+  return Json{
+      {"error",
+       {{"code", code},
+        {"message", "because " + reason},
+        {"status", status},
+        {"errors", Json::array({{{"domain", "global"}, {"reason", reason}, {"message", "m"}}})}}}}
       .dump();
 }
 
@@ -42,7 +45,8 @@ Code Classified(long status, const std::string& body) {
 
 TEST(ClassifyTest, GoogleErrorsMapToTheProviderTaxonomy) {
   EXPECT_EQ(Classified(200, "{}"), Code::kOk);
-  EXPECT_EQ(Classified(429, GoogleError(429, "rateLimitExceeded", "RESOURCE_EXHAUSTED")), Code::kAborted);
+  EXPECT_EQ(Classified(429, GoogleError(429, "rateLimitExceeded", "RESOURCE_EXHAUSTED")),
+            Code::kAborted);
   EXPECT_EQ(Classified(429, "not json"), Code::kAborted);
   EXPECT_EQ(Classified(403, GoogleError(403, "rateLimitExceeded")), Code::kAborted);
   EXPECT_EQ(Classified(403, GoogleError(403, "userRateLimitExceeded")), Code::kAborted);
@@ -51,7 +55,8 @@ TEST(ClassifyTest, GoogleErrorsMapToTheProviderTaxonomy) {
   EXPECT_EQ(Classified(404, GoogleError(404, "notFound")), Code::kNotFound);
   EXPECT_EQ(Classified(403, GoogleError(403, "quotaExceeded")), Code::kResourceExhausted);
   EXPECT_EQ(Classified(403, GoogleError(403, "QUOTA_EXCEEDED")), Code::kResourceExhausted);
-  EXPECT_EQ(Classified(503, GoogleError(503, "ZONE_RESOURCE_POOL_EXHAUSTED")), Code::kResourceExhausted);
+  EXPECT_EQ(Classified(503, GoogleError(503, "ZONE_RESOURCE_POOL_EXHAUSTED")),
+            Code::kResourceExhausted);
   EXPECT_EQ(Classified(403, GoogleError(403, "forbidden")), Code::kFailedPrecondition);
   EXPECT_EQ(Classified(401, GoogleError(401, "authError")), Code::kUnauthenticated);
   EXPECT_EQ(Classified(409, GoogleError(409, "alreadyExists")), Code::kAlreadyExists);
@@ -61,16 +66,22 @@ TEST(ClassifyTest, GoogleErrorsMapToTheProviderTaxonomy) {
 
 TEST(ClassifyTest, TheMessageNamesTheCallTheReasonAndABoundedMessage) {
   const std::string huge(5000, 'x');
-  const std::string body = Json{{"error", {{"code", 403}, {"message", huge}, {"errors", Json::array({{{"reason", "forbidden"}}})}}}}.dump();
+  const std::string body = Json{{"error",
+                                 {{"code", 403},
+                                  {"message", huge},
+                                  {"errors", Json::array({{{"reason", "forbidden"}}})}}}}
+                               .dump();
   auto r = ClassifyResponse(Answer(403, body), "gcp: instances.insert of podvm-a");
   ASSERT_FALSE(r.has_value());
-  EXPECT_TRUE(r.error().message.starts_with("gcp: instances.insert of podvm-a: HTTP 403 forbidden: xxx"));
+  EXPECT_TRUE(
+      r.error().message.starts_with("gcp: instances.insert of podvm-a: HTTP 403 forbidden: xxx"));
   EXPECT_LT(r.error().message.size(), 500u);
 }
 
 TEST(OperationTest, ADoneOperationsErrorsKeepTheirCodes) {
   const auto op = [](const std::string& code, long http = 0) {
-    Json j = {{"name", "operation-1"}, {"status", "DONE"},
+    Json j = {{"name", "operation-1"},
+              {"status", "DONE"},
               {"zone", "https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a"},
               {"error", {{"errors", Json::array({{{"code", code}, {"message", "m"}}})}}}};
     if (http) j["httpErrorStatusCode"] = http;
@@ -100,8 +111,10 @@ TEST(OperationTest, MalformedOperationsAreRefused) {
   EXPECT_FALSE(ParseOperation(R"({"name":"op"})").has_value());
   EXPECT_FALSE(ParseOperation(R"({"name":"op","status":"SLEEPING"})").has_value());
   // A name that would walk the next request's path elsewhere.
-  EXPECT_FALSE(ParseOperation(R"({"name":"../../x","status":"RUNNING","zone":"zones/a-b1-c"})").has_value());
-  EXPECT_FALSE(ParseOperation(R"({"name":"op","status":"RUNNING","zone":"zones/a?b"})").has_value());
+  EXPECT_FALSE(
+      ParseOperation(R"({"name":"../../x","status":"RUNNING","zone":"zones/a-b1-c"})").has_value());
+  EXPECT_FALSE(
+      ParseOperation(R"({"name":"op","status":"RUNNING","zone":"zones/a?b"})").has_value());
   auto no_details = ParseOperation(R"({"name":"op","status":"DONE","error":{}})");
   ASSERT_TRUE(no_details.has_value());
   EXPECT_FALSE(OperationError(*no_details, "x").has_value());
@@ -109,12 +122,20 @@ TEST(OperationTest, MalformedOperationsAreRefused) {
 
 TEST(InstanceParseTest, ReadsStateAddressesOwnerAndNeverKeepsUserData) {
   const Json j = {
-      {"name", "podvm-a"}, {"id", "123456789012345678"}, {"status", "RUNNING"},
+      {"name", "podvm-a"},
+      {"id", "123456789012345678"},
+      {"status", "RUNNING"},
       {"zone", "https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a"},
-      {"machineType", "https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a/machineTypes/n2d-standard-2"},
-      {"networkInterfaces", Json::array({{{"networkIP", "10.0.0.5"}, {"accessConfigs", Json::array({{{"natIP", "34.1.2.3"}}})}}})},
+      {"machineType",
+       "https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a/machineTypes/"
+       "n2d-standard-2"},
+      {"networkInterfaces",
+       Json::array({{{"networkIP", "10.0.0.5"},
+                     {"accessConfigs", Json::array({{{"natIP", "34.1.2.3"}}})}}})},
       {"labels", {{"peerpods-node", "node-1"}}},
-      {"metadata", {{"items", Json::array({{{"key", "user-data"}, {"value", "c2VjcmV0"}}, {{"key", "peerpods-node"}, {"value", "Node.1"}}})}}}};
+      {"metadata",
+       {{"items", Json::array({{{"key", "user-data"}, {"value", "c2VjcmV0"}},
+                               {{"key", "peerpods-node"}, {"value", "Node.1"}}})}}}};
   auto i = ParseInstance(j.dump());
   ASSERT_TRUE(i.has_value()) << i.error().message;
   EXPECT_EQ(i->zone, "us-central1-a");
@@ -125,7 +146,8 @@ TEST(InstanceParseTest, ReadsStateAddressesOwnerAndNeverKeepsUserData) {
   EXPECT_EQ(i->metadata.at("peerpods-node"), "Node.1");
   EXPECT_FALSE(i->metadata.contains("user-data"));
 
-  auto list = ParseInstanceList(Json{{"items", Json::array({j, j})}, {"nextPageToken", "abc"}}.dump());
+  auto list =
+      ParseInstanceList(Json{{"items", Json::array({j, j})}, {"nextPageToken", "abc"}}.dump());
   ASSERT_TRUE(list.has_value());
   EXPECT_EQ(list->items.size(), 2u);
   EXPECT_EQ(list->next_page_token, "abc");
@@ -184,15 +206,17 @@ class ComputeClientTest : public ::testing::Test {
   }
 
   Result<Operation> Insert(const std::string& name, const std::string& request_id) {
-    auto r = compute_->Call("POST", compute_->ProjectPath("/zones/us-central1-a/instances?requestId=" + request_id),
-                            Body(name), "insert", Budget());
+    auto r = compute_->Call(
+        "POST", compute_->ProjectPath("/zones/us-central1-a/instances?requestId=" + request_id),
+        Body(name), "insert", Budget());
     if (!r) return std::unexpected(r.error());
     return ParseOperation(r->body);
   }
 
   void Delete(const std::string& name) {
-    auto r = compute_->Call("DELETE", compute_->ProjectPath("/zones/us-central1-a/instances/" + name), "", "delete",
-                            Budget());
+    auto r =
+        compute_->Call("DELETE", compute_->ProjectPath("/zones/us-central1-a/instances/" + name),
+                       "", "delete", Budget());
     ASSERT_TRUE(r.has_value()) << r.error().message;
     auto op = ParseOperation(r->body);
     ASSERT_TRUE(op.has_value());
@@ -233,7 +257,8 @@ TEST_F(ComputeClientTest, TheSameRequestIdNeverMakesTwoInstances) {
 }
 
 TEST_F(ComputeClientTest, ARefusedTokenIsRefreshedOnceAndTheCallSucceeds) {
-  ASSERT_TRUE(compute_->Call("GET", compute_->ProjectPath(""), "", "projects.get", Budget()).has_value());
+  ASSERT_TRUE(
+      compute_->Call("GET", compute_->ProjectPath(""), "", "projects.get", Budget()).has_value());
   EXPECT_EQ(tokens_->fetches(), 1u);
   SharedFake().RevokeTokens();  // the cached token expired early, as far as the API is concerned
   auto r = compute_->Call("GET", compute_->ProjectPath(""), "", "projects.get", Budget());
@@ -242,7 +267,9 @@ TEST_F(ComputeClientTest, ARefusedTokenIsRefreshedOnceAndTheCallSucceeds) {
 }
 
 TEST_F(ComputeClientTest, ATokenRefusedTwiceIsAMisconfiguration) {
-  SharedFake().SetFaults(Json::array({{{"action", "projects.get"}, {"count", 2}, {"status", 401},
+  SharedFake().SetFaults(Json::array({{{"action", "projects.get"},
+                                       {"count", 2},
+                                       {"status", 401},
                                        {"body", GoogleError(401, "authError")}}}));
   auto r = compute_->Call("GET", compute_->ProjectPath(""), "", "projects.get", Budget());
   ASSERT_FALSE(r.has_value());
@@ -251,9 +278,15 @@ TEST_F(ComputeClientTest, ATokenRefusedTwiceIsAMisconfiguration) {
 
 TEST_F(ComputeClientTest, ThrottlingAndServerErrorsAreRetriedHonouringRetryAfter) {
   SharedFake().SetFaults(Json::array(
-      {{{"action", "projects.get"}, {"count", 1}, {"status", 429}, {"body", GoogleError(429, "rateLimitExceeded")},
+      {{{"action", "projects.get"},
+        {"count", 1},
+        {"status", 429},
+        {"body", GoogleError(429, "rateLimitExceeded")},
         {"headers", {{"Retry-After", "1"}}}},
-       {{"action", "projects.get"}, {"count", 1}, {"status", 403}, {"body", GoogleError(403, "userRateLimitExceeded")}},
+       {{"action", "projects.get"},
+        {"count", 1},
+        {"status", 403},
+        {"body", GoogleError(403, "userRateLimitExceeded")}},
        {{"action", "projects.get"}, {"count", 1}, {"status", 503}, {"body", "unavailable"}}}));
   const auto start = std::chrono::steady_clock::now();
   auto r = compute_->Call("GET", compute_->ProjectPath(""), "", "projects.get", Budget());

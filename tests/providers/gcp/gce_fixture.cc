@@ -26,7 +26,9 @@ std::string Pem(EVP_PKEY* key, bool private_half) {
   return std::string(data, static_cast<std::size_t>(len));
 }
 
-OpContext Budget() { return OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(10), {}}; }
+OpContext Budget() {
+  return OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(10), {}};
+}
 
 }  // namespace
 
@@ -58,8 +60,10 @@ GceFake::GceFake(std::vector<std::string> extra_args) {
   dir_ = tmpl;
   key_ = MakeRsaKey();
   std::ofstream(dir_ + "/sa.pub.pem") << key_.public_pem;
-  std::vector<std::string> args = {"--project", kProject, "--sa-email", kEmail, "--sa-public-key", dir_ + "/sa.pub.pem",
-                                   "--images", "podvm-image=10,big-image=30"};
+  std::vector<std::string> args = {"--project",       kProject,
+                                   "--sa-email",      kEmail,
+                                   "--sa-public-key", dir_ + "/sa.pub.pem",
+                                   "--images",        "podvm-image=10,big-image=30"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   fake_ = std::make_unique<pp::testing::FakeCloudProcess>("gce_fake.py", args);
   http::ClientOptions options;

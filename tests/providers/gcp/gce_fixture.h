@@ -5,10 +5,9 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "providers/gcp/gcp_provider.h"
 #include "tests/providers/fakes/fake_process.h"
@@ -26,7 +25,8 @@ struct KeyPair {
 KeyPair MakeRsaKey();
 
 // A service-account key file's JSON.
-std::string KeyJson(const KeyPair& key, const std::string& token_uri, const std::string& email = kEmail);
+std::string KeyJson(const KeyPair& key, const std::string& token_uri,
+                    const std::string& email = kEmail);
 
 class GceFake {
  public:

@@ -21,7 +21,9 @@ using Json = nlohmann::json;
 using pp::testing::FakeCloudProcess;
 using testing::SharedFake;
 
-OpContext Budget(std::chrono::milliseconds d = 60s) { return OpContext{std::chrono::steady_clock::now() + d, {}}; }
+OpContext Budget(std::chrono::milliseconds d = 60s) {
+  return OpContext{std::chrono::steady_clock::now() + d, {}};
+}
 
 InstanceSpec Spec(const std::string& name, Owner owner = {"node-a", "sandbox-a"}) {
   InstanceSpec s;
@@ -43,7 +45,8 @@ class GcpProviderTest : public ::testing::Test {
     // Whatever a failed test left, so that the next ones start clean.
     if (auto p = MakeGcpProvider(SharedFake().Config()); p) {
       for (const auto& i : SharedFake().Instances("podvm-")) {
-        (void)(*p)->DeleteInstance(i["zone"].get<std::string>() + "/" + i["name"].get<std::string>(), Budget());
+        (void)(*p)->DeleteInstance(
+            i["zone"].get<std::string>() + "/" + i["name"].get<std::string>(), Budget());
       }
     }
   }
@@ -115,7 +118,10 @@ TEST_F(GcpProviderTest, ManyCreatesShareOneListPerPollInsteadOfAGetEach) {
 TEST_F(GcpProviderTest, ThrottlingAndServerErrorsAreRetriedWithTheSameRequestId) {
   auto p = Make();
   SharedFake().SetFaults(Json::array({
-      {{"action", "instances.insert"}, {"count", 1}, {"status", 429}, {"headers", {{"Retry-After", "0"}}},
+      {{"action", "instances.insert"},
+       {"count", 1},
+       {"status", 429},
+       {"headers", {{"Retry-After", "0"}}},
        {"body", R"({"error":{"code":429,"errors":[{"reason":"rateLimitExceeded"}]}})"}},
       {{"action", "instances.insert"}, {"count", 1}, {"status", 503}, {"body", "busy"}},
       {{"action", "zoneOperations.wait"}, {"count", 1}, {"status", 500}, {"body", "{}"}},
@@ -131,7 +137,8 @@ TEST_F(GcpProviderTest, ThrottlingAndServerErrorsAreRetriedWithTheSameRequestId)
 
 TEST_F(GcpProviderTest, PersistentServerErrorsFailAndLeaveNothing) {
   auto p = Make();
-  SharedFake().SetFaults(Json::array({{{"action", "instances.insert"}, {"count", 100}, {"status", 503}, {"body", "{}"}}}));
+  SharedFake().SetFaults(Json::array(
+      {{{"action", "instances.insert"}, {"count", 100}, {"status", 503}, {"body", "{}"}}}));
   auto created = p->CreateInstance(Spec("podvm-5xx-1"), Budget());
   ASSERT_FALSE(created.has_value());
   EXPECT_EQ(created.error().code, Code::kUnavailable) << created.error().message;
@@ -141,7 +148,8 @@ TEST_F(GcpProviderTest, PersistentServerErrorsFailAndLeaveNothing) {
 
 TEST_F(GcpProviderTest, ATimeoutWhileTheInsertIsPendingDeletesTheInstance) {
   auto p = Make();
-  SharedFake().SetFaults(Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"delay_ms", 3000}}}));
+  SharedFake().SetFaults(
+      Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"delay_ms", 3000}}}));
   auto created = p->CreateInstance(Spec("podvm-timeout-1"), Budget(1000ms));
   ASSERT_FALSE(created.has_value());
   EXPECT_EQ(created.error().code, Code::kDeadlineExceeded) << created.error().message;
@@ -150,14 +158,16 @@ TEST_F(GcpProviderTest, ATimeoutWhileTheInsertIsPendingDeletesTheInstance) {
 
 TEST_F(GcpProviderTest, MalformedAnswersFailTheCreateAndLeaveNothing) {
   auto p = Make();
-  SharedFake().SetFaults(Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"status", 200}, {"body", "{not json"}}}));
+  SharedFake().SetFaults(Json::array(
+      {{{"action", "zoneOperations.wait"}, {"count", 1}, {"status", 200}, {"body", "{not json"}}}));
   auto created = p->CreateInstance(Spec("podvm-malformed-1"), Budget());
   ASSERT_FALSE(created.has_value());
   EXPECT_NE(created.error().message.find("not JSON"), std::string::npos) << created.error().message;
   EXPECT_FALSE(Left("podvm-malformed-1"));
 
   // A malformed poll answer is only a failed poll: the next one succeeds.
-  SharedFake().SetFaults(Json::array({{{"action", "instances.list"}, {"count", 1}, {"status", 200}, {"body", "[1,2"}}}));
+  SharedFake().SetFaults(Json::array(
+      {{{"action", "instances.list"}, {"count", 1}, {"status", 200}, {"body", "[1,2"}}}));
   auto second = p->CreateInstance(Spec("podvm-malformed-2"), Budget());
   ASSERT_TRUE(second.has_value()) << second.error().message;
   ASSERT_TRUE(p->DeleteInstance(second->id, Budget()).has_value());
@@ -166,11 +176,14 @@ TEST_F(GcpProviderTest, MalformedAnswersFailTheCreateAndLeaveNothing) {
 TEST_F(GcpProviderTest, AnOversizedAnswerFailsTheCreateAndLeavesNothing) {
   config_.max_response_bytes = 64 * 1024;
   auto p = Make();
-  const std::string big = R"({"name":"operation-x","status":"RUNNING","pad":")" + std::string(100 * 1024, 'x') + "\"}";
-  SharedFake().SetFaults(Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"status", 200}, {"body", big}}}));
+  const std::string big =
+      R"({"name":"operation-x","status":"RUNNING","pad":")" + std::string(100 * 1024, 'x') + "\"}";
+  SharedFake().SetFaults(Json::array(
+      {{{"action", "zoneOperations.wait"}, {"count", 1}, {"status", 200}, {"body", big}}}));
   auto created = p->CreateInstance(Spec("podvm-oversized-1"), Budget());
   ASSERT_FALSE(created.has_value());
-  EXPECT_NE(created.error().message.find("larger than"), std::string::npos) << created.error().message;
+  EXPECT_NE(created.error().message.find("larger than"), std::string::npos)
+      << created.error().message;
   EXPECT_FALSE(Left("podvm-oversized-1"));
 }
 
@@ -206,8 +219,9 @@ TEST_F(GcpProviderTest, WhenEveryTypeAndZoneIsExhaustedTheErrorSaysWhatWasTried)
   config_.zones = {"us-central1-a", "us-central1-b"};
   config_.machine_types = {"n2d-standard-2", "n2d-standard-4"};
   auto p = Make();
-  SharedFake().Configure({{"exhausted", {"us-central1-a/n2d-standard-2", "us-central1-a/n2d-standard-4",
-                                         "us-central1-b/n2d-standard-2", "us-central1-b/n2d-standard-4"}}});
+  SharedFake().Configure({{"exhausted",
+                           {"us-central1-a/n2d-standard-2", "us-central1-a/n2d-standard-4",
+                            "us-central1-b/n2d-standard-2", "us-central1-b/n2d-standard-4"}}});
   InstanceSpec spec = Spec("podvm-exhausted");
   spec.vcpus = 2;
   spec.memory_mib = 4096;
@@ -240,16 +254,19 @@ TEST_F(GcpProviderTest, AnInstanceThatNeverRunsIsDeleted) {
   auto created = p->CreateInstance(Spec("podvm-stuck-1"), Budget(1500ms));
   ASSERT_FALSE(created.has_value());
   EXPECT_EQ(created.error().code, Code::kDeadlineExceeded);
-  EXPECT_NE(created.error().message.find("did not reach RUNNING"), std::string::npos) << created.error().message;
+  EXPECT_NE(created.error().message.find("did not reach RUNNING"), std::string::npos)
+      << created.error().message;
   EXPECT_FALSE(Left("podvm-stuck-1"));
 }
 
 TEST_F(GcpProviderTest, AStopWhileTheInsertIsPendingCancelsAndDeletes) {
   auto p = Make();
-  SharedFake().SetFaults(Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"delay_ms", 2000}}}));
+  SharedFake().SetFaults(
+      Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"delay_ms", 2000}}}));
   std::stop_source stop;
   auto create = std::async(std::launch::async, [&] {
-    return p->CreateInstance(Spec("podvm-stop-1"), OpContext{std::chrono::steady_clock::now() + 60s, stop.get_token()});
+    return p->CreateInstance(Spec("podvm-stop-1"),
+                             OpContext{std::chrono::steady_clock::now() + 60s, stop.get_token()});
   });
   ASSERT_TRUE(FakeCloudProcess::WaitFor([] { return Left("podvm-stop-1"); }, 30s));
   stop.request_stop();
@@ -261,8 +278,10 @@ TEST_F(GcpProviderTest, AStopWhileTheInsertIsPendingCancelsAndDeletes) {
 
 TEST_F(GcpProviderTest, ADeleteWhileTheInsertIsPendingWinsAndTheCreateFailsCleanly) {
   auto p = Make();
-  SharedFake().SetFaults(Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"delay_ms", 1500}}}));
-  auto create = std::async(std::launch::async, [&] { return p->CreateInstance(Spec("podvm-race-1"), Budget()); });
+  SharedFake().SetFaults(
+      Json::array({{{"action", "zoneOperations.wait"}, {"count", 1}, {"delay_ms", 1500}}}));
+  auto create = std::async(std::launch::async,
+                           [&] { return p->CreateInstance(Spec("podvm-race-1"), Budget()); });
   ASSERT_TRUE(FakeCloudProcess::WaitFor([] { return Left("podvm-race-1"); }, 30s));
   auto deleted = p->DeleteInstance("us-central1-a/podvm-race-1", Budget());
   EXPECT_TRUE(deleted.has_value()) << deleted.error().message;
@@ -278,7 +297,8 @@ TEST_F(GcpProviderTest, ABodyTheApiRefusesIsInvalidAndLeavesNothing) {
   auto created = p->CreateInstance(Spec("podvm-refused-1"), Budget());
   ASSERT_FALSE(created.has_value());
   EXPECT_EQ(created.error().code, Code::kInvalidArgument) << created.error().message;
-  EXPECT_NE(created.error().message.find("not supported for machine type e2-medium"), std::string::npos);
+  EXPECT_NE(created.error().message.find("not supported for machine type e2-medium"),
+            std::string::npos);
   EXPECT_FALSE(Left("podvm-refused-1"));
 }
 
@@ -290,7 +310,8 @@ TEST_F(GcpProviderTest, UserDataTooLargeForMetadataIsRefusedBeforeAnyInsert) {
   auto created = p->CreateInstance(spec, Budget());
   ASSERT_FALSE(created.has_value());
   EXPECT_EQ(created.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(created.error().message.find("xxxx"), std::string::npos);  // user-data never in a message
+  EXPECT_EQ(created.error().message.find("xxxx"),
+            std::string::npos);  // user-data never in a message
   EXPECT_EQ(SharedFake().Calls("instances.insert") - inserts, 0);
 }
 
@@ -302,7 +323,8 @@ TEST_F(GcpProviderTest, AGpuPodGetsAConfidentialH100TypeThatCannotMigrate) {
   InstanceSpec spec = Spec("podvm-gpu-1");
   spec.gpus = 1;
   auto created = p->CreateInstance(spec, Budget());
-  ASSERT_TRUE(created.has_value()) << created.error().message;  // the fake demands TERMINATE for GPUs
+  ASSERT_TRUE(created.has_value())
+      << created.error().message;  // the fake demands TERMINATE for GPUs
   EXPECT_EQ(FakeInstance("podvm-gpu-1")["machine_type"], "a3-highgpu-1g");
   ASSERT_TRUE(p->DeleteInstance(created->id, Budget()).has_value());
 }
@@ -421,10 +443,11 @@ class FactoryTest : public ::testing::Test {
 TEST_F(FactoryTest, CaaFlagsAndVariablesMakeAProvider) {
   ::setenv("GCP_CREDENTIALS", key_path_.c_str(), 1);
   ::setenv("GCP_NETWORK", "default", 1);
-  auto p = Parse({"--zone", "us-central1-a,us-central1-b", "--confidential-type", "TDX", "--machine-type",
-                  "c3-standard-4", "--machine-types", "c3-standard-4,c3-standard-8", "--tags", "team=ai,env=test",
-                  "--compute-endpoint", SharedFake().url() + "/compute/v1", "--gcp-ca-bundle", SharedFake().ca_bundle(),
-                  "--gcp-poll-interval", "100ms"});
+  auto p =
+      Parse({"--zone", "us-central1-a,us-central1-b", "--confidential-type", "TDX",
+             "--machine-type", "c3-standard-4", "--machine-types", "c3-standard-4,c3-standard-8",
+             "--tags", "team=ai,env=test", "--compute-endpoint", SharedFake().url() + "/compute/v1",
+             "--gcp-ca-bundle", SharedFake().ca_bundle(), "--gcp-poll-interval", "100ms"});
   ::unsetenv("GCP_CREDENTIALS");
   ::unsetenv("GCP_NETWORK");
   ASSERT_TRUE(p.has_value()) << p.error().message;  // the project came from the key
@@ -436,9 +459,11 @@ TEST_F(FactoryTest, RefusalsNameTheFlagAndVariable) {
     // Go's flag package keeps a repeated flag's last value; this parse takes the first, so the
     // defaults go after the flags under test.
     std::vector<std::string> all = args;
-    for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
-             {"--gcp-credentials", key_path_}, {"--network", "default"}, {"--zone", "us-central1-a"},
-             {"--confidential-type", "SEV_SNP"}}) {
+    for (const auto& [flag, value] :
+         std::vector<std::pair<std::string, std::string>>{{"--gcp-credentials", key_path_},
+                                                          {"--network", "default"},
+                                                          {"--zone", "us-central1-a"},
+                                                          {"--confidential-type", "SEV_SNP"}}) {
       if (std::find(args.begin(), args.end(), flag) == args.end()) {
         all.push_back(flag);
         all.push_back(value);
@@ -455,8 +480,8 @@ TEST_F(FactoryTest, RefusalsNameTheFlagAndVariable) {
   refused({"--network", ""}, "GCP_NETWORK");
   refused({"--gcp-poll-interval", "soon"}, "GCP_POLL_INTERVAL");
   refused({"--gcp-credentials", R"({"type": "authorized_user"})"}, "authorized_user");
-  auto plain = Parse({"--gcp-credentials", key_path_, "--network", "default", "--zone", "us-central1-a",
-                      "--disable-cvm", "true"});
+  auto plain = Parse({"--gcp-credentials", key_path_, "--network", "default", "--zone",
+                      "us-central1-a", "--disable-cvm", "true"});
   EXPECT_TRUE(plain.has_value()) << plain.error().message;
 }
 

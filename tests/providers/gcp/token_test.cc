@@ -21,11 +21,14 @@ using namespace std::chrono_literals;
 using testing::GceFake;
 using testing::SharedFake;
 
-OpContext Budget(std::chrono::seconds s = 30s) { return OpContext{std::chrono::steady_clock::now() + s, {}}; }
+OpContext Budget(std::chrono::seconds s = 30s) {
+  return OpContext{std::chrono::steady_clock::now() + s, {}};
+}
 
 // Runs a Python program with Debian's interpreter (where python3-jwt lives); returns its stdout and
 // sets `status`.
-std::string RunPython(const std::string& program, const std::vector<std::string>& args, int& status) {
+std::string RunPython(const std::string& program, const std::vector<std::string>& args,
+                      int& status) {
   const auto dir = std::filesystem::temp_directory_path();
   const std::string script = (dir / ("pp-gcp-py-" + std::to_string(::getpid()) + ".py")).string();
   std::ofstream(script) << program;
@@ -65,8 +68,8 @@ class JwtTest : public ::testing::Test {
   nlohmann::json PyJwt(const std::string& jwt, const std::string& audience) {
     std::ofstream(dir_ / "jwt") << jwt;
     int status = 0;
-    const std::string out =
-        RunPython(kPyJwtVerify, {(dir_ / "jwt").string(), (dir_ / "pub.pem").string(), audience}, status);
+    const std::string out = RunPython(
+        kPyJwtVerify, {(dir_ / "jwt").string(), (dir_ / "pub.pem").string(), audience}, status);
     if (status != 0) return nlohmann::json::object();
     return nlohmann::json::parse(out);
   }
@@ -93,13 +96,15 @@ TEST(ServiceAccountKeyTest, ReadsAKeyFileAndRefusesOtherCredentialTypes) {
   EXPECT_EQ(key->project_id, testing::kProject);
   EXPECT_EQ(key->private_key_id, "0123456789abcdef0123456789abcdef01234567");
 
-  auto user = ParseServiceAccountKey(R"({"type": "authorized_user", "client_id": "x", "refresh_token": "secret"})");
+  auto user = ParseServiceAccountKey(
+      R"({"type": "authorized_user", "client_id": "x", "refresh_token": "secret"})");
   ASSERT_FALSE(user.has_value());
   EXPECT_NE(user.error().message.find("authorized_user"), std::string::npos);
   EXPECT_EQ(user.error().message.find("secret"), std::string::npos);
 
   EXPECT_FALSE(ParseServiceAccountKey("not json").has_value());
-  EXPECT_FALSE(ParseServiceAccountKey(R"({"type": "service_account", "private_key": "x"})").has_value());
+  EXPECT_FALSE(
+      ParseServiceAccountKey(R"({"type": "service_account", "private_key": "x"})").has_value());
   auto no_uri = ParseServiceAccountKey(R"({"client_email": "a@b", "private_key": "k"})");
   ASSERT_TRUE(no_uri.has_value());
   EXPECT_EQ(no_uri->token_uri, kDefaultTokenUri);
@@ -118,20 +123,23 @@ TEST_F(JwtTest, PyJwtVerifiesOurRs256AssertionAndItsClaims) {
   EXPECT_EQ(claims["iss"], testing::kEmail);
   EXPECT_EQ(claims["scope"], kComputeScope);
   EXPECT_EQ(claims["aud"], kDefaultTokenUri);
-  const long long iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  const long long iat =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   EXPECT_EQ(claims["iat"].get<long long>(), iat);
   EXPECT_EQ(claims["exp"].get<long long>(), iat + 3600);
 }
 
 TEST_F(JwtTest, PyJwtRefusesATamperedAssertionOrAnotherAudience) {
-  auto jwt = MakeJwtAssertion(key_, kComputeScope, kDefaultTokenUri, std::chrono::system_clock::now());
+  auto jwt =
+      MakeJwtAssertion(key_, kComputeScope, kDefaultTokenUri, std::chrono::system_clock::now());
   ASSERT_TRUE(jwt.has_value());
   // Same header and signature, claims of another service account.
   const auto first = jwt->find('.');
   const auto second = jwt->find('.', first + 1);
-  std::string tampered = jwt->substr(0, first + 1) +
-                         Base64Url(R"({"iss":"evil@x","scope":"s","aud":"https://oauth2.googleapis.com/token"})") +
-                         jwt->substr(second);
+  std::string tampered =
+      jwt->substr(0, first + 1) +
+      Base64Url(R"({"iss":"evil@x","scope":"s","aud":"https://oauth2.googleapis.com/token"})") +
+      jwt->substr(second);
   EXPECT_FALSE(PyJwt(tampered, std::string(kDefaultTokenUri)).contains("claims"));
   EXPECT_FALSE(PyJwt(*jwt, "https://elsewhere.example/token").contains("claims"));
 }
@@ -139,14 +147,16 @@ TEST_F(JwtTest, PyJwtRefusesATamperedAssertionOrAnotherAudience) {
 TEST_F(JwtTest, AKeyThatIsNotRsaPemIsRefusedWithoutEchoingIt) {
   ServiceAccountKey bad = key_;
   bad.private_key = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n";
-  auto jwt = MakeJwtAssertion(bad, kComputeScope, kDefaultTokenUri, std::chrono::system_clock::now());
+  auto jwt =
+      MakeJwtAssertion(bad, kComputeScope, kDefaultTokenUri, std::chrono::system_clock::now());
   ASSERT_FALSE(jwt.has_value());
   EXPECT_EQ(jwt.error().message.find("c2VjcmV0"), std::string::npos);
 }
 
 TEST(TokenResponseTest, ParsesExpiryAndRefusesWhatIsNotABearerToken) {
   const auto now = std::chrono::steady_clock::now();
-  auto t = ParseTokenResponse(R"({"access_token":"ya29.x","expires_in":3599,"token_type":"Bearer"})", now);
+  auto t = ParseTokenResponse(
+      R"({"access_token":"ya29.x","expires_in":3599,"token_type":"Bearer"})", now);
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->token, "ya29.x");
   EXPECT_EQ(t->expiry, now + 3599s);
@@ -190,7 +200,8 @@ TEST_F(TokenExchangeTest, TheFakeAcceptsOurAssertionAndTheTokenIsCached) {
 
 TEST_F(TokenExchangeTest, AnOverriddenEndpointKeepsTheKeysAudience) {
   // A key as Google issues it (token_uri oauth2.googleapis.com), the endpoint overridden.
-  auto key = ParseServiceAccountKey(testing::KeyJson(SharedFake().key(), std::string(kDefaultTokenUri)));
+  auto key =
+      ParseServiceAccountKey(testing::KeyJson(SharedFake().key(), std::string(kDefaultTokenUri)));
   ASSERT_TRUE(key.has_value());
   TokenOptions options;
   options.token_endpoint = SharedFake().url() + "/token";
@@ -200,18 +211,21 @@ TEST_F(TokenExchangeTest, AnOverriddenEndpointKeepsTheKeysAudience) {
 }
 
 TEST_F(TokenExchangeTest, AKeyTheEndpointDoesNotKnowIsAMisconfiguration) {
-  auto key = ParseServiceAccountKey(testing::KeyJson(testing::MakeRsaKey(), SharedFake().url() + "/token"));
+  auto key = ParseServiceAccountKey(
+      testing::KeyJson(testing::MakeRsaKey(), SharedFake().url() + "/token"));
   ASSERT_TRUE(key.has_value());
   auto source = MakeServiceAccountTokenSource(*key, *client_, {});
   auto token = source->Token(Budget());
   ASSERT_FALSE(token.has_value());
   EXPECT_EQ(token.error().code, Code::kFailedPrecondition) << token.error().message;
-  EXPECT_NE(token.error().message.find("invalid_grant"), std::string::npos) << token.error().message;
+  EXPECT_NE(token.error().message.find("invalid_grant"), std::string::npos)
+      << token.error().message;
 }
 
 TEST_F(TokenExchangeTest, ATokenIsRefreshedWithinTheMarginBeforeItExpires) {
   TokenOptions options;
-  options.refresh_margin = 4000s;  // longer than the fake's 3600 s: every token is "about to expire"
+  options.refresh_margin =
+      4000s;  // longer than the fake's 3600 s: every token is "about to expire"
   auto source = KeySource(options);
   ASSERT_TRUE(source->Token(Budget()).has_value());
   ASSERT_TRUE(source->Token(Budget()).has_value());
@@ -235,7 +249,8 @@ TEST_F(TokenExchangeTest, AnInvalidatedTokenIsReplacedAndAStaleInvalidateIsIgnor
 
 TEST_F(TokenExchangeTest, ManyThreadsShareOneFetch) {
   const int before = SharedFake().Calls("token");
-  SharedFake().SetFaults(nlohmann::json::array({{{"action", "token"}, {"count", 1}, {"delay_ms", 300}}}));
+  SharedFake().SetFaults(
+      nlohmann::json::array({{{"action", "token"}, {"count", 1}, {"delay_ms", 300}}}));
   auto source = KeySource();
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
@@ -251,9 +266,13 @@ TEST_F(TokenExchangeTest, ManyThreadsShareOneFetch) {
 }
 
 TEST_F(TokenExchangeTest, ThrottledAndFailingEndpointsAreRetried) {
-  SharedFake().SetFaults(nlohmann::json::array(
-      {{{"action", "token"}, {"count", 1}, {"status", 503}, {"body", "{}"}},
-       {{"action", "token"}, {"count", 1}, {"status", 429}, {"body", "{}"}, {"headers", {{"Retry-After", "0"}}}}}));
+  SharedFake().SetFaults(
+      nlohmann::json::array({{{"action", "token"}, {"count", 1}, {"status", 503}, {"body", "{}"}},
+                             {{"action", "token"},
+                              {"count", 1},
+                              {"status", 429},
+                              {"body", "{}"},
+                              {"headers", {{"Retry-After", "0"}}}}}));
   auto token = KeySource()->Token(Budget());
   EXPECT_TRUE(token.has_value()) << token.error().message;
 }
@@ -262,7 +281,8 @@ TEST_F(TokenExchangeTest, AContextThatEndedFailsWithoutACall) {
   const int before = SharedFake().Calls("token");
   std::stop_source stop;
   stop.request_stop();
-  auto token = KeySource()->Token(OpContext{std::chrono::steady_clock::now() + 30s, stop.get_token()});
+  auto token =
+      KeySource()->Token(OpContext{std::chrono::steady_clock::now() + 30s, stop.get_token()});
   ASSERT_FALSE(token.has_value());
   EXPECT_EQ(token.error().code, Code::kCancelled);
   auto late = KeySource()->Token(OpContext{std::chrono::steady_clock::now() - 1s, {}});
