@@ -17,6 +17,10 @@ is PROVISIONING, STAGING once its operation is DONE, then RUNNING after --boot-p
 (name, machineType form, disks, metadata, labels, confidentialInstanceConfig against the machine
 series, scheduling) and refused with 400 and a Google error body, as the real API does.
 
+Action names (for faults and the call counters in /_fake/stats): token, metadata.token, projects.get,
+images.get, machineTypes.get, instances.insert, instances.list, instances.get, instances.delete,
+zoneOperations.get, zoneOperations.wait, control.
+
 Test controls (besides fakecloud's /_fake/ faults and stats):
   POST /_gce/config  {"stuck": "<regex>"           names matching never reach RUNNING,
                       "exhausted": ["zone/type"...]  inserts of these fail in their DONE operation

@@ -135,6 +135,30 @@ TEST_F(GcpProviderTest, ThrottlingAndServerErrorsAreRetriedWithTheSameRequestId)
   ASSERT_TRUE(p->DeleteInstance(created->id, Budget()).has_value());
 }
 
+// A fake of its own that throttles every action past 4 calls a second (429 rateLimitExceeded,
+// Retry-After: 1), as a busy project's API does: concurrent creates still all succeed.
+TEST(GcpThrottledTest, AThrottlingApiSlowsCreatesDownWithoutFailingThem) {
+  testing::GceFake fake({"--rate-limit", "4"});
+  ASSERT_TRUE(fake.running());
+  GcpConfig config = fake.Config();
+  config.retry.max_attempts = 10;
+  auto p = MakeGcpProvider(config);
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  std::vector<std::future<Result<Instance>>> creates;
+  for (int n = 0; n < 4; ++n) {
+    creates.push_back(std::async(std::launch::async, [&, n] {
+      return (*p)->CreateInstance(Spec("podvm-throttled-" + std::to_string(n)), Budget(120s));
+    }));
+  }
+  for (auto& f : creates) {
+    auto r = f.get();
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    EXPECT_TRUE((*p)->DeleteInstance(r->id, Budget(120s)).has_value());
+  }
+  EXPECT_GT(fake.Stats()["throttled"].get<int>(), 0);
+  EXPECT_TRUE(fake.Instances("podvm-").empty());
+}
+
 TEST_F(GcpProviderTest, PersistentServerErrorsFailAndLeaveNothing) {
   auto p = Make();
   SharedFake().SetFaults(Json::array(
