@@ -130,7 +130,6 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::Unlock);
   curl_share_setopt(share, CURLSHOPT_USERDATA, impl_.get());
   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 }
 

@@ -1,7 +1,7 @@
 // One HTTP client for every cloud provider, on libcurl (OpenSSL).
 //
-// - Connections are reused across calls and threads: one libcurl share (connection cache, TLS
-//   sessions, DNS) per Client, so a burst of calls to one endpoint costs one TLS handshake, not one
+// - Connections are reused across calls and threads: one libcurl share (connection cache and DNS;
+//   not TLS sessions, whose sharing races inside OpenSSL under ThreadSanitizer) per Client, so a burst of calls to one endpoint costs one TLS handshake, not one
 //   per call (libcurl: CURLSHOPT_SHARE with CURL_LOCK_DATA_CONNECT, since 7.57.0).
 // - TLS verification is always on; `ca_bundle` replaces the system store (AWS_CA_BUNDLE and the
 //   Azure/GCP CA-bundle flags), it never turns verification off.
