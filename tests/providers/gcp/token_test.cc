@@ -44,6 +44,25 @@ std::string RunPython(const std::string& program, const std::vector<std::string>
   return out;
 }
 
+// Google's own verifier (python3-google-auth, google.auth.jwt.decode) as a second oracle.
+constexpr const char* kGoogleAuthVerify = R"(
+import json, sys
+import google.auth.jwt as gjwt
+token, pub, aud = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3]
+print(json.dumps(gjwt.decode(token, certs=pub, audience=aud)))
+)";
+
+// Google's own client (google.oauth2.service_account) getting a token from the fake: the fake's
+// token endpoint speaks the protocol Google's libraries speak.
+constexpr const char* kGoogleAuthClient = R"(
+import sys
+import google.oauth2.service_account as sa
+import google.auth.transport.requests as transport
+creds = sa.Credentials.from_service_account_file(sys.argv[1], scopes=["https://www.googleapis.com/auth/compute"])
+creds.refresh(transport.Request())
+print(creds.token)
+)";
+
 constexpr const char* kPyJwtVerify = R"(
 import json, sys, jwt
 token, pub, aud = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3]
@@ -129,6 +148,27 @@ TEST_F(JwtTest, PyJwtVerifiesOurRs256AssertionAndItsClaims) {
   EXPECT_EQ(claims["exp"].get<long long>(), iat + 3600);
 }
 
+TEST_F(JwtTest, GoogleAuthVerifiesOurAssertionToo) {
+  auto jwt =
+      MakeJwtAssertion(key_, kComputeScope, kDefaultTokenUri, std::chrono::system_clock::now());
+  ASSERT_TRUE(jwt.has_value());
+  std::ofstream(dir_ / "jwt") << *jwt;
+  int status = 0;
+  const std::string out = RunPython(
+      kGoogleAuthVerify,
+      {(dir_ / "jwt").string(), (dir_ / "pub.pem").string(), std::string(kDefaultTokenUri)},
+      status);
+  ASSERT_EQ(status, 0) << "google-auth refused our JWT (is python3-google-auth installed?)";
+  const auto claims = nlohmann::json::parse(out);
+  EXPECT_EQ(claims["iss"], testing::kEmail);
+  EXPECT_EQ(claims["scope"], kComputeScope);
+  RunPython(
+      kGoogleAuthVerify,
+      {(dir_ / "jwt").string(), (dir_ / "pub.pem").string(), "https://elsewhere.example/token"},
+      status);
+  EXPECT_NE(status, 0) << "google-auth accepted another audience";
+}
+
 TEST_F(JwtTest, PyJwtRefusesATamperedAssertionOrAnotherAudience) {
   auto jwt =
       MakeJwtAssertion(key_, kComputeScope, kDefaultTokenUri, std::chrono::system_clock::now());
@@ -196,6 +236,17 @@ TEST_F(TokenExchangeTest, TheFakeAcceptsOurAssertionAndTheTokenIsCached) {
   EXPECT_EQ(*first, *second);
   EXPECT_EQ(source->fetches(), 1u);
   EXPECT_EQ(SharedFake().Calls("token") - before, 1);
+}
+
+TEST_F(TokenExchangeTest, GoogleAuthsOwnClientGetsATokenFromTheFake) {
+  const std::string path = SharedFake().dir() + "/google-auth-key.json";
+  std::ofstream(path) << SharedFake().key_json();
+  ::setenv("REQUESTS_CA_BUNDLE", SharedFake().ca_bundle().c_str(), 1);  // read by python3-requests
+  int status = 0;
+  const std::string out = RunPython(kGoogleAuthClient, {path}, status);
+  ::unsetenv("REQUESTS_CA_BUNDLE");
+  ASSERT_EQ(status, 0) << "google-auth could not get a token from the fake";
+  EXPECT_TRUE(out.starts_with("ya29.fake-")) << out;
 }
 
 TEST_F(TokenExchangeTest, AnOverriddenEndpointKeepsTheKeysAudience) {
