@@ -7,6 +7,7 @@
 
 #include "common/podvm/encoding.h"
 #include "providers/gcp/machine_types.h"
+#include "tests/providers/gcp/gce_fixture.h"
 
 namespace pp::providers::gcp {
 namespace {
@@ -99,6 +100,34 @@ TEST(InstanceBodyTest, APublicAddressIsAOneToOneNatAccessConfig) {
   EXPECT_EQ(ac["networkTier"], "STANDARD");
   EXPECT_FALSE(b["networkInterfaces"][0].contains("subnetwork"));
   EXPECT_FALSE(b["disks"][0]["initializeParams"].contains("diskSizeGb"));
+}
+
+// Google's own API model (its compute.proto) accepts every body we build, field names, types and
+// enum values alike; and refuses a body with one mistake, so that the check is known to bite.
+TEST(InstanceBodyTest, GooglesApiModelAcceptsEveryShapeOfBody) {
+  std::vector<InstanceBodyParams> shapes;
+  shapes.push_back(Params());  // SEV-SNP, subnetwork, labels
+  InstanceBodyParams tdx = Params();
+  tdx.confidential_type = "TDX";
+  tdx.machine_type = "a3-highgpu-1g";
+  tdx.terminate_on_maintenance = true;
+  shapes.push_back(tdx);
+  InstanceBodyParams plain = Params();
+  plain.confidential_type.clear();
+  plain.public_ip = true;
+  plain.subnetwork.clear();
+  plain.disk_size_gb = 0;
+  shapes.push_back(plain);
+  for (const auto& p : shapes) {
+    const std::string body = BuildInstanceBody(p);
+    EXPECT_EQ(testing::ComputeModelViolations("Instance", body), "") << body;
+  }
+  Json wrong = Json::parse(BuildInstanceBody(Params()));
+  wrong["confidentialInstanceConfig"]["confidentialInstanceType"] = "SNP";
+  wrong["disks"][0]["initializeParams"]["diskSizeGb"] = true;
+  const std::string violations = testing::ComputeModelViolations("Instance", wrong.dump());
+  EXPECT_NE(violations.find("ConfidentialInstanceType"), std::string::npos) << violations;
+  EXPECT_NE(violations.find("diskSizeGb"), std::string::npos) << violations;
 }
 
 TEST(LabelTest, ValuesAreSanitisedToTheLabelRulesAndLongOnesStayDistinct) {

@@ -242,6 +242,49 @@ TEST_F(ComputeClientTest, AnInsertsOperationIsPolledThroughPendingAndRunningToDo
   EXPECT_TRUE(SharedFake().Instances("podvm-compute-op").empty());
 }
 
+// The fake's answers fit Google's model of the API too: what our parsers are tested against is
+// shaped like the real thing.
+TEST_F(ComputeClientTest, TheFakesAnswersFitGooglesApiModel) {
+  auto op = compute_->Call("POST",
+                           compute_->ProjectPath("/zones/us-central1-a/instances?requestId="
+                                                 "22222222-2222-4333-8444-555555555555"),
+                           Body("podvm-compute-model"), "insert", Budget());
+  ASSERT_TRUE(op.has_value()) << op.error().message;
+  EXPECT_EQ(testing::ComputeModelViolations("Operation", op->body), "") << op->body;
+  auto got = compute_->Call(
+      "GET", compute_->ProjectPath("/zones/us-central1-a/instances/podvm-compute-model"), "", "get",
+      Budget());
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(testing::ComputeModelViolations("Instance", got->body), "") << got->body;
+  auto list = compute_->Call("GET", compute_->ProjectPath("/zones/us-central1-a/instances"), "",
+                             "list", Budget());
+  ASSERT_TRUE(list.has_value());
+  EXPECT_EQ(testing::ComputeModelViolations("InstanceList", list->body), "") << list->body;
+  auto type = compute_->Call(
+      "GET", compute_->ProjectPath("/zones/us-central1-a/machineTypes/a3-highgpu-1g"), "",
+      "machineTypes.get", Budget());
+  ASSERT_TRUE(type.has_value());
+  EXPECT_EQ(testing::ComputeModelViolations("MachineType", type->body), "") << type->body;
+  auto parsed = ParseOperation(op->body);
+  ASSERT_TRUE(parsed.has_value());
+  ASSERT_TRUE(compute_->WaitOperation(*parsed, "insert", Budget()).has_value());
+  Delete("podvm-compute-model");
+
+  // A DONE operation that failed for capacity, as the fake reports it.
+  SharedFake().Configure({{"exhausted", {"us-central1-a/e2-medium"}}});
+  auto refused = Insert("podvm-compute-model", "33333333-2222-4333-8444-555555555555");
+  ASSERT_TRUE(refused.has_value()) << refused.error().message;
+  auto waited = compute_->Call(
+      "POST", compute_->ProjectPath("/zones/us-central1-a/operations/" + refused->name + "/wait"),
+      "", "wait", Budget());
+  auto done = compute_->Call(
+      "POST", compute_->ProjectPath("/zones/us-central1-a/operations/" + refused->name + "/wait"),
+      "", "wait", Budget());
+  ASSERT_TRUE(waited.has_value() && done.has_value());
+  ASSERT_NE(done->body.find("ZONE_RESOURCE_POOL_EXHAUSTED"), std::string::npos) << done->body;
+  EXPECT_EQ(testing::ComputeModelViolations("Operation", done->body), "") << done->body;
+}
+
 TEST_F(ComputeClientTest, TheSameRequestIdNeverMakesTwoInstances) {
   const std::string id = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
   auto first = Insert("podvm-compute-idem", id);

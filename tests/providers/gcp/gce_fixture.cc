@@ -5,7 +5,9 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -49,6 +51,25 @@ std::string KeyJson(const KeyPair& key, const std::string& token_uri, const std:
                         {"auth_uri", "https://accounts.google.com/o/oauth2/auth"},
                         {"token_uri", token_uri}}
       .dump(2);
+}
+
+std::string ComputeModelViolations(const std::string& message, const std::string& json) {
+  const std::string dir = std::string(PP_SOURCE_DIR) + "/tests/providers/gcp";
+  const std::string file = (std::filesystem::temp_directory_path() /
+                            ("pp-gcp-model-" + std::to_string(::getpid()) + ".json"))
+                               .string();
+  std::ofstream(file) << json;
+  const std::string cmd = "/usr/bin/python3 " + dir + "/compute_model.py " + dir +
+                          "/testdata/compute_v1_subset.proto " + message + " " + file + " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  std::size_t n;
+  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = p != nullptr ? ::pclose(p) : -1;
+  std::filesystem::remove(file);
+  if (status != 0 && out.empty()) return "compute_model.py failed to run";
+  return out;
 }
 
 GceFake::GceFake(std::vector<std::string> extra_args) {

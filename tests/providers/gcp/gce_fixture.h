@@ -28,6 +28,10 @@ KeyPair MakeRsaKey();
 std::string KeyJson(const KeyPair& key, const std::string& token_uri,
                     const std::string& email = kEmail);
 
+// Checks `json` against Google's model of the Compute API (compute_model.py over
+// testdata/compute_v1_subset.proto): the violations, one a line; empty when it fits.
+std::string ComputeModelViolations(const std::string& message, const std::string& json);
+
 class GceFake {
  public:
   explicit GceFake(std::vector<std::string> extra_args = {});
