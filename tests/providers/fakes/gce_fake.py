@@ -31,6 +31,7 @@ Test controls (besides fakecloud's /_fake/ faults and stats):
 
 import base64
 import json
+import os
 import re
 import secrets
 import time
@@ -88,6 +89,15 @@ class GceCloud(fakecloud.Cloud):
         self.request_ids = {}  # requestId -> operation name
         self.next_id = 1000000000000000000
         self.config = {"stuck": "", "exhausted": [], "page_size": 500}
+        self.model = None
+        if args.model:
+            # Google's own model of the API (compute_model.py): field names, types, enum values.
+            import importlib.util
+            spec = importlib.util.spec_from_file_location(
+                "compute_model", os.path.join(os.path.dirname(os.path.abspath(args.model)), "..", "compute_model.py"))
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self.model = (module, module.parse(args.model))
 
     # --- fakecloud hooks ------------------------------------------------------------------------
     def action_of(self, req):
@@ -361,6 +371,11 @@ class GceCloud(fakecloud.Cloud):
     def validate_instance(self, body, project, zone):
         if not isinstance(body, dict):
             raise BadRequest("Invalid JSON payload received.")
+        if self.model:
+            errors = []
+            self.model[0].check(self.model[1], "Instance", body, "resource", errors)
+            if errors:
+                raise BadRequest("Invalid JSON payload received. " + errors[0])
         unknown = set(body) - INSTANCE_FIELDS
         if unknown:
             raise BadRequest("Invalid JSON payload received. Unknown name \"%s\" at 'resource'." % sorted(unknown)[0])
@@ -539,4 +554,6 @@ if __name__ == "__main__":
     p.add_argument("--op-polls", type=int, default=2, help="operation polls until DONE")
     p.add_argument("--boot-polls", type=int, default=2, help="observations of a STAGING instance until RUNNING")
     p.add_argument("--images", default="podvm-image=10", help="name=GB,... images in the project")
+    p.add_argument("--model", help="tests/providers/gcp/testdata/compute_v1_subset.proto: check insert bodies "
+                   "against Google's model of the API too")
     fakecloud.serve(GceCloud(p.parse_args()))

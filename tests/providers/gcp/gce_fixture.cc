@@ -81,10 +81,17 @@ GceFake::GceFake(std::vector<std::string> extra_args) {
   dir_ = tmpl;
   key_ = MakeRsaKey();
   std::ofstream(dir_ + "/sa.pub.pem") << key_.public_pem;
-  std::vector<std::string> args = {"--project",       kProject,
-                                   "--sa-email",      kEmail,
-                                   "--sa-public-key", dir_ + "/sa.pub.pem",
-                                   "--images",        "podvm-image=10,big-image=30"};
+  std::vector<std::string> args = {
+      "--project",
+      kProject,
+      "--sa-email",
+      kEmail,
+      "--sa-public-key",
+      dir_ + "/sa.pub.pem",
+      "--images",
+      "podvm-image=10,big-image=30",
+      "--model",
+      std::string(PP_SOURCE_DIR) + "/tests/providers/gcp/testdata/compute_v1_subset.proto"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   fake_ = std::make_unique<pp::testing::FakeCloudProcess>("gce_fake.py", args);
   http::ClientOptions options;
