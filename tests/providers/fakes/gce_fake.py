@@ -34,11 +34,13 @@ import json
 import os
 import re
 import secrets
+import sys
 import time
 import urllib.parse
 import uuid
 
-import fakecloud
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from a test run
+import fakecloud  # noqa: E402
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
