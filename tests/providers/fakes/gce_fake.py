@@ -92,6 +92,7 @@ class GceCloud(fakecloud.Cloud):
         self.next_id = 1000000000000000000
         self.config = {"stuck": "", "exhausted": [], "page_size": 500}
         self.model = None
+        self.runner_queue = []  # instance runner calls, made after the lock is released
         if args.model:
             # Google's own model of the API (compute_model.py): field names, types, enum values.
             import importlib.util
@@ -174,6 +175,19 @@ class GceCloud(fakecloud.Cloud):
             return google_error(404, "notFound", str(e))
         except BadRequest as e:
             return google_error(400, "invalid", str(e))
+        finally:
+            self.drain_runner()
+
+    def drain_runner(self):
+        """Starts and stops instances' processes (--runner) outside the lock: a slow runner must
+        not stall every other call."""
+        with self.lock:
+            queue, self.runner_queue = self.runner_queue, []
+        for kind, ip, user_data in queue:
+            if kind == "start":
+                self.run_instance(ip, user_data)
+            else:
+                self.stop_instance(ip)
 
     # --- OAuth ----------------------------------------------------------------------------------
     def issue_token(self):
@@ -321,7 +335,8 @@ class GceCloud(fakecloud.Cloud):
         if inst["_looks"] >= self.args.boot_polls:
             inst["status"] = "RUNNING"
             items = {i["key"]: i["value"] for i in inst["metadata"]["items"]}
-            self.run_instance(inst["networkInterfaces"][0]["networkIP"], base64.b64decode(items.get("user-data", "")))
+            self.runner_queue.append(("start", inst["networkInterfaces"][0]["networkIP"],
+                                      base64.b64decode(items.get("user-data", ""))))
 
     def public(self, inst):
         return {k: v for k, v in inst.items() if not k.startswith("_")}
@@ -510,7 +525,7 @@ class GceCloud(fakecloud.Cloud):
             def gone(op):
                 if self.instances_by_key.get((zone, name)) is inst:
                     del self.instances_by_key[(zone, name)]
-                    self.stop_instance(inst["networkInterfaces"][0]["networkIP"])
+                    self.runner_queue.append(("stop", inst["networkInterfaces"][0]["networkIP"], None))
             op = self.new_operation(zone, "delete", name, gone, request_id)
             return fakecloud.Reply(200, json.dumps(op))
 

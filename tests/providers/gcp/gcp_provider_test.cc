@@ -4,11 +4,14 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "tests/providers/gcp/gce_fixture.h"
@@ -157,6 +160,37 @@ TEST(GcpThrottledTest, AThrottlingApiSlowsCreatesDownWithoutFailingThem) {
   }
   EXPECT_GT(fake.Stats()["throttled"].get<int>(), 0);
   EXPECT_TRUE(fake.Instances("podvm-").empty());
+}
+
+// The fake's instance runner hook (what the end-to-end test runs the pod VM's processes with) gets
+// the instance's address and the user-data the provider sent, and hears of the delete.
+TEST(GcpRunnerTest, TheFakesRunnerStartsAndStopsEachInstanceWithItsUserData) {
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("pp-gce-runner-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string script = dir + "/runner.sh";
+  std::ofstream(script) << "#!/bin/sh\nset -e\nif [ \"$1\" = start ]; then cp \"$3\" " << dir
+                        << "/user-data; fi\necho \"$1 $2\" >> " << dir << "/log\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  {
+    testing::GceFake fake({"--runner", script});
+    ASSERT_TRUE(fake.running());
+    auto p = MakeGcpProvider(fake.Config());
+    ASSERT_TRUE(p.has_value()) << p.error().message;
+    const InstanceSpec spec = Spec("podvm-runner-1");
+    auto created = (*p)->CreateInstance(spec, Budget());
+    ASSERT_TRUE(created.has_value()) << created.error().message;
+    ASSERT_TRUE((*p)->DeleteInstance(created->id, Budget()).has_value());
+    std::ifstream log(dir + "/log");
+    std::stringstream lines;
+    lines << log.rdbuf();
+    EXPECT_EQ(lines.str(), "start " + created->ips[0] + "\nstop " + created->ips[0] + "\n");
+    std::ifstream user_data(dir + "/user-data");
+    std::stringstream text;
+    text << user_data.rdbuf();
+    EXPECT_EQ(text.str(), spec.user_data);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(GcpProviderTest, PersistentServerErrorsFailAndLeaveNothing) {
