@@ -6,6 +6,9 @@
 #ifdef PP_PROVIDER_GCP
 #include "providers/gcp/gcp_provider.h"
 #endif
+#ifdef PP_PROVIDER_AZURE
+#include "providers/azure/factory.h"
+#endif
 
 namespace pp::providers {
 
@@ -16,6 +19,9 @@ void RegisterBuiltinProviders(Registry& registry) {
 #endif
 #ifdef PP_PROVIDER_GCP
   (void)registry.Add(gcp::MakeGcpFactory());
+#endif
+#ifdef PP_PROVIDER_AZURE
+  (void)registry.Add(azure::MakeAzureFactory());
 #endif
   (void)registry;
 }

@@ -118,6 +118,10 @@ class Cloud:
         """Every live instance as JSON-able dicts, for /_fake/stats."""
         return []
 
+    def control(self, req):
+        """A fake's own /_fake/... endpoint (a Reply), or None for 404."""
+        return None
+
     def new_ip(self):
         """A loopback address of its own for each instance: 127.0.<n/250>.<n%250+2>."""
         with self.lock:
@@ -235,7 +239,8 @@ def make_handler(cloud):
                 with cloud.lock:
                     cloud.faults = json.loads(req.body or b"[]")
                 return self._send(Reply(204, b"", content_type=None))
-            return self._send(Reply(404, "{}"))
+            reply = cloud.control(req)
+            return self._send(reply if reply else Reply(404, "{}"))
 
         def _send(self, reply):
             self.send_response(reply.status)
