@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/base/error.h"
+#include "providers/gcp/responses.h"
 #include "providers/gcp/token.h"
 #include "providers/http/client.h"
 #include "providers/http/retry.h"
@@ -36,71 +37,18 @@ namespace pp::providers::gcp {
 inline constexpr std::string_view kDefaultComputeEndpoint =
     "https://compute.googleapis.com/compute/v1";
 
-struct GoogleError {
-  long code = 0;       // the HTTP status the body states
-  std::string status;  // e.g. "RESOURCE_EXHAUSTED"
-  std::string message;
-  std::vector<std::string> reasons;  // errors[].reason (rateLimitExceeded, notFound, ...)
-};
-
-// The error body of a failed call; nullopt when the body is not one.
-std::optional<GoogleError> ParseErrorBody(std::string_view body);
-
 // OK for 2xx, else the classified error (messages start with `what`). 401 is UNAUTHENTICATED, for
 // ComputeClient to refresh its token once.
 Result<void> ClassifyResponse(const http::Response& response, std::string_view what);
-
-struct OperationIssue {
-  std::string code;  // ZONE_RESOURCE_POOL_EXHAUSTED, QUOTA_EXCEEDED, RESOURCE_NOT_FOUND, ...
-  std::string message;
-};
-
-struct Operation {
-  std::string name;
-  std::string zone;    // the short name (the API gives a URL)
-  std::string status;  // PENDING, RUNNING, DONE
-  std::string operation_type;
-  std::string target_link;
-  std::vector<OperationIssue> errors;
-  long http_error_status = 0;
-  std::string http_error_message;
-
-  bool Done() const { return status == "DONE"; }
-};
 
 Result<Operation> ParseOperation(std::string_view body);
 
 // The failure a DONE operation reports; OK when it has no error.
 Result<void> OperationError(const Operation& op, std::string_view what);
 
-struct InstanceInfo {
-  std::string name;
-  std::string id;            // numeric, as a string
-  std::string zone;          // short name
-  std::string status;        // PROVISIONING, STAGING, RUNNING, STOPPING, TERMINATED, ...
-  std::string machine_type;  // short name
-  std::string network_ip;    // first interface's private address
-  std::string nat_ip;        // first interface's first access config's public address
-  std::map<std::string, std::string> labels;
-  std::map<std::string, std::string> metadata;  // items, except user-data (never kept)
-};
-
 Result<InstanceInfo> ParseInstance(std::string_view body);
 
-struct InstanceList {
-  std::vector<InstanceInfo> items;
-  std::string next_page_token;
-};
-
 Result<InstanceList> ParseInstanceList(std::string_view body);
-
-struct MachineTypeInfo {
-  std::string name;
-  unsigned vcpus = 0;
-  unsigned long long memory_mib = 0;
-  unsigned gpus = 0;
-  std::string gpu_model;
-};
 
 // machineTypes.get: guestCpus, memoryMb, accelerators[].guestAcceleratorCount/-Type.
 Result<MachineTypeInfo> ParseMachineType(std::string_view body);
@@ -112,9 +60,6 @@ Result<unsigned long long> ParseImageDiskSizeGb(std::string_view body);
 Result<void> CheckContext(const OpContext& ctx, std::string_view what);
 // Sleeps `d` or until the context ends; false when it ended.
 bool SleepFor(const OpContext& ctx, std::chrono::milliseconds d);
-
-// The last segment of a resource URL or path ("…/zones/us-central1-a" -> "us-central1-a").
-std::string_view LastSegment(std::string_view link);
 
 struct ComputeOptions {
   std::string endpoint = std::string(kDefaultComputeEndpoint);  // up to and including /compute/v1

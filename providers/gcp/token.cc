@@ -13,6 +13,7 @@
 
 #include "common/base/handle.h"
 #include "common/podvm/encoding.h"
+#include "providers/gcp/responses.h"
 #include "providers/http/retry.h"
 
 namespace pp::providers::gcp {
@@ -189,29 +190,10 @@ Result<std::string> MakeJwtAssertion(const ServiceAccountKey& key, std::string_v
 }
 
 Result<AccessToken> ParseTokenResponse(std::string_view body, Clock::time_point now) {
-  const Json j = Json::parse(body, nullptr, false);
-  if (!j.is_object())
-    return Fail(Code::kUnavailable, "gcp: the token endpoint's answer is not JSON");
   AccessToken t;
-  t.token = Member(j, "access_token");
-  if (t.token.empty())
-    return Fail(Code::kUnavailable, "gcp: the token endpoint's answer has no access_token");
-  const std::string type = Member(j, "token_type");
-  if (!type.empty() && type != "Bearer" && type != "bearer") {
-    return Fail(Code::kUnavailable, "gcp: the token endpoint issued a token of type ",
-                type.substr(0, 40), ", not Bearer");
-  }
-  long long expires_in = 3600;
-  if (const auto it = j.find("expires_in"); it != j.end()) {
-    if (it->is_number_integer())
-      expires_in = it->get<long long>();
-    else if (it->is_string())
-      expires_in = std::atoll(it->get<std::string>().c_str());
-    else
-      return Fail(Code::kUnavailable, "gcp: the token endpoint's expires_in is not a number");
-  }
-  // Bounded so that a hostile value cannot overflow the clock arithmetic.
-  expires_in = std::clamp<long long>(expires_in, 0, 24 * 3600);
+  long long expires_in = 0;
+  std::string error;
+  if (!ParseTokenJson(body, t.token, expires_in, error)) return Fail(Code::kUnavailable, error);
   t.expiry = now + std::chrono::seconds(expires_in);
   return t;
 }

@@ -288,8 +288,8 @@ TEST_F(ComputeClientTest, TheFakesAnswersFitGooglesApiModel) {
 TEST_F(ComputeClientTest, TheFakeRefusesBodiesOutsideTheApiModelAsTheApiDoes) {
   Json body = Json::parse(Body("podvm-compute-strict"));
   body["networkInterfaces"][0]["stackType"] = "IPV4_Only";  // what CAA sends
-  auto r = compute_->Call("POST", compute_->ProjectPath("/zones/us-central1-a/instances"), body.dump(), "insert",
-                          Budget());
+  auto r = compute_->Call("POST", compute_->ProjectPath("/zones/us-central1-a/instances"),
+                          body.dump(), "insert", Budget());
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, Code::kInvalidArgument);
   EXPECT_NE(r.error().message.find("StackType"), std::string::npos) << r.error().message;

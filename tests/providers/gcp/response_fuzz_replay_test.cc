@@ -1,7 +1,7 @@
 // The libFuzzer target tests/fuzz/gcp_response_fuzz.cc run in the ordinary build over its seed
-// corpus and deterministic mutations of it (bit flips, truncations, splices, JSON-ish tokens), so
-// that its invariants are checked on every CI run even where the clang fuzz build cannot compile
-// std::expected. The invariants abort on violation, which fails this test.
+// corpus and deterministic mutations of it (bit flips, truncations, splices, JSON-ish tokens),
+// together with the parts of the provider the fuzz build cannot link (its clang cannot compile
+// pp::Result's std::expected). The harness's invariants abort on violation, failing this test.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -12,11 +12,30 @@
 #include <string>
 #include <vector>
 
+#include "providers/gcp/compute.h"
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
+// The libFuzzer harness, plus what the fuzz build cannot link (pp::Result): the classifier of error
+// answers and of failed operations, whose messages stay bounded, and the key-file parser.
 int Feed(const std::string& input) {
+  using namespace pp::providers::gcp;
+  for (long status : {200L, 400L, 401L, 403L, 404L, 429L, 503L}) {
+    pp::providers::http::Response r;
+    r.status = status;
+    r.body = input;
+    auto verdict = ClassifyResponse(r, "fuzz");
+    if (verdict.has_value() != (status == 200)) return 1;
+    if (!verdict && verdict.error().message.size() > 1000) return 1;
+  }
+  if (auto op = ParseOperation(input)) {
+    auto failed = OperationError(*op, "fuzz");
+    if (failed.has_value() != op->errors.empty()) return 1;
+    if (!failed && failed.error().message.size() > 2000) return 1;
+  }
+  (void)ParseServiceAccountKey(input);
   return LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
 }
 
