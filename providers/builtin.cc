@@ -6,6 +6,9 @@
 #ifdef PP_PROVIDER_GCP
 #include "providers/gcp/gcp_provider.h"
 #endif
+#ifdef PP_PROVIDER_AWS
+#include "providers/aws/factory.h"
+#endif
 #ifdef PP_PROVIDER_AZURE
 #include "providers/azure/factory.h"
 #endif
@@ -19,6 +22,9 @@ void RegisterBuiltinProviders(Registry& registry) {
 #endif
 #ifdef PP_PROVIDER_GCP
   (void)registry.Add(gcp::MakeGcpFactory());
+#endif
+#ifdef PP_PROVIDER_AWS
+  (void)registry.Add(aws::MakeAwsFactory());
 #endif
 #ifdef PP_PROVIDER_AZURE
   (void)registry.Add(azure::MakeAzureFactory());

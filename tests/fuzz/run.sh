@@ -15,6 +15,7 @@ targets=(
   "fuzz_ttrpc_frame tests/fuzz/corpus 70000"
   "fuzz_apf_config tests/fuzz/corpus_apf 16384"
   "fuzz_user_data tests/fuzz/corpus_userdata 16384"
+  "fuzz_ec2_xml tests/fuzz/corpus_ec2xml 65536"
   "fuzz_arm_json tests/fuzz/corpus_arm 65536"
   "fuzz_gcp_response tests/fuzz/corpus_gcp 65536"
 )

@@ -549,7 +549,8 @@ class Arm(fakecloud.Cloud):
             return None
         cfg = json.loads(req.body or b"{}")
         with self.lock:
-            self.fail_sizes.update(cfg.get("fail_sizes", {}))
+            if "fail_sizes" in cfg:  # replaces the scripted sizes: {} ends every failure
+                self.fail_sizes = dict(cfg["fail_sizes"])
             self.fail_vms.update(cfg.get("fail_vms", {}))
             self.hold_vms.update(cfg.get("hold_vms", []))
             for name in cfg.get("release_vms", []):

@@ -94,7 +94,7 @@ func run(provider string, cfg providerConfig, adaptorBin, binDir, fakes string, 
 		os.Setenv("PP_BIN_DIR", binDir)
 		portFile := filepath.Join(dir, "fake.port")
 		p, err := harness.Start("fake", "/usr/bin/python3", append([]string{filepath.Join(fakes, cfg.fake),
-			"--port-file", portFile, "--tls-dir", filepath.Join(dir, "tls"), "--runner", runner}, cfg.fakeArgs...)...)
+			"--port-file", portFile, "--tls-dir", filepath.Join(dir, "tls"), "--runner", runner}, cfg.fakeArgs(e)...)...)
 		if err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func run(provider string, cfg providerConfig, adaptorBin, binDir, fakes string, 
 	r.Run("failure/no_capacity_for_any_type_says_what_it_tried_and_leaves_nothing", e.noCapacity)
 	r.Run("load/four_sandboxes_at_once", e.fourAtOnce)
 	r.Run("crash/kill9_under_a_running_pod_then_restart_resumes_its_agent_path", func() error {
-		return e.killUnderRunningPod(&cleanup)
+		return e.killUnderRunningPod(&cleanup, &r)
 	})
 	r.Run("shutdown/adaptor_sigterm_exits_0", func() error {
 		code, err := agentchain.Stop(e.adaptor.Proc, 30*time.Second)
@@ -178,6 +178,10 @@ type fakeStats struct {
 	Connections int              `json:"connections"`
 	Throttled   int              `json:"throttled"`
 	Instances   []map[string]any `json:"instances"`
+	// Resources made with an instance that must go with it (Azure's NICs, disks, public IPs).
+	NICs      []string `json:"nics"`
+	Disks     []string `json:"disks"`
+	PublicIPs []string `json:"public_ips"`
 }
 
 func (e *env) stats() (*fakeStats, error) {
@@ -193,15 +197,18 @@ func (e *env) stats() (*fakeStats, error) {
 	return &s, nil
 }
 
-func (e *env) setFaults(rules string) error {
-	resp, err := e.http.Post(e.fakeURL+"/_fake/faults", "application/json", strings.NewReader(rules))
+func (e *env) setFaults(rules string) error { return e.control("/_fake/faults", rules) }
+
+// control posts to one of the fake's test endpoints.
+func (e *env) control(path, body string) error {
+	resp, err := e.http.Post(e.fakeURL+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != 204 {
-		return fmt.Errorf("faults: HTTP %d", resp.StatusCode)
+		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
 	}
 	return nil
 }
@@ -234,7 +241,16 @@ func (e *env) leftovers() ([]string, error) {
 		return nil, err
 	}
 	for _, inst := range s.Instances {
-		left = append(left, fmt.Sprintf("fake resource %v", inst))
+		left = append(left, fmt.Sprintf("fake instance %v", inst))
+	}
+	for _, n := range s.NICs {
+		left = append(left, "fake NIC "+n)
+	}
+	for _, d := range s.Disks {
+		left = append(left, "fake disk "+d)
+	}
+	for _, ip := range s.PublicIPs {
+		left = append(left, "fake public IP "+ip)
 	}
 	if ents, err := os.ReadDir(e.runnerRoot); err == nil {
 		for _, ent := range ents {
@@ -355,10 +371,10 @@ func (e *env) lifecycle() error {
 
 func (e *env) noCapacity() error {
 	const id = "cloude2e000000002b"
-	if err := e.setFaults(e.cfg.noCapacityFaults); err != nil {
+	if err := e.control(e.cfg.noCapacity.path, e.cfg.noCapacity.set); err != nil {
 		return err
 	}
-	defer e.setFaults("[]")
+	defer e.control(e.cfg.noCapacity.path, e.cfg.noCapacity.reset)
 	if _, err := e.adaptor.CreateVM(request(id, "nocapacity")); err != nil {
 		return err
 	}
@@ -411,7 +427,7 @@ func (e *env) fourAtOnce() error {
 	return e.expectClean(20 * time.Second)
 }
 
-func (e *env) killUnderRunningPod(cleanup *harness.Cleanup) error {
+func (e *env) killUnderRunningPod(cleanup *harness.Cleanup, r *harness.Runner) error {
 	const id = "cloude2e000000004d"
 	socket, err := e.startPod(id, "survivor")
 	if err != nil {
@@ -425,6 +441,7 @@ func (e *env) killUnderRunningPod(cleanup *harness.Cleanup) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	e.adaptor = a
+	r.Peer = a.Proc
 	cleanup.Add(func() { a.Proc.Kill() })
 	// The restarted adaptor reloads the record and serves the same agent socket again.
 	deadline := time.Now().Add(30 * time.Second)
