@@ -83,8 +83,11 @@ class GceCloud(fakecloud.Cloud):
     def __init__(self, args):
         super().__init__(args)
         from cryptography.hazmat.primitives import serialization
-        with open(args.sa_public_key, "rb") as f:
-            self.sa_key = serialization.load_pem_public_key(f.read())
+        if args.sa_public_key:
+            with open(args.sa_public_key, "rb") as f:
+                self.sa_key = serialization.load_pem_public_key(f.read())
+        else:
+            self.sa_key = None  # made by write_key() once the port is known
         self.tokens = {}  # token -> expiry (monotonic)
         self.instances_by_key = {}  # (zone, name) -> dict
         self.operations = {}  # name -> dict
@@ -136,7 +139,9 @@ class GceCloud(fakecloud.Cloud):
     def instances(self):
         with self.lock:
             return [{"name": i["name"], "zone": i["zone"].rsplit("/", 1)[-1], "status": i["status"],
-                     "machine_type": i["machineType"].rsplit("/", 1)[-1], "ip": i["networkInterfaces"][0]["networkIP"]}
+                     "machine_type": i["machineType"].rsplit("/", 1)[-1],
+                     "confidential": (i.get("confidentialInstanceConfig") or {}).get("confidentialInstanceType", ""),
+                     "labels": i.get("labels", {}), "ip": i["networkInterfaces"][0]["networkIP"]}
                     for i in self.instances_by_key.values()]
 
     # --- dispatch -------------------------------------------------------------------------------
@@ -222,6 +227,8 @@ class GceCloud(fakecloud.Cloud):
             return refuse("Invalid JWT")
         if header.get("alg") != "RS256" or header.get("typ") != "JWT":
             return refuse("Invalid JWT header")
+        if self.sa_key is None:
+            return refuse("Invalid JWT Signature.")  # --write-key has not made the key yet
         try:
             self.sa_key.verify(signature, (parts[0] + "." + parts[1]).encode(), padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
@@ -562,15 +569,50 @@ def parse_filter(text):
     return lambda inst: all(p(inst) for p in preds)
 
 
+def write_key(cloud, path):
+    """--write-key: a service-account key of our own, its private half as a key file whose token_uri
+    is this fake (for an end-to-end test's GCP_CREDENTIALS), its public half what /token checks."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cloud.sa_key = key.public_key()
+    port_wait = time.monotonic() + 30
+    while not os.path.exists(cloud.args.port_file) and time.monotonic() < port_wait:
+        time.sleep(0.02)
+    with open(cloud.args.port_file) as f:
+        port = int(f.read())
+    scheme = "https" if cloud.args.tls_dir else "http"
+    doc = {"type": "service_account", "project_id": cloud.args.project, "private_key_id": "fake-key-1",
+           "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode(),
+           "client_email": cloud.args.sa_email, "client_id": "1",
+           "token_uri": "%s://127.0.0.1:%d/token" % (scheme, port)}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.chmod(tmp, 0o600)
+    os.rename(tmp, path)
+
+
 if __name__ == "__main__":
     p = fakecloud.arg_parser("Compute Engine fake")
     p.add_argument("--project", default="test-project")
-    p.add_argument("--sa-email", required=True, help="the service account the test key belongs to")
-    p.add_argument("--sa-public-key", required=True, help="PEM public key of the test service-account key")
+    p.add_argument("--sa-email", default="podvm-maker@test-project.iam.gserviceaccount.com",
+                   help="the service account the test key belongs to")
+    p.add_argument("--sa-public-key", help="PEM public key of the test service-account key")
+    p.add_argument("--write-key", help="make a key and write it here as a service-account key file (JSON) whose "
+                   "token_uri is this fake; written once the fake listens")
     p.add_argument("--token-expires-in", type=int, default=3600)
     p.add_argument("--op-polls", type=int, default=2, help="operation polls until DONE")
     p.add_argument("--boot-polls", type=int, default=2, help="observations of a STAGING instance until RUNNING")
     p.add_argument("--images", default="podvm-image=10", help="name=GB,... images in the project")
     p.add_argument("--model", help="tests/providers/gcp/testdata/compute_v1_subset.proto: check insert bodies "
                    "against Google's model of the API too")
-    fakecloud.serve(GceCloud(p.parse_args()))
+    args = p.parse_args()
+    if not args.sa_public_key and not args.write_key:
+        p.error("give --sa-public-key or --write-key")
+    cloud = GceCloud(args)
+    if args.write_key:
+        import threading
+        threading.Thread(target=write_key, args=(cloud, args.write_key), daemon=True).start()
+    fakecloud.serve(cloud)

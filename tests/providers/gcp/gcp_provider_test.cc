@@ -193,6 +193,25 @@ TEST(GcpRunnerTest, TheFakesRunnerStartsAndStopsEachInstanceWithItsUserData) {
   std::filesystem::remove_all(dir);
 }
 
+// The fake making its own key (--write-key), as an end-to-end test starts it: the key file is all
+// the provider needs for credentials (GCP_CREDENTIALS as a path).
+TEST(GcpWrittenKeyTest, AFakeThatWritesItsOwnKeyServesAProviderGivenThatFile) {
+  const std::string key = SharedFake().dir() + "/written-key.json";
+  std::filesystem::remove(key);
+  pp::testing::FakeCloudProcess keyed("gce_fake.py", {"--write-key", key});
+  ASSERT_TRUE(keyed.running());
+  ASSERT_TRUE(FakeCloudProcess::WaitFor([&] { return std::filesystem::exists(key); }, 30s));
+  GcpConfig config = SharedFake().Config();
+  config.credentials = key;
+  config.compute_endpoint = keyed.url() + "/compute/v1";
+  config.ca_bundle = keyed.ca_bundle();
+  auto p = MakeGcpProvider(config);
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  auto created = (*p)->CreateInstance(Spec("podvm-keyed-1"), Budget());
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  EXPECT_TRUE((*p)->DeleteInstance(created->id, Budget()).has_value());
+}
+
 TEST_F(GcpProviderTest, PersistentServerErrorsFailAndLeaveNothing) {
   auto p = Make();
   SharedFake().SetFaults(Json::array(
