@@ -96,6 +96,8 @@ class GcpProvider final : public Provider {
   Result<void> DeleteIn(const std::string& zone, const std::string& name, const OpContext& ctx);
   Result<void> DeleteOwned(const std::string& zone, const std::string& name, const Owner& owner,
                            const OpContext& ctx);
+  void ResolveLostInsert(const std::string& zone, const InstanceSpec& spec,
+                         const std::string& request_id, const std::string& body);
   Result<std::vector<InstanceInfo>> List(const std::string& zone, const std::string& filter,
                                          const OpContext& ctx);
   Result<std::map<std::string, State>> Poll(const std::vector<std::string>& ids,
@@ -299,6 +301,32 @@ Result<void> GcpProvider::DeleteOwned(const std::string& zone, const std::string
   return DeleteIn(zone, name, ctx);
 }
 
+void GcpProvider::ResolveLostInsert(const std::string& zone, const InstanceSpec& spec,
+                                    const std::string& request_id, const std::string& body) {
+  // Sent again with its requestId, an insert the API took answers with its first operation, and
+  // one it never saw is made now (https://cloud.google.com/compute/docs/reference/rest/v1/
+  // instances/insert, requestId): either way there is an operation to wait for and an instance
+  // that is ours to delete, even if the first request is still in flight.
+  const OpContext ctx = CleanupContext();
+  const std::string what = "gcp: resolving the insert of " + zone + "/" + spec.name;
+  auto r = compute_.Call(
+      "POST", compute_.ProjectPath("/zones/" + zone + "/instances?requestId=" + request_id), body,
+      what, ctx);
+  if (r) {
+    if (auto op = ParseOperation(r->body); op) {
+      if (op->zone.empty()) op->zone = zone;
+      (void)compute_.WaitOperation(*op, what, ctx);
+    }
+    if (auto d = DeleteIn(zone, spec.name, ctx); !d) spdlog::warn("{}", d.error().message);
+    return;
+  }
+  if (r.error().code == Code::kAlreadyExists) return;  // another's instance of that name
+  // The API still fails: delete what may be there, if it is ours.
+  if (auto d = DeleteOwned(zone, spec.name, spec.owner, ctx); !d) {
+    spdlog::warn("{}", d.error().message);
+  }
+}
+
 Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpContext& ctx) {
   if (auto c = CheckContext(ctx, "creating " + spec.name); !c) return std::unexpected(c.error());
   if (!IsValidInstanceName(spec.name)) {
@@ -367,8 +395,9 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
           e.code = Code::kFailedPrecondition;  // the image, network or type
         if (e.code != Code::kAlreadyExists && e.code != Code::kInvalidArgument &&
             e.code != Code::kFailedPrecondition) {
-          // The insert may have been accepted with its answer lost: remove it if it is ours.
-          (void)DeleteOwned(zone, spec.name, spec.owner, CleanupContext());
+          // The insert may have been accepted with its answer lost, or still be on its way (a
+          // stop or deadline cut the call): resolve it with the same requestId, then delete.
+          ResolveLostInsert(zone, spec, request_id, BuildInstanceBody(p));
         }
         return Fail(e.code, e.message, TriedSuffix(tried));
       }

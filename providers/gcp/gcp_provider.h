@@ -7,7 +7,9 @@
 // accepted and its operation ends DONE without a capacity error (ZONE_RESOURCE_POOL_EXHAUSTED,
 // QUOTA_EXCEEDED, ...); then waits, through one BatchPoller shared by all creates (one
 // instances.list per zone per poll), for RUNNING with an address. Any failure deletes what the
-// call made, with a budget of its own (the caller's may have ended).
+// call made, with a budget of its own (the caller's may have ended); an insert whose answer was
+// lost (cut by a stop or the deadline, or failing) is sent again with its requestId to learn its
+// operation, so that an instance the API made anyway is found and deleted too.
 //
 // Instance ids are "<zone>/<name>": DeleteInstance needs nothing else. A bare name (CAA's id) is
 // taken to be in the first configured zone.

@@ -233,6 +233,21 @@ TEST_F(GcpProviderTest, ATimeoutWhileTheInsertIsPendingDeletesTheInstance) {
   EXPECT_FALSE(Left("podvm-timeout-1"));
 }
 
+// The insert call itself cut by the deadline while the API still works on it: the provider sends
+// it again with the same requestId to learn its operation, and deletes the instance.
+TEST_F(GcpProviderTest, AnInsertCutShortByTheDeadlineIsResolvedAndDeleted) {
+  auto p = Make();
+  SharedFake().SetFaults(
+      Json::array({{{"action", "instances.insert"}, {"count", 1}, {"delay_ms", 1500}}}));
+  const int inserts = SharedFake().Calls("instances.insert");
+  auto created = p->CreateInstance(Spec("podvm-late-1"), Budget(700ms));
+  ASSERT_FALSE(created.has_value());
+  EXPECT_EQ(created.error().code, Code::kDeadlineExceeded) << created.error().message;
+  EXPECT_EQ(SharedFake().Calls("instances.insert") - inserts, 2);  // the cut one and its replay
+  EXPECT_FALSE(Left("podvm-late-1"));
+  // The first request, answered late, finds its requestId known and makes nothing more.
+}
+
 TEST_F(GcpProviderTest, MalformedAnswersFailTheCreateAndLeaveNothing) {
   auto p = Make();
   SharedFake().SetFaults(Json::array(
