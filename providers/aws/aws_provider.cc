@@ -90,6 +90,7 @@ class AwsProvider final : public Provider {
  public:
   AwsProvider(AwsConfig config, std::chrono::milliseconds poll_interval)
       : config_(std::move(config)),
+        poll_interval_(poll_interval),
         http_(std::make_unique<http::Client>(http::ClientOptions{
             .ca_bundle = config_.ca_bundle, .max_response_bytes = config_.max_response_bytes})),
         credentials_(MakeCredentials()),
@@ -138,6 +139,7 @@ class AwsProvider final : public Provider {
   }
 
   const AwsConfig config_;
+  const std::chrono::milliseconds poll_interval_;
   const std::unique_ptr<http::Client> http_;
   const std::unique_ptr<CredentialsProvider> credentials_;
   Ec2Client ec2_;
@@ -420,12 +422,17 @@ Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpC
   });
   spdlog::info("aws: {}: launched {} ({})", spec.name, id, launched->instance_type);
 
-  auto state = poller_.Wait(
-      id,
-      [this](const PolledInstance& p) {
-        return p.state != "pending" && (p.state != "running" || !p.ips.empty());
-      },
-      ctx);
+  const auto running = [](const PolledInstance& p) {
+    return p.state != "pending" && (p.state != "running" || !p.ips.empty());
+  };
+  // Without batching (AWS_BATCH_POLL=false, for comparison) this instance gets a poll loop of its
+  // own: one DescribeInstances of its id per interval, as a client without a shared poller makes.
+  std::optional<BatchPoller> own;
+  if (!config_.batch_poll) {
+    own.emplace([this](const std::vector<std::string>& ids, const OpContext& c) { return Poll(ids, c); },
+                poll_interval_, 1);
+  }
+  auto state = (own ? *own : poller_).Wait(id, running, ctx);
   if (!state) {
     Error e = state.error();
     e.message = "aws: " + spec.name + " (" + id + ") did not run with an address: " + e.message;

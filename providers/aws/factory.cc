@@ -94,6 +94,10 @@ class AwsFactory final : public ProviderFactory {
                    "how often pending instances are polled (Go duration)")
         ->envname("AWS_POLL_INTERVAL")
         ->capture_default_str();
+    app.add_option("--batch-poll", c.batch_poll,
+                   "wait for new instances with one DescribeInstances for all of them")
+        ->envname("AWS_BATCH_POLL")
+        ->capture_default_str();
   }
 
   Result<std::unique_ptr<Provider>> Create() override {

@@ -39,6 +39,7 @@ struct AwsConfig {
   std::string ca_bundle;             // AWS_CA_BUNDLE
   std::string imds_endpoint;         // AWS_EC2_METADATA_SERVICE_ENDPOINT
   std::string poll_interval = "2s";  // how often pending instances are polled (one batched call)
+  bool batch_poll = true;            // false: one poll loop per instance (for comparison)
   std::size_t max_response_bytes = 16u << 20;  // not a flag: tests lower it
 };
 

@@ -435,6 +435,29 @@ TEST_F(AwsManyPodsTest, ManyCreatesShareBatchedPollsAndListingPaginates) {
   EXPECT_TRUE(fake_.Live().empty());
 }
 
+TEST_F(AwsManyPodsTest, WithoutBatchingEveryInstancePollsOnItsOwn) {
+  AwsConfig c = fake_.Config();
+  c.batch_poll = false;
+  auto provider = Make(c);
+  constexpr int kPods = 4;
+  std::vector<std::future<Result<Instance>>> creates;
+  for (int i = 0; i < kPods; ++i) {
+    creates.push_back(std::async(std::launch::async, [&, i] {
+      return provider->CreateInstance(Spec("podvm-alone-" + std::to_string(i), owner_), Budget(60s));
+    }));
+  }
+  std::vector<std::string> ids;
+  for (auto& f : creates) {
+    auto created = f.get();
+    ASSERT_TRUE(created) << created.error().message;
+    ids.push_back(created->id);
+  }
+  // Each instance asked about itself at least once: the comparison the cloud bench makes.
+  EXPECT_GE(fake_.Stats()["calls"]["DescribeInstances"].get<int>(), kPods);
+  for (const auto& id : ids) ASSERT_TRUE(provider->DeleteInstance(id, Budget(30s)));
+  EXPECT_TRUE(fake_.Live().empty());
+}
+
 }  // namespace
 }  // namespace pp::providers::aws
 

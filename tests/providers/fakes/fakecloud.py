@@ -11,8 +11,8 @@ module gives them:
       {"action": "<the fake's action name>", "count": N, "status": 503, "body": "...",
        "headers": {...}, "delay_ms": M, "drop": false}
     each answering the next N matching calls (drop: close the connection without an answer);
-  - a rate limit (--rate-limit R per second per action, token bucket): past it the fake answers
-    with its cloud's throttling error, as the real one does;
+  - a rate limit (--rate-limit R per second per action, token bucket of --rate-burst tokens): past
+    it the fake answers with its cloud's throttling error, as the real one does;
   - GET /_fake/stats -> {"calls": {...}, "connections": n, "throttled": n, "instances": [...]};
   - an instance runner (--runner CMD): when an instance starts running the fake runs
     `CMD start <ip> <user-data file>`, and `CMD stop <ip>` when it is deleted, so that an
@@ -159,10 +159,11 @@ class Cloud:
         rate = self.args.rate_limit
         if not rate:
             return False
+        burst = self.args.rate_burst or rate
         now = time.monotonic()
         with self.lock:
-            tokens, last = self.buckets.get(action, (rate, now))
-            tokens = min(rate, tokens + (now - last) * rate)
+            tokens, last = self.buckets.get(action, (burst, now))
+            tokens = min(burst, tokens + (now - last) * rate)
             if tokens < 1:
                 self.buckets[action] = (tokens, now)
                 self.throttled += 1
@@ -283,6 +284,9 @@ def arg_parser(description):
     p.add_argument("--tls-dir", help="serve HTTPS with a CA and certificate kept here (ca.pem)")
     p.add_argument("--latency-ms", type=float, default=0, help="added to every call")
     p.add_argument("--rate-limit", type=float, default=0, help="calls per second per action before throttling")
+    p.add_argument("--rate-burst", type=float, default=0,
+                   help="the token bucket's size (default: one second's worth); EC2's bucket for "
+                        "non-mutating actions holds 100 tokens refilled at 20 a second")
     p.add_argument("--runner", help="command run as `CMD start IP USERDATA` / `CMD stop IP`")
     p.add_argument("--verbose", action="store_true")
     return p

@@ -20,7 +20,53 @@ type providerConfig struct {
 var configs = map[string]providerConfig{}
 
 func init() {
+	configs["aws"] = awsConfig()
 	configs["azure"] = azureConfig()
+}
+
+// ec2Error is EC2's XML error envelope.
+func ec2Error(code, message string) string {
+	return `<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>` + code +
+		`</Code><Message>` + message + `</Message></Error></Errors><RequestID>fake</RequestID></Response>`
+}
+
+func awsConfig() providerConfig {
+	var c providerConfig
+	c.fake = "ec2_fake.py"
+	c.fakeArgs = func(e *env) []string { return []string{"--run-delay-ms", "300"} }
+	c.env = func(e *env) map[string]string {
+		return map[string]string{
+			"AWS_ACCESS_KEY_ID":         "AKIDFAKEEXAMPLE",
+			"AWS_SECRET_ACCESS_KEY":     "fake/secret/key+for/tests",
+			"AWS_REGION":                "us-east-1",
+			"AWS_ENDPOINT_URL":          e.fakeURL,
+			"AWS_CA_BUNDLE":             e.ca,
+			"AWS_EC2_METADATA_DISABLED": "true",
+			"PODVM_AMI_ID":              "ami-0123456789abcdef0",
+			"AWS_SUBNET_ID":             "subnet-0feedfacefeedface",
+			"AWS_SG_IDS":                "sg-0aaaaaaaaaaaaaaaa",
+			"PODVM_INSTANCE_TYPE":       "m6a.large",
+			"PODVM_INSTANCE_TYPES":      "m6a.large,m6a.xlarge",
+			"AWS_POLL_INTERVAL":         "250ms",
+		}
+	}
+	c.args = func(e *env) []string { return nil }
+	c.noCapacity.path = "/_fake/faults"
+	c.noCapacity.set = `[{"action": "RunInstances", "count": 1000, "status": 500, "headers": {"Content-Type": "text/xml"}, "body": "` +
+		ec2Error("InsufficientInstanceCapacity", "We currently do not have sufficient capacity in the Availability Zone you requested.") + `"}]`
+	c.noCapacity.reset = `[]`
+	c.triedTypes = []string{"m6a.large", "m6a.xlarge"}
+	c.checkInstance = func(instances []map[string]any) error {
+		for _, inst := range instances {
+			params, _ := inst["params"].(map[string]any)
+			if inst["type"] != "m6a.large" || params["CpuOptions.AmdSevSnp"] != "enabled" ||
+				params["MetadataOptions.HttpTokens"] != "required" {
+				return fmt.Errorf("instance %v %v: want m6a.large with SEV-SNP and IMDSv2 only", inst["id"], params)
+			}
+		}
+		return nil
+	}
+	return c
 }
 
 const azureSub = "00000000-0000-0000-0000-000000000001"
