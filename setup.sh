@@ -16,8 +16,9 @@ packages=(
   # tests: build cidata ISO images
   xorriso
   # cloud provider tests: the loopback fakes (Debian's python3) and the clouds' own code as oracles:
-  # botocore's SigV4 signer and EC2 model, the Azure SDK's compute models, PyJWT, cryptography
-  python3 python3-cryptography python3-botocore python3-azure python3-jwt
+  # botocore's SigV4 signer and EC2 model, the Azure SDK's compute models, PyJWT, cryptography,
+  # Google's own auth library (google-auth: service-account tokens, JWT verification)
+  python3 python3-cryptography python3-botocore python3-azure python3-jwt python3-google-auth
   # libvirt provider: libvirt client, domain XML (libxml2), cidata ISO writer
   libvirt-dev libxml2-dev libisofs-dev
   # pod VMs: libvirtd + QEMU (TCG), disk tools, firmware, DHCP for libvirt networks, schema checks

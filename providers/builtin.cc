@@ -3,6 +3,9 @@
 #ifdef PP_PROVIDER_LIBVIRT
 #include "providers/libvirt/libvirt_provider.h"
 #endif
+#ifdef PP_PROVIDER_GCP
+#include "providers/gcp/gcp_provider.h"
+#endif
 #ifdef PP_PROVIDER_AWS
 #include "providers/aws/factory.h"
 #endif
@@ -16,6 +19,9 @@ namespace pp::providers {
 void RegisterBuiltinProviders(Registry& registry) {
 #ifdef PP_PROVIDER_LIBVIRT
   (void)registry.Add(libvirt::MakeLibvirtFactory());
+#endif
+#ifdef PP_PROVIDER_GCP
+  (void)registry.Add(gcp::MakeGcpFactory());
 #endif
 #ifdef PP_PROVIDER_AWS
   (void)registry.Add(aws::MakeAwsFactory());

@@ -17,6 +17,7 @@ targets=(
   "fuzz_user_data tests/fuzz/corpus_userdata 16384"
   "fuzz_ec2_xml tests/fuzz/corpus_ec2xml 65536"
   "fuzz_arm_json tests/fuzz/corpus_arm 65536"
+  "fuzz_gcp_response tests/fuzz/corpus_gcp 65536"
 )
 status=0
 for entry in "${targets[@]}"; do
