@@ -144,12 +144,23 @@ class AwsProvider final : public Provider {
   const std::unique_ptr<CredentialsProvider> credentials_;
   Ec2Client ec2_;
   std::mutex mu_;  // guards types_ and images_
+  // Held while types or an image are fetched, so that 100 pods starting together make one
+  // DescribeInstanceTypes and one DescribeImages, not 100 of each.
+  std::timed_mutex fetch_mu_;
   std::optional<InstanceTypePolicy> types_;
   std::map<std::string, Ec2Image> images_;
   BatchPoller poller_;  // last: its thread stops before the members it uses go
 };
 
 Result<InstanceTypePolicy> AwsProvider::Types(const OpContext& ctx) {
+  {
+    std::lock_guard lock(mu_);
+    if (types_) return *types_;
+  }
+  std::unique_lock fetch(fetch_mu_, std::defer_lock);
+  if (!fetch.try_lock_until(ctx.deadline)) {
+    return Fail(Code::kDeadlineExceeded, "aws: waiting for the instance types another call fetches");
+  }
   {
     std::lock_guard lock(mu_);
     if (types_) return *types_;
@@ -204,6 +215,14 @@ Result<InstanceTypePolicy> AwsProvider::Types(const OpContext& ctx) {
 }
 
 Result<Ec2Image> AwsProvider::Image(const std::string& image_id, const OpContext& ctx) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = images_.find(image_id); it != images_.end()) return it->second;
+  }
+  std::unique_lock fetch(fetch_mu_, std::defer_lock);
+  if (!fetch.try_lock_until(ctx.deadline)) {
+    return Fail(Code::kDeadlineExceeded, "aws: waiting for image ", image_id, " another call looks up");
+  }
   {
     std::lock_guard lock(mu_);
     if (auto it = images_.find(image_id); it != images_.end()) return it->second;

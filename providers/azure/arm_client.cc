@@ -169,7 +169,11 @@ Result<http::Response> ArmClient::Call(std::string_view method, const std::strin
 
 std::chrono::milliseconds ArmClient::PollDelay(const http::Response& r) const {
   if (auto header = r.Header("retry-after")) {
-    if (auto after = http::ParseRetryAfter(*header)) return std::min(*after, config_.max_poll);
+    // Retry-After is the least wait ARM asks for (RFC 9110 section 10.2.3); never poll more often
+    // than our own interval either, so that "Retry-After: 0" cannot turn a wait into a busy loop.
+    if (auto after = http::ParseRetryAfter(*header)) {
+      return std::clamp(*after, config_.default_poll, std::max(config_.default_poll, config_.max_poll));
+    }
   }
   return config_.default_poll;
 }

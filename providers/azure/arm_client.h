@@ -54,7 +54,7 @@ std::string ArmErrorCode(const http::Response& response);
 struct ArmClientConfig {
   std::string endpoint = "https://management.azure.com";  // no trailing slash needed
   http::RetryPolicy retry;
-  std::chrono::milliseconds default_poll{5000};  // between LRO polls when Retry-After is absent
+  std::chrono::milliseconds default_poll{5000};  // between LRO polls: without Retry-After, and at least
   std::chrono::milliseconds max_poll{60000};     // a longer Retry-After is cut to this
 };
 

@@ -421,6 +421,9 @@ TEST_F(AwsManyPodsTest, ManyCreatesShareBatchedPollsAndListingPaginates) {
   auto stats = fake_.Stats();
   // One batched DescribeInstances per round for every waiting pod, not one per pod.
   EXPECT_LT(stats["calls"]["DescribeInstances"].get<int>(), kPods) << stats["calls"].dump();
+  // The type table and the image are looked up once for all of them.
+  EXPECT_EQ(stats["calls"]["DescribeInstanceTypes"].get<int>(), 1) << stats["calls"].dump();
+  EXPECT_EQ(stats["calls"]["DescribeImages"].get<int>(), 1) << stats["calls"].dump();
 
   auto listed = provider->ListInstances(owner_.node, Budget(30s));
   ASSERT_TRUE(listed) << listed.error().message;
