@@ -15,6 +15,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <thread>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -26,6 +28,7 @@
 #include "providers/aws/aws_provider.h"
 #include "providers/aws/sigv4.h"
 #include "providers/azure/azure_provider.h"
+#include "providers/gcp/gcp_provider.h"
 #include "providers/http/client.h"
 #include "tests/providers/fakes/fake_process.h"
 
@@ -49,9 +52,11 @@ OpContext Budget(std::chrono::seconds s) { return OpContext{Clock::now() + s, {}
 struct Cloud {
   std::string name;
   std::string fake;
-  std::vector<std::string> fake_args;  // besides latency and rate limit
+  std::vector<std::string> fake_args;  // besides latency and rate limit; "{work}" is a scratch dir
   std::string boot;                    // how the fake models a boot, for the report
-  std::function<Result<std::unique_ptr<Provider>>(testing::FakeCloudProcess&, bool batched)> make;
+  std::function<Result<std::unique_ptr<Provider>>(testing::FakeCloudProcess&, const std::string& work,
+                                                  bool batched)>
+      make;
   std::function<int(const nlohmann::json& calls)> polls;  // the calls that were polls
 };
 
@@ -71,14 +76,30 @@ Outcome StartMany(const Cloud& cloud, bool batched, const Options& o) {
   // Reference, "Request throttling"), applied to every action of every fake alike.
   std::vector<std::string> args = {"--latency-ms", std::to_string(o.latency_ms), "--rate-limit", "20",
                                    "--rate-burst", "100"};
-  args.insert(args.end(), cloud.fake_args.begin(), cloud.fake_args.end());
+  std::string work = (std::filesystem::temp_directory_path() / "cloudbench-XXXXXX").string();
+  if (::mkdtemp(work.data()) == nullptr) {
+    out.failed = o.pods;
+    out.first_error = "no scratch directory";
+    return out;
+  }
+  for (std::string a : cloud.fake_args) {
+    if (const auto at = a.find("{work}"); at != std::string::npos) a.replace(at, 6, work);
+    args.push_back(a);
+  }
+  struct RemoveWork {
+    std::string path;
+    ~RemoveWork() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_work{work};
   testing::FakeCloudProcess fake(cloud.fake, args);
   if (!fake.running()) {
     out.failed = o.pods;
     out.first_error = "the fake did not start";
     return out;
   }
-  auto provider = cloud.make(fake, batched);
+  auto provider = cloud.make(fake, work, batched);
   if (!provider) {
     out.failed = o.pods;
     out.first_error = provider.error().ToString();
@@ -122,7 +143,7 @@ std::vector<Cloud> Clouds() {
   std::vector<Cloud> clouds;
   clouds.push_back(Cloud{
       "aws", "ec2_fake.py", {"--run-delay-ms", "20000"}, "20 s from pending to running",
-      [](testing::FakeCloudProcess& fake, bool batched) {
+      [](testing::FakeCloudProcess& fake, const std::string&, bool batched) {
         providers::aws::AwsConfig c;
         c.access_key_id = "AKIDFAKEEXAMPLE";
         c.secret_access_key = "fake/secret/key+for/tests";
@@ -140,7 +161,7 @@ std::vector<Cloud> Clouds() {
   clouds.push_back(Cloud{
       "azure", "arm_fake.py", {"--provision-polls", "1", "--provision-seconds", "20", "--page-size", "1000"},
       "20 s from the PUT to Succeeded",
-      [](testing::FakeCloudProcess& fake, bool batched) -> Result<std::unique_ptr<Provider>> {
+      [](testing::FakeCloudProcess& fake, const std::string&, bool batched) -> Result<std::unique_ptr<Provider>> {
         providers::azure::AzureConfig c;
         c.client_id = "fake-client";
         c.client_secret = "fake-secret";
@@ -164,6 +185,31 @@ std::vector<Cloud> Clouds() {
       [](const nlohmann::json& calls) {
         return calls.value("LIST virtualMachines", 0) + calls.value("GET operations", 0) +
                calls.value("GET virtualMachines", 0);
+      }});
+  clouds.push_back(Cloud{
+      "gcp", "gce_fake.py", {"--boot-seconds", "20", "--boot-polls", "1", "--op-polls", "1", "--write-key", "{work}/gcp-key.json"},
+      "20 s from the insert to RUNNING",
+      [](testing::FakeCloudProcess& fake, const std::string& work, bool batched) -> Result<std::unique_ptr<Provider>> {
+        // The fake writes its service-account key once it listens.
+        const std::string key = work + "/gcp-key.json";
+        for (int i = 0; i < 500 && !std::filesystem::exists(key); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        providers::gcp::GcpConfig c;
+        c.credentials = key;
+        c.project_id = "test-project";
+        c.zones = {"us-central1-a"};
+        c.network = "default";
+        c.image_name = "podvm-image";
+        c.confidential_type = "SEV_SNP";
+        c.machine_type = "n2d-standard-2";
+        c.compute_endpoint = fake.url() + "/compute/v1";
+        c.ca_bundle = fake.ca_bundle();
+        c.poll_interval = std::chrono::seconds(2);
+        c.batch_poll = batched;
+        return providers::gcp::MakeGcpProvider(c);
+      },
+      [](const nlohmann::json& calls) {
+        return calls.value("instances.list", 0) + calls.value("instances.get", 0) +
+               calls.value("zoneOperations.get", 0) + calls.value("zoneOperations.wait", 0);
       }});
   return clouds;
 }

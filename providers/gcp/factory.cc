@@ -109,6 +109,10 @@ class GcpFactory final : public ProviderFactory {
                    "how often starting instances are polled (Go duration)")
         ->envname("GCP_POLL_INTERVAL")
         ->capture_default_str();
+    app.add_option("--gcp-batch-poll", c.batch_poll,
+                   "wait for new instances with one instances.list per zone for all of them")
+        ->envname("GCP_BATCH_POLL")
+        ->capture_default_str();
   }
 
   Result<std::unique_ptr<Provider>> Create() override {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "providers/batch_poller.h"
@@ -435,10 +436,17 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
   }
 
   const std::string id = made_zone + "/" + spec.name;
-  auto state = poller_.Wait(
-      id,
-      [](const State& s) { return (s.state == "RUNNING" && !s.ips.empty()) || Terminal(s.state); },
-      ctx);
+  const auto running = [](const State& s) {
+    return (s.state == "RUNNING" && !s.ips.empty()) || Terminal(s.state);
+  };
+  // Without batching (GCP_BATCH_POLL=false, for comparison) this instance gets a poll loop of its
+  // own: one filtered instances.list for it per interval.
+  std::optional<BatchPoller> own;
+  if (!config_.batch_poll) {
+    own.emplace([this](const std::vector<std::string>& ids, const OpContext& c) { return Poll(ids, c); },
+                config_.poll_interval, 1);
+  }
+  auto state = (own ? *own : poller_).Wait(id, running, ctx);
   {
     std::lock_guard lock(mu_);
     misses_.erase(id);

@@ -54,6 +54,7 @@ struct GcpConfig {
   std::string metadata_host;   // GCE_METADATA_HOST; empty: metadata.google.internal
   std::string ca_bundle;       // GCP_CA_BUNDLE; empty: the system store
   std::chrono::milliseconds poll_interval{2000};  // GCP_POLL_INTERVAL
+  bool batch_poll = true;  // GCP_BATCH_POLL; false: one poll loop per instance (for comparison)
   // Tuning for tests.
   http::RetryPolicy retry;
   std::chrono::milliseconds op_poll_initial{500};

@@ -339,7 +339,8 @@ class GceCloud(fakecloud.Cloud):
         if self.config.get("stuck") and re.search(self.config["stuck"], inst["name"]):
             return
         inst["_looks"] += 1
-        if inst["_looks"] >= self.args.boot_polls:
+        # A boot takes --boot-seconds from the insert, however often it is watched.
+        if inst["_looks"] >= self.args.boot_polls and time.monotonic() >= inst["_ready_at"]:
             inst["status"] = "RUNNING"
             items = {i["key"]: i["value"] for i in inst["metadata"]["items"]}
             self.runner_queue.append(("start", inst["networkInterfaces"][0]["networkIP"],
@@ -378,7 +379,7 @@ class GceCloud(fakecloud.Cloud):
             inst = dict(body)
             inst.update({"kind": "compute#instance", "id": str(self.take_id()), "zone": base, "status": "PROVISIONING",
                          "machineType": base + "/machineTypes/" + mtype, "selfLink": base + "/instances/" + name,
-                         "_looks": 0})
+                         "_looks": 0, "_ready_at": time.monotonic() + self.args.boot_seconds})
             inst["networkInterfaces"] = [dict(body["networkInterfaces"][0], networkIP=self.new_ip(), name="nic0")]
             if "accessConfigs" in body["networkInterfaces"][0]:
                 inst["networkInterfaces"][0]["accessConfigs"] = [
@@ -605,6 +606,7 @@ if __name__ == "__main__":
     p.add_argument("--token-expires-in", type=int, default=3600)
     p.add_argument("--op-polls", type=int, default=2, help="operation polls until DONE")
     p.add_argument("--boot-polls", type=int, default=2, help="observations of a STAGING instance until RUNNING")
+    p.add_argument("--boot-seconds", type=float, default=0, help="and at least this long after the insert")
     p.add_argument("--images", default="podvm-image=10", help="name=GB,... images in the project")
     p.add_argument("--model", help="tests/providers/gcp/testdata/compute_v1_subset.proto: check insert bodies "
                    "against Google's model of the API too")

@@ -118,6 +118,29 @@ TEST_F(GcpProviderTest, ManyCreatesShareOneListPerPollInsteadOfAGetEach) {
   EXPECT_TRUE(SharedFake().Instances("podvm-many-").empty());
 }
 
+TEST_F(GcpProviderTest, WithoutBatchingEveryInstancePollsOnItsOwn) {
+  config_.batch_poll = false;
+  auto p = Make();
+  const int lists = SharedFake().Calls("instances.list");
+  constexpr int kCount = 4;
+  std::vector<std::future<Result<Instance>>> creates;
+  for (int n = 0; n < kCount; ++n) {
+    creates.push_back(std::async(std::launch::async, [&, n] {
+      return p->CreateInstance(Spec("podvm-alone-" + std::to_string(n)), Budget());
+    }));
+  }
+  std::vector<std::string> ids;
+  for (auto& f : creates) {
+    auto r = f.get();
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    ids.push_back(r->id);
+  }
+  // Each instance watched itself through --boot-polls (2) observations: the cloud bench's naive client.
+  EXPECT_GE(SharedFake().Calls("instances.list") - lists, kCount * 2);
+  for (const auto& id : ids) EXPECT_TRUE(p->DeleteInstance(id, Budget()).has_value());
+  EXPECT_TRUE(SharedFake().Instances("podvm-alone-").empty());
+}
+
 TEST_F(GcpProviderTest, ThrottlingAndServerErrorsAreRetriedWithTheSameRequestId) {
   auto p = Make();
   SharedFake().SetFaults(Json::array({

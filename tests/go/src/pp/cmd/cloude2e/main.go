@@ -207,7 +207,7 @@ func (e *env) control(path, body string) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != 204 {
+	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
 	}
 	return nil

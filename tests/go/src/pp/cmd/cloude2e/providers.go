@@ -1,6 +1,11 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
 
 // providerConfig is what cloude2e needs to know of one provider: its fake, the adaptor's flags and
 // environment pointing at it (CAA's names, the endpoint overrides, the fake's CA bundle), and how to
@@ -22,6 +27,51 @@ var configs = map[string]providerConfig{}
 func init() {
 	configs["aws"] = awsConfig()
 	configs["azure"] = azureConfig()
+	configs["gcp"] = gcpConfig()
+}
+
+func gcpConfig() providerConfig {
+	var c providerConfig
+	c.fake = "gce_fake.py"
+	c.fakeArgs = func(e *env) []string {
+		return []string{"--write-key", filepath.Join(e.dir, "gcp-key.json"), "--op-polls", "1", "--boot-polls", "1"}
+	}
+	c.env = func(e *env) map[string]string {
+		key := filepath.Join(e.dir, "gcp-key.json")
+		// The fake writes its service-account key file once it listens.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(key); err == nil {
+				break
+			}
+		}
+		return map[string]string{
+			"GCP_CREDENTIALS":       key,
+			"GCP_PROJECT_ID":        "test-project",
+			"GCP_ZONE":              "us-central1-a",
+			"GCP_NETWORK":           "default",
+			"PODVM_IMAGE_NAME":      "podvm-image",
+			"GCP_CONFIDENTIAL_TYPE": "SEV_SNP",
+			"GCP_MACHINE_TYPE":      "n2d-standard-2",
+			"GCP_INSTANCE_TYPES":    "n2d-standard-2,n2d-standard-4",
+			"GCP_COMPUTE_ENDPOINT":  e.fakeURL + "/compute/v1",
+			"GCP_CA_BUNDLE":         e.ca,
+			"GCP_POLL_INTERVAL":     "250ms",
+		}
+	}
+	c.args = func(e *env) []string { return nil }
+	c.noCapacity.path = "/_gce/config"
+	c.noCapacity.set = `{"exhausted": ["us-central1-a/n2d-standard-2", "us-central1-a/n2d-standard-4"]}`
+	c.noCapacity.reset = `{"exhausted": []}`
+	c.triedTypes = []string{"n2d-standard-2", "n2d-standard-4"}
+	c.checkInstance = func(instances []map[string]any) error {
+		for _, inst := range instances {
+			if inst["machine_type"] != "n2d-standard-2" || inst["confidential"] != "SEV_SNP" {
+				return fmt.Errorf("instance %v: want n2d-standard-2 with SEV_SNP", inst)
+			}
+		}
+		return nil
+	}
+	return c
 }
 
 // ec2Error is EC2's XML error envelope.
