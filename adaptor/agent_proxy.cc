@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <asio/experimental/awaitable_operators.hpp>
-#include <random>
 
 #include "agent/agent.pb.h"
 #include "agent/health.pb.h"

@@ -16,6 +16,7 @@
 #include "providers/aws/ec2_xml.h"
 #include "providers/batch_poller.h"
 #include "providers/instance_types.h"
+#include "providers/undo.h"
 
 namespace pp::providers::aws {
 namespace {
@@ -31,24 +32,6 @@ constexpr std::size_t kMaxUserData = 16384;
 
 // The states a live instance can be in; "shutting-down" and "terminated" are on their way out.
 const std::vector<std::string> kLiveStates = {"pending", "running", "stopping", "stopped"};
-
-// Undo steps of a CreateInstance, run in reverse unless the call succeeds.
-class Undo {
- public:
-  ~Undo() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
-      spdlog::debug("aws: rollback: {}", it->first);
-      it->second();
-    }
-  }
-  void Add(std::string what, std::function<void()> step) {
-    steps_.emplace_back(std::move(what), std::move(step));
-  }
-  void Commit() { steps_.clear(); }
-
- private:
-  std::vector<std::pair<std::string, std::function<void()>>> steps_;
-};
 
 Result<void> CheckContext(const OpContext& ctx, std::string_view what) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "aws: ", what, ": cancelled");
@@ -396,7 +379,7 @@ Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpC
     image = *found;
   }
 
-  Undo undo;
+  Undo undo("aws");
   std::optional<Ec2Instance> launched;
   std::vector<std::string> tried;
   for (const std::string& type : *candidates) {

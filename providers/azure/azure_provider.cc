@@ -15,29 +15,12 @@
 #include "providers/azure/ssh_key.h"
 #include "providers/batch_poller.h"
 #include "providers/instance_types.h"
+#include "providers/undo.h"
 
 namespace pp::providers::azure {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Undo steps of a CreateInstance, run in reverse unless the call succeeds.
-class Undo {
- public:
-  ~Undo() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
-      spdlog::debug("azure: rollback: {}", it->first);
-      it->second();
-    }
-  }
-  void Add(std::string what, std::function<void()> step) {
-    steps_.emplace_back(std::move(what), std::move(step));
-  }
-  void Commit() { steps_.clear(); }
-
- private:
-  std::vector<std::pair<std::string, std::function<void()>>> steps_;
-};
 
 Result<void> CheckContext(const OpContext& ctx, std::string_view what) {
   if (ctx.stop.stop_requested()) return Fail(Code::kCancelled, "azure: stopped before ", what);
@@ -361,7 +344,7 @@ Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec,
   p.user_data_b64 = user_data;
   p.tags = Tags(spec);
 
-  Undo undo;
+  Undo undo("azure");
   bool may_exist = true;
   undo.Add("delete VM " + spec.name, [&] {
     if (!may_exist) return;

@@ -17,6 +17,7 @@
 #include "providers/gcp/token.h"
 #include "providers/http/client.h"
 #include "providers/instance_types.h"
+#include "providers/undo.h"
 
 namespace pp::providers::gcp {
 namespace {
@@ -42,21 +43,6 @@ std::string NewRequestId() {
                 b[13], b[14], b[15]);
   return s;
 }
-
-// Undo steps of a CreateInstance, run in reverse unless the call succeeds.
-class Undo {
- public:
-  ~Undo() { Run(); }
-  void Add(std::function<void()> step) { steps_.push_back(std::move(step)); }
-  void Run() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
-    steps_.clear();
-  }
-  void Commit() { steps_.clear(); }
-
- private:
-  std::vector<std::function<void()>> steps_;
-};
 
 bool Terminal(const std::string& state) {
   return state == "STOPPING" || state == "STOPPED" || state == "SUSPENDING" ||
@@ -368,7 +354,7 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
 
   std::vector<std::string> tried;
   std::string made_zone;
-  Undo undo;
+  Undo undo("gcp");
   // The best (smallest) type in any zone before a larger one: the cheapest VM that fits wins.
   for (const auto& type : *candidates) {
     for (const auto& zone : config_.zones) {
@@ -402,7 +388,7 @@ Result<Instance> GcpProvider::CreateInstance(const InstanceSpec& spec, const OpC
         }
         return Fail(e.code, e.message, TriedSuffix(tried));
       }
-      undo.Add([this, zone, name = spec.name] {
+      undo.Add("delete " + zone + "/" + spec.name, [this, zone, name = spec.name] {
         if (auto d = DeleteIn(zone, name, CleanupContext()); !d)
           spdlog::warn("{}", d.error().message);
       });

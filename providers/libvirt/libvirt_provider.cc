@@ -20,28 +20,13 @@
 #include "providers/libvirt/handles.h"
 #include "providers/libvirt/kvm_probe.h"
 #include "providers/libvirt/volumes.h"
+#include "providers/undo.h"
 
 namespace pp::providers::libvirt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
-// Undo steps of a CreateInstance, run in reverse unless the call succeeds.
-class Undo {
- public:
-  ~Undo() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
-      spdlog::debug("libvirt: rollback: {}", it->first);
-      it->second();
-    }
-  }
-  void Add(std::string what, std::function<void()> step) { steps_.emplace_back(std::move(what), std::move(step)); }
-  void Commit() { steps_.clear(); }
-
- private:
-  std::vector<std::pair<std::string, std::function<void()>>> steps_;
-};
 
 // At debug, each step of a CreateInstance with its duration: where a slow boot spends its time.
 class StepClock {
@@ -350,7 +335,7 @@ Result<Instance> LibvirtProvider::CreateInstance(const InstanceSpec& spec, const
   auto base_format = ParseVolumeFormat(base_xml.get());
   if (!base_format) return std::unexpected(base_format.error());
 
-  Undo undo;
+  Undo undo("libvirt");
   StepClock steps(spec.name);
   if (auto ok = CheckContext(ctx, "creating volumes"); !ok) return std::unexpected(ok.error());
   const std::string root_name = RootVolumeName(spec.name);
