@@ -234,3 +234,31 @@ func Virsh(args ...string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), nil
 }
+
+// TestAgentHealth checks the agent through the whole chain behind an agent socket: Health/Check must
+// say SERVING and Health/Version must come from podvm-test-agent (the TEST AGENT of the test image
+// and of the cloud fakes' instances), within `timeout`.
+func TestAgentHealth(socket string, timeout time.Duration) error {
+	c, err := DialAgent(socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var h wire.HealthCheckResponse
+	if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &h); err != nil {
+		return fmt.Errorf("Health/Check: %w", err)
+	}
+	if h.Status != wire.ServingStatusServing {
+		return fmt.Errorf("Health/Check status %d, want SERVING", h.Status)
+	}
+	var v wire.VersionCheckResponse
+	if err := c.Call(ctx, wire.HealthService, wire.MethodHealthVersion, &wire.CheckRequest{}, &v); err != nil {
+		return fmt.Errorf("Health/Version: %w", err)
+	}
+	if !strings.Contains(v.AgentVersion, "podvm-test-agent") {
+		return fmt.Errorf("Health/Version answered %q: not the test agent", v.AgentVersion)
+	}
+	return nil
+}

@@ -17,7 +17,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -296,31 +295,7 @@ func request(id, pod string) *wire.CreateVMRequest {
 	return req
 }
 
-// health checks the agent through the whole chain: SERVING, from the test agent.
-func health(socket string) error {
-	c, err := agentchain.DialAgent(socket)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var h wire.HealthCheckResponse
-	if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &h); err != nil {
-		return fmt.Errorf("Health/Check: %w", err)
-	}
-	if h.Status != wire.ServingStatusServing {
-		return fmt.Errorf("Health/Check status %d, want SERVING", h.Status)
-	}
-	var v wire.VersionCheckResponse
-	if err := c.Call(ctx, wire.HealthService, wire.MethodHealthVersion, &wire.CheckRequest{}, &v); err != nil {
-		return fmt.Errorf("Health/Version: %w", err)
-	}
-	if !strings.Contains(v.AgentVersion, "podvm-test-agent") {
-		return fmt.Errorf("Health/Version answered %q: not the test agent", v.AgentVersion)
-	}
-	return nil
-}
+func health(socket string) error { return agentchain.TestAgentHealth(socket, 30*time.Second) }
 
 func (e *env) startPod(id, pod string) (string, error) {
 	socket, err := e.adaptor.CreateVM(request(id, pod))

@@ -231,32 +231,7 @@ func (e *env) create(s *sandbox, extra map[string]string) error {
 	return nil
 }
 
-// health checks the agent through the whole chain: Check must say SERVING and Version must come
-// from the image's test agent.
-func health(socket string) error {
-	c, err := agentchain.DialAgent(socket)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var h wire.HealthCheckResponse
-	if err := c.Call(ctx, wire.HealthService, wire.MethodCheck, &wire.CheckRequest{}, &h); err != nil {
-		return fmt.Errorf("Health/Check: %w", err)
-	}
-	if h.Status != wire.ServingStatusServing {
-		return fmt.Errorf("Health/Check status %d, want SERVING", h.Status)
-	}
-	var v wire.VersionCheckResponse
-	if err := c.Call(ctx, wire.HealthService, wire.MethodHealthVersion, &wire.CheckRequest{}, &v); err != nil {
-		return fmt.Errorf("Health/Version: %w", err)
-	}
-	if !strings.Contains(v.AgentVersion, "podvm-test-agent") {
-		return fmt.Errorf("Health/Version answered %q: not the image's test agent", v.AgentVersion)
-	}
-	return nil
-}
+func health(socket string) error { return agentchain.TestAgentHealth(socket, 60*time.Second) }
 
 // initdata as the kata runtime hands it over (the TOML document itself). The adaptor must deliver
 // it as base64(gzip(...)) for process-user-data in the VM, which refuses the whole user-data (and
