@@ -97,6 +97,7 @@ class GcpProvider final : public Provider {
   ComputeClient compute_;
 
   std::mutex mu_;
+  std::timed_mutex image_fetch_mu_;  // held while an image's size is fetched
   std::optional<InstanceTypePolicy> policy_;            // guarded by mu_; made on first use
   std::map<std::string, unsigned long long> image_gb_;  // guarded by mu_
   std::map<std::string, int> misses_;                   // guarded by mu_: ids a poll did not see
@@ -171,6 +172,16 @@ std::string TriedSuffix(const std::vector<std::string>& tried) {
 
 Result<unsigned long long> GcpProvider::ImageSizeGb(const std::string& image,
                                                     const OpContext& ctx) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = image_gb_.find(image); it != image_gb_.end()) return it->second;
+  }
+  // One images.get for many pods starting together: the others wait for it (each within its own
+  // deadline) and read the cache.
+  std::unique_lock fetch(image_fetch_mu_, std::defer_lock);
+  if (!fetch.try_lock_until(ctx.deadline)) {
+    return Fail(Code::kDeadlineExceeded, "gcp: waiting for the size of image ", image, " another call looks up");
+  }
   {
     std::lock_guard lock(mu_);
     if (auto it = image_gb_.find(image); it != image_gb_.end()) return it->second;

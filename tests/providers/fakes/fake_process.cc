@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,9 @@ FakeCloudProcess::FakeCloudProcess(const std::string& script, std::vector<std::s
   pid_ = ::fork();
   if (pid_ == 0) {
     ::setpgid(0, 0);
+    // A test that dies (a crash, a sanitizer's exit) takes its fake with it. (The signal follows
+    // the forking thread: fakes are started from a test's main thread.)
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::execv(cargv[0], cargv.data());
     ::_exit(127);
   }

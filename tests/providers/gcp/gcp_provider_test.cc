@@ -98,6 +98,7 @@ TEST_F(GcpProviderTest, ManyCreatesShareOneListPerPollInsteadOfAGetEach) {
   auto p = Make();
   const int lists = SharedFake().Calls("instances.list");
   const int gets = SharedFake().Calls("instances.get");
+  const int image_gets = SharedFake().Calls("images.get");
   constexpr int kCount = 8;
   std::vector<std::future<Result<Instance>>> creates;
   for (int n = 0; n < kCount; ++n) {
@@ -114,6 +115,8 @@ TEST_F(GcpProviderTest, ManyCreatesShareOneListPerPollInsteadOfAGetEach) {
   // One poll loop per instance would have made at least kCount * 2 (--boot-polls) gets.
   EXPECT_EQ(SharedFake().Calls("instances.get") - gets, 0);
   EXPECT_LT(SharedFake().Calls("instances.list") - lists, kCount * 2);
+  // The image's size is looked up once for all of them.
+  EXPECT_EQ(SharedFake().Calls("images.get") - image_gets, 1);
   for (const auto& id : ids) EXPECT_TRUE(p->DeleteInstance(id, Budget()).has_value());
   EXPECT_TRUE(SharedFake().Instances("podvm-many-").empty());
 }
