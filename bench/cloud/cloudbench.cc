@@ -303,7 +303,7 @@ int Run(const Options& o) {
      << "Against each cloud's loopback fake, " << o.latency_ms
      << " ms added to every call, EC2's throttling bucket (100 tokens, 20/s per action) on every "
         "action; polls every 2 s. ours = one batched poller; naive = one poll loop per instance.\n\n"
-     << "| cloud | boot in the fake | client | API calls | of them polls | throttled | failed | all running after |\n"
+     << "| cloud | boot in the fake | client | API calls | of them state reads | throttled | failed | all running after |\n"
      << "|---|---|---|---|---|---|---|---|\n";
   std::ostringstream ratios;
   for (const Cloud& cloud : Clouds()) {
@@ -319,7 +319,7 @@ int Run(const Options& o) {
       if (!r.first_error.empty()) std::cerr << "  first error: " << r.first_error << "\n";
     }
     ratios << "- " << cloud.name << ": naive/ours API calls " << (results[1].calls > 0 ? double(results[0].calls) / results[1].calls : 0)
-           << "x (polls " << (results[1].polls > 0 ? double(results[0].polls) / results[1].polls : 0) << "x), throttled "
+           << "x (state reads " << (results[1].polls > 0 ? double(results[0].polls) / results[1].polls : 0) << "x), throttled "
            << results[0].throttled << " vs " << results[1].throttled << ", time " << results[0].seconds << " s vs "
            << results[1].seconds << " s\n";
   }
