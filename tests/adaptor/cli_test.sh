@@ -33,12 +33,16 @@ wait_socket() {
   return 1
 }
 
-expect 2 "unknown provider 'aws'; built in: libvirt" "$caa" aws -socket "$dir/x.sock"
+expect 2 "unknown provider 'ibmcloud'; built in: aws, azure, gcp, libvirt" "$caa" ibmcloud -socket "$dir/x.sock"
 pass unknown_provider_names_the_built_in_ones
 
 "$caa" help libvirt >"$dir/help" 2>&1 || fail "help libvirt: $(cat "$dir/help")"
 grep -q -- "--uri" "$dir/help" && grep -q "LIBVIRT_URI" "$dir/help" || fail "help libvirt: $(cat "$dir/help")"
-expect 2 "unknown provider 'gcp'" "$caa" help gcp
+for provider in aws azure gcp; do
+  "$caa" help $provider >"$dir/help" 2>&1 || fail "help $provider: $(cat "$dir/help")"
+done
+grep -q "AWS_ENDPOINT_URL_EC2" <("$caa" help aws 2>&1) || fail "help aws does not name AWS_ENDPOINT_URL_EC2"
+expect 2 "unknown provider 'ibmcloud'" "$caa" help ibmcloud
 pass help_shows_a_providers_flags
 
 FORWARDER_PORT=0 expect 2 "^cloud-api-adaptor: FORWARDER_PORT: 0 is out of range \(1 to 65535\)" \
