@@ -21,6 +21,9 @@ packages=(
   python3 python3-cryptography python3-botocore python3-azure python3-jwt python3-google-auth
   # libvirt provider: libvirt client, domain XML (libxml2), cidata ISO writer
   libvirt-dev libxml2-dev libisofs-dev
+  # pod network (VXLAN tunnel, addresses, routes, neighbours, tc redirects) over netlink: libnl's core and route
+  # libraries, so no code runs `ip` or `tc`
+  libnl-3-dev libnl-route-3-dev
   # pod VMs: libvirtd + QEMU (TCG), disk tools, firmware, DHCP for libvirt networks, schema checks
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf dnsmasq-base libxml2-utils iproute2
   # the test pod VM image: kernel, busybox, modules, boot loader on a FAT image
