@@ -1,42 +1,10 @@
-// Undo: what a provider's CreateInstance has made so far, to take down in reverse order unless the
-// whole call succeeds (Commit). The one way every provider keeps "a failed create leaves nothing
-// behind" (providers/provider.h). Not thread-safe: one per call.
+// The providers' name for pp::Undo (common/base/undo.h), kept so provider code reads as before.
 #pragma once
 
-#include <spdlog/spdlog.h>
-
-#include <functional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+#include "common/base/undo.h"
 
 namespace pp::providers {
 
-class Undo {
- public:
-  // `provider` prefixes the debug line logged for each step taken down ("aws: rollback: ...").
-  explicit Undo(std::string_view provider) : provider_(provider) {}
-  ~Undo() { Run(); }
-  Undo(const Undo&) = delete;
-  Undo& operator=(const Undo&) = delete;
-
-  // `what` names the step for the log ("delete volume podvm-x-root.qcow2").
-  void Add(std::string what, std::function<void()> step) { steps_.emplace_back(std::move(what), std::move(step)); }
-  // Takes everything down now (last first), then holds nothing.
-  void Run() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
-      spdlog::debug("{}: rollback: {}", provider_, it->first);
-      it->second();
-    }
-    steps_.clear();
-  }
-  // The call succeeded: keep everything.
-  void Commit() { steps_.clear(); }
-
- private:
-  std::string provider_;
-  std::vector<std::pair<std::string, std::function<void()>>> steps_;
-};
+using Undo = ::pp::Undo;
 
 }  // namespace pp::providers
