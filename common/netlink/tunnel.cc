@@ -1,0 +1,134 @@
+#include "common/netlink/tunnel.h"
+
+#include <linux/rtnetlink.h>
+
+#include "common/base/undo.h"
+#include "common/netlink/netns.h"
+
+namespace pp::netlink {
+namespace {
+
+// Creates the VXLAN device in the underlay namespace and moves it into `netns_path` as `final_name`.
+// On success the device exists only there; on failure nowhere.
+Result<void> CreateAndMove(RouteSocket& underlay, const VxlanSpec& vxlan, const std::string& netns_path,
+                           const std::string& final_name) {
+  auto netns = OpenNetns(netns_path);
+  if (!netns) return std::unexpected(netns.error());
+  if (auto created = underlay.CreateVxlan(vxlan); !created) return created;
+  if (auto moved = underlay.MoveLink(vxlan.name, netns->get(), final_name); !moved) {
+    (void)underlay.DeleteLink(vxlan.name);
+    return moved;
+  }
+  return {};
+}
+
+bool IsNotFound(const Result<void>& r) { return !r && r.error().code == Code::kNotFound; }
+
+}  // namespace
+
+std::string TransientTunnelName(uint32_t vni) { return "ppvx" + std::to_string(vni); }
+
+Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec& spec) {
+  auto pod = RouteSocket::OpenIn(spec.pod_netns);
+  if (!pod) return std::unexpected(pod.error());
+  // Read first and refuse early: a pod netns without IPv4 or an interface already redirected fails
+  // before anything is made.
+  auto primary = pod->ReadPrimaryInterface();
+  if (!primary) return std::unexpected(primary.error());
+  InterfaceConfig config = *std::move(primary);
+  if (!spec.pod_interface.empty() && spec.pod_interface != config.name) {
+    auto named = pod->ReadInterface(spec.pod_interface);
+    if (!named) return std::unexpected(named.error());
+    config = *std::move(named);
+  }
+  auto redirected = pod->HasIngressQdisc(config.name);
+  if (!redirected) return std::unexpected(redirected.error());
+  if (*redirected)
+    return Fail(Code::kAlreadyExists, "netlink: ", config.name, " in ", spec.pod_netns,
+                " already has an ingress qdisc (already tunnelled?)");
+
+  VxlanSpec vxlan{TransientTunnelName(spec.vni), spec.vni, spec.vm_ip, spec.local_ip, spec.dst_port,
+                  spec.mtu != 0 ? spec.mtu : config.mtu};
+  Undo undo("netlink");
+  if (auto made = CreateAndMove(node, vxlan, spec.pod_netns, spec.tunnel_name); !made)
+    return std::unexpected(made.error());
+  RouteSocket& in_pod = *pod;
+  undo.Add("delete " + spec.tunnel_name, [&] { (void)in_pod.DeleteLink(spec.tunnel_name); });
+  if (auto up = in_pod.SetLinkUp(spec.tunnel_name); !up) return std::unexpected(up.error());
+  // Deleting the tunnel takes its own ingress qdisc with it; the pod interface's needs undoing.
+  if (auto r = in_pod.AddIngressRedirect(config.name, spec.tunnel_name); !r) return std::unexpected(r.error());
+  undo.Add("delete ingress of " + config.name, [&] { (void)in_pod.DeleteIngressRedirect(config.name); });
+  if (auto r = in_pod.AddIngressRedirect(spec.tunnel_name, config.name); !r) return std::unexpected(r.error());
+  undo.Commit();
+  return config;
+}
+
+Result<void> TearDownNodeTunnel(RouteSocket& node, const NodeTunnelSpec& spec) {
+  // A tunnel whose move failed half-way would still sit in the node's namespace.
+  if (auto r = node.DeleteLink(TransientTunnelName(spec.vni)); !r && !IsNotFound(r)) return r;
+  auto pod = RouteSocket::OpenIn(spec.pod_netns);
+  if (!pod) {
+    // The pod netns is gone (the CNI deleted it): so is everything we put in it.
+    if (pod.error().code == Code::kNotFound) return {};
+    return std::unexpected(pod.error());
+  }
+  std::string pod_interface = spec.pod_interface;
+  if (pod_interface.empty()) {
+    // The CNI interface is the one the tunnel redirects to: find it by the same rule as SetUp.
+    auto primary = pod->ReadPrimaryInterface();
+    if (primary) pod_interface = primary->name;
+  }
+  if (!pod_interface.empty()) {
+    if (auto r = pod->DeleteIngressRedirect(pod_interface); !r && !IsNotFound(r)) return r;
+  }
+  if (auto r = pod->DeleteLink(spec.tunnel_name); !r && !IsNotFound(r)) return r;
+  return {};
+}
+
+Result<void> SetUpPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec) {
+  const InterfaceConfig& pod_if = spec.pod;
+  if (pod_if.name.empty() || pod_if.mac.empty())
+    return Fail(Code::kInvalidArgument, "netlink: the pod interface needs a name and a MAC");
+  if (pod_if.ipv4.empty())
+    return Fail(Code::kInvalidArgument, "netlink: the pod interface ", pod_if.name, " has no IPv4 address");
+  auto pod = RouteSocket::OpenIn(spec.pod_netns);
+  if (!pod) return std::unexpected(pod.error());
+  const uint32_t mtu = spec.mtu != 0 ? spec.mtu : pod_if.mtu;
+
+  VxlanSpec vxlan{TransientTunnelName(spec.vni), spec.vni, spec.node_ip, spec.local_ip, spec.dst_port, mtu};
+  Undo undo("netlink");
+  if (auto made = CreateAndMove(vm, vxlan, spec.pod_netns, pod_if.name); !made) return made;
+  RouteSocket& in_pod = *pod;
+  // Addresses, routes and neighbours on the device go with it: deleting it is the whole undo.
+  undo.Add("delete " + pod_if.name, [&] { (void)in_pod.DeleteLink(pod_if.name); });
+  if (auto r = in_pod.SetLinkAttributes(pod_if.name, pod_if.mac, mtu); !r) return r;
+  for (const auto& list : {pod_if.ipv4, pod_if.ipv6})
+    for (const auto& prefix : list)
+      if (auto r = in_pod.AddAddress(pod_if.name, prefix); !r) return r;
+  if (auto r = in_pod.SetLinkUp("lo"); !r) return r;
+  if (auto r = in_pod.SetLinkUp(pod_if.name); !r) return r;
+  // On-link routes first: a gateway must be reachable when the route through it is added (the
+  // Calico pattern: 169.254.1.1 dev eth0 scope link, then default via 169.254.1.1).
+  for (bool with_gateway : {false, true}) {
+    for (Route route : pod_if.routes) {
+      if (route.gateway.empty() == with_gateway) continue;
+      route.device = pod_if.name;
+      if (auto r = in_pod.AddRoute(route); !r) return r;
+    }
+  }
+  for (Neighbour neighbour : pod_if.neighbours) {
+    neighbour.device = pod_if.name;
+    if (auto r = in_pod.AddPermanentNeighbour(neighbour); !r) return r;
+  }
+  undo.Commit();
+  return {};
+}
+
+Result<void> TearDownPodTunnel(const PodTunnelSpec& spec) {
+  auto pod = RouteSocket::OpenIn(spec.pod_netns);
+  if (!pod) return pod.error().code == Code::kNotFound ? Result<void>{} : std::unexpected(pod.error());
+  if (auto r = pod->DeleteLink(spec.pod.name); !r && !IsNotFound(r)) return r;
+  return {};
+}
+
+}  // namespace pp::netlink
