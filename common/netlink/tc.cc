@@ -77,6 +77,11 @@ Result<void> RouteSocket::AddIngressRedirect(const std::string& from, const std:
 Result<void> RouteSocket::DeleteIngressRedirect(const std::string& from) {
   auto index = LinkIndex(from);
   if (!index) return std::unexpected(index.error());
+  // The kernel's answer for a missing ingress qdisc varies (ENOENT, EINVAL by version); asking first
+  // gives the caller a NOT_FOUND it can rely on for an idempotent teardown.
+  auto present = HasIngressQdisc(from);
+  if (!present) return std::unexpected(present.error());
+  if (!*present) return Fail(Code::kNotFound, "netlink: ", from, " has no ingress qdisc");
   auto qdisc = IngressQdisc(*index);
   if (!qdisc) return std::unexpected(qdisc.error());
   // Deleting the ingress qdisc destroys the filters (and their actions) attached under it.
