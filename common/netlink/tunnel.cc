@@ -124,7 +124,9 @@ Result<void> SetUpPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec) {
   return {};
 }
 
-Result<void> TearDownPodTunnel(const PodTunnelSpec& spec) {
+Result<void> TearDownPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec) {
+  // A process that died between create and move leaves the tunnel in the VM's namespace.
+  if (auto r = vm.DeleteLink(TransientTunnelName(spec.vni)); !r && !IsNotFound(r)) return r;
   auto pod = RouteSocket::OpenIn(spec.pod_netns);
   if (!pod) return pod.error().code == Code::kNotFound ? Result<void>{} : std::unexpected(pod.error());
   if (auto r = pod->DeleteLink(spec.pod.name); !r && !IsNotFound(r)) return r;

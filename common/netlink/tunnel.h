@@ -54,9 +54,11 @@ struct PodTunnelSpec {
   uint32_t mtu = 0;                      // 0: pod.mtu
 };
 
-// `vm` is a socket in the VM's namespace (where the tunnel's UDP traffic flows).
+// `vm` is a socket in the VM's namespace (where the tunnel's UDP traffic flows). Errors:
+// INVALID_ARGUMENT for a pod interface without name, MAC or IPv4; NOT_FOUND for a missing netns;
+// whatever the kernel refuses (a route through an unreachable gateway) with the step named.
 Result<void> SetUpPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec);
-Result<void> TearDownPodTunnel(const PodTunnelSpec& spec);
+Result<void> TearDownPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec);
 
 // The transient name of a tunnel in the underlay namespace before it moves: unique per VNI, so two
 // pods being set up at once do not collide (at most 15 bytes: "ppvx" + 8 digits).
