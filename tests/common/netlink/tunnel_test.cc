@@ -6,10 +6,13 @@
 // `ip`, standing in for what our code does not own.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <latch>
 #include <optional>
+#include <thread>
 
 #include "common/netlink/netns.h"
 #include "common/netlink/route_socket.h"
@@ -114,8 +117,16 @@ TEST_F(TunnelTest, PodAndVmReachEachOtherBothWaysAndTeardownLeavesNothing) {
   EXPECT_EQ(pod->neighbours[0].ip, "10.244.1.1");
   EXPECT_EQ(pod->neighbours[0].mac, gateway_mac_);
   EXPECT_NE(Links(*pod_).find("vxlan1"), std::string::npos);
-  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev eth0 ingress").find("mirred"), std::string::npos);
-  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev vxlan1 ingress").find("mirred"), std::string::npos);
+  // iproute2 as the independent reader of what we asked the kernel for.
+  const std::string details = ShOutput("ip -d -n " + pod_->name() + " link show vxlan1");
+  for (const char* want : {"vxlan id 555001", "remote 192.168.77.2", "local 192.168.77.1", "dstport 4789",
+                                  "mtu 1450", "UP"}) {
+    EXPECT_NE(details.find(want), std::string::npos) << want << " missing from: " << details;
+  }
+  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev eth0 ingress").find("Redirect to device vxlan1"),
+            std::string::npos);
+  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev vxlan1 ingress").find("Redirect to device eth0"),
+            std::string::npos);
 
   // The control: with only the node end built, the pod's address is unreachable from the node, so
   // the replies below can only have come through the tunnel from the VM end.
@@ -147,7 +158,7 @@ TEST_F(TunnelTest, PodAndVmReachEachOtherBothWaysAndTeardownLeavesNothing) {
   EXPECT_TRUE(TcpEcho(vmpod_->path(), "fd00:244::5", node_->path(), 1 << 20)) << "node -> pod VM over IPv6";
   EXPECT_TRUE(TcpEcho(node_->path(), "fd00:244::1", vmpod_->path(), 1 << 20)) << "pod VM -> node over IPv6";
 
-  auto vm_down = TearDownPodTunnel(vm_spec);
+  auto vm_down = TearDownPodTunnel(*vm, vm_spec);
   ASSERT_TRUE(vm_down) << vm_down.error().ToString();
   auto node_down = TearDownNodeTunnel(*node, NodeSpec());
   ASSERT_TRUE(node_down) << node_down.error().ToString();
@@ -167,7 +178,7 @@ TEST_F(TunnelTest, PodAndVmReachEachOtherBothWaysAndTeardownLeavesNothing) {
   // Teardown twice is harmless (a retried StopVM).
   auto node_again = TearDownNodeTunnel(*node, NodeSpec());
   EXPECT_TRUE(node_again) << node_again.error().ToString();
-  auto vm_again = TearDownPodTunnel(vm_spec);
+  auto vm_again = TearDownPodTunnel(*vm, vm_spec);
   EXPECT_TRUE(vm_again) << vm_again.error().ToString();
 }
 
@@ -258,6 +269,43 @@ TEST(TunnelInputTest, APodNetnsWithoutIPv4IsRefusedBeforeAnythingIsMade) {
             std::string::npos);
   EXPECT_EQ(ShOutput("ip -n " + node.name() + " -o link show | awk -F': ' '{print $2}'").find("ppvx"),
             std::string::npos);
+}
+
+TEST(NetnsTest, AGuardMovesOnlyThisThreadAndBringsItBack) {
+  SKIP_UNLESS_ROOT();
+  TestNetns other("guard");
+  ASSERT_TRUE(other.ok());
+  auto inode = [](const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  const auto home = inode("/proc/thread-self/ns/net");
+  // A thread that already runs keeps its namespace (one made inside the guard would inherit the
+  // guard's: clone(2) copies the creating thread's namespaces).
+  std::latch entered(1), looked(1);
+  ino_t elsewhere = 0;
+  std::thread bystander([&] {
+    entered.wait();
+    elsewhere = inode("/proc/thread-self/ns/net");
+    looked.count_down();
+  });
+  {
+    auto guard = NetnsGuard::Enter(other.path());
+    entered.count_down();
+    if (!guard) {
+      bystander.join();
+      FAIL() << guard.error().ToString();
+    }
+    EXPECT_EQ(inode("/proc/thread-self/ns/net"), inode(other.path()));
+    looked.wait();
+    EXPECT_EQ(elsewhere, home) << "setns moved a thread other than the caller's";
+  }
+  bystander.join();
+  EXPECT_EQ(inode("/proc/thread-self/ns/net"), home);
+  auto missing = NetnsGuard::Enter("/run/netns/ppnl-no-such-netns");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+  EXPECT_EQ(inode("/proc/thread-self/ns/net"), home);
 }
 
 // No root needed: input checks that happen before any request.
