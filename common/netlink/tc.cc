@@ -1,7 +1,8 @@
 // The tc redirect that splices a pod's CNI interface to its VXLAN tunnel, as CAA does it: an ingress
 // qdisc on each side and one u32 filter matching every packet ("match u32 0 0") whose mirred action
-// sends it out of the other interface and steals it (tc-mirred(8), tc-u32(8)). u32 rather than
-// matchall because it is in every kernel config that has tc at all; matchall often is not.
+// sends it out of the other interface and steals it (tc-mirred(8), tc-u32(8)). u32, as CAA uses,
+// rather than matchall: cls_matchall is its own kernel option (CONFIG_NET_CLS_MATCHALL) that some
+// kernels lack, the one these tests were written on among them.
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
