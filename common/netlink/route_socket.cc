@@ -119,6 +119,35 @@ Result<void> RouteSocket::DeleteLink(const std::string& name) {
   return {};
 }
 
+Result<uint32_t> RouteSocket::TunnelMtuTowards(const std::string& remote) {
+  auto dst = ParseAddr(remote);
+  if (!dst) return std::unexpected(dst.error());
+  rtnl_route* raw = nullptr;
+  // RTM_GETROUTE for one address: the kernel's own choice, policy rules included.
+  if (int err = rtnl_route_lookup(get(), dst->get(), &raw); err < 0) {
+    Error e = NlError("netlink: no route to the VXLAN remote " + remote, err);
+    if (e.code == Code::kInternal) e.code = Code::kNotFound;  // ENETUNREACH and friends
+    return std::unexpected(std::move(e));
+  }
+  RouteObj route(raw);
+  uint32_t mtu = 0;
+  if (rtnl_route_get_metric(route.get(), RTAX_MTU, &mtu) < 0 || mtu == 0) {
+    if (rtnl_route_get_nnexthops(route.get()) < 1)
+      return Fail(Code::kNotFound, "netlink: the route to ", remote, " has no next hop");
+    rtnl_link* raw_link = nullptr;
+    const int index = rtnl_route_nh_get_ifindex(rtnl_route_nexthop_n(route.get(), 0));
+    if (int err = rtnl_link_get_kernel(get(), index, nullptr, &raw_link); err < 0)
+      return std::unexpected(NlError("netlink: the link towards " + remote, err));
+    Link link(raw_link);
+    mtu = rtnl_link_get_mtu(link.get());
+  }
+  const uint32_t overhead = nl_addr_get_family(dst->get()) == AF_INET6 ? 70 : 50;
+  if (mtu <= overhead + 68)  // 68: the least an IPv4 link may carry (RFC 791)
+    return Fail(Code::kFailedPrecondition, "netlink: the underlay towards ", remote, " has MTU ",
+                std::to_string(mtu), ", too small for VXLAN");
+  return mtu - overhead;
+}
+
 Result<void> RouteSocket::AddAddress(const std::string& device, const std::string& prefix) {
   auto index = LinkIndex(device);
   if (!index) return std::unexpected(index.error());

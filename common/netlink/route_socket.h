@@ -40,6 +40,12 @@ class RouteSocket {
   Result<void> SetLinkUp(const std::string& name);
   Result<void> DeleteLink(const std::string& name);
 
+  // The largest MTU a VXLAN device may have so that its packets to `remote` leave unfragmented: the
+  // MTU of the route the kernel picks for `remote` (its mtu metric, else its device's), minus the
+  // encapsulation (RFC 7348 section 5: inner Ethernet 14 + VXLAN 8 + UDP 8 + outer IPv4 20 or
+  // IPv6 40). NOT_FOUND when no route reaches `remote`.
+  Result<uint32_t> TunnelMtuTowards(const std::string& remote);
+
   // Adds "10.244.1.5/24" to a link, without duplicate address detection for IPv6 (the address is
   // the pod's, already checked on the node; DAD would only delay it, RFC 4862 section 5.4).
   Result<void> AddAddress(const std::string& device, const std::string& prefix);

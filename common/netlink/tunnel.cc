@@ -2,6 +2,8 @@
 
 #include <linux/rtnetlink.h>
 
+#include <algorithm>
+
 #include "common/base/undo.h"
 #include "common/netlink/netns.h"
 
@@ -20,6 +22,15 @@ Result<void> CreateAndMove(RouteSocket& underlay, const VxlanSpec& vxlan, const 
     return moved;
   }
   return {};
+}
+
+// The tunnel's MTU: the caller's if set, else the pod interface's, lowered to what the underlay
+// carries unfragmented. No fixed cap (CAA's 1450): a jumbo-frame underlay gives a jumbo tunnel.
+Result<uint32_t> TunnelMtu(RouteSocket& underlay, uint32_t requested, uint32_t pod_mtu, const std::string& remote) {
+  if (requested != 0) return requested;
+  auto fits = underlay.TunnelMtuTowards(remote);
+  if (!fits) return std::unexpected(fits.error());
+  return pod_mtu != 0 ? std::min(pod_mtu, *fits) : *fits;
 }
 
 bool IsNotFound(const Result<void>& r) { return !r && r.error().code == Code::kNotFound; }
@@ -47,8 +58,9 @@ Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec&
     return Fail(Code::kAlreadyExists, "netlink: ", config.name, " in ", spec.pod_netns,
                 " already has an ingress qdisc (already tunnelled?)");
 
-  VxlanSpec vxlan{TransientTunnelName(spec.vni), spec.vni, spec.vm_ip, spec.local_ip, spec.dst_port,
-                  spec.mtu != 0 ? spec.mtu : config.mtu};
+  auto mtu = TunnelMtu(node, spec.mtu, config.mtu, spec.vm_ip);
+  if (!mtu) return std::unexpected(mtu.error());
+  VxlanSpec vxlan{TransientTunnelName(spec.vni), spec.vni, spec.vm_ip, spec.local_ip, spec.dst_port, *mtu};
   Undo undo("netlink");
   if (auto made = CreateAndMove(node, vxlan, spec.pod_netns, spec.tunnel_name); !made)
     return std::unexpected(made.error());
@@ -93,7 +105,9 @@ Result<void> SetUpPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec) {
     return Fail(Code::kInvalidArgument, "netlink: the pod interface ", pod_if.name, " has no IPv4 address");
   auto pod = RouteSocket::OpenIn(spec.pod_netns);
   if (!pod) return std::unexpected(pod.error());
-  const uint32_t mtu = spec.mtu != 0 ? spec.mtu : pod_if.mtu;
+  auto tunnel_mtu = TunnelMtu(vm, spec.mtu, pod_if.mtu, spec.node_ip);
+  if (!tunnel_mtu) return std::unexpected(tunnel_mtu.error());
+  const uint32_t mtu = *tunnel_mtu;
 
   VxlanSpec vxlan{TransientTunnelName(spec.vni), spec.vni, spec.node_ip, spec.local_ip, spec.dst_port, mtu};
   Undo undo("netlink");

@@ -34,7 +34,7 @@ struct NodeTunnelSpec {
   std::string vm_ip;                     // remote VTEP: the pod VM's underlay address
   std::string local_ip;                  // optional: the node's underlay address
   uint16_t dst_port = 4789;
-  uint32_t mtu = 0;                      // 0: the CNI interface's MTU
+  uint32_t mtu = 0;                      // 0: the CNI interface's, at most what the underlay carries
 };
 
 // `node` is a socket in the node's namespace (where the tunnel's UDP traffic flows). Returns the pod
@@ -51,7 +51,7 @@ struct PodTunnelSpec {
   std::string node_ip;                   // remote VTEP: the worker node's underlay address
   std::string local_ip;                  // optional: the VM's underlay address
   uint16_t dst_port = 4789;
-  uint32_t mtu = 0;                      // 0: pod.mtu
+  uint32_t mtu = 0;                      // 0: pod.mtu, at most what the underlay carries
 };
 
 // `vm` is a socket in the VM's namespace (where the tunnel's UDP traffic flows). Errors:

@@ -36,6 +36,10 @@ constexpr uint32_t kVni = 555001;
 // node <-> pod: the CNI's veth. node <-> vm: the underlay. vmpod: the VM's pod netns (empty).
 class TunnelTest : public ::testing::Test {
  protected:
+  // The CNI veth's MTU and the underlay's.
+  explicit TunnelTest(uint32_t pod_mtu = 1450, uint32_t underlay_mtu = 1500)
+      : pod_mtu_(std::to_string(pod_mtu)), underlay_mtu_(std::to_string(underlay_mtu)) {}
+
   void SetUp() override {
     if (::geteuid() != 0) return;
     node_.emplace("node");
@@ -46,13 +50,13 @@ class TunnelTest : public ::testing::Test {
     const std::string n = "ip -n " + node_->name() + " ", p = "ip -n " + pod_->name() + " ",
                       v = "ip -n " + vm_->name() + " ";
     for (const std::string& cmd : {
-             n + "link add cnihost mtu 1450 type veth peer name eth0 mtu 1450 netns " + pod_->name(),
+             n + "link add cnihost mtu " + pod_mtu_ + " type veth peer name eth0 mtu " + pod_mtu_ + " netns " + pod_->name(),
              n + "addr add 10.244.1.1/24 dev cnihost", n + "addr add fd00:244::1/64 dev cnihost nodad",
              n + "link set cnihost up",
              p + "addr add 10.244.1.5/24 dev eth0", p + "addr add fd00:244::5/64 dev eth0 nodad",
              p + "link set eth0 up", p + "route add default via 10.244.1.1",
              p + "-6 route add default via fd00:244::1",
-             n + "link add ul0 type veth peer name ul0 netns " + vm_->name(),
+             n + "link add ul0 mtu " + underlay_mtu_ + " type veth peer name ul0 mtu " + underlay_mtu_ + " netns " + vm_->name(),
              n + "addr add 192.168.77.1/24 dev ul0", n + "link set ul0 up",
              v + "addr add 192.168.77.2/24 dev ul0", v + "link set ul0 up"}) {
       ASSERT_EQ(Sh(cmd), 0) << cmd;
@@ -90,6 +94,7 @@ class TunnelTest : public ::testing::Test {
     return ShOutput("ip -n " + ns.name() + " -o link show | awk -F': ' '{print $2}'");
   }
 
+  std::string pod_mtu_, underlay_mtu_;
   // Made in SetUp, only as root.
   std::optional<TestNetns> node_, pod_, vm_, vmpod_;
   std::string gateway_mac_;
@@ -180,6 +185,69 @@ TEST_F(TunnelTest, PodAndVmReachEachOtherBothWaysAndTeardownLeavesNothing) {
   EXPECT_TRUE(node_again) << node_again.error().ToString();
   auto vm_again = TearDownPodTunnel(*vm, vm_spec);
   EXPECT_TRUE(vm_again) << vm_again.error().ToString();
+}
+
+// What MtuTest::BuildAndEcho saw: the tunnel MTUs at both ends and whether 1 MiB echoed each way.
+struct Built {
+  uint32_t node_mtu = 0, vm_mtu = 0;
+  bool echo_to_vm = false, echo_to_node = false;
+};
+
+class MtuTest : public TunnelTest {
+ protected:
+  MtuTest(uint32_t pod_mtu, uint32_t underlay_mtu) : TunnelTest(pod_mtu, underlay_mtu) {}
+
+  void BuildAndEcho(Built& out) {
+    auto node = RouteSocket::OpenIn(node_->path());
+    auto vm = RouteSocket::OpenIn(vm_->path());
+    ASSERT_TRUE(node && vm);
+    auto pod = SetUpNodeTunnel(*node, NodeSpec());
+    ASSERT_TRUE(pod) << pod.error().ToString();
+    auto built = SetUpPodTunnel(*vm, VmSpec(*pod));
+    ASSERT_TRUE(built) << built.error().ToString();
+    auto in_pod = RouteSocket::OpenIn(pod_->path())->ReadInterface("vxlan1");
+    auto in_vm = RouteSocket::OpenIn(vmpod_->path())->ReadInterface("eth0");
+    ASSERT_TRUE(in_pod && in_vm);
+    out.node_mtu = in_pod->mtu;
+    out.vm_mtu = in_vm->mtu;
+    out.echo_to_vm = TcpEcho(vmpod_->path(), "10.244.1.5", node_->path(), 1 << 20);
+    out.echo_to_node = TcpEcho(node_->path(), "10.244.1.1", vmpod_->path(), 1 << 20);
+    EXPECT_TRUE(TearDownPodTunnel(*vm, VmSpec(*pod)));
+    EXPECT_TRUE(TearDownNodeTunnel(*node, NodeSpec()));
+  }
+};
+
+// No fixed 1450 cap: a jumbo-frame underlay carries a jumbo-frame pod network whole.
+class JumboUnderlayTest : public MtuTest {
+ protected:
+  JumboUnderlayTest() : MtuTest(8950, 9000) {}
+};
+
+TEST_F(JumboUnderlayTest, TheTunnelTakesThePodsJumboMtu) {
+  SKIP_UNLESS_ROOT();
+  Built built;
+  ASSERT_NO_FATAL_FAILURE(BuildAndEcho(built));
+  EXPECT_EQ(built.node_mtu, 8950u);
+  EXPECT_EQ(built.vm_mtu, 8950u);
+  EXPECT_TRUE(built.echo_to_vm);
+  EXPECT_TRUE(built.echo_to_node);
+}
+
+// A pod MTU as large as the underlay's: the tunnel is lowered by VXLAN's 50 bytes so its own packets
+// leave whole, and TCP (which sizes segments from both ends' MTUs) still flows both ways.
+class FullSizePodTest : public MtuTest {
+ protected:
+  FullSizePodTest() : MtuTest(1500, 1500) {}
+};
+
+TEST_F(FullSizePodTest, TheTunnelIsLoweredToWhatTheUnderlayCarries) {
+  SKIP_UNLESS_ROOT();
+  Built built;
+  ASSERT_NO_FATAL_FAILURE(BuildAndEcho(built));
+  EXPECT_EQ(built.node_mtu, 1450u);
+  EXPECT_EQ(built.vm_mtu, 1450u);
+  EXPECT_TRUE(built.echo_to_vm);
+  EXPECT_TRUE(built.echo_to_node);
 }
 
 TEST_F(TunnelTest, AnInterfaceAlreadyTunnelledIsRefusedAndTheFirstTunnelStays) {
