@@ -9,18 +9,33 @@ Error NlError(std::string_view what, int err) {
   if (err < 0) err = -err;
   Code code = Code::kInternal;
   switch (err) {
-    case NLE_EXIST: code = Code::kAlreadyExists; break;
+    case NLE_EXIST:
+      code = Code::kAlreadyExists;
+      break;
     case NLE_OBJ_NOTFOUND:
-    case NLE_NODEV: code = Code::kNotFound; break;
+    case NLE_NODEV:
+      code = Code::kNotFound;
+      break;
     case NLE_PERM:
-    case NLE_NOACCESS: code = Code::kPermissionDenied; break;
+    case NLE_NOACCESS:
+      code = Code::kPermissionDenied;
+      break;
     case NLE_INVAL:
-    case NLE_RANGE: code = Code::kInvalidArgument; break;
-    case NLE_BUSY: code = Code::kFailedPrecondition; break;
-    case NLE_NOMEM: code = Code::kResourceExhausted; break;
+    case NLE_RANGE:
+      code = Code::kInvalidArgument;
+      break;
+    case NLE_BUSY:
+      code = Code::kFailedPrecondition;
+      break;
+    case NLE_NOMEM:
+      code = Code::kResourceExhausted;
+      break;
     case NLE_OPNOTSUPP:
-    case NLE_AF_NOSUPPORT: code = Code::kUnimplemented; break;
-    default: break;
+    case NLE_AF_NOSUPPORT:
+      code = Code::kUnimplemented;
+      break;
+    default:
+      break;
   }
   std::string message(what);
   message += ": ";
@@ -53,7 +68,8 @@ std::string IpToString(const nl_addr* addr) {
 Result<Link> GetLink(nl_sock* sock, const std::string& name) {
   rtnl_link* raw = nullptr;
   if (int err = rtnl_link_get_kernel(sock, 0, name.c_str(), &raw); err < 0) {
-    if (err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND) return Fail(Code::kNotFound, "netlink: no link named ", name);
+    if (err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND)
+      return Fail(Code::kNotFound, "netlink: no link named ", name);
     return std::unexpected(NlError("netlink: get link " + name, err));
   }
   return Link(raw);

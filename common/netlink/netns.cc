@@ -17,9 +17,10 @@ Result<ScopedFd> OpenNetns(const std::string& path) {
   if (!fd) return std::unexpected(ErrnoError("netns " + path, errno));
   // A bind-mounted namespace (ip netns add) lives on nsfs; /proc/<pid>/ns/net is an nsfs magic
   // link too. Anything else (a regular file, a directory) cannot be setns'd into.
-  struct statfs fs{};
+  struct statfs fs {};
   if (::fstatfs(fd.get(), &fs) != 0) return std::unexpected(ErrnoError("statfs " + path, errno));
-  if (fs.f_type != NSFS_MAGIC) return Fail(Code::kInvalidArgument, "netns ", path, " is not a namespace file");
+  if (fs.f_type != NSFS_MAGIC)
+    return Fail(Code::kInvalidArgument, "netns ", path, " is not a namespace file");
   return fd;
 }
 

@@ -5,9 +5,10 @@
 // (man 2 setns; man 7 network_namespaces). A NetnsGuard therefore must be created and destroyed on
 // the same thread, and nothing that may hop threads (a coroutine suspension, a task posted to a
 // pool) may run while it is alive. A thread started while a guard is alive begins in the guard's
-// namespace (clone(2) copies the creator's namespaces), so start none there either. Prefer the pattern RouteSocket::OpenIn uses: enter, create the
-// socket, leave at once. A netlink or IP socket stays bound to the namespace it was created in,
-// whichever thread later uses it, so the guard's scope can be a few lines.
+// namespace (clone(2) copies the creator's namespaces), so start none there either. Prefer the
+// pattern RouteSocket::OpenIn uses: enter, create the socket, leave at once. A netlink or IP socket
+// stays bound to the namespace it was created in, whichever thread later uses it, so the guard's
+// scope can be a few lines.
 #pragma once
 
 #include <string>

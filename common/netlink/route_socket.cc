@@ -46,7 +46,8 @@ Result<std::string> RouteSocket::LinkMac(const std::string& name) {
 Result<void> RouteSocket::CreateVxlan(const VxlanSpec& spec) {
   // RFC 7348 section 5: the VNI is 24 bits.
   if (spec.vni == 0 || spec.vni > 0xFFFFFF)
-    return Fail(Code::kInvalidArgument, "netlink: VXLAN id ", std::to_string(spec.vni), " is not in 1..16777215");
+    return Fail(Code::kInvalidArgument, "netlink: VXLAN id ", std::to_string(spec.vni),
+                " is not in 1..16777215");
   if (spec.name.empty() || spec.name.size() >= IFNAMSIZ)
     return Fail(Code::kInvalidArgument, "netlink: bad interface name '", spec.name, "'");
   Link link(rtnl_link_vxlan_alloc());
@@ -70,7 +71,8 @@ Result<void> RouteSocket::CreateVxlan(const VxlanSpec& spec) {
   return {};
 }
 
-Result<void> RouteSocket::MoveLink(const std::string& name, int netns_fd, const std::string& new_name) {
+Result<void> RouteSocket::MoveLink(const std::string& name, int netns_fd,
+                                   const std::string& new_name) {
   auto link = GetLink(get(), name);
   if (!link) return std::unexpected(link.error());
   Link change(rtnl_link_alloc());
@@ -84,7 +86,8 @@ Result<void> RouteSocket::MoveLink(const std::string& name, int netns_fd, const 
   return {};
 }
 
-Result<void> RouteSocket::SetLinkAttributes(const std::string& name, const std::string& mac, uint32_t mtu) {
+Result<void> RouteSocket::SetLinkAttributes(const std::string& name, const std::string& mac,
+                                            uint32_t mtu) {
   auto link = GetLink(get(), name);
   if (!link) return std::unexpected(link.error());
   Link change(rtnl_link_alloc());
@@ -175,9 +178,12 @@ Result<void> RouteSocket::AddRoute(const Route& route) {
   rtnl_route_set_family(obj.get(), static_cast<uint8_t>(family));
   rtnl_route_set_table(obj.get(), RT_TABLE_MAIN);
   rtnl_route_set_dst(obj.get(), dst->get());
-  rtnl_route_set_protocol(obj.get(), static_cast<uint8_t>(route.protocol >= 0 ? route.protocol : RTPROT_BOOT));
-  if (route.scope >= 0) rtnl_route_set_scope(obj.get(), static_cast<uint8_t>(route.scope));
-  else rtnl_route_set_scope(obj.get(), route.gateway.empty() ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE);
+  rtnl_route_set_protocol(obj.get(),
+                          static_cast<uint8_t>(route.protocol >= 0 ? route.protocol : RTPROT_BOOT));
+  if (route.scope >= 0)
+    rtnl_route_set_scope(obj.get(), static_cast<uint8_t>(route.scope));
+  else
+    rtnl_route_set_scope(obj.get(), route.gateway.empty() ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE);
   rtnl_nexthop* nh = rtnl_route_nh_alloc();
   if (nh == nullptr) return Fail(Code::kResourceExhausted, "netlink: out of memory");
   rtnl_route_nh_set_ifindex(nh, *index);
@@ -192,7 +198,8 @@ Result<void> RouteSocket::AddRoute(const Route& route) {
   rtnl_route_add_nexthop(obj.get(), nh);  // the route owns nh from here
   if (int err = rtnl_route_add(get(), obj.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0) {
     const std::string what = (route.destination.empty() ? "default" : route.destination) +
-                             (route.gateway.empty() ? "" : " via " + route.gateway) + " dev " + route.device;
+                             (route.gateway.empty() ? "" : " via " + route.gateway) + " dev " +
+                             route.device;
     return std::unexpected(NlError("netlink: add route " + what, err));
   }
   return {};
@@ -212,7 +219,8 @@ Result<void> RouteSocket::AddPermanentNeighbour(const Neighbour& neighbour) {
   rtnl_neigh_set_lladdr(neigh.get(), mac->get());
   rtnl_neigh_set_state(neigh.get(), NUD_PERMANENT);
   if (int err = rtnl_neigh_add(get(), neigh.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
-    return std::unexpected(NlError("netlink: add neighbour " + neighbour.ip + " on " + neighbour.device, err));
+    return std::unexpected(
+        NlError("netlink: add neighbour " + neighbour.ip + " on " + neighbour.device, err));
   return {};
 }
 

@@ -3,8 +3,9 @@
 // addresses, routes, neighbours, tc redirects, and reading an interface's configuration.
 //
 // The socket is bound to the namespace it was created in (OpenIn enters it for the duration of
-// socket() only, see netns.h), so a RouteSocket may be used from any thread, but from one at a time:
-// libnl sockets are not thread-safe (https://www.infradead.org/~tgr/libnl/doc/core.html, "Sockets").
+// socket() only, see netns.h), so a RouteSocket may be used from any thread, but from one at a
+// time: libnl sockets are not thread-safe (https://www.infradead.org/~tgr/libnl/doc/core.html,
+// "Sockets").
 //
 // Every mutating call either succeeds or leaves the namespace as it found it (each is one netlink
 // request, which the kernel applies whole or not at all). Errors are pp::Error: ALREADY_EXISTS for
@@ -23,17 +24,17 @@ namespace pp::netlink {
 
 class RouteSocket {
  public:
-  static Result<RouteSocket> Open();                           // the calling thread's namespace
-  static Result<RouteSocket> OpenIn(const std::string& netns); // the namespace at that path
+  static Result<RouteSocket> Open();                            // the calling thread's namespace
+  static Result<RouteSocket> OpenIn(const std::string& netns);  // the namespace at that path
 
   // Links.
   Result<int> LinkIndex(const std::string& name);
   Result<std::string> LinkMac(const std::string& name);
   // Creates a VXLAN device (down). ALREADY_EXISTS if the name is taken.
   Result<void> CreateVxlan(const VxlanSpec& spec);
-  // Moves `name` into the namespace `netns_fd` refers to, named `new_name` there (empty: same name).
-  // The kernel moves and renames in one step, so a name taken in the target fails and leaves the
-  // link where it was.
+  // Moves `name` into the namespace `netns_fd` refers to, named `new_name` there (empty: same
+  // name). The kernel moves and renames in one step, so a name taken in the target fails and leaves
+  // the link where it was.
   Result<void> MoveLink(const std::string& name, int netns_fd, const std::string& new_name = "");
   // Sets the link's MAC (if not empty) and MTU (if not 0); does not change up/down.
   Result<void> SetLinkAttributes(const std::string& name, const std::string& mac, uint32_t mtu);

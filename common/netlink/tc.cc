@@ -1,8 +1,8 @@
-// The tc redirect that splices a pod's CNI interface to its VXLAN tunnel, as CAA does it: an ingress
-// qdisc on each side and one u32 filter matching every packet ("match u32 0 0") whose mirred action
-// sends it out of the other interface and steals it (tc-mirred(8), tc-u32(8)). u32, as CAA uses,
-// rather than matchall: cls_matchall is its own kernel option (CONFIG_NET_CLS_MATCHALL) that some
-// kernels lack, the one these tests were written on among them.
+// The tc redirect that splices a pod's CNI interface to its VXLAN tunnel, as CAA does it: an
+// ingress qdisc on each side and one u32 filter matching every packet ("match u32 0 0") whose
+// mirred action sends it out of the other interface and steals it (tc-mirred(8), tc-u32(8)). u32,
+// as CAA uses, rather than matchall: cls_matchall is its own kernel option
+// (CONFIG_NET_CLS_MATCHALL) that some kernels lack, the one these tests were written on among them.
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
@@ -55,7 +55,8 @@ Result<void> RouteSocket::AddIngressRedirect(const std::string& from, const std:
     rtnl_cls_set_protocol(cls.get(), ETH_P_ALL);
     rtnl_cls_set_prio(cls.get(), 1);
     rtnl_u32_set_cls_terminal(cls.get());
-    rtnl_u32_add_key_uint32(cls.get(), 0, 0, 0, 0);  // value 0 under mask 0 at offset 0: every packet
+    rtnl_u32_add_key_uint32(cls.get(), 0, 0, 0,
+                            0);  // value 0 under mask 0 at offset 0: every packet
     if (int err = rtnl_tc_set_kind(TC_CAST(act.get()), "mirred"); err < 0)
       return std::unexpected(NlError("netlink: tc action mirred", err));
     rtnl_mirred_set_action(act.get(), TCA_EGRESS_REDIR);
@@ -78,8 +79,8 @@ Result<void> RouteSocket::AddIngressRedirect(const std::string& from, const std:
 Result<void> RouteSocket::DeleteIngressRedirect(const std::string& from) {
   auto index = LinkIndex(from);
   if (!index) return std::unexpected(index.error());
-  // The kernel's answer for a missing ingress qdisc varies (ENOENT, EINVAL by version); asking first
-  // gives the caller a NOT_FOUND it can rely on for an idempotent teardown.
+  // The kernel's answer for a missing ingress qdisc varies (ENOENT, EINVAL by version); asking
+  // first gives the caller a NOT_FOUND it can rely on for an idempotent teardown.
   auto present = HasIngressQdisc(from);
   if (!present) return std::unexpected(present.error());
   if (!*present) return Fail(Code::kNotFound, "netlink: ", from, " has no ingress qdisc");

@@ -10,10 +10,10 @@
 namespace pp::netlink {
 namespace {
 
-// Creates the VXLAN device in the underlay namespace and moves it into `netns_path` as `final_name`.
-// On success the device exists only there; on failure nowhere.
-Result<void> CreateAndMove(RouteSocket& underlay, const VxlanSpec& vxlan, const std::string& netns_path,
-                           const std::string& final_name) {
+// Creates the VXLAN device in the underlay namespace and moves it into `netns_path` as
+// `final_name`. On success the device exists only there; on failure nowhere.
+Result<void> CreateAndMove(RouteSocket& underlay, const VxlanSpec& vxlan,
+                           const std::string& netns_path, const std::string& final_name) {
   auto netns = OpenNetns(netns_path);
   if (!netns) return std::unexpected(netns.error());
   if (auto created = underlay.CreateVxlan(vxlan); !created) return created;
@@ -26,7 +26,8 @@ Result<void> CreateAndMove(RouteSocket& underlay, const VxlanSpec& vxlan, const 
 
 // The tunnel's MTU: the caller's if set, else the pod interface's, lowered to what the underlay
 // carries unfragmented. No fixed cap (CAA's 1450): a jumbo-frame underlay gives a jumbo tunnel.
-Result<uint32_t> TunnelMtu(RouteSocket& underlay, uint32_t requested, uint32_t pod_mtu, const std::string& remote) {
+Result<uint32_t> TunnelMtu(RouteSocket& underlay, uint32_t requested, uint32_t pod_mtu,
+                           const std::string& remote) {
   if (requested != 0) return requested;
   auto fits = underlay.TunnelMtuTowards(remote);
   if (!fits) return std::unexpected(fits.error());
@@ -60,7 +61,8 @@ Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec&
 
   auto mtu = TunnelMtu(node, spec.mtu, config.mtu, spec.vm_ip);
   if (!mtu) return std::unexpected(mtu.error());
-  VxlanSpec vxlan{TransientTunnelName(spec.vni), spec.vni, spec.vm_ip, spec.local_ip, spec.dst_port, *mtu};
+  VxlanSpec vxlan{
+      TransientTunnelName(spec.vni), spec.vni, spec.vm_ip, spec.local_ip, spec.dst_port, *mtu};
   Undo undo("netlink");
   if (auto made = CreateAndMove(node, vxlan, spec.pod_netns, spec.tunnel_name); !made)
     return std::unexpected(made.error());
@@ -68,9 +70,12 @@ Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec&
   undo.Add("delete " + spec.tunnel_name, [&] { (void)in_pod.DeleteLink(spec.tunnel_name); });
   if (auto up = in_pod.SetLinkUp(spec.tunnel_name); !up) return std::unexpected(up.error());
   // Deleting the tunnel takes its own ingress qdisc with it; the pod interface's needs undoing.
-  if (auto r = in_pod.AddIngressRedirect(config.name, spec.tunnel_name); !r) return std::unexpected(r.error());
-  undo.Add("delete ingress of " + config.name, [&] { (void)in_pod.DeleteIngressRedirect(config.name); });
-  if (auto r = in_pod.AddIngressRedirect(spec.tunnel_name, config.name); !r) return std::unexpected(r.error());
+  if (auto r = in_pod.AddIngressRedirect(config.name, spec.tunnel_name); !r)
+    return std::unexpected(r.error());
+  undo.Add("delete ingress of " + config.name,
+           [&] { (void)in_pod.DeleteIngressRedirect(config.name); });
+  if (auto r = in_pod.AddIngressRedirect(spec.tunnel_name, config.name); !r)
+    return std::unexpected(r.error());
   undo.Commit();
   return config;
 }
@@ -102,14 +107,16 @@ Result<void> SetUpPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec) {
   if (pod_if.name.empty() || pod_if.mac.empty())
     return Fail(Code::kInvalidArgument, "netlink: the pod interface needs a name and a MAC");
   if (pod_if.ipv4.empty())
-    return Fail(Code::kInvalidArgument, "netlink: the pod interface ", pod_if.name, " has no IPv4 address");
+    return Fail(Code::kInvalidArgument, "netlink: the pod interface ", pod_if.name,
+                " has no IPv4 address");
   auto pod = RouteSocket::OpenIn(spec.pod_netns);
   if (!pod) return std::unexpected(pod.error());
   auto tunnel_mtu = TunnelMtu(vm, spec.mtu, pod_if.mtu, spec.node_ip);
   if (!tunnel_mtu) return std::unexpected(tunnel_mtu.error());
   const uint32_t mtu = *tunnel_mtu;
 
-  VxlanSpec vxlan{TransientTunnelName(spec.vni), spec.vni, spec.node_ip, spec.local_ip, spec.dst_port, mtu};
+  VxlanSpec vxlan{
+      TransientTunnelName(spec.vni), spec.vni, spec.node_ip, spec.local_ip, spec.dst_port, mtu};
   Undo undo("netlink");
   if (auto made = CreateAndMove(vm, vxlan, spec.pod_netns, pod_if.name); !made) return made;
   RouteSocket& in_pod = *pod;
@@ -142,7 +149,8 @@ Result<void> TearDownPodTunnel(RouteSocket& vm, const PodTunnelSpec& spec) {
   // A process that died between create and move leaves the tunnel in the VM's namespace.
   if (auto r = vm.DeleteLink(TransientTunnelName(spec.vni)); !r && !IsNotFound(r)) return r;
   auto pod = RouteSocket::OpenIn(spec.pod_netns);
-  if (!pod) return pod.error().code == Code::kNotFound ? Result<void>{} : std::unexpected(pod.error());
+  if (!pod)
+    return pod.error().code == Code::kNotFound ? Result<void>{} : std::unexpected(pod.error());
   if (auto r = pod->DeleteLink(spec.pod.name); !r && !IsNotFound(r)) return r;
   return {};
 }

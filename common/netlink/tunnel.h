@@ -27,31 +27,31 @@
 namespace pp::netlink {
 
 struct NodeTunnelSpec {
-  std::string pod_netns;                 // CreateVM's networkNamespacePath, e.g. /run/netns/cni-...
-  std::string pod_interface;             // the CNI interface; empty: the pod netns's primary interface
-  std::string tunnel_name = "vxlan1";    // the tunnel's name inside the pod netns (CAA's)
+  std::string pod_netns;      // CreateVM's networkNamespacePath, e.g. /run/netns/cni-...
+  std::string pod_interface;  // the CNI interface; empty: the pod netns's primary interface
+  std::string tunnel_name = "vxlan1";  // the tunnel's name inside the pod netns (CAA's)
   uint32_t vni = 0;
-  std::string vm_ip;                     // remote VTEP: the pod VM's underlay address
-  std::string local_ip;                  // optional: the node's underlay address
+  std::string vm_ip;     // remote VTEP: the pod VM's underlay address
+  std::string local_ip;  // optional: the node's underlay address
   uint16_t dst_port = 4789;
-  uint32_t mtu = 0;                      // 0: the CNI interface's, at most what the underlay carries
+  uint32_t mtu = 0;  // 0: the CNI interface's, at most what the underlay carries
 };
 
-// `node` is a socket in the node's namespace (where the tunnel's UDP traffic flows). Returns the pod
-// interface it spliced to the tunnel, as read before any change (for apf.json). Errors: NOT_FOUND
-// for a missing netns or interface; FAILED_PRECONDITION for a pod netns without IPv4;
+// `node` is a socket in the node's namespace (where the tunnel's UDP traffic flows). Returns the
+// pod interface it spliced to the tunnel, as read before any change (for apf.json). Errors:
+// NOT_FOUND for a missing netns or interface; FAILED_PRECONDITION for a pod netns without IPv4;
 // ALREADY_EXISTS if the pod interface is already redirected or the names are taken.
 Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec& spec);
 Result<void> TearDownNodeTunnel(RouteSocket& node, const NodeTunnelSpec& spec);
 
 struct PodTunnelSpec {
   std::string pod_netns = "/run/netns/podns";
-  InterfaceConfig pod;                   // from the node: name, MAC, MTU, addresses, routes, neighbours
+  InterfaceConfig pod;  // from the node: name, MAC, MTU, addresses, routes, neighbours
   uint32_t vni = 0;
-  std::string node_ip;                   // remote VTEP: the worker node's underlay address
-  std::string local_ip;                  // optional: the VM's underlay address
+  std::string node_ip;   // remote VTEP: the worker node's underlay address
+  std::string local_ip;  // optional: the VM's underlay address
   uint16_t dst_port = 4789;
-  uint32_t mtu = 0;                      // 0: pod.mtu, at most what the underlay carries
+  uint32_t mtu = 0;  // 0: pod.mtu, at most what the underlay carries
 };
 
 // `vm` is a socket in the VM's namespace (where the tunnel's UDP traffic flows). Errors:

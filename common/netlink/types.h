@@ -14,7 +14,7 @@ struct Route {
   std::string gateway;      // empty for an on-link route
   std::string device;       // interface name
   int family = 0;           // AF_INET or AF_INET6
-  int scope = -1;           // RT_SCOPE_*; -1: let the kernel rule apply (link without gateway, else universe)
+  int scope = -1;           // RT_SCOPE_*; -1: link without a gateway, else universe
   int protocol = -1;        // RTPROT_*; -1: RTPROT_BOOT, as `ip route add`
   friend bool operator==(const Route&, const Route&) = default;
 };
@@ -40,11 +40,11 @@ struct InterfaceConfig {
 
 struct VxlanSpec {
   std::string name;
-  uint32_t vni = 0;         // 24 bits (RFC 7348 section 5)
-  std::string remote;       // the far VTEP's underlay IP
-  std::string local;        // optional: our underlay IP
-  uint16_t dst_port = 4789; // IANA's VXLAN port (RFC 7348 section 5)
-  uint32_t mtu = 0;         // 0: the kernel's choice
+  uint32_t vni = 0;          // 24 bits (RFC 7348 section 5)
+  std::string remote;        // the far VTEP's underlay IP
+  std::string local;         // optional: our underlay IP
+  uint16_t dst_port = 4789;  // IANA's VXLAN port (RFC 7348 section 5)
+  uint32_t mtu = 0;          // 0: the kernel's choice
 };
 
 }  // namespace pp::netlink

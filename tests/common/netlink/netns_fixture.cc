@@ -1,10 +1,10 @@
 #include "tests/common/netlink/netns_fixture.h"
 
 #include <arpa/inet.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
-#include <netinet/icmp6.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -37,7 +37,8 @@ std::string ShOutput(const std::string& command) {
   return out;
 }
 
-TestNetns::TestNetns(const std::string& suffix) : name_("ppnl" + std::to_string(::getpid()) + "-" + suffix) {
+TestNetns::TestNetns(const std::string& suffix)
+    : name_("ppnl" + std::to_string(::getpid()) + "-" + suffix) {
   ok_ = Sh("ip netns add " + name_) == 0 && Sh("ip -n " + name_ + " link set lo up") == 0;
 }
 
@@ -98,7 +99,8 @@ void SetTimeouts(int fd, int seconds) {
 bool Ping(const std::string& netns_path, const std::string& dst, int attempts) {
   const SockAddr to = Parse(dst, 0);
   const bool v6 = to.family == AF_INET6;
-  ScopedFd fd = SocketIn(netns_path, to.family, SOCK_RAW, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+  ScopedFd fd =
+      SocketIn(netns_path, to.family, SOCK_RAW, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
   if (!fd) return false;
   static uint16_t next_id = 0x5000;
   const uint16_t id = next_id++;
@@ -114,7 +116,8 @@ bool Ping(const std::string& netns_path, const std::string& dst, int attempts) {
       const uint16_t sum = Checksum(packet.data(), packet.size());
       std::memcpy(&packet[2], &sum, 2);
     }
-    if (::sendto(fd.get(), packet.data(), packet.size(), 0, reinterpret_cast<const sockaddr*>(&to.storage), to.len) < 0)
+    if (::sendto(fd.get(), packet.data(), packet.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&to.storage), to.len) < 0)
       return false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -124,7 +127,8 @@ bool Ping(const std::string& netns_path, const std::string& dst, int attempts) {
       const ssize_t n = ::recv(fd.get(), reply.data(), reply.size(), 0);
       if (n <= 0) continue;
       size_t off = 0;
-      if (!v6) off = static_cast<size_t>(reply[0] & 0x0f) * 4;  // a raw IPv4 socket sees the IP header
+      if (!v6)
+        off = static_cast<size_t>(reply[0] & 0x0f) * 4;  // a raw IPv4 socket sees the IP header
       if (static_cast<size_t>(n) < off + 8) continue;
       const uint8_t* icmp = reply.data() + off;
       const uint8_t want = v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY;
@@ -134,15 +138,17 @@ bool Ping(const std::string& netns_path, const std::string& dst, int attempts) {
   return false;
 }
 
-bool TcpEcho(const std::string& server_netns, const std::string& server_ip, const std::string& client_netns,
-             size_t bytes) {
+bool TcpEcho(const std::string& server_netns, const std::string& server_ip,
+             const std::string& client_netns, size_t bytes) {
   SockAddr addr = Parse(server_ip, 0);
   ScopedFd listener = SocketIn(server_netns, addr.family, SOCK_STREAM, 0);
   ScopedFd client = SocketIn(client_netns, addr.family, SOCK_STREAM, 0);
   if (!listener || !client) return false;
-  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr.storage), addr.len) != 0) return false;
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr.storage), addr.len) != 0)
+    return false;
   if (::listen(listener.get(), 1) != 0) return false;
-  if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr.storage), &addr.len) != 0) return false;
+  if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr.storage), &addr.len) != 0)
+    return false;
 
   std::thread server([&] {
     pollfd p{listener.get(), POLLIN, 0};

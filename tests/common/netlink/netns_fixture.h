@@ -37,7 +37,7 @@ bool Ping(const std::string& netns_path, const std::string& dst, int attempts = 
 
 // A TCP connection from `client_netns` to a listener on `server_ip` (port 0) in `server_netns` that
 // echoes everything back; true when all `bytes` come back intact within 10 s.
-bool TcpEcho(const std::string& server_netns, const std::string& server_ip, const std::string& client_netns,
-             size_t bytes);
+bool TcpEcho(const std::string& server_netns, const std::string& server_ip,
+             const std::string& client_netns, size_t bytes);
 
 }  // namespace pp::netlink::testing

@@ -4,6 +4,8 @@
 // (tunnel carrying the pod's IP, MAC, routes and neighbours); the test then pings and echoes TCP
 // both ways, and checks that teardown leaves nothing. The CNI and the underlay are set up with
 // `ip`, standing in for what our code does not own.
+#include "common/netlink/tunnel.h"
+
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,7 +18,6 @@
 
 #include "common/netlink/netns.h"
 #include "common/netlink/route_socket.h"
-#include "common/netlink/tunnel.h"
 #include "tests/common/netlink/netns_fixture.h"
 
 namespace pp::netlink {
@@ -31,7 +32,8 @@ using testing::TestNetns;
 constexpr uint32_t kVni = 555001;
 
 #define SKIP_UNLESS_ROOT() \
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root (CAP_NET_ADMIN) to make network namespaces and devices"
+  if (::geteuid() != 0)    \
+  GTEST_SKIP() << "needs root (CAP_NET_ADMIN) to make network namespaces and devices"
 
 // node <-> pod: the CNI's veth. node <-> vm: the underlay. vmpod: the VM's pod netns (empty).
 class TunnelTest : public ::testing::Test {
@@ -49,16 +51,17 @@ class TunnelTest : public ::testing::Test {
     ASSERT_TRUE(node_->ok() && pod_->ok() && vm_->ok() && vmpod_->ok()) << "ip netns add failed";
     const std::string n = "ip -n " + node_->name() + " ", p = "ip -n " + pod_->name() + " ",
                       v = "ip -n " + vm_->name() + " ";
-    for (const std::string& cmd : {
-             n + "link add cnihost mtu " + pod_mtu_ + " type veth peer name eth0 mtu " + pod_mtu_ + " netns " + pod_->name(),
-             n + "addr add 10.244.1.1/24 dev cnihost", n + "addr add fd00:244::1/64 dev cnihost nodad",
-             n + "link set cnihost up",
-             p + "addr add 10.244.1.5/24 dev eth0", p + "addr add fd00:244::5/64 dev eth0 nodad",
-             p + "link set eth0 up", p + "route add default via 10.244.1.1",
-             p + "-6 route add default via fd00:244::1",
-             n + "link add ul0 mtu " + underlay_mtu_ + " type veth peer name ul0 mtu " + underlay_mtu_ + " netns " + vm_->name(),
-             n + "addr add 192.168.77.1/24 dev ul0", n + "link set ul0 up",
-             v + "addr add 192.168.77.2/24 dev ul0", v + "link set ul0 up"}) {
+    for (const std::string& cmd :
+         {n + "link add cnihost mtu " + pod_mtu_ + " type veth peer name eth0 mtu " + pod_mtu_ +
+              " netns " + pod_->name(),
+          n + "addr add 10.244.1.1/24 dev cnihost", n + "addr add fd00:244::1/64 dev cnihost nodad",
+          n + "link set cnihost up", p + "addr add 10.244.1.5/24 dev eth0",
+          p + "addr add fd00:244::5/64 dev eth0 nodad", p + "link set eth0 up",
+          p + "route add default via 10.244.1.1", p + "-6 route add default via fd00:244::1",
+          n + "link add ul0 mtu " + underlay_mtu_ + " type veth peer name ul0 mtu " +
+              underlay_mtu_ + " netns " + vm_->name(),
+          n + "addr add 192.168.77.1/24 dev ul0", n + "link set ul0 up",
+          v + "addr add 192.168.77.2/24 dev ul0", v + "link set ul0 up"}) {
       ASSERT_EQ(Sh(cmd), 0) << cmd;
     }
     auto node = RouteSocket::OpenIn(node_->path());
@@ -66,7 +69,8 @@ class TunnelTest : public ::testing::Test {
     auto mac = node->LinkMac("cnihost");
     ASSERT_TRUE(mac) << mac.error().ToString();
     gateway_mac_ = *mac;
-    // A permanent neighbour, as some CNIs (Calico) make for their gateway: the VM end must carry it.
+    // A permanent neighbour, as some CNIs (Calico) make for their gateway: the VM end must carry
+    // it.
     ASSERT_EQ(Sh(p + "neigh add 10.244.1.1 lladdr " + gateway_mac_ + " dev eth0 nud permanent"), 0);
   }
 
@@ -124,13 +128,15 @@ TEST_F(TunnelTest, PodAndVmReachEachOtherBothWaysAndTeardownLeavesNothing) {
   EXPECT_NE(Links(*pod_).find("vxlan1"), std::string::npos);
   // iproute2 as the independent reader of what we asked the kernel for.
   const std::string details = ShOutput("ip -d -n " + pod_->name() + " link show vxlan1");
-  for (const char* want : {"vxlan id 555001", "remote 192.168.77.2", "local 192.168.77.1", "dstport 4789",
-                                  "mtu 1450", "UP"}) {
+  for (const char* want : {"vxlan id 555001", "remote 192.168.77.2", "local 192.168.77.1",
+                           "dstport 4789", "mtu 1450", "UP"}) {
     EXPECT_NE(details.find(want), std::string::npos) << want << " missing from: " << details;
   }
-  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev eth0 ingress").find("Redirect to device vxlan1"),
+  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev eth0 ingress")
+                .find("Redirect to device vxlan1"),
             std::string::npos);
-  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev vxlan1 ingress").find("Redirect to device eth0"),
+  EXPECT_NE(ShOutput("tc -n " + pod_->name() + " filter show dev vxlan1 ingress")
+                .find("Redirect to device eth0"),
             std::string::npos);
 
   // The control: with only the node end built, the pod's address is unreachable from the node, so
@@ -158,10 +164,14 @@ TEST_F(TunnelTest, PodAndVmReachEachOtherBothWaysAndTeardownLeavesNothing) {
   EXPECT_TRUE(Ping(node_->path(), "fd00:244::5"));
   EXPECT_TRUE(Ping(vmpod_->path(), "fd00:244::1"));
   // 1 MiB each way: full-size segments at the tunnel's MTU, not just a handshake.
-  EXPECT_TRUE(TcpEcho(vmpod_->path(), "10.244.1.5", node_->path(), 1 << 20)) << "node -> pod VM over IPv4";
-  EXPECT_TRUE(TcpEcho(node_->path(), "10.244.1.1", vmpod_->path(), 1 << 20)) << "pod VM -> node over IPv4";
-  EXPECT_TRUE(TcpEcho(vmpod_->path(), "fd00:244::5", node_->path(), 1 << 20)) << "node -> pod VM over IPv6";
-  EXPECT_TRUE(TcpEcho(node_->path(), "fd00:244::1", vmpod_->path(), 1 << 20)) << "pod VM -> node over IPv6";
+  EXPECT_TRUE(TcpEcho(vmpod_->path(), "10.244.1.5", node_->path(), 1 << 20))
+      << "node -> pod VM over IPv4";
+  EXPECT_TRUE(TcpEcho(node_->path(), "10.244.1.1", vmpod_->path(), 1 << 20))
+      << "pod VM -> node over IPv4";
+  EXPECT_TRUE(TcpEcho(vmpod_->path(), "fd00:244::5", node_->path(), 1 << 20))
+      << "node -> pod VM over IPv6";
+  EXPECT_TRUE(TcpEcho(node_->path(), "fd00:244::1", vmpod_->path(), 1 << 20))
+      << "pod VM -> node over IPv6";
 
   auto vm_down = TearDownPodTunnel(*vm, vm_spec);
   ASSERT_TRUE(vm_down) << vm_down.error().ToString();
@@ -171,7 +181,8 @@ TEST_F(TunnelTest, PodAndVmReachEachOtherBothWaysAndTeardownLeavesNothing) {
   EXPECT_EQ(Links(*node_).find("ppvx"), std::string::npos);
   EXPECT_EQ(Links(*vm_).find("ppvx"), std::string::npos);
   EXPECT_EQ(Links(*vmpod_), "lo\n");
-  EXPECT_EQ(ShOutput("tc -n " + pod_->name() + " qdisc show dev eth0").find("ingress"), std::string::npos);
+  EXPECT_EQ(ShOutput("tc -n " + pod_->name() + " qdisc show dev eth0").find("ingress"),
+            std::string::npos);
   EXPECT_EQ(ShOutput("tc -n " + pod_->name() + " filter show dev eth0 ingress"), "");
   EXPECT_EQ(ShOutput("ip -n " + vmpod_->name() + " route show"), "");
   EXPECT_EQ(ShOutput("ip -n " + vmpod_->name() + " -6 route show table main"), "");
@@ -233,8 +244,8 @@ TEST_F(JumboUnderlayTest, TheTunnelTakesThePodsJumboMtu) {
   EXPECT_TRUE(built.echo_to_node);
 }
 
-// A pod MTU as large as the underlay's: the tunnel is lowered by VXLAN's 50 bytes so its own packets
-// leave whole, and TCP (which sizes segments from both ends' MTUs) still flows both ways.
+// A pod MTU as large as the underlay's: the tunnel is lowered by VXLAN's 50 bytes so its own
+// packets leave whole, and TCP (which sizes segments from both ends' MTUs) still flows both ways.
 class FullSizePodTest : public MtuTest {
  protected:
   FullSizePodTest() : MtuTest(1500, 1500) {}
@@ -275,8 +286,10 @@ TEST_F(TunnelTest, ATakenTunnelNameInThePodNetnsUndoesTheNodeEnd) {
   auto made = SetUpNodeTunnel(*node, NodeSpec());
   ASSERT_FALSE(made);
   EXPECT_EQ(made.error().code, Code::kAlreadyExists) << made.error().ToString();
-  EXPECT_EQ(Links(*node_).find("ppvx"), std::string::npos) << "the tunnel was left in the node netns";
-  EXPECT_EQ(ShOutput("tc -n " + pod_->name() + " qdisc show dev eth0").find("ingress"), std::string::npos);
+  EXPECT_EQ(Links(*node_).find("ppvx"), std::string::npos)
+      << "the tunnel was left in the node netns";
+  EXPECT_EQ(ShOutput("tc -n " + pod_->name() + " qdisc show dev eth0").find("ingress"),
+            std::string::npos);
 }
 
 TEST_F(TunnelTest, AFailedVmEndStepRemovesTheTunnel) {
@@ -293,7 +306,8 @@ TEST_F(TunnelTest, AFailedVmEndStepRemovesTheTunnel) {
   ASSERT_TRUE(vm);
   auto built = SetUpPodTunnel(*vm, VmSpec(bad));
   ASSERT_FALSE(built);
-  EXPECT_NE(built.error().message.find("10.99.0.0/16 via 10.50.0.1"), std::string::npos) << built.error().ToString();
+  EXPECT_NE(built.error().message.find("10.99.0.0/16 via 10.50.0.1"), std::string::npos)
+      << built.error().ToString();
   EXPECT_EQ(Links(*vmpod_), "lo\n");
   EXPECT_EQ(Links(*vm_).find("ppvx"), std::string::npos);
   EXPECT_TRUE(TearDownNodeTunnel(*node, NodeSpec()));
@@ -320,7 +334,9 @@ TEST(TunnelInputTest, APodNetnsWithoutIPv4IsRefusedBeforeAnythingIsMade) {
   SKIP_UNLESS_ROOT();
   TestNetns node("v6-node"), pod("v6-pod");
   ASSERT_TRUE(node.ok() && pod.ok());
-  ASSERT_EQ(Sh("ip -n " + node.name() + " link add cnihost type veth peer name eth0 netns " + pod.name()), 0);
+  ASSERT_EQ(
+      Sh("ip -n " + node.name() + " link add cnihost type veth peer name eth0 netns " + pod.name()),
+      0);
   ASSERT_EQ(Sh("ip -n " + pod.name() + " addr add fd00:244::5/64 dev eth0 nodad"), 0);
   ASSERT_EQ(Sh("ip -n " + pod.name() + " link set eth0 up"), 0);
   auto sock = RouteSocket::OpenIn(node.path());
@@ -333,10 +349,12 @@ TEST(TunnelInputTest, APodNetnsWithoutIPv4IsRefusedBeforeAnythingIsMade) {
   ASSERT_FALSE(made);
   EXPECT_EQ(made.error().code, Code::kFailedPrecondition) << made.error().ToString();
   EXPECT_NE(made.error().message.find("no IPv4"), std::string::npos) << made.error().ToString();
-  EXPECT_EQ(ShOutput("ip -n " + pod.name() + " -o link show | awk -F': ' '{print $2}'").find("vxlan"),
-            std::string::npos);
-  EXPECT_EQ(ShOutput("ip -n " + node.name() + " -o link show | awk -F': ' '{print $2}'").find("ppvx"),
-            std::string::npos);
+  EXPECT_EQ(
+      ShOutput("ip -n " + pod.name() + " -o link show | awk -F': ' '{print $2}'").find("vxlan"),
+      std::string::npos);
+  EXPECT_EQ(
+      ShOutput("ip -n " + node.name() + " -o link show | awk -F': ' '{print $2}'").find("ppvx"),
+      std::string::npos);
 }
 
 TEST(NetnsTest, AGuardMovesOnlyThisThreadAndBringsItBack) {
@@ -344,7 +362,7 @@ TEST(NetnsTest, AGuardMovesOnlyThisThreadAndBringsItBack) {
   TestNetns other("guard");
   ASSERT_TRUE(other.ok());
   auto inode = [](const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
   };
   const auto home = inode("/proc/thread-self/ns/net");
