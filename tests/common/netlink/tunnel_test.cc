@@ -7,6 +7,7 @@
 #include "common/netlink/tunnel.h"
 
 #include <gtest/gtest.h>
+#include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -259,6 +260,43 @@ TEST_F(FullSizePodTest, TheTunnelIsLoweredToWhatTheUnderlayCarries) {
   EXPECT_EQ(built.vm_mtu, 1450u);
   EXPECT_TRUE(built.echo_to_vm);
   EXPECT_TRUE(built.echo_to_node);
+}
+
+// Calico's pod network: a /32 address, its gateway 169.254.1.1 reachable only through an on-link
+// route, the default route through it, and a permanent neighbour entry for it. The VM end must add
+// the on-link route before the one that needs it, whatever order the node read them in.
+TEST_F(TunnelTest, TheVmEndCarriesACalicoStylePodNetwork) {
+  SKIP_UNLESS_ROOT();
+  InterfaceConfig calico;
+  calico.name = "eth0";
+  calico.mac = "02:42:0a:f4:01:05";
+  calico.mtu = 1400;
+  calico.ipv4 = {"10.244.1.5/32"};
+  calico.routes = {{"", "169.254.1.1", "eth0", AF_INET, -1, -1},
+                   {"169.254.1.1/32", "", "eth0", AF_INET, RT_SCOPE_LINK, -1}};
+  calico.neighbours = {{"169.254.1.1", "ee:ee:ee:ee:ee:ee", "eth0"}};
+  auto vm = RouteSocket::OpenIn(vm_->path());
+  ASSERT_TRUE(vm);
+  auto built = SetUpPodTunnel(*vm, VmSpec(calico));
+  ASSERT_TRUE(built) << built.error().ToString();
+
+  const std::string routes = ShOutput("ip -n " + vmpod_->name() + " route show");
+  EXPECT_NE(routes.find("default via 169.254.1.1 dev eth0"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("169.254.1.1 dev eth0"), std::string::npos) << routes;
+  EXPECT_NE(ShOutput("ip -n " + vmpod_->name() + " neigh show")
+                .find("169.254.1.1 dev eth0 lladdr "
+                      "ee:ee:ee:ee:ee:ee PERMANENT"),
+            std::string::npos);
+  auto carried = RouteSocket::OpenIn(vmpod_->path())->ReadInterface("eth0");
+  ASSERT_TRUE(carried) << carried.error().ToString();
+  EXPECT_EQ(carried->ipv4, calico.ipv4);
+  EXPECT_EQ(carried->mac, calico.mac);
+  EXPECT_EQ(carried->mtu, 1400u);
+  EXPECT_EQ(carried->routes.size(), 2u);
+  auto down = TearDownPodTunnel(*vm, VmSpec(calico));
+  ASSERT_TRUE(down) << down.error().ToString();
+  EXPECT_EQ(ShOutput("ip -n " + vmpod_->name() + " route show"), "");
+  EXPECT_EQ(ShOutput("ip -n " + vmpod_->name() + " neigh show"), "");
 }
 
 TEST_F(TunnelTest, AnInterfaceAlreadyTunnelledIsRefusedAndTheFirstTunnelStays) {
