@@ -45,14 +45,13 @@ Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec&
   if (!pod) return std::unexpected(pod.error());
   // Read first and refuse early: a pod netns without IPv4 or an interface already redirected fails
   // before anything is made.
-  auto primary = pod->ReadPrimaryInterface();
-  if (!primary) return std::unexpected(primary.error());
-  InterfaceConfig config = *std::move(primary);
-  if (!spec.pod_interface.empty() && spec.pod_interface != config.name) {
-    auto named = pod->ReadInterface(spec.pod_interface);
-    if (!named) return std::unexpected(named.error());
-    config = *std::move(named);
-  }
+  auto read = spec.pod_interface.empty() ? pod->ReadPrimaryInterface()
+                                         : pod->ReadInterface(spec.pod_interface);
+  if (!read) return std::unexpected(read.error());
+  InterfaceConfig config = *std::move(read);
+  if (config.ipv4.empty())
+    return Fail(Code::kFailedPrecondition, "netlink: interface ", config.name, " in ",
+                spec.pod_netns, " has no IPv4 address; the pod network needs the pod's IPv4");
   auto redirected = pod->HasIngressQdisc(config.name);
   if (!redirected) return std::unexpected(redirected.error());
   if (*redirected)

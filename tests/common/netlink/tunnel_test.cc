@@ -316,6 +316,19 @@ TEST_F(TunnelTest, AnInterfaceAlreadyTunnelledIsRefusedAndTheFirstTunnelStays) {
   EXPECT_TRUE(TearDownNodeTunnel(*node, NodeSpec()));
 }
 
+TEST_F(TunnelTest, ANamedPodInterfaceThatDoesNotExistIsNotFound) {
+  SKIP_UNLESS_ROOT();
+  auto node = RouteSocket::OpenIn(node_->path());
+  ASSERT_TRUE(node);
+  NodeTunnelSpec spec = NodeSpec();
+  spec.pod_interface = "eth9";
+  auto made = SetUpNodeTunnel(*node, spec);
+  ASSERT_FALSE(made);
+  EXPECT_EQ(made.error().code, Code::kNotFound) << made.error().ToString();
+  EXPECT_NE(made.error().message.find("eth9"), std::string::npos) << made.error().ToString();
+  EXPECT_EQ(Links(*pod_).find("vxlan1"), std::string::npos);
+}
+
 TEST_F(TunnelTest, ATakenTunnelNameInThePodNetnsUndoesTheNodeEnd) {
   SKIP_UNLESS_ROOT();
   ASSERT_EQ(Sh("ip -n " + pod_->name() + " link add vxlan1 type veth peer name taken1"), 0);
