@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/base/go_flags.h"
+#include "common/base/timed_mutex.h"
 #include "providers/aws/credentials.h"
 #include "providers/aws/ec2_client.h"
 #include "providers/aws/ec2_xml.h"
@@ -129,7 +130,7 @@ class AwsProvider final : public Provider {
   std::mutex mu_;  // guards types_ and images_
   // Held while types or an image are fetched, so that 100 pods starting together make one
   // DescribeInstanceTypes and one DescribeImages, not 100 of each.
-  std::timed_mutex fetch_mu_;
+  pp::TimedMutex fetch_mu_;
   std::optional<InstanceTypePolicy> types_;
   std::map<std::string, Ec2Image> images_;
   BatchPoller poller_;  // last: its thread stops before the members it uses go

@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 
+#include "common/base/timed_mutex.h"
 #include "common/podvm/encoding.h"
 #include "providers/azure/arm_client.h"
 #include "providers/azure/arm_json.h"
@@ -143,7 +144,7 @@ struct AzureProvider::Impl {
 
   const AzureConfig config;
   const std::string ssh_key;
-  std::timed_mutex policy_mu;  // guards policy and policy_complete
+  pp::TimedMutex policy_mu;  // guards policy and policy_complete
   InstanceTypePolicy policy;
   bool policy_complete = false;
   http::Client client;
