@@ -9,8 +9,10 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "common/base/go_flags.h"
+#include "common/base/timed_mutex.h"
 #include "providers/aws/credentials.h"
 #include "providers/aws/ec2_client.h"
 #include "providers/aws/ec2_xml.h"
@@ -129,7 +131,7 @@ class AwsProvider final : public Provider {
   std::mutex mu_;  // guards types_ and images_
   // Held while types or an image are fetched, so that 100 pods starting together make one
   // DescribeInstanceTypes and one DescribeImages, not 100 of each.
-  std::timed_mutex fetch_mu_;
+  pp::TimedMutex fetch_mu_;
   std::optional<InstanceTypePolicy> types_;
   std::map<std::string, Ec2Image> images_;
   BatchPoller poller_;  // last: its thread stops before the members it uses go
@@ -396,15 +398,23 @@ Result<Instance> AwsProvider::CreateInstance(const InstanceSpec& spec, const OpC
     if (run.error().code == Code::kUnavailable || run.error().code == Code::kAborted ||
         run.error().code == Code::kDeadlineExceeded || run.error().code == Code::kCancelled ||
         run.error().code == Code::kInternal) {
+      // DescribeInstances is eventually consistent: an instance launched a moment ago may not be
+      // listed yet, so it is asked three times, 2 s apart (EC2 API Reference, "Eventual
+      // consistency"). What is still missed is found by its tags: DeleteLeftovers at StopVM,
+      // reconciliation at the next start.
       QueryParams params;
       AddFilters(params, {{"client-token", {token}}, {"instance-state-name", kLiveStates}});
-      if (auto stray = Describe(params, CleanupContext()); stray && !stray->empty()) {
+      for (int look = 0; look < 3; ++look) {
+        if (look > 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+        auto stray = Describe(params, CleanupContext());
+        if (!stray || stray->empty()) continue;
         std::vector<std::string> ids;
         for (const auto& i : *stray) ids.push_back(i.id);
         spdlog::warn("aws: {}: terminating {} launched by a failed RunInstances", spec.name,
                      Join(ids, ","));
         if (auto gone = Terminate(ids, CleanupContext()); !gone)
           spdlog::warn("{}", gone.error().message);
+        break;
       }
     }
     Error e = run.error();

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/base/timed_mutex.h"
 #include "providers/aws/sigv4.h"
 #include "providers/http/client.h"
 #include "providers/provider.h"
@@ -96,7 +97,7 @@ class CredentialsProvider {
  private:
   std::vector<std::unique_ptr<CredentialSource>> chain_;
   const std::chrono::seconds refresh_before_;
-  mutable std::timed_mutex mu_;  // guards everything below; held during a fetch
+  mutable pp::TimedMutex mu_;  // guards everything below; held during a fetch
   std::optional<TimedCredentials> cached_;
   CredentialSource* chosen_ = nullptr;
   int fetches_ = 0;

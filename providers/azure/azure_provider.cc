@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 
+#include "common/base/timed_mutex.h"
 #include "common/podvm/encoding.h"
 #include "providers/azure/arm_client.h"
 #include "providers/azure/arm_json.h"
@@ -32,6 +33,7 @@ Result<void> CheckContext(const OpContext& ctx, std::string_view what) {
 // CAA's names for what a VM of `name` owns.
 std::string NicName(const std::string& vm) { return vm + "-net"; }
 std::string DiskName(const std::string& vm) { return vm + "-disk"; }
+std::string PublicIpName(const std::string& vm) { return NicName(vm) + "-ip"; }  // as the VM body names it
 
 bool Terminal(std::string_view state) {
   return EqualsIgnoreCase(state, "Succeeded") || EqualsIgnoreCase(state, "Failed") ||
@@ -119,6 +121,10 @@ struct AzureProvider::Impl {
     return rg + "/providers/Microsoft.Network/networkInterfaces/" + http::UrlEncode(name) +
            "?api-version=" + kNetworkApiVersion;
   }
+  static std::string PublicIpUrl(const std::string& rg, const std::string& name) {
+    return rg + "/providers/Microsoft.Network/publicIPAddresses/" + http::UrlEncode(name) +
+           "?api-version=" + kNetworkApiVersion;
+  }
   static std::string DiskUrl(const std::string& rg, const std::string& name) {
     return rg + "/providers/Microsoft.Compute/disks/" + http::UrlEncode(name) +
            "?api-version=" + kDiskApiVersion;
@@ -143,7 +149,7 @@ struct AzureProvider::Impl {
 
   const AzureConfig config;
   const std::string ssh_key;
-  std::timed_mutex policy_mu;  // guards policy and policy_complete
+  pp::TimedMutex policy_mu;  // guards policy and policy_complete
   InstanceTypePolicy policy;
   bool policy_complete = false;
   http::Client client;
@@ -256,6 +262,8 @@ Result<void> AzureProvider::Impl::DeleteVmAndParts(const std::string& rg, const 
   // deleteOption Delete takes them with the VM; a VM made by an older version, or a create that
   // died half-way, may have left them.
   if (auto gone = DeleteResource(NicUrl(rg, NicName(name)), ctx); !gone) return gone;
+  // A NIC deleted on its own leaves its public IP (-use-public-ip): it goes once the NIC is gone.
+  if (auto gone = DeleteResource(PublicIpUrl(rg, PublicIpName(name)), ctx); !gone) return gone;
   return DeleteResource(DiskUrl(rg, DiskName(name)), ctx);
 }
 
@@ -344,8 +352,8 @@ Result<Instance> AzureProvider::Impl::CreateWithSize(const InstanceSpec& spec,
   p.user_data_b64 = user_data;
   p.tags = Tags(spec);
 
+  bool may_exist = true;  // declared before `undo`, whose step reads it when it runs
   Undo undo("azure");
-  bool may_exist = true;
   undo.Add("delete VM " + spec.name, [&] {
     if (!may_exist) return;
     // Its own budget: the caller's may be what ended (a deadline, a StopVM).
@@ -482,7 +490,8 @@ Result<void> AzureProvider::DeleteLeftovers(const std::string& name, const Owner
   if (got.error().code != Code::kNotFound) return std::unexpected(got.error());
   // No VM: a NIC or disk of that name is what a crash left (an untagged one is ours by its name).
   for (const std::string& target :
-       {Impl::NicUrl(impl_->Rg(), NicName(name)), Impl::DiskUrl(impl_->Rg(), DiskName(name))}) {
+       {Impl::NicUrl(impl_->Rg(), NicName(name)), Impl::PublicIpUrl(impl_->Rg(), PublicIpName(name)),
+        Impl::DiskUrl(impl_->Rg(), DiskName(name))}) {
     auto part = impl_->arm.Call("GET", target, "", ctx);
     if (!part) {
       if (part.error().code == Code::kNotFound) continue;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "common/base/timed_mutex.h"
 #include "providers/batch_poller.h"
 #include "providers/gcp/body.h"
 #include "providers/gcp/compute.h"
@@ -97,7 +98,7 @@ class GcpProvider final : public Provider {
   ComputeClient compute_;
 
   std::mutex mu_;
-  std::timed_mutex image_fetch_mu_;  // held while an image's size is fetched
+  pp::TimedMutex image_fetch_mu_;  // held while an image's size is fetched
   std::optional<InstanceTypePolicy> policy_;            // guarded by mu_; made on first use
   std::map<std::string, unsigned long long> image_gb_;  // guarded by mu_
   std::map<std::string, int> misses_;                   // guarded by mu_: ids a poll did not see

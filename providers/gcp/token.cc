@@ -286,16 +286,21 @@ Result<std::unique_ptr<TokenSource>> MakeTokenSource(std::string_view credential
     if (project_id != nullptr) *project_id = key->project_id;
     return MakeServiceAccountTokenSource(std::move(*key), client, std::move(options));
   }
-  // A path (GCP_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS).
+  // A path (GCP_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS). Named in messages only when it
+  // looks like one: a key pasted in some other encoding (base64, a byte-order mark before the '{')
+  // must not be echoed into a log.
+  const bool path_like = text.size() <= 256 && text.find_first_of("\n\r") == std::string::npos;
+  const std::string shown = path_like ? text : "(" + std::to_string(text.size()) + " bytes, not shown)";
   std::ifstream in(text, std::ios::binary);
   if (!in)
-    return Fail(Code::kInvalidArgument, "gcp: ", source, ": cannot read the key file ", text);
+    return Fail(Code::kInvalidArgument, "gcp: ", source, ": cannot read the key file ", shown,
+                path_like ? "" : ": neither a key's JSON nor a file name");
   std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (json.size() > (1u << 20))
-    return Fail(Code::kInvalidArgument, "gcp: ", source, ": ", text,
+    return Fail(Code::kInvalidArgument, "gcp: ", source, ": ", shown,
                 " is too large for a key file");
   auto key = ParseServiceAccountKey(json);
-  if (!key) return Fail(key.error().code, key.error().message, " (", source, "=", text, ")");
+  if (!key) return Fail(key.error().code, key.error().message, " (", source, "=", shown, ")");
   if (project_id != nullptr) *project_id = key->project_id;
   return MakeServiceAccountTokenSource(std::move(*key), client, std::move(options));
 }

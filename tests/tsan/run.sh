@@ -11,6 +11,8 @@ cmake --build --preset tsan
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$src/tests/tsan/suppressions.txt ${TSAN_OPTIONS:-}"
 # The Go interop tests run against a Go peer, which has its own race detector: leave them out.
 ./build-tsan/bin/unit_tests --gtest_filter='-GoServerTest.*' --gtest_brief=1
-# The clouds' shared pieces: the batched poller's threads and the HTTP client's shared connection cache.
-./build-tsan/bin/cloud_common_tests --gtest_brief=1
-./build-tsan/bin/http_client_tests --gtest_brief=1
+# The clouds: the batched poller's threads, the HTTP client's shared connection cache, and each
+# provider's single-flight credentials, tokens and tables under many concurrent creates.
+for t in cloud_common_tests http_client_tests aws_provider_tests azure_provider_tests gcp_provider_tests; do
+  ./build-tsan/bin/$t --gtest_brief=1
+done

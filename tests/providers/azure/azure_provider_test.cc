@@ -332,6 +332,7 @@ TEST_P(AzureProviderTest, DeleteLeftoversTakesOrphansButNotAnotherOwnersThings) 
   env_->Control({{"orphans",
                   {{{"kind", "nic"}, {"name", "podvm-crash-1-net"}},
                    {{"kind", "disk"}, {"name", "podvm-crash-1-disk"}},
+                   {{"kind", "pip"}, {"name", "podvm-crash-1-net-ip"}},
                    {{"kind", "nic"},
                     {"name", "podvm-theirs-1-net"},
                     {"tags", {{"peerpods.node", "node-b"}}}}}}});

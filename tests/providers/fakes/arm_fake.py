@@ -332,6 +332,11 @@ class Arm(fakecloud.Cloud):
             return self.simple(req, self.nics, name, "Microsoft.Network/networkInterfaces", self.nic_body, "location")
         if kind == "disks" and name:
             return self.simple(req, self.disks, name, "Microsoft.Compute/disks", self.disk_body, "async")
+        if kind == "publicipaddresses" and name and req.method == "DELETE":
+            # As ARM: a public IP still held by a NIC cannot go; deleting a NIC does not delete its IP.
+            if any(n.get("pip") == name for n in self.nics.values()):
+                return arm_error(400, "PublicIPAddressInUse", "Public IP address %s is in use." % name)
+            return Reply(200 if self.public_ips.pop(name, None) is not None else 204, b"", content_type=None)
         if kind == "publicipaddresses" and name and req.method == "GET":
             pip = self.public_ips.get(name)
             if not pip:
@@ -570,7 +575,7 @@ class Arm(fakecloud.Cloud):
                 for t in self.tokens:
                     self.tokens[t] = 0
             for o in cfg.get("orphans", []):
-                store = self.nics if o["kind"] == "nic" else self.disks
+                store = {"nic": self.nics, "disk": self.disks, "pip": self.public_ips}[o["kind"]]
                 store[o["name"]] = {"name": o["name"], "ip": "127.0.0.1", "vm": None, "tags": o.get("tags", {})}
         return Reply(204, b"", content_type=None)
 

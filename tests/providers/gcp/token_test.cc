@@ -382,6 +382,14 @@ TEST_F(TokenExchangeTest, CredentialsComeInlineFromAFileOrFromGoogleApplicationC
   auto missing = MakeTokenSource("/no/such/key.json", *client_, {});
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, Code::kInvalidArgument);
+  EXPECT_NE(missing.error().message.find("/no/such/key.json"), std::string::npos);
+
+  // A key pasted in another encoding is neither JSON nor a path: it is never echoed back.
+  std::string pasted = "\xef\xbb\xbf" + SharedFake().key_json();
+  auto garbled = MakeTokenSource(pasted, *client_, {});
+  ASSERT_FALSE(garbled.has_value());
+  EXPECT_EQ(garbled.error().message.find("PRIVATE KEY"), std::string::npos) << garbled.error().message;
+  EXPECT_NE(garbled.error().message.find("not shown"), std::string::npos) << garbled.error().message;
 }
 
 }  // namespace
