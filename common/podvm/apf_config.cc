@@ -23,6 +23,7 @@ constexpr std::array kTopKeys = {"pod-network",     "pod-namespace",    "pod-nam
                                  "tls-min-version", "tls-cipher-suites"};
 constexpr std::array kLegacyKeys = {"sc-pp-prv", "sc-wn-pub"};  // SecureComms, removed upstream
 constexpr std::array kNetworkKeys = {"podip",
+                                     "podipv6",
                                      "pod-hw-addr",
                                      "interface",
                                      "worker-node-ip",
@@ -245,6 +246,7 @@ bool ParsePodNetwork(const Json& value, PodNetwork& net, std::string& error,
   constexpr std::int64_t kMaxPort = 65535;
   constexpr std::int64_t kMaxVni = (1 << 24) - 1;
   return GetChecked(value, "podip", w, Kind::kPrefix, net.pod_ip, error) &&
+         GetChecked(value, "podipv6", w, Kind::kPrefix, net.pod_ipv6, error) &&
          GetChecked(value, "pod-hw-addr", w, Kind::kMac, net.pod_hw_addr, error) &&
          GetChecked(value, "interface", w, Kind::kInterface, net.interface, error) &&
          GetChecked(value, "worker-node-ip", w, Kind::kPrefix, net.worker_node_ip, error) &&
@@ -312,6 +314,7 @@ std::string SerializeApfConfig(const ApfConfig& config) {
     const PodNetwork& net = *config.pod_network;
     OrderedJson n;
     n["podip"] = net.pod_ip;
+    if (!net.pod_ipv6.empty()) n["podipv6"] = net.pod_ipv6;
     n["pod-hw-addr"] = net.pod_hw_addr;
     n["interface"] = net.interface;
     n["worker-node-ip"] = net.worker_node_ip;

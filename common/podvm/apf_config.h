@@ -42,6 +42,10 @@ struct Neighbor {
 // "pod-network": what the VM side needs to rebuild the pod's interface behind a VXLAN tunnel.
 struct PodNetwork {
   std::string pod_ip;          // "podip": CIDR prefix, e.g. "10.244.1.5/24"
+  // "podipv6": the pod's IPv6 prefix on a dual-stack cluster, e.g. "fd00:10:244:1::5/64". Our
+  // extension (CAA is IPv4 only); written only when set, and ignored by CAA's forwarder, whose
+  // encoding/json decoder skips unknown keys.
+  std::string pod_ipv6;
   std::string pod_hw_addr;     // "pod-hw-addr": MAC
   std::string interface;       // "interface": pod-side interface name, e.g. "eth0"
   std::string worker_node_ip;  // "worker-node-ip": CIDR prefix

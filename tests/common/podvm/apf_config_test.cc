@@ -93,6 +93,18 @@ TEST(ApfConfigTest, SerializeRoundTrips) {
   EXPECT_LT(json.find("\"pod-name\""), json.find("\"tls-server-key\""));
 }
 
+TEST(ApfConfigTest, DualStackPodCarriesItsIpv6PrefixOnlyWhenSet) {
+  ApfConfig config = MustParse(kCaaExample);
+  EXPECT_TRUE(config.pod_network->pod_ipv6.empty());
+  EXPECT_EQ(SerializeApfConfig(config).find("podipv6"), std::string::npos) << "IPv4-only stays CAA's form";
+  config.pod_network->pod_ipv6 = "fd00:10:244:1::5/64";
+  const std::string json = SerializeApfConfig(config);
+  EXPECT_NE(json.find("\"podipv6\": \"fd00:10:244:1::5/64\""), std::string::npos) << json;
+  EXPECT_EQ(MustParse(json), config);
+  const std::string bad = R"({"pod-network": {"podipv6": "fd00::5"}})";
+  EXPECT_NE(MustFail(bad).find("pod-network.podipv6"), std::string::npos);
+}
+
 TEST(ApfConfigTest, SerializeFollowsGoOmitempty) {
   ApfConfig config;
   config.pod_name = "p";
