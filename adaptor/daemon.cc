@@ -126,7 +126,8 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     }
     connector = std::move(*created);
   }
-  SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, *pool, connector.get());
+  const NodeNetwork network(config.network);
+  SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, *pool, connector.get(), &network);
 
   if (config.cloud_config_verify) {
     auto verified = provider->Verify({std::chrono::steady_clock::now() + std::chrono::minutes(2), {}});

@@ -14,13 +14,11 @@ struct PendingFlag {
 };
 constexpr PendingFlag kPendingFlags[] = {
     {"pause-image", "PAUSE_IMAGE"},           {"tls-skip-verify", "TLS_SKIP_VERIFY"},
-    {"tunnel-type", "TUNNEL_TYPE"},
-    {"vxlan-port", "VXLAN_PORT"},             {"initdata", "INITDATA"},
+    {"initdata", "INITDATA"},
     {"peerpods-limit-per-node", "PEERPODS_LIMIT_PER_NODE"},
     {"enable-scratch-space", "ENABLE_SCRATCH_SPACE"},
     {"ext-network-via-podvm", "EXTERNAL_NETWORK_VIA_PODVM"},
-    {"pod-subnet-cidrs", "POD_SUBNET_CIDRS"}, {"host-interface", ""},
-    {"vxlan-min-id", ""},
+    {"pod-subnet-cidrs", "POD_SUBNET_CIDRS"},
 };
 
 }  // namespace
@@ -67,6 +65,18 @@ void AddCommonFlags(CLI::App& app, Config& config) {
       ->envname("TLS_MIN_VERSION");
   app.add_option("--tls-cipher-suites", config.tls_cipher_suites, "TLS 1.2 cipher suites, IANA names, comma-separated")
       ->envname("TLS_CIPHER_SUITES");
+  app.add_option("--tunnel-type", config.tunnel_type, "pod network tunnel: vxlan (the only kind)")
+      ->envname("TUNNEL_TYPE")
+      ->capture_default_str();
+  app.add_option("--vxlan-port", config.vxlan_port_text, "UDP port of the pod network's VXLAN tunnels")
+      ->envname("VXLAN_PORT")
+      ->capture_default_str();
+  app.add_option("--vxlan-min-id", config.vxlan_min_id_text, "lowest VXLAN id (VNI) given to a pod")
+      ->capture_default_str();
+  app.add_option("--vxlan-max-id", config.vxlan_max_id_text, "highest VXLAN id (VNI) given to a pod")
+      ->capture_default_str();
+  app.add_option("--host-interface", config.host_interface,
+                 "node interface pod VMs are reached through (default: the default route's)");
   for (const auto& pending : kPendingFlags) {
     auto* option = app.add_option_function<std::string>(
         std::string("--") + pending.flag,
@@ -98,6 +108,26 @@ Result<void> FinishCommonFlags(Config& config, const std::vector<std::string>& a
   auto grace = ParseGoDuration(config.shutdown_grace);
   if (!grace) return Fail(Code::kInvalidArgument, "-shutdown-grace: ", grace.error().message);
   config.shutdown_grace_value = *grace;
+
+  auto vxlan_port = ParseUnsignedFlag(config.vxlan_port_text, 1, 65535, FlagOrEnvName(args, "vxlan-port", "VXLAN_PORT"));
+  if (!vxlan_port) return std::unexpected(vxlan_port.error());
+  constexpr unsigned long long kMaxVni = (1u << 24) - 1;  // RFC 7348 section 5: 24 bits
+  auto vni_min = ParseUnsignedFlag(config.vxlan_min_id_text, 1, kMaxVni, "-vxlan-min-id");
+  if (!vni_min) return std::unexpected(vni_min.error());
+  auto vni_max = ParseUnsignedFlag(config.vxlan_max_id_text, 1, kMaxVni, "-vxlan-max-id");
+  if (!vni_max) return std::unexpected(vni_max.error());
+  config.network.tunnel_type = config.tunnel_type;
+  config.network.vxlan_port = static_cast<uint16_t>(*vxlan_port);
+  config.network.vni_min = static_cast<uint32_t>(*vni_min);
+  config.network.vni_max = static_cast<uint32_t>(*vni_max);
+  config.network.host_interface = config.host_interface;
+  if (auto ok = CheckPodNetworkOptions(config.network); !ok) {
+    if (config.tunnel_type != "vxlan") {
+      return Fail(Code::kInvalidArgument, FlagOrEnvName(args, "tunnel-type", "TUNNEL_TYPE"), ": \"",
+                  config.tunnel_type, "\" is not supported; the only tunnel type is vxlan");
+    }
+    return ok;
+  }
   return {};
 }
 

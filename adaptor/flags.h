@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "adaptor/pod_network.h"
 #include "common/base/error.h"
 #include "common/base/go_flags.h"
 
@@ -33,6 +34,13 @@ struct Config {
   std::string tls_dir = "/run/peerpod/tls";              // -tls-dir: the auto-mode CA
   std::string ca_cert_file, cert_file, cert_key;         // CACERT_FILE, CERT_FILE, CERT_KEY (manual)
   std::string tls_min_version, tls_cipher_suites;        // TLS_MIN_VERSION, TLS_CIPHER_SUITES
+  // The pod network (reference/caa.md section 5).
+  std::string tunnel_type = "vxlan";           // -tunnel-type, TUNNEL_TYPE
+  std::string vxlan_port_text = "4789";        // -vxlan-port, VXLAN_PORT
+  std::string vxlan_min_id_text = "555000";    // -vxlan-min-id (flag only, as in CAA)
+  std::string vxlan_max_id_text = "16777215";  // -vxlan-max-id (ours)
+  std::string host_interface;                  // -host-interface (flag only, as in CAA)
+  PodNetworkOptions network;                   // set by FinishCommonFlags
   // Set by FinishCommonFlags from the text above.
   std::chrono::nanoseconds proxy_timeout_value{}, shutdown_grace_value{};
   bool connect_agents = true;  // run an agent proxy per sandbox (off only in test daemons)

@@ -55,10 +55,12 @@ class StillWaiting {
 }  // namespace
 
 struct SandboxManager::Entry {
-  Entry(std::string pod, std::string ns) : pod_name(std::move(pod)), pod_namespace(std::move(ns)) {}
-  // Immutable once the entry is in the map, so GetInfo may read them under mu_ alone.
+  Entry(std::string pod, std::string ns, std::string netns)
+      : pod_name(std::move(pod)), pod_namespace(std::move(ns)), netns_path(std::move(netns)) {}
+  // Immutable once the entry is in the map, so GetInfo and PlanNetwork may read them under mu_ alone.
   const std::string pod_name;
   const std::string pod_namespace;
+  const std::string netns_path;
   std::mutex op;  // serializes CreateVM/StartVM/StopVM on this sandbox
   SandboxRecord record;  // guarded by op
   bool gone = false;     // guarded by op: StopVM finished; the entry is no longer in the map
@@ -74,14 +76,17 @@ struct SandboxManager::Waiter {
 };
 
 SandboxManager::SandboxManager(Options options, SandboxStore store, providers::Provider& provider,
-                               BlockingPool& pool, AgentConnector* connector)
+                               BlockingPool& pool, AgentConnector* connector, const NodeNetwork* network)
     : options_(std::move(options)),
       store_(std::move(store)),
       provider_(provider),
       pool_(pool),
-      connector_(connector) {
+      connector_(connector),
+      network_(network) {
   for (auto& record : store_.LoadAll()) {
-    auto entry = std::make_shared<Entry>(record.request.pod_name, record.request.pod_namespace);
+    auto entry = std::make_shared<Entry>(record.request.pod_name, record.request.pod_namespace, record.request.netns_path);
+    // A recovered sandbox keeps its VNI: no new sandbox may be given it while its tunnel may live.
+    if (record.network) vnis_.insert(static_cast<uint32_t>(record.network->vxlan_id));
     if (record.state == SandboxState::kStarting) {
       // The previous process died inside StartVM: whatever it created is kept in instance_id and
       // deleted by the next StartVM or StopVM, and what the provider made before it had an
@@ -164,9 +169,12 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
     return Fail(Code::kFailedPrecondition, "sandbox ", id, " has a directory with an unreadable record in ",
                 store_.pods_dir(), "; StopVM it, or an operator fixes or removes ", store_.PodDir(id));
   }
+  auto network = PlanNetwork(request);
+  if (!network) return std::unexpected(network.error());
   // The entry is complete before other threads can see it (GetInfo reads it under mu_ alone).
-  auto entry = std::make_shared<Entry>(request.pod_name, request.pod_namespace);
+  auto entry = std::make_shared<Entry>(request.pod_name, request.pod_namespace, request.netns_path);
   std::unique_lock op(entry->op);
+  entry->record.network = std::move(*network);
   entry->record.instance_name = InstanceName(request.pod_name, id);
   entry->record.created_unix =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -174,6 +182,7 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
   {
     std::lock_guard lock(mu_);
     if (entries_.contains(id)) {
+      if (entry->record.network) vnis_.erase(static_cast<uint32_t>(entry->record.network->vxlan_id));
       return Fail(Code::kAborted, "sandbox ", id, " is being created by a concurrent call; retry");
     }
     entries_.emplace(id, entry);
@@ -183,11 +192,72 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
     entry->gone = true;
     std::lock_guard lock(mu_);
     entries_.erase(id);
+    if (entry->record.network) vnis_.erase(static_cast<uint32_t>(entry->record.network->vxlan_id));
     return std::unexpected(saved.error());
   }
   spdlog::debug("CreateVM {}: pod {}/{}, instance {}", ShortId(id), entry->record.request.pod_namespace,
                entry->record.request.pod_name, entry->record.instance_name);
+  if (const auto& net = entry->record.network) {
+    spdlog::info("CreateVM {}: pod network {}{}{} on {} (MAC {}, MTU {}), VNI {} to node {}", ShortId(id), net->pod_ip,
+                 net->pod_ipv6.empty() ? "" : " ", net->pod_ipv6, net->interface, net->pod_hw_addr, net->mtu,
+                 net->vxlan_id, net->worker_node_ip);
+  }
   return store_.AgentSocketPath(id);
+}
+
+Result<std::optional<podvm::PodNetwork>> SandboxManager::PlanNetwork(const SandboxRequest& request) {
+  if (!network_ || request.netns_path.empty()) return std::nullopt;
+  const PodNetworkOptions& options = network_->options();
+  uint32_t vni = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [other, entry] : entries_) {
+      if (entry->netns_path == request.netns_path) {
+        return Fail(Code::kAlreadyExists, "pod network namespace ", request.netns_path, " is already tunnelled for sandbox ",
+                    ShortId(other), "; one pod VM per pod netns");
+      }
+    }
+    // The lowest VNI no live sandbox holds (CAA counts up from the minimum and starts again there
+    // after a restart, which can hand out a VNI a live tunnel still uses).
+    for (uint32_t candidate = options.vni_min;; ++candidate) {
+      if (!vnis_.contains(candidate)) {
+        vni = candidate;
+        break;
+      }
+      if (candidate == options.vni_max) {
+        return Fail(Code::kResourceExhausted, "no free VXLAN id: all ", std::to_string(options.vni_max - options.vni_min + 1),
+                    " of -vxlan-min-id ", std::to_string(options.vni_min), " to -vxlan-max-id ",
+                    std::to_string(options.vni_max), " are held by live sandboxes");
+      }
+    }
+    vnis_.insert(vni);
+  }
+  auto inspected = network_->Inspect(request.netns_path, vni);
+  if (!inspected) {
+    std::lock_guard lock(mu_);
+    vnis_.erase(vni);
+    return std::unexpected(inspected.error());
+  }
+  return std::optional<podvm::PodNetwork>(std::move(*inspected));
+}
+
+void SandboxManager::ReleaseVni(const SandboxRecord& record) {
+  if (!record.network) return;
+  std::lock_guard lock(mu_);
+  vnis_.erase(static_cast<uint32_t>(record.network->vxlan_id));
+}
+
+Result<void> SandboxManager::TearDownTunnel(Entry& entry) {
+  SandboxRecord& record = entry.record;
+  if (!network_ || !record.network || record.tunnel == TunnelState::kNone) return {};
+  if (auto down = network_->TearDown(record.request.netns_path, *record.network); !down) {
+    return Fail(down.error().code, "taking down the pod network tunnel (VNI ", std::to_string(record.network->vxlan_id),
+                ") in ", record.request.netns_path, ": ", down.error().message);
+  }
+  spdlog::info("sandbox {}: pod network tunnel (VNI {}) taken down", ShortId(record.request.id), record.network->vxlan_id);
+  record.tunnel = TunnelState::kNone;
+  if (auto saved = store_.Save(record); !saved) spdlog::warn("sandbox {}: {}", ShortId(record.request.id), saved.error().message);
+  return {};
 }
 
 asio::awaitable<Result<void>> SandboxManager::StartVM(std::string id, Deadline deadline) {
@@ -336,6 +406,21 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
   }
   if (ctx.Expired()) return undo(expired());
 
+  if (network_ && record.network) {
+    record.tunnel = TunnelState::kSettingUp;
+    if (auto saved = store_.Save(record); !saved) return undo(saved.error());
+    const auto tunnel_started = Clock::now();
+    if (auto up = network_->SetUp(record.request.netns_path, *record.network, record.ips.front()); !up) {
+      // SetUp made nothing: nothing to take down (and what made it fail, say a redirect someone
+      // else put on the pod's interface, is not ours to remove).
+      record.tunnel = TunnelState::kNone;
+      return undo(up.error());
+    }
+    record.tunnel = TunnelState::kUp;
+    spdlog::debug("StartVM {}: pod network tunnel VNI {} to {} in {}", ShortId(id), record.network->vxlan_id,
+                  record.ips.front(), Millis(Clock::now() - tunnel_started));
+  }
+
   record.state = SandboxState::kRunning;
   if (auto saved = store_.Save(record); !saved) return undo(saved.error());
   if (connector_) connector_->Reserve(id);  // under the sandbox's lock: a second StartVM joins
@@ -347,6 +432,8 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
 
 Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx) {
   SandboxRecord& record = entry.record;
+  // The tunnel first: it must not point at an address the cloud may give the next VM.
+  if (auto down = TearDownTunnel(entry); !down) return down;
   if (record.instance_id.empty()) return {};
   auto deleted = provider_.DeleteInstance(record.instance_id, ctx);
   if (!deleted && deleted.error().code != Code::kNotFound) return deleted;
@@ -436,6 +523,7 @@ Result<void> SandboxManager::DoStop(const std::string& id, Clock::time_point dea
     std::lock_guard lock(mu_);
     entries_.erase(id);
   }
+  ReleaseVni(entry->record);
   changed_.notify_all();
   return {};
 }

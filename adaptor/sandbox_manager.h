@@ -26,10 +26,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "adaptor/agent_connector.h"
+#include "adaptor/pod_network.h"
 #include "adaptor/sandbox_request.h"
 #include "adaptor/sandbox_store.h"
 #include "common/base/asio.h"
@@ -54,8 +56,12 @@ class SandboxManager {
 
   // `connector` (optional) renders each VM's user-data and runs its agent proxy: StartVM then
   // returns only once the agent answers through agent.ttrpc, and StopVM stops the proxy first.
+  // `network` (optional) gives a sandbox whose CreateVM names a pod netns its pod network: read at
+  // CreateVM (a netns that cannot carry one fails CreateVM), the node's tunnel end built at StartVM
+  // once the VM has an address, and taken down before its instance is deleted.
   SandboxManager(Options options, SandboxStore store, providers::Provider& provider,
-                 BlockingPool& pool, AgentConnector* connector = nullptr);
+                 BlockingPool& pool, AgentConnector* connector = nullptr,
+                 const NodeNetwork* network = nullptr);
   ~SandboxManager();
 
   asio::awaitable<Result<std::string>> CreateVM(hypervisor::CreateVMRequest request);
@@ -104,8 +110,14 @@ class SandboxManager {
   // Removes provider leftovers of a StartVM cut short (op held); clears the flag on success.
   Result<void> DeleteLeftovers(Entry& entry, const providers::OpContext& ctx);
   Result<std::size_t> DoReconcile();
-  // Deletes the instance recorded in `entry` (op held) and clears it from the record.
+  // Deletes the instance recorded in `entry` (op held) and clears it from the record; the pod's
+  // tunnel end goes first.
   Result<void> DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx);
+  // Takes down the node end of the sandbox's tunnel if the record says one may exist (op held).
+  Result<void> TearDownTunnel(Entry& entry);
+  // The pod network of a new sandbox: a VNI no live sandbox holds, and what the pod netns holds.
+  Result<std::optional<podvm::PodNetwork>> PlanNetwork(const SandboxRequest& request);
+  void ReleaseVni(const SandboxRecord& record);  // mu_ not held
   std::chrono::steady_clock::time_point DeadlineOrDefault(Deadline deadline) const;
 
   const Options options_;
@@ -113,11 +125,13 @@ class SandboxManager {
   providers::Provider& provider_;
   BlockingPool& pool_;
   AgentConnector* connector_;
+  const NodeNetwork* network_;
 
   mutable std::mutex mu_;
   std::condition_variable_any changed_;  // with mu_: a sandbox left (wakes StartVM's retry sleep)
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
   std::vector<std::weak_ptr<Waiter>> waiters_;              // guarded by mu_: GetInfo(wait) callers
+  std::set<uint32_t> vnis_;  // guarded by mu_: the VNIs of sandboxes in entries_ (and of one being created)
 };
 
 }  // namespace pp::adaptor

@@ -22,6 +22,15 @@ std::string_view StateName(SandboxState state) {
   return "created";
 }
 
+std::string_view TunnelName(TunnelState state) {
+  switch (state) {
+    case TunnelState::kNone: return "none";
+    case TunnelState::kSettingUp: return "setting-up";
+    case TunnelState::kUp: return "up";
+  }
+  return "none";
+}
+
 }  // namespace
 
 std::string SerializeRecord(const SandboxRecord& r) {
@@ -36,6 +45,13 @@ std::string SerializeRecord(const SandboxRecord& r) {
   j["ips"] = r.ips;
   j["created"] = r.created_unix;
   if (r.leftovers) j["leftovers"] = true;
+  if (r.network) {
+    // The same JSON as apf.json's "pod-network", read back by the same checked parser.
+    podvm::ApfConfig apf;
+    apf.pod_network = r.network;
+    j["podNetwork"] = nlohmann::json::parse(podvm::SerializeApfConfig(apf)).at("pod-network");
+    j["tunnel"] = TunnelName(r.tunnel);
+  }
   return j.dump(2) + "\n";
 }
 
@@ -67,6 +83,20 @@ Result<SandboxRecord> ParseRecord(std::string_view text) {
     r.ips = j.at("ips").get<std::vector<std::string>>();
     r.created_unix = j.at("created").get<std::int64_t>();
     r.leftovers = j.value("leftovers", false);
+    if (const auto it = j.find("podNetwork"); it != j.end()) {
+      const nlohmann::json doc = {{"pod-network", *it}};
+      podvm::ApfConfig apf;
+      std::string error;
+      if (!podvm::ParseApfConfig(doc.dump(), apf, error) || !apf.pod_network) {
+        return Fail(Code::kDataLoss, "sandbox record: podNetwork: ", error.empty() ? "null" : error);
+      }
+      r.network = std::move(apf.pod_network);
+      const auto tunnel = j.at("tunnel").get<std::string>();
+      if (tunnel == "none") r.tunnel = TunnelState::kNone;
+      else if (tunnel == "setting-up") r.tunnel = TunnelState::kSettingUp;
+      else if (tunnel == "up") r.tunnel = TunnelState::kUp;
+      else return Fail(Code::kDataLoss, "sandbox record: unknown tunnel state \"", tunnel, "\"");
+    }
     return r;
   } catch (const nlohmann::json::exception& e) {
     return Fail(Code::kDataLoss, "sandbox record: ", e.what());

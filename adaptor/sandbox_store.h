@@ -7,15 +7,21 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "adaptor/sandbox_request.h"
 #include "common/base/error.h"
+#include "common/podvm/apf_config.h"
 
 namespace pp::adaptor {
 
 enum class SandboxState { kCreated, kStarting, kRunning };
+
+// The node end of the pod's tunnel. kSettingUp is saved before the first device is made, so a
+// process that dies while building it leaves a record that says to take it down.
+enum class TunnelState { kNone, kSettingUp, kUp };
 
 struct SandboxRecord {
   SandboxRequest request;
@@ -27,6 +33,9 @@ struct SandboxRecord {
   // A CreateInstance may have been cut short (the process died in StartVM): the provider may hold
   // things of instance_name (a libvirt provider's volumes) that must be removed before the record.
   bool leftovers = false;
+  // The pod network (apf.json's "pod-network", VNI included) when CreateVM named a pod netns.
+  std::optional<podvm::PodNetwork> network;
+  TunnelState tunnel = TunnelState::kNone;
 };
 
 // A sandbox directory whose record cannot be used: its VM must be left alone, never reconciled.

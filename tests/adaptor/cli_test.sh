@@ -78,7 +78,7 @@ grep -q "provider not ready: .*no-libvirtd.*pods cannot start until this is fixe
 pass unreachable_provider_is_reported_at_start
 
 # JSON logs: every line one object with time, level and msg.
-LOG_FORMAT=json "$daemon" test -socket "$dir/e.sock" -pods-dir "$dir/pods-e" -tunnel-type vxlan \
+LOG_FORMAT=json "$daemon" test -socket "$dir/e.sock" -pods-dir "$dir/pods-e" -pause-image pause:3.9 \
   >"$dir/e.out" 2>"$dir/e.log" &
 epid=$!
 pids+=($epid)
@@ -91,7 +91,7 @@ assert len(lines) >= 3, lines
 for line in lines:
     o = json.loads(line)
     assert set(o) == {"time", "level", "msg"}, o
-assert any("-tunnel-type is accepted" in json.loads(l)["msg"] for l in lines), lines
+assert any("-pause-image is accepted" in json.loads(l)["msg"] for l in lines), lines
 PY
 [ ! -s "$dir/e.out" ] || fail "logs went to stdout: $(cat "$dir/e.out")"
 pass json_logs_on_stderr

@@ -38,15 +38,38 @@ TEST(FlagsTest, AcceptsGoStyleSingleDashFlags) {
 TEST(FlagsTest, FallsBackToCaaEnvironmentNames) {
   ::setenv("REMOTE_HYPERVISOR_ENDPOINT", "/env/h.sock", 1);
   ::setenv("PODS_DIR", "/env/pods", 1);
-  ::setenv("TUNNEL_TYPE", "vxlan", 1);
+  ::setenv("VXLAN_PORT", "8472", 1);
+  ::setenv("PAUSE_IMAGE", "registry.k8s.io/pause:3.9", 1);
   auto config = Parse({"caa"});
   ::unsetenv("REMOTE_HYPERVISOR_ENDPOINT");
   ::unsetenv("PODS_DIR");
-  ::unsetenv("TUNNEL_TYPE");
+  ::unsetenv("VXLAN_PORT");
+  ::unsetenv("PAUSE_IMAGE");
   EXPECT_EQ(config.socket, "/env/h.sock");
   EXPECT_EQ(config.pods_dir, "/env/pods");
+  EXPECT_EQ(config.network.vxlan_port, 8472);
   ASSERT_EQ(config.pending.size(), 1u);  // accepted, reported as not yet in effect
-  EXPECT_EQ(config.pending[0].first, "tunnel-type");
+  EXPECT_EQ(config.pending[0].first, "pause-image");
+}
+
+TEST(FlagsTest, PodNetworkFlagsTakeEffectAndBadOnesAreRefused) {
+  auto config = Parse({"caa", "-vxlan-min-id", "7000", "-vxlan-max-id=7009", "-host-interface", "ens5"});
+  EXPECT_EQ(config.network.tunnel_type, "vxlan");
+  EXPECT_EQ(config.network.vxlan_port, 4789);
+  EXPECT_EQ(config.network.vni_min, 7000u);
+  EXPECT_EQ(config.network.vni_max, 7009u);
+  EXPECT_EQ(config.network.host_interface, "ens5");
+  EXPECT_TRUE(config.pending.empty());
+  ::setenv("TUNNEL_TYPE", "routing", 1);
+  auto routing = Finish({"caa"});
+  ::unsetenv("TUNNEL_TYPE");
+  ASSERT_FALSE(routing);
+  EXPECT_EQ(routing.error().message, "TUNNEL_TYPE: \"routing\" is not supported; the only tunnel type is vxlan");
+  EXPECT_FALSE(Finish({"caa", "-vxlan-port", "0"}));
+  EXPECT_FALSE(Finish({"caa", "-vxlan-min-id", "16777216"}));
+  auto inverted = Finish({"caa", "-vxlan-min-id", "10", "-vxlan-max-id", "9"});
+  ASSERT_FALSE(inverted);
+  EXPECT_NE(inverted.error().message.find("-vxlan-min-id 10 and -vxlan-max-id 9"), std::string::npos);
 }
 
 TEST(FlagsTest, DefaultsMatchCaa) {
@@ -55,6 +78,8 @@ TEST(FlagsTest, DefaultsMatchCaa) {
   EXPECT_EQ(config.pods_dir, "/run/peerpod/pods");
   EXPECT_EQ(config.forwarder_port, 15150u);
   EXPECT_EQ(config.proxy_timeout, "5m");
+  EXPECT_EQ(config.network.vxlan_port, 4789);
+  EXPECT_EQ(config.network.vni_min, 555000u);
 }
 
 TEST(FlagsTest, BadValuesNameWhatSuppliedThem) {

@@ -71,7 +71,7 @@ Result<providers::Instance> TestProvider::CreateInstance(const providers::Instan
   instance.id = "test-" + std::to_string(next_id_++);
   instance.name = spec.name;
   instance.owner = spec.owner;
-  if (!pod.starts_with("noip-")) instance.ips = {"127.0.0.1"};
+  if (!pod.starts_with("noip-")) instance.ips = {instance_ip};
   instances_[instance.id] = instance;
   auto addressed = pod.starts_with("faillate-")
                        ? Result<void>(Fail(Code::kInternal, "test provider: injected failure after the instance existed"))

@@ -37,6 +37,8 @@ class TestProvider final : public providers::Provider {
   using FaultFn = std::function<Fault(std::string_view step)>;
 
   std::chrono::milliseconds slow_delay{3000};
+  // The address every instance gets (a pod network test points its tunnel at a test-made netns).
+  std::string instance_ip = "127.0.0.1";
 
   // Thread-safe; may be replaced while calls run.
   void SetFaults(FaultFn faults);
