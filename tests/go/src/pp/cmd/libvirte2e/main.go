@@ -14,7 +14,7 @@
 // Scenarios: the whole lifecycle with a check that no domain, volume, ISO or socket is left; a
 // missing base image; a VM that never answers (StartVM fails within the shim's deadline and
 // cleans up); the VM destroyed behind the adaptor's back; StopVM during StartVM; four sandboxes at
-// once; kill -9 of the adaptor under a running pod and in the middle of a StartVM, then a restart. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
+// once; the pod network (the pod's IP served from inside the VM, both ways); kill -9 of the adaptor under a running pod and in the middle of a StartVM, then a restart. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
 package main
 
 import (
@@ -91,6 +91,7 @@ func run(adaptorBin string, timeout time.Duration) int {
 	r.Peer = e.adaptor.Proc
 
 	r.Run("lifecycle/create_start_health_stop_leaves_nothing", e.lifecycle)
+	r.Run("network/pod_ip_served_from_the_vm_both_ways_and_nothing_left_after_stopvm", e.podNetwork)
 	r.Run("failure/missing_base_image", e.missingImage)
 	r.Run("failure/vm_never_answers_startvm_fails_in_deadline_and_cleans_up", e.neverAnswers)
 	r.Run("failure/vm_destroyed_behind_the_adaptors_back", e.destroyedBehindBack)
@@ -120,8 +121,13 @@ func run(adaptorBin string, timeout time.Duration) int {
 
 func startAdaptor(bin, dir string) (*agentchain.Adaptor, error) {
 	a := &agentchain.Adaptor{Socket: filepath.Join(dir, "hypervisor.sock"), PodsDir: filepath.Join(dir, "pods")}
+	// The pod network's tunnels run over the libvirt network's bridge (this netns has no default route).
+	bridge, err := libvirtBridge()
+	if err != nil {
+		return nil, err
+	}
 	// Small TCG VMs booting with BIOS; auto TLS (the adaptor's own CA under -tls-dir).
-	p, err := harness.Start("adaptor", bin, "libvirt",
+	p, err := harness.Start("adaptor", bin, "libvirt", "-host-interface", bridge,
 		"-socket", a.Socket, "-pods-dir", a.PodsDir, "-tls-dir", filepath.Join(dir, "tls"),
 		"-node-name", "e2e-node", "-proxy-timeout", "4m", "-log-level", "debug",
 		"-firmware", "none", "-cpu", "1", "-memory", "384", "-ip-timeout", "4m")
