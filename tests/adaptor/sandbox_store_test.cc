@@ -86,6 +86,38 @@ TEST(SandboxStoreTest, KeepsTheLeftoversMark) {
   EXPECT_FALSE(ParseRecord(SerializeRecord(Record("x")))->leftovers);
 }
 
+TEST(SandboxStoreTest, KeepsThePodNetworkAndTunnelStateAndChecksThem) {
+  auto record = Record("x");
+  EXPECT_EQ(SerializeRecord(record).find("podNetwork"), std::string::npos);
+  podvm::PodNetwork net;
+  net.pod_ip = "10.244.1.5/24";
+  net.pod_ipv6 = "fd00::5/64";
+  net.pod_hw_addr = "0a:58:0a:f4:01:05";
+  net.interface = "eth0";
+  net.worker_node_ip = "192.168.122.1/24";
+  net.tunnel_type = "vxlan";
+  net.routes = {{"0.0.0.0/0", "10.244.1.1", "eth0", "boot", ""}};
+  net.mtu = 1500;
+  net.vxlan_port = 4789;
+  net.vxlan_id = 555007;
+  record.network = net;
+  for (auto state : {TunnelState::kNone, TunnelState::kSettingUp, TunnelState::kUp}) {
+    record.tunnel = state;
+    auto parsed = ParseRecord(SerializeRecord(record));
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(parsed->network, record.network);
+    EXPECT_EQ(parsed->tunnel, state);
+  }
+  // A record on disk is outside input: a bad address or state is refused, not half-loaded.
+  auto json = SerializeRecord(record);
+  auto bad = json;
+  bad.replace(bad.find("10.244.1.5/24"), 13, "10.244.1.500/24");
+  EXPECT_EQ(ParseRecord(bad).error().code, Code::kDataLoss);
+  bad = json;
+  bad.replace(bad.find("\"up\""), 4, "\"sideways\"");
+  EXPECT_EQ(ParseRecord(bad).error().code, Code::kDataLoss);
+}
+
 TEST(SandboxStoreTest, RejectsRecordsThatWouldNotPassCreateVM) {
   auto json = SerializeRecord(Record("x"));
   const auto pos = json.find("\"id\": \"x\"");
