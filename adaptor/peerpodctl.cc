@@ -262,13 +262,22 @@ int List(Ctl& ctl, const Options& o) {
     std::fprintf(stderr, "peerpodctl: warning: sandbox %s has an unreadable record: %s\n", u.id.c_str(),
                  u.reason.c_str());
   }
-  std::printf("%-20s %-28s %-9s %-38s %-15s\n", "SANDBOX", "POD", "STATE", "INSTANCE", "IP");
+  std::printf("%-20s %-28s %-9s %-38s %-15s %-18s %s\n", "SANDBOX", "POD", "STATE", "INSTANCE", "IP", "POD IP",
+              "TUNNEL");
   for (const auto& r : records) {
     std::string id = r.request.id.substr(0, 20);
     std::string pod = r.request.pod_namespace + "/" + r.request.pod_name;
-    std::printf("%-20s %-28s %-9s %-38s %-15s\n", id.c_str(), pod.c_str(),
-                StateName(r.state), r.instance_id.c_str(),
-                r.ips.empty() ? "-" : r.ips.front().c_str());
+    // The pod network: the pod's address (which the VM answers for) and the tunnel's VNI and state.
+    std::string pod_ip = "-", tunnel = "-";
+    if (r.network) {
+      pod_ip = r.network->pod_ip;
+      const char* state = r.tunnel == pp::adaptor::TunnelState::kUp          ? "up"
+                          : r.tunnel == pp::adaptor::TunnelState::kSettingUp ? "setting-up"
+                                                                             : "down";
+      tunnel = "vni " + std::to_string(r.network->vxlan_id) + " " + state;
+    }
+    std::printf("%-20s %-28s %-9s %-38s %-15s %-18s %s\n", id.c_str(), pod.c_str(), StateName(r.state),
+                r.instance_id.c_str(), r.ips.empty() ? "-" : r.ips.front().c_str(), pod_ip.c_str(), tunnel.c_str());
   }
   return 0;
 }
