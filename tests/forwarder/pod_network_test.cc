@@ -14,11 +14,13 @@
 
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "common/base/file.h"
 #include "common/netlink/route_socket.h"
 #include "common/podvm/apf_config.h"
+#include "forwarder/forwarder_cli.h"
 #include "tests/common/netlink/netns_fixture.h"
 
 namespace pp::forwarder {
@@ -166,6 +168,31 @@ TEST(SetUpPodNetworkTest, NoPodNetworkBuildsNothing) {
   EXPECT_FALSE(*built);
   struct stat st {};
   EXPECT_NE(::stat(options.pod_netns.c_str(), &st), 0);
+}
+
+// The forwarder's start: a pod network it cannot build is fatal (exit 1, the reason on stderr)
+// before anything listens, and nothing is made.
+TEST(ForwarderStartTest, APodNetworkItCannotBuildStopsTheForwarderBeforeItListens) {
+  char dir_template[] = "/tmp/ppfw-apf-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string config = dir + "/apf.json";
+  const std::string netns = "/run/netns/ppfw" + std::to_string(::getpid()) + "-never";
+  ASSERT_TRUE(WriteFileAtomic(config, R"({"pod-network": )" + PodNetworkJson("02:00:00:00:00:01",
+                                                                              R"(, "dedicated": true)") + "}",
+                              0600));
+  for (const std::string& pod_namespace : {netns, std::string()}) {
+    std::ostringstream out, err;
+    const std::vector<const char*> argv = {"agent-protocol-forwarder", "-config",      config.c_str(),
+                                           "-disable-tls",             "-listen",      "127.0.0.1:1",
+                                           "-pod-namespace",           pod_namespace.c_str()};
+    EXPECT_EQ(ForwarderMain(static_cast<int>(argv.size()), argv.data(), out, err), 1);
+    const std::string want = pod_namespace.empty() ? "-pod-namespace is empty" : "pod-network.dedicated";
+    EXPECT_NE(err.str().find(want), std::string::npos) << err.str();
+    struct stat st {};
+    EXPECT_NE(::stat(netns.c_str(), &st), 0) << netns << " was made";
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // A path under /run/netns that no one made: removed (unmounted, deleted) whatever the test does.
