@@ -222,7 +222,8 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
   return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(number));
 }
 
-Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags, podvm::ApfConfig* apf_out) {
+Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
+                                               podvm::ApfConfig* apf_out) {
   ForwarderOptions options;
   auto listen = ParseListenAddress(flags.listen);
   if (!listen) return std::unexpected(listen.error());

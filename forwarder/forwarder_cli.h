@@ -50,7 +50,8 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text);
 // apf.json"): the listen endpoint, the pod namespace, and unless -disable-tls the server TLS
 // context from the -ca-cert-file/-cert-file/-cert-key files or else from apf.json's keys. `apf`
 // (if given) gets the parsed apf.json (left empty without one), for the pod network.
-Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags, podvm::ApfConfig* apf = nullptr);
+Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
+                                               podvm::ApfConfig* apf = nullptr);
 
 // The whole program: flags, options, then serve until SIGINT or SIGTERM. Help and version go to
 // `out`, errors to `err`.

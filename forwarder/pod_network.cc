@@ -27,7 +27,9 @@ std::unexpected<Error> Invalid(const std::string& key, const std::string& why) {
   return Fail(Code::kInvalidArgument, "apf.json: pod-network.", key, ": ", why);
 }
 
-int FamilyOf(const std::string& address) { return address.find(':') != std::string::npos ? AF_INET6 : AF_INET; }
+int FamilyOf(const std::string& address) {
+  return address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+}
 
 std::string WithoutPrefix(const std::string& prefix) { return prefix.substr(0, prefix.find('/')); }
 
@@ -52,15 +54,18 @@ Result<int> Scope(const std::string& name, const std::string& key) {
 }
 
 // A route or neighbour names a device; the VM end has one, the pod's interface.
-Result<void> OnPodInterface(const std::string& dev, const std::string& interface, const std::string& key) {
+Result<void> OnPodInterface(const std::string& dev, const std::string& interface,
+                            const std::string& key) {
   if (dev.empty() || dev == interface) return {};
   return Invalid(key, "device \"" + dev + "\" is not the pod interface \"" + interface +
                           "\"; the pod VM carries only that one");
 }
 
-Result<netlink::Route> ConvertRoute(const podvm::Route& in, const std::string& interface, const std::string& key) {
+Result<netlink::Route> ConvertRoute(const podvm::Route& in, const std::string& interface,
+                                    const std::string& key) {
   netlink::Route out;
-  if (auto ok = OnPodInterface(in.dev, interface, key + ".dev"); !ok) return std::unexpected(ok.error());
+  if (auto ok = OnPodInterface(in.dev, interface, key + ".dev"); !ok)
+    return std::unexpected(ok.error());
   out.device = interface;
   out.gateway = in.gw;
   if (in.dst.empty() || in.dst == "0.0.0.0/0" || in.dst == "::/0") {
@@ -82,23 +87,32 @@ Result<netlink::Route> ConvertRoute(const podvm::Route& in, const std::string& i
 
 }  // namespace
 
-Result<netlink::PodTunnelSpec> PodTunnelFromApf(const podvm::PodNetwork& network, std::string pod_netns) {
+Result<netlink::PodTunnelSpec> PodTunnelFromApf(const podvm::PodNetwork& network,
+                                                std::string pod_netns) {
   if (!network.tunnel_type.empty() && network.tunnel_type != "vxlan")
-    return Invalid("tunnel-type", "\"" + network.tunnel_type + "\" is not supported; the only tunnel type is vxlan");
+    return Invalid("tunnel-type", "\"" + network.tunnel_type +
+                                      "\" is not supported; the only tunnel type is vxlan");
   if (network.dedicated)
-    return Invalid("dedicated", "a dedicated tunnel interface (CAA's -host-interface on the node) is not supported");
+    return Invalid(
+        "dedicated",
+        "a dedicated tunnel interface (CAA's -host-interface on the node) is not supported");
   if (network.external_net_via_pod_vm)
-    return Invalid("external-net-via-pod-vm", "external network through the pod VM is not supported");
-  if (network.pod_ip.empty()) return Invalid("podip", "missing; the pod's IPv4 address is required");
+    return Invalid("external-net-via-pod-vm",
+                   "external network through the pod VM is not supported");
+  if (network.pod_ip.empty())
+    return Invalid("podip", "missing; the pod's IPv4 address is required");
   if (FamilyOf(network.pod_ip) != AF_INET)
     return Invalid("podip", "not an IPv4 prefix (a dual-stack pod's IPv6 goes in podipv6)");
   if (!network.pod_ipv6.empty() && FamilyOf(network.pod_ipv6) != AF_INET6)
     return Invalid("podipv6", "not an IPv6 prefix");
-  if (network.interface.empty()) return Invalid("interface", "missing; the pod interface's name is required");
-  if (network.pod_hw_addr.empty()) return Invalid("pod-hw-addr", "missing; the pod interface's MAC is required");
+  if (network.interface.empty())
+    return Invalid("interface", "missing; the pod interface's name is required");
+  if (network.pod_hw_addr.empty())
+    return Invalid("pod-hw-addr", "missing; the pod interface's MAC is required");
   if (network.vxlan_id <= 0) return Invalid("vxlan-id", "missing; the tunnel's VNI is required");
   if (network.worker_node_ip.empty())
-    return Invalid("worker-node-ip", "missing; the worker node's address is the tunnel's remote end");
+    return Invalid("worker-node-ip",
+                   "missing; the worker node's address is the tunnel's remote end");
   if (network.mtu < 0) return Invalid("mtu", "negative");
 
   netlink::PodTunnelSpec spec;
@@ -120,11 +134,13 @@ Result<netlink::PodTunnelSpec> PodTunnelFromApf(const podvm::PodNetwork& network
   for (std::size_t i = 0; i < network.neighbors.size(); ++i) {
     const podvm::Neighbor& in = network.neighbors[i];
     const std::string key = "neighbors[" + std::to_string(i) + "]";
-    if (auto ok = OnPodInterface(in.dev, pod.name, key + ".dev"); !ok) return std::unexpected(ok.error());
+    if (auto ok = OnPodInterface(in.dev, pod.name, key + ".dev"); !ok)
+      return std::unexpected(ok.error());
     // Only permanent entries are configuration (the node copies only those); anything else the
     // pod learns again by ARP or NDP.
     if (!in.state.empty() && in.state != "permanent") continue;
-    if (in.hw_addr.empty()) return Invalid(key + ".hw-addr", "missing; a permanent neighbour needs a MAC");
+    if (in.hw_addr.empty())
+      return Invalid(key + ".hw-addr", "missing; a permanent neighbour needs a MAC");
     pod.neighbours.push_back({in.ip, in.hw_addr, pod.name});
   }
   spec.vni = static_cast<uint32_t>(network.vxlan_id);
@@ -136,7 +152,8 @@ Result<netlink::PodTunnelSpec> PodTunnelFromApf(const podvm::PodNetwork& network
 Result<void> RemoveNetns(const std::string& path) {
   if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
     return std::unexpected(ErrnoError("unmount " + path, errno));
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return std::unexpected(ErrnoError("remove " + path, errno));
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return std::unexpected(ErrnoError("remove " + path, errno));
   return {};
 }
 
@@ -148,7 +165,8 @@ namespace {
 Result<void> MakeSharedMountPoint(const std::string& dir) {
   for (bool bound = false;;) {
     if (::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) == 0) return {};
-    if (errno != EINVAL || bound) return std::unexpected(ErrnoError("make " + dir + " a shared mount", errno));
+    if (errno != EINVAL || bound)
+      return std::unexpected(ErrnoError("make " + dir + " a shared mount", errno));
     if (::mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0)
       return std::unexpected(ErrnoError("bind-mount " + dir + " onto itself", errno));
     bound = true;
@@ -190,8 +208,9 @@ Result<bool> EnsureNetns(const std::string& path) {
     // An empty regular file is what a create cut short between the file and the mount leaves.
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0)
-      return Fail(Code::kInvalidArgument, "pod network: ", path,
-                  " exists and is not a network namespace; remove it or give another -pod-namespace");
+      return Fail(
+          Code::kInvalidArgument, "pod network: ", path,
+          " exists and is not a network namespace; remove it or give another -pod-namespace");
     reuse_file = true;
   } else if (existing.error().code != Code::kNotFound) {
     return std::unexpected(existing.error());
@@ -216,7 +235,8 @@ namespace {
 
 std::string ElapsedSeconds(std::chrono::steady_clock::time_point since) {
   return std::to_string(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - since).count());
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - since)
+          .count());
 }
 
 // Waits until the VM's interface toward the node has an IPv4 address and a route reaches the node
@@ -228,12 +248,12 @@ Result<std::string> WaitForUnderlay(netlink::RouteSocket& vm, const PodNetworkOp
   const auto started = Clock::now();
   const auto deadline = started + options.underlay_wait;
   auto next_report = started;
-  const std::string which =
-      options.host_interface.empty() ? "the VM's primary interface" : "interface " + options.host_interface;
+  const std::string which = options.host_interface.empty() ? "the VM's primary interface"
+                                                           : "interface " + options.host_interface;
   for (;;) {
     std::string missing;
-    auto iface =
-        options.host_interface.empty() ? vm.ReadPrimaryInterface() : vm.ReadInterface(options.host_interface);
+    auto iface = options.host_interface.empty() ? vm.ReadPrimaryInterface()
+                                                : vm.ReadInterface(options.host_interface);
     if (!iface) {
       missing = iface.error().message;
     } else if (iface->ipv4.empty()) {
@@ -246,10 +266,11 @@ Result<std::string> WaitForUnderlay(netlink::RouteSocket& vm, const PodNetworkOp
       return options.host_interface.empty() ? std::string() : WithoutPrefix(iface->ipv4.front());
     }
     if (Clock::now() >= deadline)
-      return Fail(Code::kDeadlineExceeded, "pod network: ", which, " toward the worker node ", node_ip,
-                  " is not ready after ", ElapsedSeconds(started), " s: ", missing);
+      return Fail(Code::kDeadlineExceeded, "pod network: ", which, " toward the worker node ",
+                  node_ip, " is not ready after ", ElapsedSeconds(started), " s: ", missing);
     if (Clock::now() >= next_report) {
-      spdlog::info("pod network: waiting for {} toward the worker node {}: {}", which, node_ip, missing);
+      spdlog::info("pod network: waiting for {} toward the worker node {}: {}", which, node_ip,
+                   missing);
       next_report = Clock::now() + std::chrono::seconds(10);
     }
     std::this_thread::sleep_for(options.poll);
@@ -262,14 +283,16 @@ Result<std::optional<BuiltPodNetwork>> SetUpPodNetwork(const podvm::ApfConfig& a
                                                        const PodNetworkOptions& options) {
   if (!apf.pod_network) return std::nullopt;
   if (options.pod_netns.empty())
-    return Fail(Code::kInvalidArgument,
-                "pod network: apf.json has a pod-network but -pod-namespace is empty; give the namespace "
-                "the containers join");
+    return Fail(
+        Code::kInvalidArgument,
+        "pod network: apf.json has a pod-network but -pod-namespace is empty; give the namespace "
+        "the containers join");
   BuiltPodNetwork built;
   auto spec = PodTunnelFromApf(*apf.pod_network, options.pod_netns);
   if (!spec) return std::unexpected(spec.error());
   built.spec = *std::move(spec);
-  auto vm = options.vm_netns.empty() ? netlink::RouteSocket::Open() : netlink::RouteSocket::OpenIn(options.vm_netns);
+  auto vm = options.vm_netns.empty() ? netlink::RouteSocket::Open()
+                                     : netlink::RouteSocket::OpenIn(options.vm_netns);
   if (!vm) return std::unexpected(vm.error());
   auto local = WaitForUnderlay(*vm, options, built.spec.node_ip);
   if (!local) return std::unexpected(local.error());
@@ -279,18 +302,22 @@ Result<std::optional<BuiltPodNetwork>> SetUpPodNetwork(const podvm::ApfConfig& a
   if (!created) return std::unexpected(created.error());
   built.created_netns = *created;
   Undo undo("pod network");
-  if (built.created_netns) undo.Add("remove " + options.pod_netns, [&] { (void)RemoveNetns(options.pod_netns); });
+  if (built.created_netns)
+    undo.Add("remove " + options.pod_netns, [&] { (void)RemoveNetns(options.pod_netns); });
   // A forwarder restarted by its supervisor finds what its previous run built: take it down and
   // build again from apf.json, which does not change during the VM's life.
   if (auto down = netlink::TearDownPodTunnel(*vm, built.spec); !down)
-    return Fail(down.error().code, "pod network: take down an earlier tunnel: ", down.error().message);
+    return Fail(down.error().code,
+                "pod network: take down an earlier tunnel: ", down.error().message);
   if (auto up = netlink::SetUpPodTunnel(*vm, built.spec); !up)
     return Fail(up.error().code, "pod network: ", up.error().message);
   auto pod = netlink::RouteSocket::OpenIn(options.pod_netns);
-  auto read = pod ? pod->ReadInterface(built.spec.pod.name) : Result<netlink::InterfaceConfig>(std::unexpected(pod.error()));
+  auto read = pod ? pod->ReadInterface(built.spec.pod.name)
+                  : Result<netlink::InterfaceConfig>(std::unexpected(pod.error()));
   if (!read) {
     (void)netlink::TearDownPodTunnel(*vm, built.spec);
-    return Fail(read.error().code, "pod network: read back ", built.spec.pod.name, ": ", read.error().message);
+    return Fail(read.error().code, "pod network: read back ", built.spec.pod.name, ": ",
+                read.error().message);
   }
   built.pod = *std::move(read);
   undo.Commit();
@@ -301,7 +328,8 @@ std::string DescribePodNetwork(const BuiltPodNetwork& built) {
   std::string text = "pod network: " + built.pod.name;
   for (const auto& list : {built.pod.ipv4, built.pod.ipv6})
     for (const auto& prefix : list) text += " " + prefix;
-  text += " mac " + built.pod.mac + " mtu " + std::to_string(built.pod.mtu) + " in " + built.spec.pod_netns;
+  text += " mac " + built.pod.mac + " mtu " + std::to_string(built.pod.mtu) + " in " +
+          built.spec.pod_netns;
   if (built.created_netns) text += " (created)";
   text += ", VXLAN " + std::to_string(built.spec.vni) + " to " + built.spec.node_ip + ":" +
           std::to_string(built.spec.dst_port);

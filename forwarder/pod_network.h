@@ -3,9 +3,9 @@
 // that the agent's containers join. What cloud-api-adaptor's forwarder does at start
 // (src/cloud-api-adaptor/pkg/podnetwork/podnode.go and tunneler/vxlan/podnode.go), on pp::netlink.
 //
-// Threading: SetUpPodNetwork blocks (it waits for the VM's underlay) and runs before the forwarder's
-// io_context; it switches no namespace of the calling thread (netns.h: a namespace is made on a
-// thread of its own).
+// Threading: SetUpPodNetwork blocks (it waits for the VM's underlay) and runs before the
+// forwarder's io_context; it switches no namespace of the calling thread (netns.h: a namespace is
+// made on a thread of its own).
 #pragma once
 
 #include <chrono>
@@ -30,8 +30,8 @@ inline constexpr std::string_view kDefaultPodNetns = "/run/netns/podns";
 // "vxlan", no podip, no vxlan-id, no worker-node-ip, no interface or pod-hw-addr, a route or
 // neighbour on another device than the pod's interface, and dedicated or external-net-via-pod-vm
 // (cloud-api-adaptor's secondary-NIC modes, which this forwarder does not support).
-Result<netlink::PodTunnelSpec> PodTunnelFromApf(const podvm::PodNetwork& network,
-                                                std::string pod_netns = std::string(kDefaultPodNetns));
+Result<netlink::PodTunnelSpec> PodTunnelFromApf(
+    const podvm::PodNetwork& network, std::string pod_netns = std::string(kDefaultPodNetns));
 
 // Makes sure a network namespace is mounted at `path`. If something is mounted there already (the
 // production image's netns@podns.service runs `ip netns add podns`) it is used as it is, and

@@ -39,7 +39,8 @@ using netlink::testing::TestNetns;
 podvm::PodNetwork Parse(const std::string& pod_network_json) {
   podvm::ApfConfig apf;
   std::string error;
-  EXPECT_TRUE(podvm::ParseApfConfig("{\"pod-network\": " + pod_network_json + "}", apf, error)) << error;
+  EXPECT_TRUE(podvm::ParseApfConfig("{\"pod-network\": " + pod_network_json + "}", apf, error))
+      << error;
   return apf.pod_network.value_or(podvm::PodNetwork{});
 }
 
@@ -85,7 +86,8 @@ TEST(PodTunnelFromApfTest, ConvertsCaasPodNetwork) {
   EXPECT_EQ(spec->vni, 555001u);
   EXPECT_EQ(spec->node_ip, "192.168.77.1") << "the remote VTEP is an address, not a prefix";
   EXPECT_EQ(spec->dst_port, 4789) << "vxlan-port 0 is IANA's port";
-  EXPECT_EQ(spec->mtu, 0u) << "the tunnel MTU is left to SetUpPodTunnel (pod MTU, capped by the underlay)";
+  EXPECT_EQ(spec->mtu, 0u)
+      << "the tunnel MTU is left to SetUpPodTunnel (pod MTU, capped by the underlay)";
   // The kernel's prefix route is left out (the address brings it back); defaults in both forms.
   const std::vector<netlink::Route> routes = {
       {"", "10.244.1.1", "eth0", AF_INET, -1, -1},
@@ -99,7 +101,8 @@ TEST(PodTunnelFromApfTest, ConvertsCaasPodNetwork) {
 }
 
 TEST(PodTunnelFromApfTest, MapsScopesProtocolsAndPort) {
-  auto spec = PodTunnelFromApf(Parse(R"({"podip": "10.244.1.5/32", "pod-hw-addr": "02:00:00:00:00:01",
+  auto spec =
+      PodTunnelFromApf(Parse(R"({"podip": "10.244.1.5/32", "pod-hw-addr": "02:00:00:00:00:01",
       "interface": "eth0", "worker-node-ip": "10.0.0.1/16", "vxlan-id": 7, "vxlan-port": 8472,
       "routes": [{"dst": "169.254.1.1/32", "dev": "eth0", "scope": "link", "protocol": "boot"},
                  {"dst": "0.0.0.0/0", "gw": "169.254.1.1", "scope": "universe", "protocol": "dhcp"},
@@ -110,8 +113,10 @@ TEST(PodTunnelFromApfTest, MapsScopesProtocolsAndPort) {
   EXPECT_EQ(spec->dst_port, 8472);
   EXPECT_EQ(spec->node_ip, "10.0.0.1");
   ASSERT_EQ(spec->pod.routes.size(), 5u);
-  EXPECT_EQ(spec->pod.routes[0], (netlink::Route{"169.254.1.1/32", "", "eth0", AF_INET, RT_SCOPE_LINK, RTPROT_BOOT}));
-  EXPECT_EQ(spec->pod.routes[1], (netlink::Route{"", "169.254.1.1", "eth0", AF_INET, RT_SCOPE_UNIVERSE, RTPROT_DHCP}));
+  EXPECT_EQ(spec->pod.routes[0],
+            (netlink::Route{"169.254.1.1/32", "", "eth0", AF_INET, RT_SCOPE_LINK, RTPROT_BOOT}));
+  EXPECT_EQ(spec->pod.routes[1],
+            (netlink::Route{"", "169.254.1.1", "eth0", AF_INET, RT_SCOPE_UNIVERSE, RTPROT_DHCP}));
   EXPECT_EQ(spec->pod.routes[2].scope, RT_SCOPE_HOST);
   EXPECT_EQ(spec->pod.routes[3].scope, RT_SCOPE_SITE);
   EXPECT_EQ(spec->pod.routes[4].scope, RT_SCOPE_NOWHERE);
@@ -119,32 +124,39 @@ TEST(PodTunnelFromApfTest, MapsScopesProtocolsAndPort) {
 }
 
 TEST(PodTunnelFromApfTest, RefusesWhatItCannotBuildNamingTheKey) {
-  const std::string base = R"("podip": "10.244.1.5/24", "pod-hw-addr": "02:00:00:00:00:01", "interface": "eth0")";
+  const std::string base =
+      R"("podip": "10.244.1.5/24", "pod-hw-addr": "02:00:00:00:00:01", "interface": "eth0")";
   const std::string node = R"("worker-node-ip": "10.0.0.1/16")";
   const std::string vni = R"("vxlan-id": 7)";
   const struct {
     std::string json, key, why;
   } cases[] = {
-      {"{" + base + "," + node + "," + vni + R"(, "tunnel-type": "geneve"})", "pod-network.tunnel-type", "vxlan"},
+      {"{" + base + "," + node + "," + vni + R"(, "tunnel-type": "geneve"})",
+       "pod-network.tunnel-type", "vxlan"},
       {"{" + base + "," + node + "}", "pod-network.vxlan-id", "missing"},
       {"{" + base + "," + vni + "}", "pod-network.worker-node-ip", "missing"},
-      {R"({"pod-hw-addr": "02:00:00:00:00:01", "interface": "eth0", )" + node + "," + vni + "}", "pod-network.podip",
-       "missing"},
-      {R"({"podip": "fd00::5/64", "pod-hw-addr": "02:00:00:00:00:01", "interface": "eth0", )" + node + "," + vni +
-           "}",
+      {R"({"pod-hw-addr": "02:00:00:00:00:01", "interface": "eth0", )" + node + "," + vni + "}",
+       "pod-network.podip", "missing"},
+      {R"({"podip": "fd00::5/64", "pod-hw-addr": "02:00:00:00:00:01", "interface": "eth0", )" +
+           node + "," + vni + "}",
        "pod-network.podip", "IPv4"},
-      {R"({"podip": "10.244.1.5/24", "interface": "eth0", )" + node + "," + vni + "}", "pod-network.pod-hw-addr",
-       "missing"},
-      {R"({"podip": "10.244.1.5/24", "pod-hw-addr": "02:00:00:00:00:01", )" + node + "," + vni + "}",
+      {R"({"podip": "10.244.1.5/24", "interface": "eth0", )" + node + "," + vni + "}",
+       "pod-network.pod-hw-addr", "missing"},
+      {R"({"podip": "10.244.1.5/24", "pod-hw-addr": "02:00:00:00:00:01", )" + node + "," + vni +
+           "}",
        "pod-network.interface", "missing"},
-      {"{" + base + "," + node + "," + vni + R"(, "dedicated": true})", "pod-network.dedicated", "not supported"},
+      {"{" + base + "," + node + "," + vni + R"(, "dedicated": true})", "pod-network.dedicated",
+       "not supported"},
       {"{" + base + "," + node + "," + vni + R"(, "external-net-via-pod-vm": true})",
        "pod-network.external-net-via-pod-vm", "not supported"},
-      {"{" + base + "," + node + "," + vni + R"(, "routes": [{"dst": "10.9.0.0/16", "dev": "eth1"}]})",
+      {"{" + base + "," + node + "," + vni +
+           R"(, "routes": [{"dst": "10.9.0.0/16", "dev": "eth1"}]})",
        "pod-network.routes[0].dev", "eth1"},
-      {"{" + base + "," + node + "," + vni + R"(, "routes": [{"dst": "10.9.0.0/16", "gw": "fd00::1"}]})",
+      {"{" + base + "," + node + "," + vni +
+           R"(, "routes": [{"dst": "10.9.0.0/16", "gw": "fd00::1"}]})",
        "pod-network.routes[0].gw", "family"},
-      {"{" + base + "," + node + "," + vni + R"(, "neighbors": [{"ip": "10.244.1.1", "dev": "eth0"}]})",
+      {"{" + base + "," + node + "," + vni +
+           R"(, "neighbors": [{"ip": "10.244.1.1", "dev": "eth0"}]})",
        "pod-network.neighbors[0].hw-addr", "MAC"},
       {"{" + base + "," + node + "," + vni +
            R"(, "neighbors": [{"ip": "10.244.1.1", "hw-addr": "02:00:00:00:00:02", "dev": "eth7"}]})",
@@ -178,16 +190,23 @@ TEST(ForwarderStartTest, APodNetworkItCannotBuildStopsTheForwarderBeforeItListen
   const std::string dir = dir_template;
   const std::string config = dir + "/apf.json";
   const std::string netns = "/run/netns/ppfw" + std::to_string(::getpid()) + "-never";
-  ASSERT_TRUE(WriteFileAtomic(config, R"({"pod-network": )" + PodNetworkJson("02:00:00:00:00:01",
-                                                                              R"(, "dedicated": true)") + "}",
-                              0600));
+  ASSERT_TRUE(WriteFileAtomic(
+      config,
+      R"({"pod-network": )" + PodNetworkJson("02:00:00:00:00:01", R"(, "dedicated": true)") + "}",
+      0600));
   for (const std::string& pod_namespace : {netns, std::string()}) {
     std::ostringstream out, err;
-    const std::vector<const char*> argv = {"agent-protocol-forwarder", "-config",      config.c_str(),
-                                           "-disable-tls",             "-listen",      "127.0.0.1:1",
-                                           "-pod-namespace",           pod_namespace.c_str()};
+    const std::vector<const char*> argv = {"agent-protocol-forwarder",
+                                           "-config",
+                                           config.c_str(),
+                                           "-disable-tls",
+                                           "-listen",
+                                           "127.0.0.1:1",
+                                           "-pod-namespace",
+                                           pod_namespace.c_str()};
     EXPECT_EQ(ForwarderMain(static_cast<int>(argv.size()), argv.data(), out, err), 1);
-    const std::string want = pod_namespace.empty() ? "-pod-namespace is empty" : "pod-network.dedicated";
+    const std::string want =
+        pod_namespace.empty() ? "-pod-namespace is empty" : "pod-network.dedicated";
     EXPECT_NE(err.str().find(want), std::string::npos) << err.str();
     struct stat st {};
     EXPECT_NE(::stat(netns.c_str(), &st), 0) << netns << " was made";
@@ -232,10 +251,12 @@ class PodNetworkTest : public ::testing::Test {
     for (const std::string& cmd :
          {n + "link add cnihost mtu 1450 type veth peer name eth0 mtu 1450 netns " + pod_->name(),
           n + "addr add 10.244.1.1/24 dev cnihost", n + "addr add fd00:244::1/64 dev cnihost nodad",
-          n + "link set cnihost up", p + "addr add 10.244.1.5/24 dev eth0", p + "addr add fd00:244::5/64 dev eth0 nodad",
-          p + "link set eth0 up", p + "route add default via 10.244.1.1", p + "-6 route add default via fd00:244::1",
-          n + "link add ul0 type veth peer name ul0 netns " + vm_->name(), n + "addr add 192.168.77.1/24 dev ul0",
-          n + "link set ul0 up", v + "addr add 192.168.77.2/24 dev ul0", v + "link set ul0 up"}) {
+          n + "link set cnihost up", p + "addr add 10.244.1.5/24 dev eth0",
+          p + "addr add fd00:244::5/64 dev eth0 nodad", p + "link set eth0 up",
+          p + "route add default via 10.244.1.1", p + "-6 route add default via fd00:244::1",
+          n + "link add ul0 type veth peer name ul0 netns " + vm_->name(),
+          n + "addr add 192.168.77.1/24 dev ul0", n + "link set ul0 up",
+          v + "addr add 192.168.77.2/24 dev ul0", v + "link set ul0 up"}) {
       ASSERT_EQ(Sh(cmd), 0) << cmd;
     }
     auto node = netlink::RouteSocket::OpenIn(node_->path());
@@ -288,8 +309,10 @@ class PodNetworkTest : public ::testing::Test {
     EXPECT_TRUE(Ping(vmpod, "fd00:244::1")) << "pod VM -> node over IPv6";
     EXPECT_TRUE(TcpEcho(vmpod, "10.244.1.5", node_->path(), 1 << 20)) << "node -> pod VM over TCP";
     EXPECT_TRUE(TcpEcho(node_->path(), "10.244.1.1", vmpod, 1 << 20)) << "pod VM -> node over TCP";
-    EXPECT_TRUE(TcpEcho(vmpod, "fd00:244::5", node_->path(), 1 << 20)) << "node -> pod VM over TCP/IPv6";
-    EXPECT_TRUE(TcpEcho(node_->path(), "fd00:244::1", vmpod, 1 << 20)) << "pod VM -> node over TCP/IPv6";
+    EXPECT_TRUE(TcpEcho(vmpod, "fd00:244::5", node_->path(), 1 << 20))
+        << "node -> pod VM over TCP/IPv6";
+    EXPECT_TRUE(TcpEcho(node_->path(), "fd00:244::1", vmpod, 1 << 20))
+        << "pod VM -> node over TCP/IPv6";
   }
 
   std::optional<TestNetns> node_, pod_, vm_;
@@ -307,29 +330,35 @@ TEST_F(PodNetworkTest, BuildsTheVmEndFromApfJsonAndTrafficFlowsBothWays) {
   EXPECT_FALSE((*built)->created_netns);
   EXPECT_EQ((*built)->pod.mtu, 1450u);
   const std::string line = DescribePodNetwork(**built);
-  for (const std::string& want : {std::string("eth0"), std::string("10.244.1.5/24"),
-                                  std::string("fd00:244::5/64"), std::string("mtu 1450"),
-                                  std::string("VXLAN 555001"), std::string("192.168.77.1:4789"), vmpod.path()})
+  for (const std::string& want :
+       {std::string("eth0"), std::string("10.244.1.5/24"), std::string("fd00:244::5/64"),
+        std::string("mtu 1450"), std::string("VXLAN 555001"), std::string("192.168.77.1:4789"),
+        vmpod.path()})
     EXPECT_NE(line.find(want), std::string::npos) << want << " missing from: " << line;
 
   // iproute2 reads back what was built.
   const std::string ns = "ip -n " + vmpod.name() + " ";
   const std::string link = ShOutput(ns + "-d link show eth0");
-  for (const std::string& want : {std::string("vxlan id 555001"), std::string("remote 192.168.77.1"),
-                                  std::string("dstport 4789"), std::string("mtu 1450"),
-                                  std::string("link/ether ") + pod_mac_, std::string("UP")})
+  for (const std::string& want :
+       {std::string("vxlan id 555001"), std::string("remote 192.168.77.1"),
+        std::string("dstport 4789"), std::string("mtu 1450"), std::string("link/ether ") + pod_mac_,
+        std::string("UP")})
     EXPECT_NE(link.find(want), std::string::npos) << want << " missing from: " << link;
   const std::string addrs = ShOutput(ns + "addr show eth0");
   EXPECT_NE(addrs.find("inet 10.244.1.5/24"), std::string::npos) << addrs;
   EXPECT_NE(addrs.find("inet6 fd00:244::5/64"), std::string::npos) << addrs;
   const std::string routes = ShOutput(ns + "route show");
   EXPECT_NE(routes.find("default via 10.244.1.1 dev eth0"), std::string::npos) << routes;
-  EXPECT_NE(routes.find("10.96.0.0/12 via 10.244.1.1 dev eth0 proto static"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("10.96.0.0/12 via 10.244.1.1 dev eth0 proto static"), std::string::npos)
+      << routes;
   EXPECT_NE(routes.find("10.244.1.0/24 dev eth0 proto kernel"), std::string::npos) << routes;
-  EXPECT_NE(ShOutput(ns + "-6 route show").find("default via fd00:244::1 dev eth0"), std::string::npos);
+  EXPECT_NE(ShOutput(ns + "-6 route show").find("default via fd00:244::1 dev eth0"),
+            std::string::npos);
   const std::string neigh = ShOutput(ns + "neigh show");
-  EXPECT_NE(neigh.find("10.244.1.1 dev eth0 lladdr ee:ee:ee:ee:ee:ee PERMANENT"), std::string::npos) << neigh;
-  EXPECT_EQ(neigh.find("10.244.1.9"), std::string::npos) << "a stale entry is not configuration: " << neigh;
+  EXPECT_NE(neigh.find("10.244.1.1 dev eth0 lladdr ee:ee:ee:ee:ee:ee PERMANENT"), std::string::npos)
+      << neigh;
+  EXPECT_EQ(neigh.find("10.244.1.9"), std::string::npos)
+      << "a stale entry is not configuration: " << neigh;
   // The permanent entry for the gateway is the node's CNI veth in real life; here it is made up,
   // so replace it with the real one before sending traffic.
   ASSERT_EQ(Sh(ns + "neigh del 10.244.1.1 dev eth0"), 0);
@@ -347,8 +376,9 @@ TEST_F(PodNetworkTest, ARestartedForwarderBuildsItAgainAndTrafficStillFlows) {
     ASSERT_TRUE(*built);
   }
   // One pod interface (a VXLAN device shows as eth0@<link>), no leftover transient device.
-  EXPECT_EQ(ShOutput("ip -n " + vmpod.name() + " -o link show | awk -F': ' '{print $2}' | cut -d@ -f1"),
-            "lo\neth0\n");
+  EXPECT_EQ(
+      ShOutput("ip -n " + vmpod.name() + " -o link show | awk -F': ' '{print $2}' | cut -d@ -f1"),
+      "lo\neth0\n");
   EXPECT_EQ(ShOutput("ip -n " + vm_->name() + " -o link show | grep -c ppvx"), "0\n");
   ExpectTraffic(vmpod.path());
 }
@@ -379,9 +409,11 @@ TEST_F(PodNetworkTest, AFailedBuildRemovesTheNamespaceItCreated) {
   NetnsPath vmpod("failed");
   // A gateway on no link: the kernel refuses the route after the device is in place.
   auto built = SetUpPodNetwork(
-      Apf(R"(, "routes": [{"dst": "10.99.0.0/16", "gw": "10.50.0.1", "dev": "eth0"}])"), Options(vmpod.path()));
+      Apf(R"(, "routes": [{"dst": "10.99.0.0/16", "gw": "10.50.0.1", "dev": "eth0"}])"),
+      Options(vmpod.path()));
   ASSERT_FALSE(built);
-  EXPECT_NE(built.error().message.find("10.99.0.0/16 via 10.50.0.1"), std::string::npos) << built.error().ToString();
+  EXPECT_NE(built.error().message.find("10.99.0.0/16 via 10.50.0.1"), std::string::npos)
+      << built.error().ToString();
   EXPECT_FALSE(vmpod.exists()) << "the namespace this call made is left behind";
   EXPECT_EQ(ShOutput("ip -n " + vm_->name() + " -o link show | grep -c ppvx"), "0\n");
 }
@@ -394,7 +426,8 @@ TEST_F(PodNetworkTest, AnUnderlayThatNeverReachesTheNodeTimesOutAndMakesNothing)
   auto built = SetUpPodNetwork(Apf(R"(, "worker-node-ip": "10.123.0.1/16")"), options);
   ASSERT_FALSE(built);
   EXPECT_EQ(built.error().code, Code::kDeadlineExceeded) << built.error().ToString();
-  EXPECT_NE(built.error().message.find("10.123.0.1"), std::string::npos) << built.error().ToString();
+  EXPECT_NE(built.error().message.find("10.123.0.1"), std::string::npos)
+      << built.error().ToString();
   EXPECT_FALSE(vmpod.exists());
   // A named host interface that does not exist: the message names it.
   options.host_interface = "ens9";
@@ -413,7 +446,8 @@ TEST_F(PodNetworkTest, ANamedHostInterfaceGivesTheTunnelsLocalAddress) {
   auto built = SetUpPodNetwork(Apf(R"(, "neighbors": [])"), options);
   ASSERT_TRUE(built) << built.error().ToString();
   EXPECT_EQ((*built)->spec.local_ip, "192.168.77.2");
-  EXPECT_NE(ShOutput("ip -d -n " + vmpod.name() + " link show eth0").find("local 192.168.77.2"), std::string::npos);
+  EXPECT_NE(ShOutput("ip -d -n " + vmpod.name() + " link show eth0").find("local 192.168.77.2"),
+            std::string::npos);
   EXPECT_TRUE(Ping(node_->path(), "10.244.1.5"));
 }
 
