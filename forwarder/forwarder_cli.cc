@@ -12,6 +12,7 @@
 #include "common/podvm/encoding.h"
 #include "common/tls/context.h"
 #include "common/tls/settings.h"
+#include "forwarder/pod_network.h"
 
 #ifndef PP_VERSION
 #define PP_VERSION "0.0.0"
@@ -109,11 +110,23 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     out << "agent-protocol-forwarder " << PP_VERSION << "\n";
     return 0;
   }
-  auto options = BuildForwarderOptions(flags);
+  podvm::ApfConfig apf;
+  auto options = BuildForwarderOptions(flags, &apf);
   if (!options) {
     err << "agent-protocol-forwarder: " << options.error().message << "\n";
     return 2;
   }
+  // CAA's order: the pod network first, fatal on error (the supervisor starts us again), so that a
+  // listener that answers means the containers' network is in place.
+  PodNetworkOptions network;
+  network.pod_netns = options->pod_netns;
+  network.host_interface = flags.host_interface;
+  auto built = SetUpPodNetwork(apf, network);
+  if (!built) {
+    err << "agent-protocol-forwarder: " << built.error().message << "\n";
+    return 1;
+  }
+  if (*built) spdlog::info("{}", DescribePodNetwork(**built));
   if (!options->tls) {
     spdlog::warn("TLS IS DISABLED: anyone who reaches {} can drive the kata-agent", flags.listen);
   }
@@ -153,6 +166,8 @@ void AddForwarderFlags(CLI::App& app, ForwarderFlags& flags) {
   app.add_option("--pod-namespace", flags.pod_netns,
                  "network namespace containers join (empty: none)")
       ->capture_default_str();
+  app.add_option("--host-interface", flags.host_interface,
+                 "the VM's interface toward the worker node (default: the primary one)");
   app.add_option("--config", flags.config_path, "apf.json written by process-user-data")
       ->capture_default_str();
   app.add_option("--ca-cert-file", flags.ca_file, "CA that signs the node's client certificate");
@@ -207,7 +222,8 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
   return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(number));
 }
 
-Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags) {
+Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
+                                               podvm::ApfConfig* apf_out) {
   ForwarderOptions options;
   auto listen = ParseListenAddress(flags.listen);
   if (!listen) return std::unexpected(listen.error());
@@ -235,6 +251,7 @@ Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags) {
     if (!tls) return std::unexpected(tls.error());
     options.tls = std::move(*tls);
   }
+  if (apf_out != nullptr) *apf_out = std::move(apf);
   return options;
 }
 

@@ -1,8 +1,10 @@
 // agent-protocol-forwarder's command line, as cloud-api-adaptor's forwarder has it
 // (reference/caa.md section 4):
 //   -listen <ip>:<port> | [<ipv6>]:<port> (default 0.0.0.0:15150)  -kata-agent-socket <path>
-//   -pod-namespace <path>  -config <apf.json>  -ca-cert-file F -cert-file F -cert-key F |
-//   -disable-tls
+//   -pod-namespace <path>  -host-interface <name>  -config <apf.json>  -ca-cert-file F -cert-file F
+//   -cert-key F | -disable-tls
+// At start, in cloud-api-adaptor's order: the pod network from apf.json's pod-network (fatal on
+// error, forwarder/pod_network.h), then the listener, then the relay to the agent.
 // Go's "-name value" syntax is accepted (pp::NormalizeGoFlags).
 //
 // Exit codes: 0 after a clean shutdown (SIGINT, SIGTERM) or -version/-help, 2 for a bad command
@@ -16,6 +18,7 @@
 
 #include "common/base/asio.h"
 #include "common/base/error.h"
+#include "common/podvm/apf_config.h"
 #include "forwarder/forwarder.h"
 
 namespace CLI {
@@ -28,6 +31,7 @@ struct ForwarderFlags {
   std::string listen = "0.0.0.0:15150";
   std::string agent_socket = "/run/kata-containers/agent.sock";
   std::string pod_netns = "/run/netns/podns";
+  std::string host_interface;  // the VM's interface toward the node; empty: the primary one
   std::string config_path = "/run/peerpod/apf.json";
   std::string ca_file, cert_file, key_file;
   bool disable_tls = false;
@@ -44,8 +48,10 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text);
 
 // Everything the Forwarder needs from the flags and apf.json (-config; a missing file means "no
 // apf.json"): the listen endpoint, the pod namespace, and unless -disable-tls the server TLS
-// context from the -ca-cert-file/-cert-file/-cert-key files or else from apf.json's keys.
-Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags);
+// context from the -ca-cert-file/-cert-file/-cert-key files or else from apf.json's keys. `apf`
+// (if given) gets the parsed apf.json (left empty without one), for the pod network.
+Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
+                                               podvm::ApfConfig* apf = nullptr);
 
 // The whole program: flags, options, then serve until SIGINT or SIGTERM. Help and version go to
 // `out`, errors to `err`.

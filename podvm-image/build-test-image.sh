@@ -64,6 +64,13 @@ kernel=/boot/vmlinuz-$kver
 [[ -r $kernel ]] || die "$kernel is not readable (run as root, or give KERNEL_VERSION)"
 [[ -d /lib/modules/$kver ]] || die "/lib/modules/$kver missing: install linux-image-$kver"
 
+# The forwarder makes the pod's network namespace (/run/netns/podns) and a VXLAN device: a kernel
+# without network namespaces or VXLAN cannot carry a pod network.
+kconfig=/boot/config-$kver
+[[ -r $kconfig ]] || die "$kconfig missing: cannot check the kernel for CONFIG_NET_NS and CONFIG_VXLAN"
+grep -qx 'CONFIG_NET_NS=y' "$kconfig" || die "kernel $kver lacks CONFIG_NET_NS=y (network namespaces)"
+grep -Eqx 'CONFIG_VXLAN=[ym]' "$kconfig" || die "kernel $kver lacks CONFIG_VXLAN"
+
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}
 export TZ=UTC MTOOLS_SKIP_CHECK=1 LC_ALL=C
 
@@ -85,11 +92,14 @@ done
 
 # Modules in load order (dependencies first, each once): virtio_ring, virtio, virtio_pci_modern_dev,
 # virtio_pci_legacy_dev, virtio_pci, failover, net_failover, virtio_net, then virtio_blk and
-# virtio-rng (entropy, when the VM has the device). Compressed modules are stored decompressed:
-# busybox insmod loads plain .ko files.
+# virtio-rng (entropy, when the VM has the device), then the pod network's VM end: udp_tunnel,
+# ip6_udp_tunnel, vxlan (the pod's VXLAN endpoint, RFC 7348; the tc ingress/u32/mirred redirect is
+# the node's end only, the VM needs none of it), then cdrom and isofs (init reads the instance name
+# from the cidata disk's meta-data for the pod-network test server). Compressed modules are stored
+# decompressed: busybox insmod loads plain .ko files.
 declare -A seen=()
 : >"$root/etc/podvm/modules"
-for module in virtio_pci virtio_net virtio_blk virtio_rng; do
+for module in virtio_pci virtio_net virtio_blk virtio_rng vxlan isofs; do
   deps=$(modprobe -S "$kver" --show-depends "$module") || die "modprobe cannot resolve $module for $kver"
   while read -r verb path _; do
     [[ $verb == insmod ]] || continue
@@ -127,6 +137,11 @@ done
 
 install -m 0755 "$here/initramfs/init" "$root/init"
 install -m 0755 "$here/initramfs/udhcpc.script" "$root/etc/udhcpc/default.script"
+# TEST ONLY: the pod-network test server's CGI (init starts the server when apf.json has a
+# pod-network).
+mkdir -p "$root/srv/podnet/cgi-bin"
+install -m 0755 "$here/initramfs/reach.cgi" "$root/srv/podnet/cgi-bin/reach"
+install -m 0755 "$here/initramfs/size.cgi" "$root/srv/podnet/cgi-bin/size"
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 printf '127.0.0.1 localhost\n127.0.1.1 podvm\n::1 localhost\n' >"$root/etc/hosts"

@@ -196,7 +196,10 @@ Result<void> RouteSocket::AddRoute(const Route& route) {
     rtnl_route_nh_set_gateway(nh, gw->get());
   }
   rtnl_route_add_nexthop(obj.get(), nh);  // the route owns nh from here
-  if (int err = rtnl_route_add(get(), obj.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0) {
+  // NLM_F_REPLACE: a route to the same destination replaces the one there, which is the kernel's
+  // prefix route of a non-/32 pod address when a PTP-style CNI routes its own subnet through the
+  // gateway (CAA's VM side deletes that route first, pkg/podnetwork/podnode.go).
+  if (int err = rtnl_route_add(get(), obj.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0) {
     const std::string what = (route.destination.empty() ? "default" : route.destination) +
                              (route.gateway.empty() ? "" : " via " + route.gateway) + " dev " +
                              route.device;

@@ -50,6 +50,7 @@ class RouteSocket {
   // Adds "10.244.1.5/24" to a link, without duplicate address detection for IPv6 (the address is
   // the pod's, already checked on the node; DAD would only delay it, RFC 4862 section 5.4).
   Result<void> AddAddress(const std::string& device, const std::string& prefix);
+  // Adds `route`, replacing one to the same destination (same table, metric and TOS) if any.
   Result<void> AddRoute(const Route& route);
   Result<void> AddPermanentNeighbour(const Neighbour& neighbour);
 
