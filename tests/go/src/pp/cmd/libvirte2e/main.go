@@ -97,7 +97,7 @@ func run(adaptorBin string, timeout time.Duration) int {
 	r.Run("failure/vm_destroyed_behind_the_adaptors_back", e.destroyedBehindBack)
 	r.Run("failure/stopvm_during_startvm", e.stopDuringStart)
 	r.Run("load/four_sandboxes_at_once", e.fourAtOnce)
-	r.Run("crash/kill9_under_a_running_pod_then_restart_resumes_its_agent_path", func() error {
+	r.Run("crash/kill9_under_a_running_pod_then_restart_keeps_its_agent_path_and_pod_network", func() error {
 		return e.killUnderRunningPod(adaptorBin, dir, &cleanup, &r)
 	})
 	r.Run("crash/kill9_during_startvm_then_restart_and_stopvm_leave_nothing", func() error {
@@ -457,8 +457,16 @@ func (e *env) restartAdaptor(bin, dir string, cleanup *harness.Cleanup, r *harne
 
 func (e *env) killUnderRunningPod(bin, dir string, cleanup *harness.Cleanup, r *harness.Runner) error {
 	s := newSandbox("e2e0000000000007a1", "killed")
-	if err := e.create(s, nil); err != nil {
+	// With a pod network: its tunnel must outlive the process that built it, and go with StopVM.
+	netns, remove, err := makePodNetns()
+	if err != nil {
 		return err
+	}
+	defer remove()
+	req := s.request(nil)
+	req.NetworkNamespacePath = netns
+	if s.socket, err = e.adaptor.CreateVM(req); err != nil {
+		return fmt.Errorf("CreateVM: %w", err)
 	}
 	defer func() { _ = e.adaptor.StopVM(s.id) }()
 	if err := e.adaptor.StartVM(s.id, bootDeadline); err != nil {
@@ -466,6 +474,9 @@ func (e *env) killUnderRunningPod(bin, dir string, cleanup *harness.Cleanup, r *
 	}
 	if err := health(s.socket); err != nil {
 		return fmt.Errorf("before the kill: %w", err)
+	}
+	if _, err := httpGet("http://"+podIP+":8080/", 90*time.Second); err != nil {
+		return fmt.Errorf("the pod IP before the kill: %w", err)
 	}
 	if err := e.restartAdaptor(bin, dir, cleanup, r); err != nil {
 		return err
@@ -483,8 +494,14 @@ func (e *env) killUnderRunningPod(bin, dir string, cleanup *harness.Cleanup, r *
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	if _, err := httpGet("http://"+podIP+":8080/", 30*time.Second); err != nil {
+		return fmt.Errorf("the pod IP after the restart: %w", err)
+	}
 	if err := e.adaptor.StopVM(s.id); err != nil {
 		return fmt.Errorf("StopVM after the restart: %w", err)
+	}
+	if left := nodeTunnelState(); len(left) > 0 {
+		return fmt.Errorf("after StopVM by the restarted adaptor: %s", strings.Join(left, "; "))
 	}
 	return e.expectClean(10 * time.Second)
 }
