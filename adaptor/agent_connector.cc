@@ -54,6 +54,7 @@ Result<std::unique_ptr<AgentConnector>> AgentConnector::Create(asio::any_io_exec
 Result<std::string> AgentConnector::UserData(const SandboxRecord& record) const {
   podvm::ApfConfig apf;
   apf.pod_name = record.request.pod_name;
+  apf.pod_namespace = record.request.pod_namespace;  // the Kubernetes namespace, as CAA writes it
   apf.pod_network = record.network;
   apf.tls_min_version = options_.tls_min_version;
   if (ca_) {

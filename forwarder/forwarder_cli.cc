@@ -242,7 +242,8 @@ Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
       if (error.starts_with(kPrefix)) error.erase(0, kPrefix.size());
       return Fail(Code::kInvalidArgument, flags.config_path, ": ", error);
     }
-    if (!apf.pod_namespace.empty()) options.pod_netns = apf.pod_namespace;
+    // apf.json's "pod-namespace" is the pod's Kubernetes namespace (CAA's cloudmgr writes the
+    // sandbox's namespace annotation there); the network namespace is -pod-namespace's.
   } else if (text.error().code != Code::kNotFound) {
     return std::unexpected(text.error());
   }

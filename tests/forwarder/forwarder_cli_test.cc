@@ -109,10 +109,11 @@ TEST(ForwarderCliTest, OptionsComeFromFlagsAndApfJson) {
   EXPECT_EQ(options->pod_netns, "/run/netns/podns") << "no apf.json: the flag's value";
   EXPECT_EQ(options->tls, nullptr);
 
-  ASSERT_TRUE(WriteFileAtomic(flags.config_path, R"({"pod-namespace": "/run/netns/other"})", 0600));
+  // apf.json's pod-namespace is the Kubernetes namespace, as CAA writes it: not a netns path.
+  ASSERT_TRUE(WriteFileAtomic(flags.config_path, R"({"pod-namespace": "default"})", 0600));
   options = BuildForwarderOptions(flags);
   ASSERT_TRUE(options) << options.error().message;
-  EXPECT_EQ(options->pod_netns, "/run/netns/other");
+  EXPECT_EQ(options->pod_netns, "/run/netns/podns");
 
   ASSERT_TRUE(WriteFileAtomic(flags.config_path, R"({"pod-name": 5})", 0600));
   options = BuildForwarderOptions(flags);

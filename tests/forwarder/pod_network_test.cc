@@ -285,7 +285,7 @@ class PodNetworkTest : public ::testing::Test {
   // apf.json as process-user-data writes it, parsed as the forwarder parses it.
   podvm::ApfConfig Apf(const std::string& extra = "") const {
     const std::string text = R"({"pod-network": )" + PodNetworkJson(pod_mac_, extra) +
-                             R"(, "pod-namespace": "/run/netns/podns", "pod-name": "web-0"})";
+                             R"(, "pod-namespace": "default", "pod-name": "web-0"})";
     podvm::ApfConfig apf;
     std::string error;
     EXPECT_TRUE(podvm::ParseApfConfig(text, apf, error)) << error;

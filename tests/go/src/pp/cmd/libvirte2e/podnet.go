@@ -6,6 +6,7 @@ package main
 // node and the forwarder built in the VM.
 //
 //	node (this netns) 10.244.50.1 --veth-- pod netns eth0 10.244.50.5 (tc redirect) vxlan1
+//	                  fd00:10:244:50::1           fd00:10:244:50::5
 //	  ==VXLAN over the libvirt bridge==> VM: /run/netns/podns eth0 10.244.50.5 (same MAC)
 //	                                     httpd :8080, serving the test image's page and CGI
 //
@@ -32,6 +33,8 @@ const (
 	podIP        = "10.244.50.5"
 	podGateway   = "10.244.50.1"
 	podMAC       = "0a:58:0a:f4:32:05"
+	podIPv6      = "fd00:10:244:50::5"
+	podGateway6  = "fd00:10:244:50::1"
 )
 
 func sh(args ...string) (string, error) {
@@ -59,6 +62,9 @@ func makePodNetns() (string, func(), error) {
 		{"ip", "-n", podNetnsName, "link", "set", "eth0", "address", podMAC, "up"},
 		{"ip", "-n", podNetnsName, "addr", "add", podIP + "/24", "dev", "eth0"},
 		{"ip", "-n", podNetnsName, "route", "add", "default", "via", podGateway},
+		// Dual stack: the pod's IPv6 address rides the same tunnel.
+		{"ip", "addr", "add", podGateway6 + "/64", "dev", podHostVeth, "nodad"},
+		{"ip", "-n", podNetnsName, "addr", "add", podIPv6 + "/64", "dev", "eth0", "nodad"},
 	}
 	for _, step := range steps {
 		if _, err := sh(step...); err != nil {
@@ -154,6 +160,14 @@ func (e *env) podNetwork() error {
 		return fmt.Errorf("node -> pod IP: the page does not come from the pod VM: %q", page)
 	}
 	fmt.Printf("  (node -> %s:8080 answered from the VM: %q)\n", podIP, strings.TrimSpace(page))
+	page6, err := httpGet("http://["+podIPv6+"]:8080/", 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("node -> pod IPv6: %w", err)
+	}
+	if page6 != page {
+		return fmt.Errorf("node -> pod IPv6: %q, not the page the pod's IPv4 serves (%q)", page6, page)
+	}
+	fmt.Printf("  (node -> [%s]:8080 answered from the VM too: dual stack)\n", podIPv6)
 
 	// VM -> node: a listener on the node side of the pod's veth; the VM connects from its pod netns.
 	ln, err := net.Listen("tcp", podGateway+":0")
