@@ -1,0 +1,260 @@
+// podnetbench: what the pod network's VXLAN tunnel costs, against the plain CNI veth, in one run
+// and in network namespaces only (no VM), so the figures are about our data path.
+//   - veth: a process in the node netns <-> a process in a CNI-style pod netns over its veth;
+//   - tunnel: the same node process <-> a process in the "VM"'s pod netns at the pod's IP, over
+//     the CNI veth, tc ingress redirect, VXLAN and an underlay veth, both tunnel ends built by
+//     netlink::SetUpNodeTunnel and netlink::SetUpPodTunnel (bench/podnet/topology.h).
+// Each round measures both paths, metric by metric, the order alternating between rounds: bulk TCP
+// node -> pod and pod -> node, and 1-byte request/response on one connection. Ratios are taken
+// per round and quoted as median and range. Then the same on a 9000-byte underlay, to show the
+// tunnel's MTU follows the underlay.
+//
+//   podnetbench [--rounds 5] [--seconds 3] [--pings 20000] [--jumbo-rounds 1] [--out report.md]
+//               [--json results.json] [--describe]        (as root)
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/podnet/tcp_probe.h"
+#include "bench/podnet/topology.h"
+
+namespace pp::bench {
+namespace {
+
+struct Options {
+  int rounds = 5;
+  double seconds = 3;
+  int pings = 20000;
+  int jumbo_rounds = 1;
+  std::string out, json;
+  bool describe = false;
+};
+
+// One path's figures in one round.
+struct Sample {
+  double to_pod_gbps = 0, from_pod_gbps = 0;
+  Latency latency;
+};
+
+struct Round {
+  Sample veth, tunnel;
+  bool tunnel_first = false;
+};
+
+struct Phase {
+  std::string name;
+  TopologyOptions topology;
+  uint32_t veth_mtu = 0, tunnel_mtu = 0, node_tunnel_mtu = 0;
+  std::vector<Round> rounds;
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+template <typename F>
+std::vector<double> Each(const std::vector<Round>& rounds, F f) {
+  std::vector<double> out;
+  for (const Round& r : rounds) out.push_back(f(r));
+  return out;
+}
+
+std::string Fixed(double v, int digits) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(digits) << v;
+  return os.str();
+}
+
+// "0.93x (range 0.91-0.95x)"
+std::string MedianRange(const std::vector<double>& v, int digits, const std::string& unit) {
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return Fixed(Median(v), digits) + unit + " (range " + Fixed(*lo, digits) + "-" +
+         Fixed(*hi, digits) + unit + ")";
+}
+
+// One metric on one path; the node's peer for the pod -> node direction is the CNI veth's node
+// end, the pod's gateway.
+Result<void> Measure(const Topology& t, bool tunnel, int metric, const Options& o, Sample& s) {
+  const std::string pod = tunnel ? t.vmpod() : t.basepod();
+  const std::string pod_ip = tunnel ? kPodIp : kBasePodIp;
+  const std::string gateway = tunnel ? kPodGateway : kBaseGateway;
+  if (metric == 0) {
+    auto g = BulkGbps(t.node(), pod, pod_ip, o.seconds);
+    if (!g) return std::unexpected(g.error());
+    s.to_pod_gbps = *g;
+  } else if (metric == 1) {
+    auto g = BulkGbps(pod, t.node(), gateway, o.seconds);
+    if (!g) return std::unexpected(g.error());
+    s.from_pod_gbps = *g;
+  } else {
+    auto l = PingPong(t.node(), pod, pod_ip, o.pings);
+    if (!l) return std::unexpected(l.error());
+    s.latency = *l;
+  }
+  return {};
+}
+
+Result<void> RunPhase(Phase& phase, int rounds, const Options& o) {
+  std::cerr << "podnetbench: " << phase.name << ": building the topology (CNI veth MTU "
+            << phase.topology.cni_mtu << ", underlay MTU " << phase.topology.underlay_mtu << ")\n";
+  auto t = Topology::Build(phase.topology);
+  if (!t) return std::unexpected(t.error());
+  phase.veth_mtu = (*t)->veth_mtu();
+  phase.tunnel_mtu = (*t)->tunnel_mtu();
+  phase.node_tunnel_mtu = (*t)->node_tunnel_mtu();
+  if (o.describe) std::cerr << (*t)->Describe();
+  // Warm-up: ARP, the first connections, page faults in both paths.
+  for (bool tunnel : {false, true}) {
+    Sample ignored;
+    Options warm = o;
+    warm.seconds = 0.5;
+    warm.pings = 1000;
+    for (int metric = 0; metric < 3; ++metric)
+      if (auto r = Measure(**t, tunnel, metric, warm, ignored); !r) return r;
+  }
+  for (int i = 0; i < rounds; ++i) {
+    Round round;
+    round.tunnel_first = i % 2 == 1;
+    for (int metric = 0; metric < 3; ++metric) {
+      for (int k = 0; k < 2; ++k) {
+        const bool tunnel = (k == 0) == round.tunnel_first;
+        if (auto r = Measure(**t, tunnel, metric, o, tunnel ? round.tunnel : round.veth); !r)
+          return r;
+      }
+    }
+    std::cerr << "  round " << i + 1 << ": veth " << Fixed(round.veth.to_pod_gbps, 2) << "/"
+              << Fixed(round.veth.from_pod_gbps, 2) << " Gbit/s p50 "
+              << Fixed(round.veth.latency.p50_us, 1) << " us; tunnel "
+              << Fixed(round.tunnel.to_pod_gbps, 2) << "/" << Fixed(round.tunnel.from_pod_gbps, 2)
+              << " Gbit/s p50 " << Fixed(round.tunnel.latency.p50_us, 1) << " us\n";
+    phase.rounds.push_back(round);
+  }
+  return {};  // ~Topology tears both ends down with our code and deletes the namespaces
+}
+
+void TableRows(std::ostream& md, const Phase& p) {
+  for (bool tunnel : {false, true}) {
+    auto pick = [tunnel](const Round& r) -> const Sample& { return tunnel ? r.tunnel : r.veth; };
+    md << "| " << (tunnel ? "tunnel: CNI veth + tc redirect + VXLAN + underlay veth" : "veth: CNI veth only")
+       << " | " << p.topology.underlay_mtu << " | "
+       << (tunnel ? std::to_string(p.tunnel_mtu) + " (node end " + std::to_string(p.node_tunnel_mtu) + ")"
+                  : std::to_string(p.veth_mtu))
+       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).to_pod_gbps; })), 2)
+       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).from_pod_gbps; })), 2)
+       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).latency.p50_us; })), 1)
+       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).latency.p99_us; })), 1)
+       << " |\n";
+  }
+}
+
+void Ratios(std::ostream& md, const Phase& p) {
+  const auto to = Each(p.rounds, [](const Round& r) { return r.tunnel.to_pod_gbps / r.veth.to_pod_gbps; });
+  const auto from = Each(p.rounds, [](const Round& r) { return r.tunnel.from_pod_gbps / r.veth.from_pod_gbps; });
+  const auto added = Each(p.rounds, [](const Round& r) { return r.tunnel.latency.p50_us - r.veth.latency.p50_us; });
+  md << p.name << ", per round (tunnel/veth throughput node -> pod, pod -> node; added p50):\n\n";
+  for (size_t i = 0; i < p.rounds.size(); ++i)
+    md << "- round " << i + 1 << (p.rounds[i].tunnel_first ? " (tunnel first)" : " (veth first)") << ": "
+       << Fixed(to[i], 3) << "x, " << Fixed(from[i], 3) << "x; " << (added[i] >= 0 ? "+" : "")
+       << Fixed(added[i], 1) << " µs\n";
+  md << "\nTunnel/veth throughput node -> pod **" << MedianRange(to, 3, "x") << "**, pod -> node **"
+     << MedianRange(from, 3, "x") << "**; goal at least 0.90x: "
+     << (Median(to) >= 0.9 && Median(from) >= 0.9 ? "met" : "NOT met") << " at the median. Added p50 **"
+     << MedianRange(added, 1, " µs") << "**; goal under 20 µs: " << (Median(added) < 20 ? "met" : "NOT met")
+     << " at the median.\n\n";
+}
+
+nlohmann::json ToJson(const Options& o, const std::vector<Phase>& phases) {
+  nlohmann::json j = {{"seconds", o.seconds}, {"pings", o.pings}, {"phases", nlohmann::json::array()}};
+  auto sample = [](const Sample& s) {
+    return nlohmann::json{{"to_pod_gbps", s.to_pod_gbps},
+                          {"from_pod_gbps", s.from_pod_gbps},
+                          {"p50_us", s.latency.p50_us},
+                          {"p99_us", s.latency.p99_us}};
+  };
+  for (const Phase& p : phases) {
+    nlohmann::json rounds = nlohmann::json::array();
+    for (const Round& r : p.rounds)
+      rounds.push_back({{"tunnel_first", r.tunnel_first}, {"veth", sample(r.veth)}, {"tunnel", sample(r.tunnel)}});
+    j["phases"].push_back({{"name", p.name},
+                           {"underlay_mtu", p.topology.underlay_mtu},
+                           {"veth_mtu", p.veth_mtu},
+                           {"tunnel_mtu", p.tunnel_mtu},
+                           {"node_tunnel_mtu", p.node_tunnel_mtu},
+                           {"rounds", rounds}});
+  }
+  return j;
+}
+
+int Run(const Options& o) {
+  if (::geteuid() != 0) {
+    std::cerr << "podnetbench: must run as root: it makes network namespaces, veth pairs, VXLAN devices and "
+                 "tc filters (CAP_SYS_ADMIN, CAP_NET_ADMIN); try `sudo "
+              << "podnetbench`\n";
+    return 2;
+  }
+  if (Sh("command -v ip >/dev/null 2>&1") != 0) {
+    std::cerr << "podnetbench: needs iproute2's `ip` to make the test topology\n";
+    return 2;
+  }
+  auto cleanup = SignalCleanup::Start();  // before any thread starts: they inherit the signal mask
+  if (!cleanup) {
+    std::cerr << "podnetbench: " << cleanup.error().ToString() << "\n";
+    return 1;
+  }
+  RemoveStaleNamespaces();
+  std::vector<Phase> phases = {{"underlay MTU 1500", {1500, 1500}, 0, 0, 0, {}},
+                               {"underlay MTU 9000", {9000, 9000}, 0, 0, 0, {}}};
+  for (Phase& p : phases) {
+    const int rounds = &p == &phases[0] ? o.rounds : o.jumbo_rounds;
+    if (rounds <= 0) continue;
+    if (auto r = RunPhase(p, rounds, o); !r) {
+      std::cerr << "podnetbench: " << p.name << ": " << r.error().ToString() << "\n";
+      return 1;
+    }
+  }
+  std::erase_if(phases, [](const Phase& p) { return p.rounds.empty(); });
+
+  std::ostringstream md;
+  md << "## Pod network: VXLAN tunnel against the plain CNI veth\n\n"
+     << "Network namespaces only (no VM): a process in the node netns and one in the pod netns. TCP bulk for "
+     << o.seconds << " s per direction (256 KiB writes), 1-byte ping-pong x " << o.pings
+     << " on one connection (TCP_NODELAY). Table cells: median over the rounds.\n\n"
+     << "| path | underlay MTU | path MTU | node -> pod Gbit/s | pod -> node Gbit/s | p50 µs | p99 µs |\n"
+     << "|---|---|---|---|---|---|---|\n";
+  for (const Phase& p : phases) TableRows(md, p);
+  md << "\n";
+  for (const Phase& p : phases) Ratios(md, p);
+  std::cout << md.str();
+  if (!o.out.empty()) std::ofstream(o.out) << md.str();
+  if (!o.json.empty()) std::ofstream(o.json) << ToJson(o, phases).dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace pp::bench
+
+int main(int argc, char** argv) {
+  pp::bench::Options o;
+  CLI::App app("podnetbench: the pod network's VXLAN tunnel against the plain CNI veth (as root)");
+  app.add_option("--rounds", o.rounds, "rounds on a 1500-byte underlay")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--seconds", o.seconds, "bulk transfer time per direction and path")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--pings", o.pings, "1-byte round trips per path and round")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--jumbo-rounds", o.jumbo_rounds, "rounds on a 9000-byte underlay (0: none)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--out", o.out, "also write the markdown report here");
+  app.add_option("--json", o.json, "also write every round's figures here as JSON");
+  app.add_flag("--describe", o.describe, "print the tunnel devices, tc filters and offloads to stderr");
+  CLI11_PARSE(app, argc, argv);
+  return pp::bench::Run(o);
+}

@@ -1,0 +1,29 @@
+// Small TCP load tools for the pod network benchmark: each side's socket is created inside its
+// network namespace (and stays bound to it, man 7 network_namespaces), the two sides run on two
+// threads of this process with blocking sockets. IPv4 only: the figures are about the data path.
+#pragma once
+
+#include <string>
+
+#include "common/base/error.h"
+
+namespace pp::bench {
+
+// Bulk throughput: a listener on `receiver_ip` (port 0) in `receiver_netns`, a sender in
+// `sender_netns` that writes 256 KiB chunks for `seconds`, then closes. Returns the payload rate
+// the receiver saw, in Gbit/s (10^9 bits), from the connection's first byte to EOF.
+Result<double> BulkGbps(const std::string& sender_netns, const std::string& receiver_netns,
+                        const std::string& receiver_ip, double seconds);
+
+struct Latency {
+  double p50_us = 0;
+  double p99_us = 0;
+};
+
+// Request/response: one connection (TCP_NODELAY on both ends) from `client_netns` to an echo
+// server on `server_ip` in `server_netns`; the client sends 1 byte and waits for it back, `count`
+// times after a warm-up of count/10, and returns the percentiles of the round trips.
+Result<Latency> PingPong(const std::string& client_netns, const std::string& server_netns,
+                         const std::string& server_ip, int count);
+
+}  // namespace pp::bench
