@@ -10,7 +10,7 @@
 // tunnel's MTU follows the underlay.
 //
 //   podnetbench [--rounds 5] [--seconds 3] [--pings 20000] [--jumbo-rounds 1] [--out report.md]
-//               [--json results.json] [--describe]        (as root)
+//               [--json results.json] [--describe] [--tweak 'shell command']   (as root)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -36,12 +36,14 @@ struct Options {
   int pings = 20000;
   int jumbo_rounds = 1;
   std::string out, json;
+  std::vector<std::string> tweaks;  // shell commands run on each topology once built
   bool describe = false;
 };
 
 // One path's figures in one round.
 struct Sample {
   double to_pod_gbps = 0, from_pod_gbps = 0;
+  double to_pod_cpu = 0, from_pod_cpu = 0;  // CPU ms per GB
   Latency latency;
 };
 
@@ -91,13 +93,15 @@ Result<void> Measure(const Topology& t, bool tunnel, int metric, const Options& 
   const std::string pod_ip = tunnel ? kPodIp : kBasePodIp;
   const std::string gateway = tunnel ? kPodGateway : kBaseGateway;
   if (metric == 0) {
-    auto g = BulkGbps(t.node(), pod, pod_ip, o.seconds);
-    if (!g) return std::unexpected(g.error());
-    s.to_pod_gbps = *g;
+    auto b = BulkTransfer(t.node(), pod, pod_ip, o.seconds);
+    if (!b) return std::unexpected(b.error());
+    s.to_pod_gbps = b->gbps;
+    s.to_pod_cpu = b->cpu_ms_per_gb;
   } else if (metric == 1) {
-    auto g = BulkGbps(pod, t.node(), gateway, o.seconds);
-    if (!g) return std::unexpected(g.error());
-    s.from_pod_gbps = *g;
+    auto b = BulkTransfer(pod, t.node(), gateway, o.seconds);
+    if (!b) return std::unexpected(b.error());
+    s.from_pod_gbps = b->gbps;
+    s.from_pod_cpu = b->cpu_ms_per_gb;
   } else {
     auto l = PingPong(t.node(), pod, pod_ip, o.pings);
     if (!l) return std::unexpected(l.error());
@@ -114,6 +118,15 @@ Result<void> RunPhase(Phase& phase, int rounds, const Options& o) {
   phase.veth_mtu = (*t)->veth_mtu();
   phase.tunnel_mtu = (*t)->tunnel_mtu();
   phase.node_tunnel_mtu = (*t)->node_tunnel_mtu();
+  for (std::string tweak : o.tweaks) {
+    for (const char* ns : {"node", "basepod", "tunpod", "vm", "vmpod"}) {
+      const std::string key = std::string("{") + ns + "}";
+      for (size_t at; (at = tweak.find(key)) != std::string::npos;)
+        tweak.replace(at, key.size(), Topology::Name(ns));
+    }
+    std::cerr << "podnetbench: tweak: " << tweak << "\n";
+    if (Sh(tweak) != 0) return Fail(Code::kInvalidArgument, "tweak failed: ", tweak);
+  }
   if (o.describe) std::cerr << (*t)->Describe();
   // Warm-up: ARP, the first connections, page faults in both paths.
   for (bool tunnel : {false, true}) {
@@ -141,21 +154,25 @@ Result<void> RunPhase(Phase& phase, int rounds, const Options& o) {
               << " Gbit/s p50 " << Fixed(round.tunnel.latency.p50_us, 1) << " us\n";
     phase.rounds.push_back(round);
   }
+  if (o.describe) std::cerr << "podnetbench: after the rounds:\n" << (*t)->Describe();
   return {};  // ~Topology tears both ends down with our code and deletes the namespaces
 }
 
 void TableRows(std::ostream& md, const Phase& p) {
   for (bool tunnel : {false, true}) {
-    auto pick = [tunnel](const Round& r) -> const Sample& { return tunnel ? r.tunnel : r.veth; };
+    auto med = [&](double Sample::*field) {
+      return Median(Each(p.rounds, [&](const Round& r) { return (tunnel ? r.tunnel : r.veth).*field; }));
+    };
+    auto lat = [&](double Latency::*field) {
+      return Median(Each(p.rounds, [&](const Round& r) { return (tunnel ? r.tunnel : r.veth).latency.*field; }));
+    };
     md << "| " << (tunnel ? "tunnel: CNI veth + tc redirect + VXLAN + underlay veth" : "veth: CNI veth only")
        << " | " << p.topology.underlay_mtu << " | "
        << (tunnel ? std::to_string(p.tunnel_mtu) + " (node end " + std::to_string(p.node_tunnel_mtu) + ")"
                   : std::to_string(p.veth_mtu))
-       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).to_pod_gbps; })), 2)
-       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).from_pod_gbps; })), 2)
-       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).latency.p50_us; })), 1)
-       << " | " << Fixed(Median(Each(p.rounds, [&](const Round& r) { return pick(r).latency.p99_us; })), 1)
-       << " |\n";
+       << " | " << Fixed(med(&Sample::to_pod_gbps), 2) << " | " << Fixed(med(&Sample::from_pod_gbps), 2) << " | "
+       << Fixed(med(&Sample::to_pod_cpu), 0) << " / " << Fixed(med(&Sample::from_pod_cpu), 0) << " | "
+       << Fixed(lat(&Latency::p50_us), 1) << " | " << Fixed(lat(&Latency::p99_us), 1) << " |\n";
   }
 }
 
@@ -163,16 +180,20 @@ void Ratios(std::ostream& md, const Phase& p) {
   const auto to = Each(p.rounds, [](const Round& r) { return r.tunnel.to_pod_gbps / r.veth.to_pod_gbps; });
   const auto from = Each(p.rounds, [](const Round& r) { return r.tunnel.from_pod_gbps / r.veth.from_pod_gbps; });
   const auto added = Each(p.rounds, [](const Round& r) { return r.tunnel.latency.p50_us - r.veth.latency.p50_us; });
-  md << p.name << ", per round (tunnel/veth throughput node -> pod, pod -> node; added p50):\n\n";
+  const auto cpu_to = Each(p.rounds, [](const Round& r) { return r.tunnel.to_pod_cpu / r.veth.to_pod_cpu; });
+  const auto cpu_from = Each(p.rounds, [](const Round& r) { return r.tunnel.from_pod_cpu / r.veth.from_pod_cpu; });
+  md << p.name << ", per round (tunnel/veth throughput node -> pod, pod -> node; added p50; tunnel/veth CPU per GB "
+     << "node -> pod, pod -> node):\n\n";
   for (size_t i = 0; i < p.rounds.size(); ++i)
     md << "- round " << i + 1 << (p.rounds[i].tunnel_first ? " (tunnel first)" : " (veth first)") << ": "
        << Fixed(to[i], 3) << "x, " << Fixed(from[i], 3) << "x; " << (added[i] >= 0 ? "+" : "")
-       << Fixed(added[i], 1) << " µs\n";
+       << Fixed(added[i], 1) << " µs; CPU " << Fixed(cpu_to[i], 2) << "x, " << Fixed(cpu_from[i], 2) << "x\n";
   md << "\nTunnel/veth throughput node -> pod **" << MedianRange(to, 3, "x") << "**, pod -> node **"
      << MedianRange(from, 3, "x") << "**; goal at least 0.90x: "
      << (Median(to) >= 0.9 && Median(from) >= 0.9 ? "met" : "NOT met") << " at the median. Added p50 **"
      << MedianRange(added, 1, " µs") << "**; goal under 20 µs: " << (Median(added) < 20 ? "met" : "NOT met")
-     << " at the median.\n\n";
+     << " at the median. CPU per GB moved, tunnel/veth: node -> pod " << MedianRange(cpu_to, 2, "x")
+     << ", pod -> node " << MedianRange(cpu_from, 2, "x") << ".\n\n";
 }
 
 nlohmann::json ToJson(const Options& o, const std::vector<Phase>& phases) {
@@ -180,6 +201,8 @@ nlohmann::json ToJson(const Options& o, const std::vector<Phase>& phases) {
   auto sample = [](const Sample& s) {
     return nlohmann::json{{"to_pod_gbps", s.to_pod_gbps},
                           {"from_pod_gbps", s.from_pod_gbps},
+                          {"to_pod_cpu_ms_per_gb", s.to_pod_cpu},
+                          {"from_pod_cpu_ms_per_gb", s.from_pod_cpu},
                           {"p50_us", s.latency.p50_us},
                           {"p99_us", s.latency.p99_us}};
   };
@@ -230,9 +253,10 @@ int Run(const Options& o) {
   md << "## Pod network: VXLAN tunnel against the plain CNI veth\n\n"
      << "Network namespaces only (no VM): a process in the node netns and one in the pod netns. TCP bulk for "
      << o.seconds << " s per direction (256 KiB writes), 1-byte ping-pong x " << o.pings
-     << " on one connection (TCP_NODELAY). Table cells: median over the rounds.\n\n"
-     << "| path | underlay MTU | path MTU | node -> pod Gbit/s | pod -> node Gbit/s | p50 µs | p99 µs |\n"
-     << "|---|---|---|---|---|---|---|\n";
+     << " on one connection (TCP_NODELAY). CPU: this process's user + system time (the in-context softirq work "
+        "of every hop included) per GB moved. Table cells: median over the rounds.\n\n"
+     << "| path | underlay MTU | path MTU | node -> pod Gbit/s | pod -> node Gbit/s | CPU ms per GB (to / from pod) | p50 µs | p99 µs |\n"
+     << "|---|---|---|---|---|---|---|---|\n";
   for (const Phase& p : phases) TableRows(md, p);
   md << "\n";
   for (const Phase& p : phases) Ratios(md, p);
@@ -254,7 +278,11 @@ int main(int argc, char** argv) {
   app.add_option("--jumbo-rounds", o.jumbo_rounds, "rounds on a 9000-byte underlay (0: none)")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--out", o.out, "also write the markdown report here");
   app.add_option("--json", o.json, "also write every round's figures here as JSON");
-  app.add_flag("--describe", o.describe, "print the tunnel devices, tc filters and offloads to stderr");
+  app.add_flag("--describe", o.describe, "print the tunnel devices, tc filters, counters and offloads to stderr");
+  app.add_option("--tweak", o.tweaks,
+                 "a shell command run once each topology is built, for experiments; {node}, {basepod}, "
+                 "{tunpod}, {vm}, {vmpod} become the namespaces' names (e.g. 'ip netns exec {vm} "
+                 "ethtool -K ul0 gro on')");
   CLI11_PARSE(app, argc, argv);
   return pp::bench::Run(o);
 }

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,14 +75,23 @@ Result<Pair> Connect(const std::string& client_netns, const std::string& server_
   return Pair{*std::move(client), std::move(server)};
 }
 
+// User + system time of the whole process so far (getrusage(2)).
+double CpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 }  // namespace
 
-Result<double> BulkGbps(const std::string& sender_netns, const std::string& receiver_netns,
+Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& receiver_netns,
                         const std::string& receiver_ip, double seconds) {
   auto pair = Connect(sender_netns, receiver_netns, receiver_ip);
   if (!pair) return std::unexpected(pair.error());
   const int sender = pair->client.get(), receiver = pair->server.get();
 
+  const double cpu_before = CpuSeconds();
   uint64_t received = 0;
   Clock::time_point first{}, last{};
   bool receive_failed = false;
@@ -112,11 +122,13 @@ Result<double> BulkGbps(const std::string& sender_netns, const std::string& rece
   }
   ::shutdown(sender, SHUT_WR);
   reader.join();
+  const double cpu = CpuSeconds() - cpu_before;
   if (send_failed || receive_failed || received == 0)
     return Fail(Code::kUnavailable, "bulk transfer to ", receiver_ip, " failed after ",
                 std::to_string(received), " bytes");
   const double elapsed = std::chrono::duration<double>(last - first).count();
-  return elapsed > 0 ? static_cast<double>(received) * 8 / elapsed / 1e9 : 0;
+  const double bytes = static_cast<double>(received);
+  return Bulk{elapsed > 0 ? bytes * 8 / elapsed / 1e9 : 0, cpu * 1e3 / (bytes / 1e9)};
 }
 
 Result<Latency> PingPong(const std::string& client_netns, const std::string& server_netns,

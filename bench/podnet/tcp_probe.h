@@ -9,10 +9,18 @@
 
 namespace pp::bench {
 
+struct Bulk {
+  double gbps = 0;  // payload the receiver saw, 10^9 bits a second, first byte to EOF
+  // This process's CPU time (user + system, both threads) per GB (10^9 bytes) moved. The kernel's
+  // softirq work for a veth or VXLAN hop mostly runs in the sending thread's context and is then
+  // charged to it (no CONFIG_IRQ_TIME_ACCOUNTING); what ksoftirqd does is not counted. Less
+  // sensitive than the rate to other load on a shared machine.
+  double cpu_ms_per_gb = 0;
+};
+
 // Bulk throughput: a listener on `receiver_ip` (port 0) in `receiver_netns`, a sender in
-// `sender_netns` that writes 256 KiB chunks for `seconds`, then closes. Returns the payload rate
-// the receiver saw, in Gbit/s (10^9 bits), from the connection's first byte to EOF.
-Result<double> BulkGbps(const std::string& sender_netns, const std::string& receiver_netns,
+// `sender_netns` that writes 256 KiB chunks for `seconds`, then closes.
+Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& receiver_netns,
                         const std::string& receiver_ip, double seconds);
 
 struct Latency {
