@@ -11,15 +11,15 @@
 //
 //   podnetbench [--rounds 5] [--seconds 3] [--pings 20000] [--jumbo-rounds 1] [--out report.md]
 //               [--json results.json] [--describe] [--tweak 'shell command']   (as root)
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -161,55 +161,71 @@ Result<void> RunPhase(Phase& phase, int rounds, const Options& o) {
 void TableRows(std::ostream& md, const Phase& p) {
   for (bool tunnel : {false, true}) {
     auto med = [&](double Sample::*field) {
-      return Median(Each(p.rounds, [&](const Round& r) { return (tunnel ? r.tunnel : r.veth).*field; }));
+      return Median(
+          Each(p.rounds, [&](const Round& r) { return (tunnel ? r.tunnel : r.veth).*field; }));
     };
     auto lat = [&](double Latency::*field) {
-      return Median(Each(p.rounds, [&](const Round& r) { return (tunnel ? r.tunnel : r.veth).latency.*field; }));
+      return Median(Each(
+          p.rounds, [&](const Round& r) { return (tunnel ? r.tunnel : r.veth).latency.*field; }));
     };
-    md << "| " << (tunnel ? "tunnel: CNI veth + tc redirect + VXLAN + underlay veth" : "veth: CNI veth only")
+    md << "| "
+       << (tunnel ? "tunnel: CNI veth + tc redirect + VXLAN + underlay veth"
+                  : "veth: CNI veth only")
        << " | " << p.topology.underlay_mtu << " | "
-       << (tunnel ? std::to_string(p.tunnel_mtu) + " (node end " + std::to_string(p.node_tunnel_mtu) + ")"
+       << (tunnel ? std::to_string(p.tunnel_mtu) + " (node end " +
+                        std::to_string(p.node_tunnel_mtu) + ")"
                   : std::to_string(p.veth_mtu))
-       << " | " << Fixed(med(&Sample::to_pod_gbps), 2) << " | " << Fixed(med(&Sample::from_pod_gbps), 2) << " | "
-       << Fixed(med(&Sample::to_pod_cpu), 0) << " / " << Fixed(med(&Sample::from_pod_cpu), 0) << " | "
-       << Fixed(lat(&Latency::p50_us), 1) << " | " << Fixed(lat(&Latency::p99_us), 1) << " |\n";
+       << " | " << Fixed(med(&Sample::to_pod_gbps), 2) << " | "
+       << Fixed(med(&Sample::from_pod_gbps), 2) << " | " << Fixed(med(&Sample::to_pod_cpu), 0)
+       << " / " << Fixed(med(&Sample::from_pod_cpu), 0) << " | " << Fixed(lat(&Latency::p50_us), 1)
+       << " | " << Fixed(lat(&Latency::p99_us), 1) << " |\n";
   }
 }
 
 void Ratios(std::ostream& md, const Phase& p) {
-  const auto to = Each(p.rounds, [](const Round& r) { return r.tunnel.to_pod_gbps / r.veth.to_pod_gbps; });
-  const auto from = Each(p.rounds, [](const Round& r) { return r.tunnel.from_pod_gbps / r.veth.from_pod_gbps; });
-  const auto added = Each(p.rounds, [](const Round& r) { return r.tunnel.latency.p50_us - r.veth.latency.p50_us; });
-  const auto cpu_to = Each(p.rounds, [](const Round& r) { return r.tunnel.to_pod_cpu / r.veth.to_pod_cpu; });
-  const auto cpu_from = Each(p.rounds, [](const Round& r) { return r.tunnel.from_pod_cpu / r.veth.from_pod_cpu; });
-  md << p.name << ", per round (tunnel/veth throughput node -> pod, pod -> node; added p50; tunnel/veth CPU per GB "
+  const auto to =
+      Each(p.rounds, [](const Round& r) { return r.tunnel.to_pod_gbps / r.veth.to_pod_gbps; });
+  const auto from =
+      Each(p.rounds, [](const Round& r) { return r.tunnel.from_pod_gbps / r.veth.from_pod_gbps; });
+  const auto added = Each(
+      p.rounds, [](const Round& r) { return r.tunnel.latency.p50_us - r.veth.latency.p50_us; });
+  const auto cpu_to =
+      Each(p.rounds, [](const Round& r) { return r.tunnel.to_pod_cpu / r.veth.to_pod_cpu; });
+  const auto cpu_from =
+      Each(p.rounds, [](const Round& r) { return r.tunnel.from_pod_cpu / r.veth.from_pod_cpu; });
+  md << p.name
+     << ", per round (tunnel/veth throughput node -> pod, pod -> node; added p50; tunnel/veth CPU "
+        "per GB "
      << "node -> pod, pod -> node):\n\n";
   for (size_t i = 0; i < p.rounds.size(); ++i)
-    md << "- round " << i + 1 << (p.rounds[i].tunnel_first ? " (tunnel first)" : " (veth first)") << ": "
-       << Fixed(to[i], 3) << "x, " << Fixed(from[i], 3) << "x; " << (added[i] >= 0 ? "+" : "")
-       << Fixed(added[i], 1) << " µs; CPU " << Fixed(cpu_to[i], 2) << "x, " << Fixed(cpu_from[i], 2) << "x\n";
+    md << "- round " << i + 1 << (p.rounds[i].tunnel_first ? " (tunnel first)" : " (veth first)")
+       << ": " << Fixed(to[i], 3) << "x, " << Fixed(from[i], 3) << "x; "
+       << (added[i] >= 0 ? "+" : "") << Fixed(added[i], 1) << " µs; CPU " << Fixed(cpu_to[i], 2)
+       << "x, " << Fixed(cpu_from[i], 2) << "x\n";
   md << "\nTunnel/veth throughput node -> pod **" << MedianRange(to, 3, "x") << "**, pod -> node **"
      << MedianRange(from, 3, "x") << "**; goal at least 0.90x: "
-     << (Median(to) >= 0.9 && Median(from) >= 0.9 ? "met" : "NOT met") << " at the median. Added p50 **"
-     << MedianRange(added, 1, " µs") << "**; goal under 20 µs: " << (Median(added) < 20 ? "met" : "NOT met")
+     << (Median(to) >= 0.9 && Median(from) >= 0.9 ? "met" : "NOT met")
+     << " at the median. Added p50 **" << MedianRange(added, 1, " µs")
+     << "**; goal under 20 µs: " << (Median(added) < 20 ? "met" : "NOT met")
      << " at the median. CPU per GB moved, tunnel/veth: node -> pod " << MedianRange(cpu_to, 2, "x")
      << ", pod -> node " << MedianRange(cpu_from, 2, "x") << ".\n\n";
 }
 
 nlohmann::json ToJson(const Options& o, const std::vector<Phase>& phases) {
-  nlohmann::json j = {{"seconds", o.seconds}, {"pings", o.pings}, {"phases", nlohmann::json::array()}};
+  nlohmann::json j = {
+      {"seconds", o.seconds}, {"pings", o.pings}, {"phases", nlohmann::json::array()}};
   auto sample = [](const Sample& s) {
-    return nlohmann::json{{"to_pod_gbps", s.to_pod_gbps},
-                          {"from_pod_gbps", s.from_pod_gbps},
-                          {"to_pod_cpu_ms_per_gb", s.to_pod_cpu},
-                          {"from_pod_cpu_ms_per_gb", s.from_pod_cpu},
-                          {"p50_us", s.latency.p50_us},
-                          {"p99_us", s.latency.p99_us}};
+    return nlohmann::json{
+        {"to_pod_gbps", s.to_pod_gbps},         {"from_pod_gbps", s.from_pod_gbps},
+        {"to_pod_cpu_ms_per_gb", s.to_pod_cpu}, {"from_pod_cpu_ms_per_gb", s.from_pod_cpu},
+        {"p50_us", s.latency.p50_us},           {"p99_us", s.latency.p99_us}};
   };
   for (const Phase& p : phases) {
     nlohmann::json rounds = nlohmann::json::array();
     for (const Round& r : p.rounds)
-      rounds.push_back({{"tunnel_first", r.tunnel_first}, {"veth", sample(r.veth)}, {"tunnel", sample(r.tunnel)}});
+      rounds.push_back({{"tunnel_first", r.tunnel_first},
+                        {"veth", sample(r.veth)},
+                        {"tunnel", sample(r.tunnel)}});
     j["phases"].push_back({{"name", p.name},
                            {"underlay_mtu", p.topology.underlay_mtu},
                            {"veth_mtu", p.veth_mtu},
@@ -222,7 +238,8 @@ nlohmann::json ToJson(const Options& o, const std::vector<Phase>& phases) {
 
 int Run(const Options& o) {
   if (::geteuid() != 0) {
-    std::cerr << "podnetbench: must run as root: it makes network namespaces, veth pairs, VXLAN devices and "
+    std::cerr << "podnetbench: must run as root: it makes network namespaces, veth pairs, VXLAN "
+                 "devices and "
                  "tc filters (CAP_SYS_ADMIN, CAP_NET_ADMIN); try `sudo "
               << "podnetbench`\n";
     return 2;
@@ -251,11 +268,14 @@ int Run(const Options& o) {
 
   std::ostringstream md;
   md << "## Pod network: VXLAN tunnel against the plain CNI veth\n\n"
-     << "Network namespaces only (no VM): a process in the node netns and one in the pod netns. TCP bulk for "
+     << "Network namespaces only (no VM): a process in the node netns and one in the pod netns. "
+        "TCP bulk for "
      << o.seconds << " s per direction (256 KiB writes), 1-byte ping-pong x " << o.pings
-     << " on one connection (TCP_NODELAY). CPU: this process's user + system time (the in-context softirq work "
+     << " on one connection (TCP_NODELAY). CPU: this process's user + system time (the in-context "
+        "softirq work "
         "of every hop included) per GB moved. Table cells: median over the rounds.\n\n"
-     << "| path | underlay MTU | path MTU | node -> pod Gbit/s | pod -> node Gbit/s | CPU ms per GB (to / from pod) | p50 µs | p99 µs |\n"
+     << "| path | underlay MTU | path MTU | node -> pod Gbit/s | pod -> node Gbit/s | CPU ms per "
+        "GB (to / from pod) | p50 µs | p99 µs |\n"
      << "|---|---|---|---|---|---|---|---|\n";
   for (const Phase& p : phases) TableRows(md, p);
   md << "\n";
@@ -272,17 +292,27 @@ int Run(const Options& o) {
 int main(int argc, char** argv) {
   pp::bench::Options o;
   CLI::App app("podnetbench: the pod network's VXLAN tunnel against the plain CNI veth (as root)");
-  app.add_option("--rounds", o.rounds, "rounds on a 1500-byte underlay")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seconds", o.seconds, "bulk transfer time per direction and path")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--pings", o.pings, "1-byte round trips per path and round")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--jumbo-rounds", o.jumbo_rounds, "rounds on a 9000-byte underlay (0: none)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--rounds", o.rounds, "rounds on a 1500-byte underlay")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seconds", o.seconds, "bulk transfer time per direction and path")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--pings", o.pings, "1-byte round trips per path and round")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--jumbo-rounds", o.jumbo_rounds, "rounds on a 9000-byte underlay (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--out", o.out, "also write the markdown report here");
   app.add_option("--json", o.json, "also write every round's figures here as JSON");
-  app.add_flag("--describe", o.describe, "print the tunnel devices, tc filters, counters and offloads to stderr");
-  app.add_option("--tweak", o.tweaks,
-                 "a shell command run once each topology is built, for experiments; {node}, {basepod}, "
-                 "{tunpod}, {vm}, {vmpod} become the namespaces' names (e.g. 'ip netns exec {vm} "
-                 "ethtool -K ul0 gro on')");
+  app.add_flag("--describe", o.describe,
+               "print the tunnel devices, tc filters, counters and offloads to stderr");
+  app.add_option(
+      "--tweak", o.tweaks,
+      "a shell command run once each topology is built, for experiments; {node}, {basepod}, "
+      "{tunpod}, {vm}, {vmpod} become the namespaces' names (e.g. 'ip netns exec {vm} "
+      "ethtool -K ul0 gro on')");
   CLI11_PARSE(app, argc, argv);
   return pp::bench::Run(o);
 }

@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <string>
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -79,14 +79,16 @@ Result<Pair> Connect(const std::string& client_netns, const std::string& server_
 double CpuSeconds() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  auto s = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
   return s(u.ru_utime) + s(u.ru_stime);
 }
 
 }  // namespace
 
 Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& receiver_netns,
-                        const std::string& receiver_ip, double seconds) {
+                          const std::string& receiver_ip, double seconds) {
   auto pair = Connect(sender_netns, receiver_netns, receiver_ip);
   if (!pair) return std::unexpected(pair.error());
   const int sender = pair->client.get(), receiver = pair->server.get();
@@ -164,7 +166,9 @@ Result<Latency> PingPong(const std::string& client_netns, const std::string& ser
     return Fail(Code::kUnavailable, "ping-pong with ", server_ip, " failed after ",
                 std::to_string(rtts.size()), " round trips");
   std::sort(rtts.begin(), rtts.end());
-  auto at = [&](double q) { return rtts[static_cast<size_t>(q * static_cast<double>(rtts.size() - 1))]; };
+  auto at = [&](double q) {
+    return rtts[static_cast<size_t>(q * static_cast<double>(rtts.size() - 1))];
+  };
   return Latency{at(0.50), at(0.99)};
 }
 

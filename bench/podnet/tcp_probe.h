@@ -21,7 +21,7 @@ struct Bulk {
 // Bulk throughput: a listener on `receiver_ip` (port 0) in `receiver_netns`, a sender in
 // `sender_netns` that writes 256 KiB chunks for `seconds`, then closes.
 Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& receiver_netns,
-                        const std::string& receiver_ip, double seconds);
+                          const std::string& receiver_ip, double seconds);
 
 struct Latency {
   double p50_us = 0;

@@ -149,7 +149,8 @@ netlink::PodTunnelSpec Topology::VmSpec() const {
 
 Result<void> Topology::Make(const TopologyOptions& o) {
   for (const char* suffix : {"node", "basepod", "tunpod", "vm", "vmpod"})
-    if (!AddNetns(Name(suffix))) return Fail(Code::kInternal, "ip netns add ", Name(suffix), " failed");
+    if (!AddNetns(Name(suffix)))
+      return Fail(Code::kInternal, "ip netns add ", Name(suffix), " failed");
   const std::string n = "ip -n " + Name("node") + " ", v = "ip -n " + Name("vm") + " ";
   const std::string cni = std::to_string(o.cni_mtu), ul = std::to_string(o.underlay_mtu);
   std::vector<std::string> commands;
@@ -168,7 +169,8 @@ Result<void> Topology::Make(const TopologyOptions& o) {
       commands.push_back(c);
   }
   for (const std::string& c :
-       {n + "link add ul0 mtu " + ul + " type veth peer name ul0 mtu " + ul + " netns " + Name("vm"),
+       {n + "link add ul0 mtu " + ul + " type veth peer name ul0 mtu " + ul + " netns " +
+            Name("vm"),
         n + "addr add " + std::string(kNodeUnderlayIp) + "/24 dev ul0", n + "link set ul0 up",
         v + "addr add " + std::string(kVmUnderlayIp) + "/24 dev ul0", v + "link set ul0 up"})
     commands.push_back(c);
@@ -200,8 +202,8 @@ Result<void> Topology::Make(const TopologyOptions& o) {
   if (!tunnel) return std::unexpected(tunnel.error());
   veth_mtu_ = *veth;
   tunnel_mtu_ = *tunnel;
-  const std::string node_tunnel =
-      ShOutput("ip -n " + Name("tunpod") + " -o link show vxlan1 | sed -n 's/.* mtu \\([0-9]*\\).*/\\1/p'");
+  const std::string node_tunnel = ShOutput(
+      "ip -n " + Name("tunpod") + " -o link show vxlan1 | sed -n 's/.* mtu \\([0-9]*\\).*/\\1/p'");
   node_tunnel_mtu_ = static_cast<uint32_t>(std::strtoul(node_tunnel.c_str(), nullptr, 10));
   return {};
 }
@@ -235,8 +237,9 @@ std::string Topology::Describe() const {
   for (const std::string& c :
        {"ip -d -n " + t + " link show vxlan1", "ip -d -n " + vp + " link show " + pod_.name,
         "tc -n " + t + " filter show dev eth0 ingress",
-        "tc -n " + t + " filter show dev vxlan1 ingress",
-        "ip -n " + nd + " -s link show cnitun", "ip -n " + nd + " -s link show ul0"}) {
+        "tc -n " + t + " filter show dev vxlan1 ingress", "ip -n " + nd + " -s link show cnibase",
+        "ip -n " + nd + " -s link show cnitun", "ip -n " + nd + " -s link show ul0",
+        "ip -n " + vp + " -s link show " + pod_.name}) {
     os << "$ " << c << "\n" << ShOutput(c + " 2>&1");
   }
   if (Sh("command -v ethtool >/dev/null 2>&1") == 0) {

@@ -51,7 +51,7 @@ struct TopologyOptions {
 };
 
 // Addresses (fixed: everything lives in namespaces this process made).
-inline constexpr const char* kPodIp = "10.244.0.5";      // tunpod's eth0 and, tunnelled, vmpod's
+inline constexpr const char* kPodIp = "10.244.0.5";       // tunpod's eth0 and, tunnelled, vmpod's
 inline constexpr const char* kPodGateway = "10.244.0.1";  // node end of the tunnelled pod's veth
 inline constexpr const char* kBasePodIp = "10.244.1.5";
 inline constexpr const char* kBaseGateway = "10.244.1.1";
