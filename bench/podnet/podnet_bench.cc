@@ -9,7 +9,8 @@
 // per round and quoted as median and range. Then the same on a 9000-byte underlay, to show the
 // tunnel's MTU follows the underlay.
 //
-//   podnetbench [--rounds 5] [--seconds 3] [--pings 20000] [--jumbo-rounds 1] [--out report.md]
+//   podnetbench [--rounds 5] [--seconds 3] [--pings 20000] [--jumbo-rounds 1] [--congestion cubic]
+//               [--out report.md]
 //               [--json results.json] [--describe] [--tweak 'shell command']   (as root)
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ struct Options {
   double seconds = 3;
   int pings = 20000;
   int jumbo_rounds = 1;
+  std::string congestion = "cubic";
   std::string out, json;
   std::vector<std::string> tweaks;  // shell commands run on each topology once built
   bool describe = false;
@@ -93,17 +95,17 @@ Result<void> Measure(const Topology& t, bool tunnel, int metric, const Options& 
   const std::string pod_ip = tunnel ? kPodIp : kBasePodIp;
   const std::string gateway = tunnel ? kPodGateway : kBaseGateway;
   if (metric == 0) {
-    auto b = BulkTransfer(t.node(), pod, pod_ip, o.seconds);
+    auto b = BulkTransfer(t.node(), pod, pod_ip, o.seconds, o.congestion);
     if (!b) return std::unexpected(b.error());
     s.to_pod_gbps = b->gbps;
     s.to_pod_cpu = b->cpu_ms_per_gb;
   } else if (metric == 1) {
-    auto b = BulkTransfer(pod, t.node(), gateway, o.seconds);
+    auto b = BulkTransfer(pod, t.node(), gateway, o.seconds, o.congestion);
     if (!b) return std::unexpected(b.error());
     s.from_pod_gbps = b->gbps;
     s.from_pod_cpu = b->cpu_ms_per_gb;
   } else {
-    auto l = PingPong(t.node(), pod, pod_ip, o.pings);
+    auto l = PingPong(t.node(), pod, pod_ip, o.pings, o.congestion);
     if (!l) return std::unexpected(l.error());
     s.latency = *l;
   }
@@ -212,8 +214,10 @@ void Ratios(std::ostream& md, const Phase& p) {
 }
 
 nlohmann::json ToJson(const Options& o, const std::vector<Phase>& phases) {
-  nlohmann::json j = {
-      {"seconds", o.seconds}, {"pings", o.pings}, {"phases", nlohmann::json::array()}};
+  nlohmann::json j = {{"seconds", o.seconds},
+                      {"pings", o.pings},
+                      {"congestion", o.congestion},
+                      {"phases", nlohmann::json::array()}};
   auto sample = [](const Sample& s) {
     return nlohmann::json{
         {"to_pod_gbps", s.to_pod_gbps},         {"from_pod_gbps", s.from_pod_gbps},
@@ -269,11 +273,11 @@ int Run(const Options& o) {
   std::ostringstream md;
   md << "## Pod network: VXLAN tunnel against the plain CNI veth\n\n"
      << "Network namespaces only (no VM): a process in the node netns and one in the pod netns. "
-        "TCP bulk for "
+        "TCP ("
+     << (o.congestion.empty() ? "the default congestion control" : o.congestion) << ") bulk for "
      << o.seconds << " s per direction (256 KiB writes), 1-byte ping-pong x " << o.pings
      << " on one connection (TCP_NODELAY). CPU: this process's user + system time (the in-context "
-        "softirq work "
-        "of every hop included) per GB moved. Table cells: median over the rounds.\n\n"
+        "softirq work of every hop included) per GB moved. Table cells: median over the rounds.\n\n"
      << "| path | underlay MTU | path MTU | node -> pod Gbit/s | pod -> node Gbit/s | CPU ms per "
         "GB (to / from pod) | p50 µs | p99 µs |\n"
      << "|---|---|---|---|---|---|---|---|\n";
@@ -304,6 +308,10 @@ int main(int argc, char** argv) {
   app.add_option("--jumbo-rounds", o.jumbo_rounds, "rounds on a 9000-byte underlay (0: none)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--congestion", o.congestion,
+                 "TCP congestion control of the bench's sockets (empty: the namespace's default); "
+                 "cubic, Linux's default, does not pace, so the figures are the path's own")
+      ->capture_default_str();
   app.add_option("--out", o.out, "also write the markdown report here");
   app.add_option("--json", o.json, "also write every round's figures here as JSON");
   app.add_flag("--describe", o.describe,

@@ -23,11 +23,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<ScopedFd> TcpSocketIn(const std::string& netns) {
+Result<ScopedFd> TcpSocketIn(const std::string& netns, const std::string& congestion) {
   auto guard = netlink::NetnsGuard::Enter(netns);
   if (!guard) return std::unexpected(guard.error());
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return std::unexpected(ErrnoError("socket", errno));
+  // An accepted socket inherits the listener's (tcp_create_openreq_child).
+  if (!congestion.empty() && ::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, congestion.data(),
+                                          static_cast<socklen_t>(congestion.size())) != 0)
+    return std::unexpected(
+        ErrnoError("TCP_CONGESTION " + congestion +
+                       " (see /proc/sys/net/ipv4/tcp_available_congestion_control)",
+                   errno));
   return fd;
 }
 
@@ -48,10 +55,10 @@ struct Pair {
 };
 
 Result<Pair> Connect(const std::string& client_netns, const std::string& server_netns,
-                     const std::string& server_ip) {
-  auto listener = TcpSocketIn(server_netns);
+                     const std::string& server_ip, const std::string& congestion) {
+  auto listener = TcpSocketIn(server_netns, congestion);
   if (!listener) return std::unexpected(listener.error());
-  auto client = TcpSocketIn(client_netns);
+  auto client = TcpSocketIn(client_netns, congestion);
   if (!client) return std::unexpected(client.error());
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -88,8 +95,9 @@ double CpuSeconds() {
 }  // namespace
 
 Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& receiver_netns,
-                          const std::string& receiver_ip, double seconds) {
-  auto pair = Connect(sender_netns, receiver_netns, receiver_ip);
+                          const std::string& receiver_ip, double seconds,
+                          const std::string& congestion) {
+  auto pair = Connect(sender_netns, receiver_netns, receiver_ip, congestion);
   if (!pair) return std::unexpected(pair.error());
   const int sender = pair->client.get(), receiver = pair->server.get();
 
@@ -134,8 +142,8 @@ Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& re
 }
 
 Result<Latency> PingPong(const std::string& client_netns, const std::string& server_netns,
-                         const std::string& server_ip, int count) {
-  auto pair = Connect(client_netns, server_netns, server_ip);
+                         const std::string& server_ip, int count, const std::string& congestion) {
+  auto pair = Connect(client_netns, server_netns, server_ip, congestion);
   if (!pair) return std::unexpected(pair.error());
   const int client = pair->client.get(), server = pair->server.get();
   SetInt(client, IPPROTO_TCP, TCP_NODELAY, 1);

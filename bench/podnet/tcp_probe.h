@@ -1,6 +1,9 @@
 // Small TCP load tools for the pod network benchmark: each side's socket is created inside its
 // network namespace (and stays bound to it, man 7 network_namespaces), the two sides run on two
 // threads of this process with blocking sockets. IPv4 only: the figures are about the data path.
+// `congestion` names the sockets' TCP congestion control (TCP_CONGESTION, man 7 tcp; empty: the
+// namespace's default): pacing (BBR's) costs a timer per packet and can cap the rate below what the
+// path carries, which would hide the path's own cost.
 #pragma once
 
 #include <string>
@@ -21,7 +24,8 @@ struct Bulk {
 // Bulk throughput: a listener on `receiver_ip` (port 0) in `receiver_netns`, a sender in
 // `sender_netns` that writes 256 KiB chunks for `seconds`, then closes.
 Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& receiver_netns,
-                          const std::string& receiver_ip, double seconds);
+                          const std::string& receiver_ip, double seconds,
+                          const std::string& congestion);
 
 struct Latency {
   double p50_us = 0;
@@ -32,6 +36,6 @@ struct Latency {
 // server on `server_ip` in `server_netns`; the client sends 1 byte and waits for it back, `count`
 // times after a warm-up of count/10, and returns the percentiles of the round trips.
 Result<Latency> PingPong(const std::string& client_netns, const std::string& server_netns,
-                         const std::string& server_ip, int count);
+                         const std::string& server_ip, int count, const std::string& congestion);
 
 }  // namespace pp::bench
