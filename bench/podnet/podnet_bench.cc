@@ -37,6 +37,7 @@ struct Options {
   int pings = 20000;
   int jumbo_rounds = 1;
   std::string congestion = "cubic";
+  int latency_cpu = 0;
   std::string out, json;
   std::vector<std::string> tweaks;  // shell commands run on each topology once built
   bool describe = false;
@@ -105,7 +106,7 @@ Result<void> Measure(const Topology& t, bool tunnel, int metric, const Options& 
     s.from_pod_gbps = b->gbps;
     s.from_pod_cpu = b->cpu_ms_per_gb;
   } else {
-    auto l = PingPong(t.node(), pod, pod_ip, o.pings, o.congestion);
+    auto l = PingPong(t.node(), pod, pod_ip, o.pings, o.congestion, o.latency_cpu);
     if (!l) return std::unexpected(l.error());
     s.latency = *l;
   }
@@ -217,6 +218,7 @@ nlohmann::json ToJson(const Options& o, const std::vector<Phase>& phases) {
   nlohmann::json j = {{"seconds", o.seconds},
                       {"pings", o.pings},
                       {"congestion", o.congestion},
+                      {"latency_cpu", o.latency_cpu},
                       {"phases", nlohmann::json::array()}};
   auto sample = [](const Sample& s) {
     return nlohmann::json{
@@ -276,7 +278,10 @@ int Run(const Options& o) {
         "TCP ("
      << (o.congestion.empty() ? "the default congestion control" : o.congestion) << ") bulk for "
      << o.seconds << " s per direction (256 KiB writes), 1-byte ping-pong x " << o.pings
-     << " on one connection (TCP_NODELAY). CPU: this process's user + system time (the in-context "
+     << " on one connection (TCP_NODELAY"
+     << (o.latency_cpu >= 0 ? ", both threads on CPU " + std::to_string(o.latency_cpu)
+                            : std::string())
+     << "). CPU: this process's user + system time (the in-context "
         "softirq work of every hop included) per GB moved. Table cells: median over the rounds.\n\n"
      << "| path | underlay MTU | path MTU | node -> pod Gbit/s | pod -> node Gbit/s | CPU ms per "
         "GB (to / from pod) | p50 µs | p99 µs |\n"
@@ -311,6 +316,11 @@ int main(int argc, char** argv) {
   app.add_option("--congestion", o.congestion,
                  "TCP congestion control of the bench's sockets (empty: the namespace's default); "
                  "cubic, Linux's default, does not pace, so the figures are the path's own")
+      ->capture_default_str();
+  app.add_option(
+         "--latency-cpu", o.latency_cpu,
+         "run both ping-pong threads on this CPU (-1: let the scheduler place them; an idle "
+         "CPU's wake-up then adds tens of µs to some rounds on a VM)")
       ->capture_default_str();
   app.add_option("--out", o.out, "also write the markdown report here");
   app.add_option("--json", o.json, "also write every round's figures here as JSON");

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -142,10 +143,23 @@ Result<Bulk> BulkTransfer(const std::string& sender_netns, const std::string& re
 }
 
 Result<Latency> PingPong(const std::string& client_netns, const std::string& server_netns,
-                         const std::string& server_ip, int count, const std::string& congestion) {
+                         const std::string& server_ip, int count, const std::string& congestion,
+                         int cpu) {
   auto pair = Connect(client_netns, server_netns, server_ip, congestion);
   if (!pair) return std::unexpected(pair.error());
   const int client = pair->client.get(), server = pair->server.get();
+  cpu_set_t original;
+  CPU_ZERO(&original);
+  if (cpu >= 0) {
+    if (::sched_getaffinity(0, sizeof original, &original) != 0)
+      return std::unexpected(ErrnoError("sched_getaffinity", errno));
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    // The echo thread inherits this thread's affinity (sched_setaffinity(2), pthread_create(3)).
+    if (::sched_setaffinity(0, sizeof one, &one) != 0)
+      return std::unexpected(ErrnoError("sched_setaffinity " + std::to_string(cpu), errno));
+  }
   SetInt(client, IPPROTO_TCP, TCP_NODELAY, 1);
   SetInt(server, IPPROTO_TCP, TCP_NODELAY, 1);
 
@@ -170,6 +184,7 @@ Result<Latency> PingPong(const std::string& client_netns, const std::string& ser
   }
   ::shutdown(client, SHUT_RDWR);
   echo.join();
+  if (cpu >= 0) (void)::sched_setaffinity(0, sizeof original, &original);
   if (failed || rtts.empty())
     return Fail(Code::kUnavailable, "ping-pong with ", server_ip, " failed after ",
                 std::to_string(rtts.size()), " round trips");

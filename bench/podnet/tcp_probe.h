@@ -34,8 +34,12 @@ struct Latency {
 
 // Request/response: one connection (TCP_NODELAY on both ends) from `client_netns` to an echo
 // server on `server_ip` in `server_netns`; the client sends 1 byte and waits for it back, `count`
-// times after a warm-up of count/10, and returns the percentiles of the round trips.
+// times after a warm-up of count/10, and returns the percentiles of the round trips. With `cpu` >=
+// 0 both threads run on that CPU, so every hop's softirq work runs inline and no round trip waits
+// for an idle CPU to wake (on a VM that wake-up, an IPI through the hypervisor, costs tens of µs
+// and where the scheduler puts the threads, not the path, would decide the p50).
 Result<Latency> PingPong(const std::string& client_netns, const std::string& server_netns,
-                         const std::string& server_ip, int count, const std::string& congestion);
+                         const std::string& server_ip, int count, const std::string& congestion,
+                         int cpu);
 
 }  // namespace pp::bench
