@@ -10,8 +10,8 @@
 // tunnel's MTU follows the underlay.
 //
 //   podnetbench [--rounds 5] [--seconds 3] [--pings 20000] [--jumbo-rounds 1] [--congestion cubic]
-//               [--out report.md]
-//               [--json results.json] [--describe] [--tweak 'shell command']   (as root)
+//               [--latency-cpu 0] [--out report.md] [--json results.json] [--describe]
+//               [--tweak 'shell command']                                       (as root)
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
