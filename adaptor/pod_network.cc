@@ -1,8 +1,12 @@
 #include "adaptor/pod_network.h"
 
+#include <arpa/inet.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
+#include <charconv>
+
+#include "common/netlink/netns.h"
 #include "common/netlink/route_socket.h"
 #include "common/netlink/tunnel.h"
 
@@ -51,6 +55,27 @@ Result<std::string> NodeAddress(const PodNetworkOptions& options) {
   return config->ipv4.front();
 }
 
+std::string AddressOf(const std::string& prefix) { return prefix.substr(0, prefix.find('/')); }
+
+bool IsIpv6(const std::string& ip) { return ip.find(':') != std::string::npos; }
+
+// The subnet of an IPv4 prefix, "10.244.1.5/24" -> "10.244.1.0/24": the route the kernel makes with
+// the address. Empty for a /32 (no such route) or text that is not an IPv4 prefix.
+std::string Ipv4Subnet(const std::string& prefix) {
+  const auto slash = prefix.find('/');
+  if (slash == std::string::npos) return "";
+  in_addr addr{};
+  if (::inet_pton(AF_INET, prefix.substr(0, slash).c_str(), &addr) != 1) return "";
+  int bits = 0;
+  const std::string_view tail = std::string_view(prefix).substr(slash + 1);
+  if (std::from_chars(tail.data(), tail.data() + tail.size(), bits).ec != std::errc()) return "";
+  if (bits <= 0 || bits >= 32) return "";
+  addr.s_addr &= htonl(~uint32_t{0} << (32 - bits));
+  char text[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &addr, text, sizeof text);
+  return std::string(text) + "/" + std::to_string(bits);
+}
+
 }  // namespace
 
 Result<void> CheckPodNetworkOptions(const PodNetworkOptions& options) {
@@ -68,6 +93,13 @@ Result<void> CheckPodNetworkOptions(const PodNetworkOptions& options) {
 }
 
 Result<podvm::PodNetwork> NodeNetwork::Inspect(const std::string& netns_path, uint32_t vni) const {
+  auto own = netlink::IsCurrentNetns(netns_path);
+  if (!own) return Fail(own.error().code, "pod network namespace ", netns_path, ": ", own.error().message);
+  if (*own) {
+    // The tc redirect would take this node's own interface away from it.
+    return Fail(Code::kInvalidArgument, "pod network namespace ", netns_path,
+                " is this node's own network namespace, not a pod's");
+  }
   auto pod = netlink::RouteSocket::OpenIn(netns_path);
   if (!pod) {
     return Fail(pod.error().code, "pod network namespace ", netns_path, ": ", pod.error().message);
@@ -101,6 +133,12 @@ Result<podvm::PodNetwork> NodeNetwork::Inspect(const std::string& netns_path, ui
   net.interface = config.name;
   net.worker_node_ip = *node;
   net.tunnel_type = options_.tunnel_type;
+  // CAA's node writes the kernel's subnet route of the pod's address too, and CAA's VM side needs
+  // it: for a prefix that is not /32 it deletes the route the kernel made with the address, then
+  // adds the listed ones (pkg/podnetwork/podnode.go); without it the gateway is unreachable there.
+  if (const std::string subnet = Ipv4Subnet(net.pod_ip); !subnet.empty()) {
+    net.routes.push_back({subnet, "", config.name, "kernel", "link"});
+  }
   for (const auto& r : config.routes) {
     podvm::Route route;
     route.dst = !r.destination.empty() ? r.destination : (r.family == AF_INET6 ? "::/0" : "0.0.0.0/0");
@@ -108,9 +146,12 @@ Result<podvm::PodNetwork> NodeNetwork::Inspect(const std::string& netns_path, ui
     route.dev = r.device;
     route.protocol = ProtocolName(r.protocol);
     route.scope = ScopeName(r.scope);
-    net.routes.push_back(std::move(route));
+    // IPv6 goes in our extension key: CAA's VM has no IPv6 address to reach an IPv6 gateway with.
+    (r.family == AF_INET6 ? net.routes6 : net.routes).push_back(std::move(route));
   }
-  for (const auto& n : config.neighbours) net.neighbors.push_back({n.ip, n.mac, n.device, "permanent"});
+  for (const auto& n : config.neighbours) {
+    (IsIpv6(n.ip) ? net.neighbors6 : net.neighbors).push_back({n.ip, n.mac, n.device, "permanent"});
+  }
   net.mtu = static_cast<int>(config.mtu);
   net.index = static_cast<int>(vni - options_.vni_min);  // CAA's: the VNI's offset from the minimum
   net.vxlan_port = options_.vxlan_port;
@@ -128,6 +169,8 @@ Result<void> NodeNetwork::SetUp(const std::string& netns_path, const podvm::PodN
   spec.tunnel_name = options_.tunnel_name;
   spec.vni = static_cast<uint32_t>(network.vxlan_id);
   spec.vm_ip = vm_ip;
+  // The node end the VM was told (worker-node-ip): the tunnel's packets leave from that address.
+  spec.local_ip = AddressOf(network.worker_node_ip);
   spec.dst_port = static_cast<uint16_t>(network.vxlan_port);
   auto made = netlink::SetUpNodeTunnel(*node, spec);
   if (!made) {

@@ -86,7 +86,7 @@ SandboxManager::SandboxManager(Options options, SandboxStore store, providers::P
   for (auto& record : store_.LoadAll()) {
     auto entry = std::make_shared<Entry>(record.request.pod_name, record.request.pod_namespace, record.request.netns_path);
     // A recovered sandbox keeps its VNI: no new sandbox may be given it while its tunnel may live.
-    if (record.network) vnis_.insert(static_cast<uint32_t>(record.network->vxlan_id));
+    if (record.network) vnis_[static_cast<uint32_t>(record.network->vxlan_id)] = record.request.netns_path;
     if (record.state == SandboxState::kStarting) {
       // The previous process died inside StartVM: whatever it created is kept in instance_id and
       // deleted by the next StartVM or StopVM, and what the provider made before it had an
@@ -211,10 +211,10 @@ Result<std::optional<podvm::PodNetwork>> SandboxManager::PlanNetwork(const Sandb
   uint32_t vni = 0;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [other, entry] : entries_) {
-      if (entry->netns_path == request.netns_path) {
-        return Fail(Code::kAlreadyExists, "pod network namespace ", request.netns_path, " is already tunnelled for sandbox ",
-                    ShortId(other), "; one pod VM per pod netns");
+    for (const auto& [held, netns] : vnis_) {
+      if (netns == request.netns_path) {
+        return Fail(Code::kAlreadyExists, "pod network namespace ", request.netns_path,
+                    " is already tunnelled (VXLAN id ", std::to_string(held), ") for another sandbox; one pod VM per pod netns");
       }
     }
     // The lowest VNI no live sandbox holds (CAA counts up from the minimum and starts again there
@@ -230,7 +230,7 @@ Result<std::optional<podvm::PodNetwork>> SandboxManager::PlanNetwork(const Sandb
                     std::to_string(options.vni_max), " are held by live sandboxes");
       }
     }
-    vnis_.insert(vni);
+    vnis_.emplace(vni, request.netns_path);
   }
   auto inspected = network_->Inspect(request.netns_path, vni);
   if (!inspected) {
@@ -411,9 +411,8 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
     if (auto saved = store_.Save(record); !saved) return undo(saved.error());
     const auto tunnel_started = Clock::now();
     if (auto up = network_->SetUp(record.request.netns_path, *record.network, record.ips.front()); !up) {
-      // SetUp made nothing: nothing to take down (and what made it fail, say a redirect someone
-      // else put on the pod's interface, is not ours to remove).
-      record.tunnel = TunnelState::kNone;
+      // SetUp undid its own work; the undo's teardown (which takes down only a tunnel with our
+      // VNI, never what made SetUp fail, say a redirect someone else put there) is the backstop.
       return undo(up.error());
     }
     record.tunnel = TunnelState::kUp;
@@ -432,9 +431,12 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
 
 Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx) {
   SandboxRecord& record = entry.record;
-  // The tunnel first: it must not point at an address the cloud may give the next VM.
-  if (auto down = TearDownTunnel(entry); !down) return down;
-  if (record.instance_id.empty()) return {};
+  // The tunnel first: it must not point at an address the cloud may give the next VM. But a tunnel
+  // that cannot be taken down must not keep the VM alive: the VM goes anyway, and the record keeps
+  // the tunnel's state so that the caller's retry (StopVM again) takes it down.
+  auto down = TearDownTunnel(entry);
+  if (!down) spdlog::warn("sandbox {}: {}; deleting its VM anyway", ShortId(record.request.id), down.error().message);
+  if (record.instance_id.empty()) return down;
   auto deleted = provider_.DeleteInstance(record.instance_id, ctx);
   if (!deleted && deleted.error().code != Code::kNotFound) return deleted;
   spdlog::info("deleted instance {} of sandbox {}", record.instance_id, ShortId(record.request.id));
@@ -448,7 +450,7 @@ Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const provider
     return Fail(Code::kUnavailable, "instance deleted, but the record of sandbox ", record.request.id,
                 " could not be updated: ", saved.error().message);
   }
-  return {};
+  return down;
 }
 
 Result<void> SandboxManager::DeleteLeftovers(Entry& entry, const providers::OpContext& ctx) {
@@ -509,9 +511,14 @@ Result<void> SandboxManager::DoStop(const std::string& id, Clock::time_point dea
   changed_.notify_all();  // wakes a StartVM sleeping between retries
   std::unique_lock op(entry->op);
   if (entry->gone) return {};
+  const std::string instance = entry->record.instance_id;
   if (auto deleted = DeleteRecordedInstance(*entry, {deadline, {}}); !deleted) {
-    return Fail(deleted.error().code, "StopVM ", id, ": deleting instance ", entry->record.instance_id,
-                " failed: ", deleted.error().message, " (the record is kept; StopVM again to retry)");
+    if (entry->record.instance_id.empty()) {  // the VM is gone; its tunnel is what is left
+      return Fail(deleted.error().code, "StopVM ", id, ": ", deleted.error().message,
+                  " (the VM is deleted; the record is kept; StopVM again to retry)");
+    }
+    return Fail(deleted.error().code, "StopVM ", id, ": deleting instance ", instance, " failed: ",
+                deleted.error().message, " (the record is kept; StopVM again to retry)");
   }
   if (auto removed = DeleteLeftovers(*entry, {deadline, {}}); !removed) {
     return Fail(removed.error().code, "StopVM ", id, ": removing what an interrupted StartVM left failed: ",

@@ -26,7 +26,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -131,7 +130,9 @@ class SandboxManager {
   std::condition_variable_any changed_;  // with mu_: a sandbox left (wakes StartVM's retry sleep)
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
   std::vector<std::weak_ptr<Waiter>> waiters_;              // guarded by mu_: GetInfo(wait) callers
-  std::set<uint32_t> vnis_;  // guarded by mu_: the VNIs of sandboxes in entries_ (and of one being created)
+  // Guarded by mu_: VNI -> pod netns path of each sandbox in entries_ and of one being created, so
+  // that neither a VNI nor a pod netns is given to two sandboxes, also by concurrent CreateVMs.
+  std::map<uint32_t, std::string> vnis_;
 };
 
 }  // namespace pp::adaptor

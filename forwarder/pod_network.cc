@@ -123,17 +123,26 @@ Result<netlink::PodTunnelSpec> PodTunnelFromApf(const podvm::PodNetwork& network
   pod.mtu = static_cast<uint32_t>(network.mtu);
   pod.ipv4 = {network.pod_ip};
   if (!network.pod_ipv6.empty()) pod.ipv6 = {network.pod_ipv6};
-  for (std::size_t i = 0; i < network.routes.size(); ++i) {
-    const std::string key = "routes[" + std::to_string(i) + "]";
-    auto route = ConvertRoute(network.routes[i], pod.name, key);
+  // "routes6"/"neighbors6" are our dual-stack extension (see apf_config.h): the same forms.
+  std::vector<std::pair<std::string, const podvm::Route*>> routes;
+  for (std::size_t i = 0; i < network.routes.size(); ++i)
+    routes.emplace_back("routes[" + std::to_string(i) + "]", &network.routes[i]);
+  for (std::size_t i = 0; i < network.routes6.size(); ++i)
+    routes.emplace_back("routes6[" + std::to_string(i) + "]", &network.routes6[i]);
+  std::vector<std::pair<std::string, const podvm::Neighbor*>> neighbors;
+  for (std::size_t i = 0; i < network.neighbors.size(); ++i)
+    neighbors.emplace_back("neighbors[" + std::to_string(i) + "]", &network.neighbors[i]);
+  for (std::size_t i = 0; i < network.neighbors6.size(); ++i)
+    neighbors.emplace_back("neighbors6[" + std::to_string(i) + "]", &network.neighbors6[i]);
+  for (const auto& [key, in_route] : routes) {
+    auto route = ConvertRoute(*in_route, pod.name, key);
     if (!route) return std::unexpected(route.error());
     // The prefix route of each address: the kernel adds it again with the address.
     if (route->protocol == RTPROT_KERNEL) continue;
     pod.routes.push_back(*std::move(route));
   }
-  for (std::size_t i = 0; i < network.neighbors.size(); ++i) {
-    const podvm::Neighbor& in = network.neighbors[i];
-    const std::string key = "neighbors[" + std::to_string(i) + "]";
+  for (const auto& [key, in_neighbor] : neighbors) {
+    const podvm::Neighbor& in = *in_neighbor;
     if (auto ok = OnPodInterface(in.dev, pod.name, key + ".dev"); !ok)
       return std::unexpected(ok.error());
     // Only permanent entries are configuration (the node copies only those); anything else the
@@ -301,6 +310,16 @@ Result<std::optional<BuiltPodNetwork>> SetUpPodNetwork(const podvm::ApfConfig& a
   auto created = EnsureNetns(options.pod_netns);
   if (!created) return std::unexpected(created.error());
   built.created_netns = *created;
+  // The tunnel takes the pod interface's name (eth0): in the VM's own namespace it would replace
+  // the VM's own NIC, and a restart's teardown would delete that NIC.
+  auto own = options.vm_netns.empty() ? netlink::IsCurrentNetns(options.pod_netns)
+                                      : netlink::SameNetns(options.pod_netns, options.vm_netns);
+  if (!own || *own) {
+    if (*created) (void)RemoveNetns(options.pod_netns);
+    if (!own) return std::unexpected(own.error());
+    return Fail(Code::kInvalidArgument, "pod network: -pod-namespace ", options.pod_netns,
+                " is the VM's own network namespace; the pod needs a namespace of its own");
+  }
   Undo undo("pod network");
   if (built.created_netns)
     undo.Add("remove " + options.pod_netns, [&] { (void)RemoveNetns(options.pod_netns); });

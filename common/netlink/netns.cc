@@ -24,6 +24,22 @@ Result<ScopedFd> OpenNetns(const std::string& path) {
   return fd;
 }
 
+Result<bool> SameNetns(const std::string& a, const std::string& b) {
+  struct stat ids[2] {};
+  for (int i = 0; i < 2; ++i) {
+    const std::string& path = i == 0 ? a : b;
+    auto fd = OpenNetns(path);
+    if (!fd) return std::unexpected(fd.error());
+    if (::fstat(fd->get(), &ids[i]) != 0) return std::unexpected(ErrnoError("stat " + path, errno));
+  }
+  // A namespace is identified by its nsfs device and inode (namespaces(7), "/proc/[pid]/ns/").
+  return ids[0].st_dev == ids[1].st_dev && ids[0].st_ino == ids[1].st_ino;
+}
+
+Result<bool> IsCurrentNetns(const std::string& path) {
+  return SameNetns(path, "/proc/thread-self/ns/net");
+}
+
 Result<NetnsGuard> NetnsGuard::Enter(const std::string& path) {
   auto fd = OpenNetns(path);
   if (!fd) return std::unexpected(fd.error());

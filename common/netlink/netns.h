@@ -22,6 +22,12 @@ namespace pp::netlink {
 // namespace. NOT_FOUND when the path does not exist; INVALID_ARGUMENT when it is not a netns.
 Result<ScopedFd> OpenNetns(const std::string& path);
 
+// True when `path` names the calling thread's own network namespace (same nsfs inode), e.g. a pod
+// netns path that is really the node's or the VM's own namespace, where a pod tunnel must never go.
+Result<bool> IsCurrentNetns(const std::string& path);
+// True when the two paths name the same network namespace.
+Result<bool> SameNetns(const std::string& a, const std::string& b);
+
 // Moves the calling thread into a network namespace until destruction, then back to the one it
 // was in. If switching back fails the thread would keep running in the wrong namespace; the
 // destructor aborts the process then rather than let later sockets land there silently.

@@ -43,6 +43,15 @@ Result<std::string> RouteSocket::LinkMac(const std::string& name) {
   return IpToString(mac);
 }
 
+Result<uint32_t> RouteSocket::VxlanId(const std::string& name) {
+  auto link = GetLink(get(), name);
+  if (!link) return std::unexpected(link.error());
+  uint32_t vni = 0;
+  if (rtnl_link_is_vxlan(link->get()) == 0 || rtnl_link_vxlan_get_id(link->get(), &vni) < 0)
+    return Fail(Code::kFailedPrecondition, "netlink: link ", name, " is not a VXLAN device");
+  return vni;
+}
+
 Result<void> RouteSocket::CreateVxlan(const VxlanSpec& spec) {
   // RFC 7348 section 5: the VNI is 24 bits.
   if (spec.vni == 0 || spec.vni > 0xFFFFFF)

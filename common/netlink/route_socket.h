@@ -12,6 +12,7 @@
 // EEXIST, NOT_FOUND for a missing link or namespace, PERMISSION_DENIED without CAP_NET_ADMIN.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "common/base/error.h"
@@ -30,6 +31,9 @@ class RouteSocket {
   // Links.
   Result<int> LinkIndex(const std::string& name);
   Result<std::string> LinkMac(const std::string& name);
+  // The VNI of the VXLAN device `name`: NOT_FOUND without such a link, FAILED_PRECONDITION when it
+  // is not a VXLAN device.
+  Result<uint32_t> VxlanId(const std::string& name);
   // Creates a VXLAN device (down). ALREADY_EXISTS if the name is taken.
   Result<void> CreateVxlan(const VxlanSpec& spec);
   // Moves `name` into the namespace `netns_fd` refers to, named `new_name` there (empty: same

@@ -80,14 +80,26 @@ Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec&
 }
 
 Result<void> TearDownNodeTunnel(RouteSocket& node, const NodeTunnelSpec& spec) {
-  // A tunnel whose move failed half-way would still sit in the node's namespace.
+  // A tunnel whose move failed half-way would still sit in the node's namespace (its name holds
+  // our VNI, so it is ours).
   if (auto r = node.DeleteLink(TransientTunnelName(spec.vni)); !r && !IsNotFound(r)) return r;
   auto pod = RouteSocket::OpenIn(spec.pod_netns);
   if (!pod) {
-    // The pod netns is gone (the CNI deleted it): so is everything we put in it.
-    if (pod.error().code == Code::kNotFound) return {};
+    // The pod netns is gone (the CNI deleted it, or its path is being unmounted: no longer a
+    // namespace file): so is everything we put in it.
+    if (pod.error().code == Code::kNotFound || pod.error().code == Code::kInvalidArgument) return {};
     return std::unexpected(pod.error());
   }
+  // Only what is ours: a tunnel of this name with our VNI, and with it the redirect SetUp put on
+  // the pod's interface (made only once the tunnel was there). A tunnel with another VNI, or a
+  // redirect without our tunnel, belongs to someone else and stays.
+  auto vni = pod->VxlanId(spec.tunnel_name);
+  if (!vni) {
+    const Code code = vni.error().code;
+    return code == Code::kNotFound || code == Code::kFailedPrecondition ? Result<void>{}
+                                                                        : std::unexpected(vni.error());
+  }
+  if (*vni != spec.vni) return {};
   std::string pod_interface = spec.pod_interface;
   if (pod_interface.empty()) {
     // The CNI interface is the one the tunnel redirects to: find it by the same rule as SetUp.

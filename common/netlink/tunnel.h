@@ -42,6 +42,10 @@ struct NodeTunnelSpec {
 // NOT_FOUND for a missing netns or interface; FAILED_PRECONDITION for a pod netns without IPv4;
 // ALREADY_EXISTS if the pod interface is already redirected or the names are taken.
 Result<InterfaceConfig> SetUpNodeTunnel(RouteSocket& node, const NodeTunnelSpec& spec);
+// Takes down only what SetUp made: the transient tunnel (its name holds the VNI), a tunnel named
+// `tunnel_name` whose VNI is `spec.vni`, and with it the redirect on the pod interface. Another
+// tunnel, or a redirect without our tunnel, is someone else's and stays. A pod netns that is gone
+// (or no longer a namespace file) is success.
 Result<void> TearDownNodeTunnel(RouteSocket& node, const NodeTunnelSpec& spec);
 
 struct PodTunnelSpec {

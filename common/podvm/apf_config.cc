@@ -30,6 +30,8 @@ constexpr std::array kNetworkKeys = {"podip",
                                      "tunnel-type",
                                      "routes",
                                      "neighbors",
+                                     "routes6",
+                                     "neighbors6",
                                      "mtu",
                                      "index",
                                      "vxlan-port",
@@ -259,6 +261,14 @@ bool ParsePodNetwork(const Json& value, PodNetwork& net, std::string& error,
                   [&](const Json& v, const std::string& where, Neighbor& n) {
                     return ParseNeighbor(v, where, n, error, notes);
                   }) &&
+         GetArray(value, "routes6", w, net.routes6, error,
+                  [&](const Json& v, const std::string& where, Route& r) {
+                    return ParseRoute(v, where, r, error, notes);
+                  }) &&
+         GetArray(value, "neighbors6", w, net.neighbors6, error,
+                  [&](const Json& v, const std::string& where, Neighbor& n) {
+                    return ParseNeighbor(v, where, n, error, notes);
+                  }) &&
          GetInt(value, "mtu", w, 0, kMaxPort, net.mtu, error) &&
          GetInt(value, "index", w, 0, std::numeric_limits<int>::max(), net.index, error) &&
          GetInt(value, "vxlan-port", w, 0, kMaxPort, net.vxlan_port, error) &&
@@ -319,25 +329,35 @@ std::string SerializeApfConfig(const ApfConfig& config) {
     n["interface"] = net.interface;
     n["worker-node-ip"] = net.worker_node_ip;
     n["tunnel-type"] = net.tunnel_type;
-    n["routes"] = OrderedJson::array();
-    for (const Route& r : net.routes) {
-      // Go always writes dst/gw (netip types ignore omitempty); the rest is omitempty.
+    // Go always writes dst/gw (netip types ignore omitempty); the rest is omitempty.
+    auto route_json = [](const Route& r) {
       OrderedJson route;
       route["dst"] = r.dst;
       route["gw"] = r.gw;
       if (!r.dev.empty()) route["dev"] = r.dev;
       if (!r.protocol.empty()) route["protocol"] = r.protocol;
       if (!r.scope.empty()) route["scope"] = r.scope;
-      n["routes"].push_back(std::move(route));
-    }
-    n["neighbors"] = OrderedJson::array();
-    for (const Neighbor& nb : net.neighbors) {
+      return route;
+    };
+    auto neighbor_json = [](const Neighbor& nb) {
       OrderedJson neighbor;
       neighbor["ip"] = nb.ip;
       if (!nb.hw_addr.empty()) neighbor["hw-addr"] = nb.hw_addr;
       if (!nb.dev.empty()) neighbor["dev"] = nb.dev;
       if (!nb.state.empty()) neighbor["state"] = nb.state;
-      n["neighbors"].push_back(std::move(neighbor));
+      return neighbor;
+    };
+    n["routes"] = OrderedJson::array();
+    for (const Route& r : net.routes) n["routes"].push_back(route_json(r));
+    n["neighbors"] = OrderedJson::array();
+    for (const Neighbor& nb : net.neighbors) n["neighbors"].push_back(neighbor_json(nb));
+    if (!net.routes6.empty()) {
+      n["routes6"] = OrderedJson::array();
+      for (const Route& r : net.routes6) n["routes6"].push_back(route_json(r));
+    }
+    if (!net.neighbors6.empty()) {
+      n["neighbors6"] = OrderedJson::array();
+      for (const Neighbor& nb : net.neighbors6) n["neighbors6"].push_back(neighbor_json(nb));
     }
     n["mtu"] = net.mtu;
     n["index"] = net.index;

@@ -50,8 +50,13 @@ struct PodNetwork {
   std::string interface;       // "interface": pod-side interface name, e.g. "eth0"
   std::string worker_node_ip;  // "worker-node-ip": CIDR prefix
   std::string tunnel_type;     // "tunnel-type": "vxlan"
-  std::vector<Route> routes;
-  std::vector<Neighbor> neighbors;
+  std::vector<Route> routes;       // "routes": IPv4 only, so that CAA's forwarder can add them all
+  std::vector<Neighbor> neighbors;  // "neighbors": IPv4 only, likewise
+  // "routes6", "neighbors6": a dual-stack pod's IPv6 routes and neighbours. Our extension, beside
+  // "podipv6": CAA's forwarder (which gives the interface no IPv6 address) skips these keys, where
+  // an IPv6 gateway in "routes" would be unreachable for it and fail its setup. Written only when set.
+  std::vector<Route> routes6;
+  std::vector<Neighbor> neighbors6;
   int mtu = 0;         // 0..65535, 0 = not set
   int index = 0;       // >= 0
   int vxlan_port = 0;  // 0..65535, 0 = not set

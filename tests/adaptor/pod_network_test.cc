@@ -7,10 +7,12 @@
 // 10.244.9.1, fd00:9::5/64) and node --veth ppul0/ppul1-- "vm" netns (192.168.77.2/24), the
 // address the test provider gives every instance.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 
 #include "adaptor/sandbox_manager.h"
 #include "tests/common/netlink/netns_fixture.h"
@@ -45,7 +47,8 @@ class PodNetns {
     ok_ = netns_.ok() && Sh("ip link add " + host_ + " type veth peer name eth0 netns " + ns) == 0 &&
           Sh("ip link set " + host_ + " up") == 0 && Sh("ip addr add " + net + ".1/24 dev " + host_) == 0 &&
           Sh("ip -n " + ns + " link set eth0 address 0a:58:0a:f4:0" + std::to_string(n) + ":05 up") == 0 &&
-          Sh("ip -n " + ns + " addr add fd00:" + std::to_string(n) + "::5/64 dev eth0 nodad") == 0;
+          Sh("ip -n " + ns + " addr add fd00:" + std::to_string(n) + "::5/64 dev eth0 nodad") == 0 &&
+          Sh("ip -n " + ns + " route add default via fd00:" + std::to_string(n) + "::1 dev eth0") == 0;
     if (ok_ && ipv4) {
       ok_ = Sh("ip -n " + ns + " addr add " + net + ".5/24 dev eth0") == 0 &&
             Sh("ip -n " + ns + " route add default via " + net + ".1") == 0;
@@ -106,7 +109,42 @@ class PodNetworkTest : public ::testing::Test {
   std::unique_ptr<NodeNetwork> network_;
 };
 
-TEST_F(PodNetworkTest, CreateVMReadsThePodNetnsIntoTheRecordAndTheVmsApfJson) {
+// CAA's forwarder (pkg/podnetwork/podnode.go), for a pod prefix that is not /32, deletes the route
+// the kernel made with the address and adds the listed "routes", gateway-less ones first: each
+// gateway must then be inside a gateway-less route's destination. IPv4 only: it sets no IPv6.
+bool CaaVmCanAddEveryRoute(const podvm::PodNetwork& net, std::string& why) {
+  auto inside = [](const std::string& ip, const std::string& prefix) {
+    const auto slash = prefix.find('/');
+    in_addr a{}, p{};
+    if (::inet_pton(AF_INET, ip.c_str(), &a) != 1 || ::inet_pton(AF_INET, prefix.substr(0, slash).c_str(), &p) != 1)
+      return false;
+    const int bits = std::stoi(prefix.substr(slash + 1));
+    const uint32_t mask = bits == 0 ? 0 : htonl(~uint32_t{0} << (32 - bits));
+    return (a.s_addr & mask) == (p.s_addr & mask);
+  };
+  for (const auto& r : net.routes) {
+    if (r.dst.find(':') != std::string::npos || r.gw.find(':') != std::string::npos) {
+      why = "an IPv6 route in routes: " + r.dst;
+      return false;
+    }
+    if (r.gw.empty()) continue;
+    bool reachable = false;
+    for (const auto& link : net.routes) reachable = reachable || (link.gw.empty() && inside(r.gw, link.dst));
+    if (!reachable) {
+      why = "gateway " + r.gw + " of " + r.dst + " is on no gateway-less route";
+      return false;
+    }
+  }
+  for (const auto& n : net.neighbors) {
+    if (n.ip.find(':') != std::string::npos) {
+      why = "an IPv6 neighbour in neighbors: " + n.ip;
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST_F(PodNetworkTest, CreateVMReadsThePodNetnsIntoTheRecordAsCaaWritesIt) {
   PodNetns pod("pod", 9);
   ASSERT_TRUE(pod.ok());
   auto m = NewManager();
@@ -125,8 +163,15 @@ TEST_F(PodNetworkTest, CreateVMReadsThePodNetnsIntoTheRecordAndTheVmsApfJson) {
   EXPECT_EQ(net.index, 0);
   EXPECT_EQ(net.vxlan_port, 4789);
   EXPECT_EQ(net.mtu, 1500);
-  ASSERT_EQ(net.routes.size(), 1u);
-  EXPECT_EQ(net.routes[0], (podvm::Route{"0.0.0.0/0", "10.244.9.1", "eth0", "boot", ""}));
+  // As CAA's node writes them: the kernel's subnet route too (its VM side needs it), IPv4 only.
+  ASSERT_EQ(net.routes.size(), 2u);
+  EXPECT_EQ(net.routes[0], (podvm::Route{"10.244.9.0/24", "", "eth0", "kernel", "link"}));
+  EXPECT_EQ(net.routes[1], (podvm::Route{"0.0.0.0/0", "10.244.9.1", "eth0", "boot", ""}));
+  std::string why;
+  EXPECT_TRUE(CaaVmCanAddEveryRoute(net, why)) << why;
+  // IPv6 in our extension keys, beside podipv6.
+  ASSERT_EQ(net.routes6.size(), 1u);
+  EXPECT_EQ(net.routes6[0], (podvm::Route{"::/0", "fd00:9::1", "eth0", "boot", ""}));
   EXPECT_EQ(records[0].tunnel, TunnelState::kNone);
   // CreateVM changes nothing in the pod netns.
   EXPECT_EQ(pod.Run("link show vxlan1").find("vxlan1:"), std::string::npos);
@@ -187,6 +232,49 @@ TEST_F(PodNetworkTest, AStartedTunnelSurvivesARestartAndTheNextProcessTakesItDow
   EXPECT_EQ(pod.Run("link show vxlan1").find("vxlan1:"), std::string::npos);
   EXPECT_NE(other.Run("-d link show vxlan1").find("vxlan id 555001"), std::string::npos) << "the other pod's stays";
   ASSERT_TRUE(Stop(*m, "s2"));
+  EXPECT_TRUE(NodeIsClean());
+}
+
+TEST_F(PodNetworkTest, TheNodesOwnNetnsIsNeverTakenForAPods) {
+  auto m = NewManager();
+  auto created = Create(*m, "s1", "/proc/self/ns/net");
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().code, Code::kInvalidArgument) << created.error().ToString();
+  EXPECT_NE(created.error().message.find("own network namespace"), std::string::npos);
+  EXPECT_TRUE(m->Snapshot().empty());
+}
+
+TEST_F(PodNetworkTest, ConcurrentCreateVMsForOnePodNetnsGiveItToOneSandbox) {
+  PodNetns pod("pod", 9);
+  ASSERT_TRUE(pod.ok());
+  auto m = NewManager();
+  for (int round = 0; round < 20; ++round) {
+    const std::string a = "a" + std::to_string(round), b = "b" + std::to_string(round);
+    auto first = std::async(std::launch::async, [&] { return Create(*m, a, pod.path()); });
+    auto second = std::async(std::launch::async, [&] { return Create(*m, b, pod.path()); });
+    const auto ra = first.get(), rb = second.get();
+    ASSERT_NE(ra.has_value(), rb.has_value()) << "round " << round;
+    const auto& refused = ra ? rb : ra;
+    EXPECT_EQ(refused.error().code, Code::kAlreadyExists) << refused.error().ToString();
+    ASSERT_TRUE(Stop(*m, ra ? a : b));
+  }
+  EXPECT_TRUE(m->Snapshot().empty());
+}
+
+TEST_F(PodNetworkTest, AForeignTunnelOfTheSameNameIsNeverTakenDown) {
+  PodNetns pod("pod", 9);
+  ASSERT_TRUE(pod.ok());
+  auto m = NewManager();
+  ASSERT_TRUE(Create(*m, "s1", pod.path()));
+  // Between CreateVM and StartVM someone else makes a vxlan1 (VNI 999) in the pod netns.
+  ASSERT_EQ(pod.Run("link add vxlan1 type vxlan id 999 dstport 4789"), "");
+  auto started = Start(*m, "s1");
+  ASSERT_FALSE(started);
+  EXPECT_EQ(provider_.Live(), 0u) << "the VM made for the pod is deleted";
+  EXPECT_NE(pod.Run("-d link show vxlan1").find("vxlan id 999"), std::string::npos) << "not ours to remove";
+  EXPECT_EQ(pod.Tc("qdisc show dev eth0").find("ingress"), std::string::npos) << "ours is undone";
+  ASSERT_TRUE(Stop(*m, "s1"));
+  EXPECT_NE(pod.Run("-d link show vxlan1").find("vxlan id 999"), std::string::npos) << "StopVM leaves it too";
   EXPECT_TRUE(NodeIsClean());
 }
 

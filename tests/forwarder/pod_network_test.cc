@@ -58,7 +58,9 @@ std::string PodNetworkJson(const std::string& mac, const std::string& extra = ""
     "routes": [
       {"dst": "", "gw": "10.244.1.1", "dev": "eth0"},
       {"dst": "10.244.1.0/24", "gw": "", "dev": "eth0", "protocol": "kernel", "scope": "link"},
-      {"dst": "10.96.0.0/12", "gw": "10.244.1.1", "dev": "eth0", "protocol": "static"},
+      {"dst": "10.96.0.0/12", "gw": "10.244.1.1", "dev": "eth0", "protocol": "static"}
+    ],
+    "routes6": [
       {"dst": "::/0", "gw": "fd00:244::1", "dev": "eth0"}
     ],
     "neighbors": [
@@ -75,7 +77,11 @@ std::string PodNetworkJson(const std::string& mac, const std::string& extra = ""
 }
 
 TEST(PodTunnelFromApfTest, ConvertsCaasPodNetwork) {
-  auto spec = PodTunnelFromApf(Parse(PodNetworkJson("02:42:0a:f4:01:05")), "/run/netns/x");
+  auto spec = PodTunnelFromApf(
+      Parse(PodNetworkJson("02:42:0a:f4:01:05",
+                           R"(, "neighbors6": [{"ip": "fd00:244::1", "hw-addr": "ee:ee:ee:ee:ee:01",
+                                                "dev": "eth0", "state": "permanent"}])")),
+      "/run/netns/x");
   ASSERT_TRUE(spec) << spec.error().ToString();
   EXPECT_EQ(spec->pod_netns, "/run/netns/x");
   EXPECT_EQ(spec->pod.name, "eth0");
@@ -88,15 +94,17 @@ TEST(PodTunnelFromApfTest, ConvertsCaasPodNetwork) {
   EXPECT_EQ(spec->dst_port, 4789) << "vxlan-port 0 is IANA's port";
   EXPECT_EQ(spec->mtu, 0u)
       << "the tunnel MTU is left to SetUpPodTunnel (pod MTU, capped by the underlay)";
-  // The kernel's prefix route is left out (the address brings it back); defaults in both forms.
+  // The kernel's prefix route is left out (the address brings it back); defaults in both forms;
+  // IPv6 routes come from our "routes6".
   const std::vector<netlink::Route> routes = {
       {"", "10.244.1.1", "eth0", AF_INET, -1, -1},
       {"10.96.0.0/12", "10.244.1.1", "eth0", AF_INET, -1, RTPROT_STATIC},
       {"", "fd00:244::1", "eth0", AF_INET6, -1, -1},
   };
   EXPECT_EQ(spec->pod.routes, routes);
-  // Only permanent neighbours are configuration.
-  const std::vector<netlink::Neighbour> neighbours = {{"10.244.1.1", "ee:ee:ee:ee:ee:ee", "eth0"}};
+  // Only permanent neighbours are configuration; IPv6 ones come from our "neighbors6".
+  const std::vector<netlink::Neighbour> neighbours = {{"10.244.1.1", "ee:ee:ee:ee:ee:ee", "eth0"},
+                                                      {"fd00:244::1", "ee:ee:ee:ee:ee:01", "eth0"}};
   EXPECT_EQ(spec->pod.neighbours, neighbours);
 }
 
@@ -416,6 +424,16 @@ TEST_F(PodNetworkTest, AFailedBuildRemovesTheNamespaceItCreated) {
       << built.error().ToString();
   EXPECT_FALSE(vmpod.exists()) << "the namespace this call made is left behind";
   EXPECT_EQ(ShOutput("ip -n " + vm_->name() + " -o link show | grep -c ppvx"), "0\n");
+}
+
+TEST_F(PodNetworkTest, TheVmsOwnNamespaceIsNeverTakenForThePods) {
+  SKIP_UNLESS_ROOT();
+  const std::string links = ShOutput("ip -n " + vm_->name() + " -o link show");
+  auto built = SetUpPodNetwork(Apf(), Options(vm_->path()));
+  ASSERT_FALSE(built);
+  EXPECT_EQ(built.error().code, Code::kInvalidArgument) << built.error().ToString();
+  EXPECT_NE(built.error().message.find("own network namespace"), std::string::npos);
+  EXPECT_EQ(ShOutput("ip -n " + vm_->name() + " -o link show"), links) << "the VM's links are untouched";
 }
 
 TEST_F(PodNetworkTest, AnUnderlayThatNeverReachesTheNodeTimesOutAndMakesNothing) {

@@ -97,8 +97,13 @@ TEST(ApfConfigTest, DualStackPodCarriesItsIpv6PrefixOnlyWhenSet) {
   ApfConfig config = MustParse(kCaaExample);
   EXPECT_TRUE(config.pod_network->pod_ipv6.empty());
   EXPECT_EQ(SerializeApfConfig(config).find("podipv6"), std::string::npos) << "IPv4-only stays CAA's form";
+  EXPECT_EQ(SerializeApfConfig(config).find("routes6"), std::string::npos);
   config.pod_network->pod_ipv6 = "fd00:10:244:1::5/64";
+  config.pod_network->routes6 = {{"::/0", "fd00:10:244:1::1", "eth0", "", ""}};
+  config.pod_network->neighbors6 = {{"fd00:10:244:1::1", "ee:ee:ee:ee:ee:ee", "eth0", "permanent"}};
   const std::string json = SerializeApfConfig(config);
+  EXPECT_NE(json.find("\"routes6\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"neighbors6\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"podipv6\": \"fd00:10:244:1::5/64\""), std::string::npos) << json;
   EXPECT_EQ(MustParse(json), config);
   const std::string bad = R"({"pod-network": {"podipv6": "fd00::5"}})";
