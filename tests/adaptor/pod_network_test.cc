@@ -84,12 +84,13 @@ class PodNetworkTest : public ::testing::Test {
 
   std::unique_ptr<SandboxManager> NewManager(PodNetworkOptions options = {}) {
     options.host_interface = "ppul0";
-    network_ = std::make_unique<NodeNetwork>(options);
+    // Kept for the fixture's life: an earlier manager (a "process" a test restarts) may still use its own.
+    networks_.push_back(std::make_unique<NodeNetwork>(options));
     SandboxManager::Options manager;
     manager.node_name = "node-a";
     manager.initial_backoff = 10ms;
     manager.max_backoff = 20ms;
-    return std::make_unique<SandboxManager>(manager, SandboxStore(pods_), provider_, pool_, nullptr, network_.get());
+    return std::make_unique<SandboxManager>(manager, SandboxStore(pods_), provider_, pool_, nullptr, networks_.back().get());
   }
   Result<std::string> Create(SandboxManager& m, const std::string& id, const std::string& netns) {
     return io_.Run(m.CreateVM(Request(id, netns)));
@@ -100,13 +101,13 @@ class PodNetworkTest : public ::testing::Test {
   // Nothing of ours left in the node namespace: no transient tunnel, no VXLAN device at all.
   static bool NodeIsClean() { return ShOutput("ip -d link show type vxlan").empty(); }
 
+  std::vector<std::unique_ptr<NodeNetwork>> networks_;  // outlives the pool and every manager's jobs
   TestNetns vm_{"vm"};
   pp::testing::TempDir dir_;
   std::string pods_ = dir_ / "pods";
   pp::testing::TestProvider provider_;
   BlockingPool pool_{4, 64};
   pp::testing::IoThread io_;
-  std::unique_ptr<NodeNetwork> network_;
 };
 
 // CAA's forwarder (pkg/podnetwork/podnode.go), for a pod prefix that is not /32, deletes the route
