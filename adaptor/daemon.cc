@@ -71,19 +71,32 @@ asio::awaitable<void> WatchProvider(providers::Provider& provider, BlockingPool&
   }
 }
 
-// Lists this node's instances until it can, then reconciles them against the records.
-asio::awaitable<void> ReconcileWhenPossible(SandboxManager& manager, const std::atomic<bool>& stopping) {
+// Reconciles this node's instances against the records: at start (retrying until the provider can
+// list them), then every `interval` (0: at start only). Each pass that finds something says so.
+asio::awaitable<void> Reconcile(SandboxManager& manager, std::chrono::nanoseconds interval,
+                                const std::atomic<bool>& stopping) {
   Backoff backoff(std::chrono::seconds(2), std::chrono::minutes(1));
   auto timer = asio::steady_timer(co_await asio::this_coro::executor);
+  bool first = true;
   while (!stopping) {
     auto reconciled = co_await manager.Reconcile();
+    std::chrono::nanoseconds wait = interval;
     if (reconciled) {
-      if (*reconciled > 0) spdlog::warn("deleted {} instance(s) no sandbox accounts for", *reconciled);
-      co_return;
+      backoff.Reset();
+      const auto& r = *reconciled;
+      if (r.orphans > 0) {
+        spdlog::warn("reconciliation: {} instance(s) no record accounts for: {} deleted, {} within the grace period, "
+                     "{} failed to delete", r.orphans, r.deleted, r.waiting, r.failed);
+      } else if (first) {
+        spdlog::info("reconciliation: every instance of this node has its record");
+      }
+      first = false;
+      if (interval.count() == 0) co_return;
+    } else {
+      wait = backoff.Next();
+      spdlog::warn("cannot reconcile this node's instances: {}; retrying in {} s", reconciled.error().ToString(),
+                   std::chrono::duration_cast<std::chrono::seconds>(wait).count());
     }
-    const auto wait = backoff.Next();
-    spdlog::warn("cannot reconcile this node's instances yet: {}; retrying in {} s", reconciled.error().ToString(),
-                 std::chrono::duration_cast<std::chrono::seconds>(wait).count());
     timer.expires_after(wait);
     (void)co_await timer.async_wait(kAwaitTuple);
   }
@@ -107,6 +120,8 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   auto pool = std::make_unique<BlockingPool>(config.blocking_threads, 1024);
   SandboxManager::Options options;
   options.node_name = config.node_name.empty() ? HostName() : config.node_name;
+  options.limit_per_node = config.limit_per_node;
+  options.reconcile_grace = config.reconcile_grace_value;
   std::unique_ptr<AgentConnector> connector;
   if (config.connect_agents) {
     AgentConnectorOptions agent;
@@ -154,7 +169,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   }, asio::detached);
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     co_await manager.ResumeAgents();
-    co_await ReconcileWhenPossible(manager, stopping);
+    co_await Reconcile(manager, config.reconcile_interval_value, stopping);
   }, asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);

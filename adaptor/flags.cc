@@ -1,6 +1,7 @@
 #include "adaptor/flags.h"
 
 #include <CLI/CLI.hpp>
+#include <tuple>
 
 #include "common/base/log.h"
 
@@ -15,7 +16,6 @@ struct PendingFlag {
 constexpr PendingFlag kPendingFlags[] = {
     {"pause-image", "PAUSE_IMAGE"},           {"tls-skip-verify", "TLS_SKIP_VERIFY"},
     {"initdata", "INITDATA"},
-    {"peerpods-limit-per-node", "PEERPODS_LIMIT_PER_NODE"},
     {"enable-scratch-space", "ENABLE_SCRATCH_SPACE"},
     {"ext-network-via-podvm", "EXTERNAL_NETWORK_VIA_PODVM"},
     {"pod-subnet-cidrs", "POD_SUBNET_CIDRS"},
@@ -65,6 +65,18 @@ void AddCommonFlags(CLI::App& app, Config& config) {
       ->envname("TLS_MIN_VERSION");
   app.add_option("--tls-cipher-suites", config.tls_cipher_suites, "TLS 1.2 cipher suites, IANA names, comma-separated")
       ->envname("TLS_CIPHER_SUITES");
+  app.add_option("--peerpods-limit-per-node", config.limit_per_node_text,
+                 "most sandboxes this node runs; CreateVM past it is RESOURCE_EXHAUSTED (0: no limit)")
+      ->envname("PEERPODS_LIMIT_PER_NODE")
+      ->capture_default_str();
+  app.add_option("--reconcile-interval", config.reconcile_interval,
+                 "how often to look for VMs no record accounts for (Go duration; 0: only at start)")
+      ->envname("RECONCILE_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--reconcile-grace", config.reconcile_grace,
+                 "how long a VM no record accounts for is left before it is deleted")
+      ->envname("RECONCILE_GRACE")
+      ->capture_default_str();
   app.add_option("--tunnel-type", config.tunnel_type, "pod network tunnel: vxlan (the only kind)")
       ->envname("TUNNEL_TYPE")
       ->capture_default_str();
@@ -108,6 +120,18 @@ Result<void> FinishCommonFlags(Config& config, const std::vector<std::string>& a
   auto grace = ParseGoDuration(config.shutdown_grace);
   if (!grace) return Fail(Code::kInvalidArgument, "-shutdown-grace: ", grace.error().message);
   config.shutdown_grace_value = *grace;
+
+  auto limit = ParseUnsignedFlag(config.limit_per_node_text, 0, 100000,
+                                 FlagOrEnvName(args, "peerpods-limit-per-node", "PEERPODS_LIMIT_PER_NODE"));
+  if (!limit) return std::unexpected(limit.error());
+  config.limit_per_node = static_cast<std::size_t>(*limit);
+  for (auto [text, value, flag, env] :
+       {std::tuple{&config.reconcile_interval, &config.reconcile_interval_value, "reconcile-interval", "RECONCILE_INTERVAL"},
+        std::tuple{&config.reconcile_grace, &config.reconcile_grace_value, "reconcile-grace", "RECONCILE_GRACE"}}) {
+    auto parsed = ParseGoDuration(*text);
+    if (!parsed) return Fail(Code::kInvalidArgument, FlagOrEnvName(args, flag, env), ": ", parsed.error().message);
+    *value = *parsed;
+  }
 
   auto vxlan_port = ParseUnsignedFlag(config.vxlan_port_text, 1, 65535, FlagOrEnvName(args, "vxlan-port", "VXLAN_PORT"));
   if (!vxlan_port) return std::unexpected(vxlan_port.error());

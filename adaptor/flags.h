@@ -41,8 +41,13 @@ struct Config {
   std::string vxlan_max_id_text = "16777215";  // -vxlan-max-id (ours)
   std::string host_interface;                  // -host-interface (flag only, as in CAA)
   PodNetworkOptions network;                   // set by FinishCommonFlags
+  std::string limit_per_node_text = "10";      // -peerpods-limit-per-node, PEERPODS_LIMIT_PER_NODE (CAA's)
+  std::string reconcile_interval = "5m";       // -reconcile-interval, RECONCILE_INTERVAL (0: at start only)
+  std::string reconcile_grace = "2m";          // -reconcile-grace, RECONCILE_GRACE
   // Set by FinishCommonFlags from the text above.
   std::chrono::nanoseconds proxy_timeout_value{}, shutdown_grace_value{};
+  std::chrono::nanoseconds reconcile_interval_value{}, reconcile_grace_value{};
+  std::size_t limit_per_node = 10;
   bool connect_agents = true;  // run an agent proxy per sandbox (off only in test daemons)
   // Accepted for compatibility with CAA ConfigMaps; each is used by the part that lands with it
   // (pod network, limits). Setting one today logs that it has no effect yet.

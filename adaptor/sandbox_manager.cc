@@ -169,6 +169,17 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
     return Fail(Code::kFailedPrecondition, "sandbox ", id, " has a directory with an unreadable record in ",
                 store_.pods_dir(), "; StopVM it, or an operator fixes or removes ", store_.PodDir(id));
   }
+  auto at_limit = [this]() -> Result<void> {  // mu_ held
+    if (options_.limit_per_node == 0 || entries_.size() < options_.limit_per_node) return {};
+    ++limit_rejections_;
+    return Fail(Code::kResourceExhausted, "this node runs ", std::to_string(entries_.size()),
+                " peer pod sandboxes, its limit (-peerpods-limit-per-node / PEERPODS_LIMIT_PER_NODE ",
+                std::to_string(options_.limit_per_node), ")");
+  };
+  {
+    std::lock_guard lock(mu_);
+    if (auto ok = at_limit(); !ok) return std::unexpected(ok.error());
+  }
   auto network = PlanNetwork(request);
   if (!network) return std::unexpected(network.error());
   // The entry is complete before other threads can see it (GetInfo reads it under mu_ alone).
@@ -184,6 +195,10 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
     if (entries_.contains(id)) {
       if (entry->record.network) vnis_.erase(static_cast<uint32_t>(entry->record.network->vxlan_id));
       return Fail(Code::kAborted, "sandbox ", id, " is being created by a concurrent call; retry");
+    }
+    if (auto ok = at_limit(); !ok) {  // concurrent CreateVMs of other sandboxes came first
+      if (entry->record.network) vnis_.erase(static_cast<uint32_t>(entry->record.network->vxlan_id));
+      return std::unexpected(ok.error());
     }
     entries_.emplace(id, entry);
   }
@@ -597,23 +612,26 @@ std::optional<std::string> SandboxManager::LookupPublishedLocked(const std::stri
   return std::nullopt;
 }
 
-asio::awaitable<Result<std::size_t>> SandboxManager::Reconcile() {
+asio::awaitable<Result<SandboxManager::ReconcileReport>> SandboxManager::Reconcile() {
   auto job = [this] { return DoReconcile(); };
-  co_return co_await pool_.Run<std::size_t>(std::move(job));
+  co_return co_await pool_.Run<ReconcileReport>(std::move(job));
 }
 
-Result<std::size_t> SandboxManager::DoReconcile() {
+Result<SandboxManager::ReconcileReport> SandboxManager::DoReconcile() {
+  std::lock_guard serial(reconcile_mu_);
   const providers::OpContext ctx{Clock::now() + options_.default_timeout, {}};
   auto instances = provider_.ListInstances(options_.node_name, ctx);
   if (!instances) return std::unexpected(instances.error());
-  std::size_t deleted = 0;
+  ReconcileReport report;
+  std::map<std::string, Clock::time_point> still_orphans;
   for (const auto& instance : *instances) {
     bool accounted = false;
     auto entry = Find(instance.owner.sandbox_id);
     if (entry) {
-      // Hold the sandbox's lock: a StartVM in progress may have created this instance just now.
-      std::lock_guard op(entry->op);
-      accounted = !entry->gone && entry->record.instance_id == instance.id;
+      // A StartVM in progress holds the sandbox's lock and may have created this instance just
+      // now: busy counts as accounted for (the next pass looks again).
+      std::unique_lock op(entry->op, std::try_to_lock);
+      accounted = !op.owns_lock() || (!entry->gone && entry->record.instance_id == instance.id);
     }
     if (accounted) continue;
     // A sandbox with a directory but no entry: its record could not be read.
@@ -624,15 +642,31 @@ Result<std::size_t> SandboxManager::DoReconcile() {
                    store_.PodDir(instance.owner.sandbox_id));
       continue;
     }
+    ++report.orphans;
+    const auto seen = orphan_since_.find(instance.id);
+    const Clock::time_point since = seen == orphan_since_.end() ? Clock::now() : seen->second;
+    if (Clock::now() - since < options_.reconcile_grace) {
+      if (seen == orphan_since_.end()) {
+        spdlog::warn("instance {} ({}) of sandbox {} has no record; deleting it unless one appears within {} s",
+                     instance.id, instance.name, ShortId(instance.owner.sandbox_id),
+                     std::chrono::duration_cast<std::chrono::seconds>(options_.reconcile_grace).count());
+      }
+      still_orphans.emplace(instance.id, since);
+      ++report.waiting;
+      continue;
+    }
     spdlog::warn("instance {} ({}) of sandbox {} has no record; deleting it", instance.id, instance.name,
                  ShortId(instance.owner.sandbox_id));
     auto result = provider_.DeleteInstance(instance.id, ctx);
     if (!result && result.error().code != Code::kNotFound) {
       spdlog::error("cannot delete leaked instance {}: {}", instance.id, result.error().ToString());
+      still_orphans.emplace(instance.id, since);
+      ++report.failed;
       continue;
     }
-    ++deleted;
+    ++report.deleted;
   }
+  orphan_since_ = std::move(still_orphans);  // an instance gone or accounted for starts afresh
 
   std::vector<std::shared_ptr<Entry>> with_leftovers;
   {
@@ -647,7 +681,7 @@ Result<std::size_t> SandboxManager::DoReconcile() {
                    removed.error().message);
     }
   }
-  return deleted;
+  return report;
 }
 
 }  // namespace pp::adaptor

@@ -20,6 +20,7 @@
 //   node owns that no record accounts for (left by a crash between create and record).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -51,6 +52,19 @@ class SandboxManager {
     std::chrono::seconds default_timeout{600};
     std::chrono::milliseconds initial_backoff{500};
     std::chrono::milliseconds max_backoff{15000};
+    // At most this many sandboxes on this node (-peerpods-limit-per-node); 0: no limit.
+    std::size_t limit_per_node = 0;
+    // Reconcile() deletes an instance no record accounts for only once it has been seen so for
+    // this long (-reconcile-grace): a record being written, or a provider's list that lags, is not
+    // a leak.
+    std::chrono::nanoseconds reconcile_grace{0};
+  };
+
+  struct ReconcileReport {
+    std::size_t orphans = 0;   // instances of this node that no record accounts for
+    std::size_t deleted = 0;   // of them, deleted now
+    std::size_t waiting = 0;   // of them, still within the grace period
+    std::size_t failed = 0;    // of them, whose deletion failed (retried next time)
   };
 
   // `connector` (optional) renders each VM's user-data and runs its agent proxy: StartVM then
@@ -74,9 +88,11 @@ class SandboxManager {
 
   // Deletes this node's instances that no record accounts for (except those of a sandbox whose
   // directory holds an unreadable record) and removes the leftovers of StartVMs cut short.
-  // Returns how many instances it deleted; fails when the provider cannot list (the caller
-  // retries later).
-  asio::awaitable<Result<std::size_t>> Reconcile();
+  // Fails when the provider cannot list (the caller retries later). Calls are serialized.
+  asio::awaitable<Result<ReconcileReport>> Reconcile();
+
+  // CreateVMs refused because the node was at its limit, since start.
+  std::uint64_t limit_rejections() const { return limit_rejections_.load(); }
 
   // After a restart: restarts the agent proxy of every sandbox recorded as running.
   asio::awaitable<void> ResumeAgents();
@@ -108,7 +124,7 @@ class SandboxManager {
   Result<void> DoStopUnreadable(const std::string& id, std::chrono::steady_clock::time_point deadline);
   // Removes provider leftovers of a StartVM cut short (op held); clears the flag on success.
   Result<void> DeleteLeftovers(Entry& entry, const providers::OpContext& ctx);
-  Result<std::size_t> DoReconcile();
+  Result<ReconcileReport> DoReconcile();
   // Deletes the instance recorded in `entry` (op held) and clears it from the record; the pod's
   // tunnel end goes first.
   Result<void> DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx);
@@ -133,6 +149,9 @@ class SandboxManager {
   // Guarded by mu_: VNI -> pod netns path of each sandbox in entries_ and of one being created, so
   // that neither a VNI nor a pod netns is given to two sandboxes, also by concurrent CreateVMs.
   std::map<uint32_t, std::string> vnis_;
+  std::atomic<std::uint64_t> limit_rejections_{0};
+  std::mutex reconcile_mu_;  // serializes DoReconcile
+  std::map<std::string, std::chrono::steady_clock::time_point> orphan_since_;  // guarded by reconcile_mu_
 };
 
 }  // namespace pp::adaptor

@@ -80,6 +80,25 @@ TEST(FlagsTest, DefaultsMatchCaa) {
   EXPECT_EQ(config.proxy_timeout, "5m");
   EXPECT_EQ(config.network.vxlan_port, 4789);
   EXPECT_EQ(config.network.vni_min, 555000u);
+  EXPECT_EQ(config.limit_per_node, 10u);  // CAA's
+  EXPECT_EQ(config.reconcile_interval_value, std::chrono::minutes(5));
+  EXPECT_EQ(config.reconcile_grace_value, std::chrono::minutes(2));
+}
+
+TEST(FlagsTest, LimitAndReconciliationFlags) {
+  ::setenv("PEERPODS_LIMIT_PER_NODE", "3", 1);
+  auto config = Parse({"caa", "-reconcile-interval", "30s", "-reconcile-grace=0"});
+  ::unsetenv("PEERPODS_LIMIT_PER_NODE");
+  EXPECT_EQ(config.limit_per_node, 3u);
+  EXPECT_TRUE(config.pending.empty()) << "the limit takes effect now";
+  EXPECT_EQ(config.reconcile_interval_value, std::chrono::seconds(30));
+  EXPECT_EQ(config.reconcile_grace_value, std::chrono::nanoseconds(0));
+  ::setenv("RECONCILE_INTERVAL", "soon", 1);
+  auto bad = Finish({"caa"});
+  ::unsetenv("RECONCILE_INTERVAL");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message.rfind("RECONCILE_INTERVAL: ", 0), 0u) << bad.error().message;
+  EXPECT_FALSE(Finish({"caa", "-peerpods-limit-per-node", "-1"}));
 }
 
 TEST(FlagsTest, BadValuesNameWhatSuppliedThem) {

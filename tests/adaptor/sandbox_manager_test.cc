@@ -189,7 +189,7 @@ TEST_F(SandboxManagerTest, RestartedManagerKnowsItsSandboxesAndTheirInstances) {
   ASSERT_TRUE(info);
   EXPECT_EQ(*info, instance_id);
   EXPECT_EQ(*Create(*m, "s1", "pod"), pods_ + "/s1/agent.ttrpc");  // same request, same answer
-  EXPECT_EQ(*io_.Run(m->Reconcile()), 0u);  // the running instance is accounted for
+  EXPECT_EQ(io_.Run(m->Reconcile())->deleted, 0u);  // the running instance is accounted for
   ASSERT_TRUE(Stop(*m, "s1"));
   EXPECT_EQ(provider_.Live(), 0u);
 }
@@ -205,8 +205,52 @@ TEST_F(SandboxManagerTest, ReconcileDeletesOnlyThisNodesUnaccountedInstances) {
   provider_.Inject({"stray-1", "podvm-z", {"10.0.0.7"}, {"node-a", "s1"}});
   auto deleted = io_.Run(m->Reconcile());
   ASSERT_TRUE(deleted);
-  EXPECT_EQ(*deleted, 2u);
+  EXPECT_EQ(deleted->orphans, 2u);
+  EXPECT_EQ(deleted->deleted, 2u);
   EXPECT_EQ(provider_.Live(), 2u);  // ours (recorded) and node-b's
+}
+
+TEST_F(SandboxManagerTest, ReconcileWaitsOutItsGracePeriodBeforeDeleting) {
+  SandboxManager::Options options;
+  options.node_name = "node-a";
+  options.reconcile_grace = std::chrono::hours(1);
+  auto m = std::make_unique<SandboxManager>(options, SandboxStore(pods_), provider_, pool_);
+  provider_.Inject({"leak-1", "podvm-x", {"10.0.0.9"}, {"node-a", "gone-sandbox"}});
+  for (int pass = 0; pass < 2; ++pass) {  // seen twice, still within the grace period
+    auto report = io_.Run(m->Reconcile());
+    ASSERT_TRUE(report);
+    EXPECT_EQ(report->orphans, 1u);
+    EXPECT_EQ(report->waiting, 1u);
+    EXPECT_EQ(report->deleted, 0u);
+  }
+  EXPECT_EQ(provider_.Live(), 1u);
+  options.reconcile_grace = std::chrono::nanoseconds(0);
+  m = std::make_unique<SandboxManager>(options, SandboxStore(pods_), provider_, pool_);
+  auto report = io_.Run(m->Reconcile());
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->deleted, 1u);
+  EXPECT_EQ(provider_.Live(), 0u);
+}
+
+TEST_F(SandboxManagerTest, CreateVMPastThePerNodeLimitIsResourceExhaustedUntilOneLeaves) {
+  SandboxManager::Options options;
+  options.node_name = "node-a";
+  options.limit_per_node = 2;
+  auto m = std::make_unique<SandboxManager>(options, SandboxStore(pods_), provider_, pool_);
+  ASSERT_TRUE(Create(*m, "s1", "pod1"));
+  ASSERT_TRUE(Create(*m, "s2", "pod2"));
+  ASSERT_TRUE(Create(*m, "s1", "pod1")) << "a repeated CreateVM of a live sandbox is not a new one";
+  auto third = Create(*m, "s3", "pod3");
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().code, Code::kResourceExhausted);
+  EXPECT_NE(third.error().message.find("-peerpods-limit-per-node"), std::string::npos) << third.error().message;
+  EXPECT_FALSE(std::filesystem::exists(pods_ + "/s3"));
+  EXPECT_EQ(m->limit_rejections(), 1u);
+  ASSERT_TRUE(Stop(*m, "s2"));
+  ASSERT_TRUE(Create(*m, "s3", "pod3"));
+  // Recovered records count too: a restarted adaptor at its limit refuses as well.
+  m = std::make_unique<SandboxManager>(options, SandboxStore(pods_), provider_, pool_);
+  EXPECT_EQ(Create(*m, "s4", "pod4").error().code, Code::kResourceExhausted);
 }
 
 TEST_F(SandboxManagerTest, GetInfoWaitsForStartVM) {
@@ -247,7 +291,7 @@ TEST_F(SandboxManagerTest, NeverReconcilesAwayTheVMOfAnUnreadableRecord) {
   EXPECT_TRUE(m->Snapshot().empty());
   auto deleted = io_.Run(m->Reconcile());
   ASSERT_TRUE(deleted);
-  EXPECT_EQ(*deleted, 0u);
+  EXPECT_EQ(deleted->deleted, 0u);
   EXPECT_EQ(provider_.Live(), 1u);  // left alone: its record is unreadable, not absent
   auto again = Create(*m, "s1", "pod");
   ASSERT_FALSE(again);
