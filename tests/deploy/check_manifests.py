@@ -91,6 +91,9 @@ def check_overlay(provider, docs, env_names, grace, socket):
     if (cm.get("data") or {}).get("CLOUD_PROVIDER") != provider:
         p.append(f"peer-pods-cm CLOUD_PROVIDER is {(cm.get('data') or {}).get('CLOUD_PROVIDER')!r}, not {provider!r}")
     for obj_name, obj in (("peer-pods-cm", cm), ("peer-pods-secret", objs.get(("Secret", "peer-pods-secret"), {}))):
+        for key, value in {**(obj.get("data") or {}), **(obj.get("stringData") or {})}.items():
+            if not isinstance(value, str):
+                p.append(f"{obj_name} {key} is {value!r}, not a string (the API server refuses it)")
         for key in sorted(data_keys(obj)):
             if key not in env_names and key not in ALLOWED_BEYOND_HELP:
                 p.append(f"{obj_name} key {key} is not an env name of `cloud-api-adaptor help {provider}`")
@@ -269,6 +272,9 @@ def self_test(provider, docs, env_names, grace, socket):
     def rbac(d):
         d.append({"kind": "ClusterRole", "metadata": {"name": "pod-viewer"}})
 
+    def unquoted(d):
+        next(x for x in d if x["metadata"]["name"] == "peer-pods-cm")["data"]["PEERPODS_LIMIT_PER_NODE"] = 10
+
     def handler(d):
         next(x for x in d if x["kind"] == "RuntimeClass")["handler"] = "kata"
 
@@ -280,6 +286,7 @@ def self_test(provider, docs, env_names, grace, socket):
     mutate(no_host_network, "not hostNetwork")
     mutate(rbac, "gets no RBAC")
     mutate(handler, "handler")
+    mutate(unquoted, "not a string")
     return failures
 
 
