@@ -28,7 +28,12 @@ packages=(
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf dnsmasq-base libxml2-utils iproute2
   # the test pod VM image: kernel, busybox, modules, boot loader on a FAT image
   linux-image-amd64 busybox-static kmod cpio syslinux syslinux-common mtools dosfstools
+  # deploy/ tests: the checkers' YAML parser, promtool (alert rules: check and unit tests)
+  python3-yaml prometheus
 )
+# deploy/ tests render the kustomize overlays with kubectl. Debian's is kubernetes-client (kubectl
+# 1.20, kustomize v2.0, which the overlays are written for); a newer kubectl already installed is kept.
+command -v kubectl >/dev/null || packages+=(kubernetes-client)
 
 if [ "$(id -u)" -ne 0 ]; then
   # A fresh Debian machine used as root has no sudo; a developer's account usually has it.
