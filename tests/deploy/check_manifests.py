@@ -28,8 +28,7 @@ HOST_PATHS = {"/run/peerpod": "/run/peerpod", "/run/netns": "/run/netns", "/lib/
 # - PROBE_PORT, HEALTH_PORT, RECONCILE_INTERVAL (and PEERPODS_LIMIT_PER_NODE, accepted today without
 #   effect) belong to the health, metrics, limit and reconciliation work being merged now. Once
 #   `help` lists them, drop them from here so the test holds them to the binary.
-ALLOWED_BEYOND_HELP = {"CLOUD_PROVIDER", "PROBE_PORT", "HEALTH_PORT", "PEERPODS_LIMIT_PER_NODE",
-                       "RECONCILE_INTERVAL"}
+ALLOWED_BEYOND_HELP = {"CLOUD_PROVIDER", "PROBE_PORT", "HEALTH_PORT"}
 
 
 def help_env_names(adaptor, provider):
