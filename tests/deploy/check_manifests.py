@@ -25,9 +25,8 @@ HOST_PATHS = {"/run/peerpod": "/run/peerpod", "/run/netns": "/run/netns", "/lib/
 
 # Keys the ConfigMap may carry that `help <provider>` does not list (yet):
 # - CLOUD_PROVIDER is read by the DaemonSet (the command's argument), not by the daemon's flags.
-# - PROBE_PORT, HEALTH_PORT, RECONCILE_INTERVAL (and PEERPODS_LIMIT_PER_NODE, accepted today without
-#   effect) belong to the health, metrics, limit and reconciliation work being merged now. Once
-#   `help` lists them, drop them from here so the test holds them to the binary.
+# - PROBE_PORT and HEALTH_PORT belong to the health and metrics listeners. Once `help` lists them,
+#   drop them from here so the test holds them to the binary.
 ALLOWED_BEYOND_HELP = {"CLOUD_PROVIDER", "PROBE_PORT", "HEALTH_PORT"}
 
 
