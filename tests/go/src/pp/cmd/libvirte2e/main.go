@@ -39,6 +39,12 @@ import (
 // 600 s; TCG on a loaded 2-core machine boots in tens of seconds.
 const bootDeadline = 480 * time.Second
 
+// The adaptor's reconciliation here: often, with a short grace, so that a test sees an orphan go.
+const (
+	reconcileInterval = "3s"
+	reconcileGrace    = "2s"
+)
+
 type env struct {
 	adaptor *agentchain.Adaptor
 	pool    string
@@ -97,6 +103,9 @@ func run(adaptorBin string, timeout time.Duration) int {
 	r.Run("failure/vm_destroyed_behind_the_adaptors_back", e.destroyedBehindBack)
 	r.Run("failure/stopvm_during_startvm", e.stopDuringStart)
 	r.Run("load/four_sandboxes_at_once", e.fourAtOnce)
+	r.Run("reconcile/an_orphan_made_behind_the_adaptors_back_is_deleted_after_the_grace", func() error {
+		return e.orphanReconciled(dir)
+	})
 	r.Run("crash/kill9_under_a_running_pod_then_restart_keeps_its_agent_path_and_pod_network", func() error {
 		return e.killUnderRunningPod(adaptorBin, dir, &cleanup, &r)
 	})
@@ -130,6 +139,7 @@ func startAdaptor(bin, dir string) (*agentchain.Adaptor, error) {
 	p, err := harness.Start("adaptor", bin, "libvirt", "-host-interface", bridge,
 		"-socket", a.Socket, "-pods-dir", a.PodsDir, "-tls-dir", filepath.Join(dir, "tls"),
 		"-node-name", "e2e-node", "-proxy-timeout", "4m", "-log-level", "debug",
+		"-reconcile-interval", reconcileInterval, "-reconcile-grace", reconcileGrace,
 		"-firmware", "none", "-cpu", "1", "-memory", "384", "-ip-timeout", "4m")
 	if err != nil {
 		return nil, err
