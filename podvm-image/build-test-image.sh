@@ -23,6 +23,8 @@ die() {
 
 [[ $# -eq 2 ]] || die "usage: $0 <bin-dir> <out-dir>"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../cmake/rootfs.sh
+source "$here/../cmake/rootfs.sh"
 bin_dir=$(cd "$1" 2>/dev/null && pwd) || die "bin-dir $1 does not exist"
 mkdir -p "$2"
 out_dir=$(cd "$2" && pwd)
@@ -122,17 +124,8 @@ done
 
 # Our binaries (stripped when strip is available) and the shared libraries and loader they need.
 for b in "${binaries[@]}"; do
-  cp "$bin_dir/$b" "$root/usr/local/bin/$b"
+  pp_install_with_libs "$root" "$bin_dir/$b" "/usr/local/bin/$b" || die "cannot install $b"
   if command -v strip >/dev/null 2>&1; then strip --strip-unneeded "$root/usr/local/bin/$b"; fi
-  libs=$(ldd "$bin_dir/$b") || die "ldd $bin_dir/$b failed"
-  if grep -q 'not found' <<<"$libs"; then
-    die "$b needs libraries this host lacks: $(grep 'not found' <<<"$libs" | tr -s ' \t' ' ')"
-  fi
-  while read -r lib; do
-    [[ -e $root$lib ]] && continue
-    mkdir -p "$(dirname "$root$lib")"
-    cp -L "$lib" "$root$lib"
-  done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$libs")
 done
 
 install -m 0755 "$here/initramfs/init" "$root/init"
