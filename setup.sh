@@ -30,6 +30,9 @@ packages=(
   linux-image-amd64 busybox-static kmod cpio syslinux syslinux-common mtools dosfstools
   # deploy/ tests: the checkers' YAML parser, promtool (alert rules: check and unit tests)
   python3-yaml prometheus
+  # the adaptor's container image (deploy/image): umoci makes the OCI layout; ssh and the CA bundle go
+  # into it; runc runs it once in its test
+  umoci runc openssh-client ca-certificates
 )
 # deploy/ tests render the kustomize overlays with kubectl. Debian's is kubernetes-client (kubectl
 # 1.20, kustomize v2.0, which the overlays are written for); a newer kubectl already installed is kept.
