@@ -1,7 +1,7 @@
 #!/bin/bash
 # image_runs.sh <source-dir> <bin-dir>: builds the adaptor's image with deploy/image/build-image.sh,
-# checks its config, unpacks it into an OCI runtime bundle with umoci and runs it with runc (crun
-# when RUNTIME=crun):
+# checks its config and that deploy/kubernetes names its tag, unpacks it into an OCI runtime bundle
+# with umoci and runs it with runc (crun when RUNTIME=crun):
 #   1. `cloud-api-adaptor version` prints the version the image is tagged with, exit 0;
 #   2. `cloud-api-adaptor help libvirt` lists the libvirt flags (-uri);
 #   3. `ssh -V` runs (libvirt's qemu+ssh:// transport execs it; its libraries came along);
@@ -48,6 +48,13 @@ cat "$tmp/build.log"
 version=$("$bin/cloud-api-adaptor" version | awk '{ print $2 }')
 tag=cloud-api-adaptor:$version
 digest=$(cat "$tmp/out/cloud-api-adaptor.digest")
+
+# deploy/kubernetes names the tag the recipe makes: the base's image and every overlay's newTag.
+grep -q "^        image: $tag\$" "$src/deploy/kubernetes/base/daemonset.yaml" ||
+  fail "deploy/kubernetes/base/daemonset.yaml does not name image $tag"
+for k in "$src"/deploy/kubernetes/overlays/*/kustomization.yaml; do
+  grep -q "^  newTag: \"$version\"\$" "$k" || fail "$k: newTag is not \"$version\""
+done
 
 # The manifest and config, read from the layout's blobs (OCI image-spec: image-layout.md, config.md).
 python3 - "$tmp/out/oci" "$tag" "$digest" "$version" <<'EOF' || fail "image config"
