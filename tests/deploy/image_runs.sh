@@ -40,6 +40,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # so that the EXIT trap cleans up on a signal too
 
 # --- build and inspect -----------------------------------------------------------------------
 IMAGE_SOURCE=https://example.invalid/peerpods "$src/deploy/image/build-image.sh" "$bin" "$tmp/out" >"$tmp/build.log" 2>&1 ||
