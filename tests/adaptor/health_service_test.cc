@@ -4,6 +4,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grpc/grpc.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,11 +15,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <grpc/grpc.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <future>
@@ -25,6 +24,7 @@
 
 #include "common/base/handle.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/support/log_capture.h"
 
 namespace pp::adaptor {
 namespace {
@@ -99,7 +99,8 @@ struct ProbeRun {
 
 // Runs peerpods-health-probe with `args`; stderr is captured. Killed (exit_code -1) if it has not
 // exited within `bound`.
-ProbeRun RunProbe(std::vector<std::string> args, std::chrono::milliseconds bound = std::chrono::seconds(10)) {
+ProbeRun RunProbe(std::vector<std::string> args,
+                  std::chrono::milliseconds bound = std::chrono::seconds(10)) {
   ProbeRun run;
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return run;
@@ -121,7 +122,8 @@ ProbeRun RunProbe(std::vector<std::string> args, std::chrono::milliseconds bound
   const auto deadline = Clock::now() + bound;
   char buffer[512];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) break;
     pollfd p{read_end.get(), POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -153,11 +155,13 @@ TEST(HealthServerTest, SetServingTurnsBothServicesServingAndBack) {
   auto stub = Client(server->port());
   server->SetServing(true);
   for (const std::string& service : {std::string(), kService}) {
-    EXPECT_EQ(Check(*stub, service).status, HealthCheckResponse::SERVING) << "service \"" << service << "\"";
+    EXPECT_EQ(Check(*stub, service).status, HealthCheckResponse::SERVING)
+        << "service \"" << service << "\"";
   }
   server->SetServing(false);
   for (const std::string& service : {std::string(), kService}) {
-    EXPECT_EQ(Check(*stub, service).status, HealthCheckResponse::NOT_SERVING) << "service \"" << service << "\"";
+    EXPECT_EQ(Check(*stub, service).status, HealthCheckResponse::NOT_SERVING)
+        << "service \"" << service << "\"";
   }
 }
 
@@ -276,9 +280,19 @@ TEST(HealthServerTest, PortHeldByAnotherSocketIsRefusedNamingPortAndFlag) {
   ASSERT_FALSE(server.has_value());
   EXPECT_EQ(server.error().code, Code::kUnavailable) << server.error().ToString();
   const std::string& message = server.error().message;
-  EXPECT_NE(message.find("port " + std::to_string(held.port()) + " is in use"), std::string::npos) << message;
+  EXPECT_NE(message.find("port " + std::to_string(held.port()) + " is in use"), std::string::npos)
+      << message;
   EXPECT_NE(message.find("-health-port"), std::string::npos) << message;
   EXPECT_NE(message.find("HEALTH_PORT"), std::string::npos) << message;
+}
+
+TEST(HealthServerTest, GrpcLogLinesGoThroughTheProcessLogger) {
+  // The daemon may log JSON, one object per line: gRPC's own stderr lines would break that.
+  pp::testing::LogCapture logs;
+  HeldPort held(/*listen=*/true);
+  ASSERT_GT(held.port(), 0);
+  ASSERT_FALSE(HealthServer::Start("127.0.0.1:" + std::to_string(held.port())).has_value());
+  EXPECT_GE(logs.Count("grpc: "), 1u);
 }
 
 TEST(HealthServerTest, SecondHealthServerOnTheSamePortIsRefused) {
@@ -324,7 +338,8 @@ TEST(HealthProbeTest, ServingExitsZero) {
 TEST(HealthProbeTest, NotServingExitsFour) {
   auto server = StartOnLoopback();
   ASSERT_NE(server, nullptr);
-  const ProbeRun run = RunProbe({"-addr=127.0.0.1:" + std::to_string(server->port()), "-timeout=5s"});
+  const ProbeRun run =
+      RunProbe({"-addr=127.0.0.1:" + std::to_string(server->port()), "-timeout=5s"});
   EXPECT_EQ(run.exit_code, 4) << run.stderr_text;
   EXPECT_NE(run.stderr_text.find("NOT_SERVING"), std::string::npos) << run.stderr_text;
 }
@@ -333,8 +348,8 @@ TEST(HealthProbeTest, UnknownServiceExitsThree) {
   auto server = StartOnLoopback();
   ASSERT_NE(server, nullptr);
   server->SetServing(true);
-  const ProbeRun run =
-      RunProbe({"-addr", "127.0.0.1:" + std::to_string(server->port()), "-service", "no-such-service"});
+  const ProbeRun run = RunProbe(
+      {"-addr", "127.0.0.1:" + std::to_string(server->port()), "-service", "no-such-service"});
   EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
 }
 
@@ -342,13 +357,14 @@ TEST(HealthProbeTest, NoServerExitsTwoWithinItsTimeout) {
   HeldPort closed(/*listen=*/false);  // bound, not listening: connections are refused
   ASSERT_GT(closed.port(), 0);
   const auto start = Clock::now();
-  const ProbeRun run = RunProbe({"-addr", "127.0.0.1:" + std::to_string(closed.port()), "-connect-timeout", "300ms"});
+  const ProbeRun run = RunProbe(
+      {"-addr", "127.0.0.1:" + std::to_string(closed.port()), "-connect-timeout", "300ms"});
   EXPECT_EQ(run.exit_code, 2) << run.stderr_text;
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(HealthProbeTest, InvalidArgumentsExitOne) {
-  EXPECT_EQ(RunProbe({}).exit_code, 1);                                        // no -addr
+  EXPECT_EQ(RunProbe({}).exit_code, 1);                                          // no -addr
   EXPECT_EQ(RunProbe({"-addr", "127.0.0.1:1", "-timeout", "0s"}).exit_code, 1);  // zero timeout
   EXPECT_EQ(RunProbe({"-no-such-flag"}).exit_code, 1);
 }
