@@ -8,6 +8,9 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   libasio-dev libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  # gRPC (C++ library with its CMake package, and protoc's C++ stub plugin): the daemon's grpc.health.v1 endpoint
+  # for kubelet's gRPC probes, and peerpods-health-probe
+  libgrpc++-dev protobuf-compiler-grpc
   # in-VM tools: user-data YAML, gzip, initdata TOML, cidata ISO reader, IMDS fetch
   libyaml-cpp-dev zlib1g-dev libtomlplusplus-dev libiso9660-dev libcurl4-openssl-dev
   # tests: GoogleTest, the independent Go ttrpc peer, libFuzzer (clang), relay baselines
