@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
+
+#include "common/base/log.h"
 
 #include "common/ttrpc/service.h"
 #include "podvminfo.pb.h"
@@ -18,9 +21,13 @@ namespace {
 // that the server's log tells what the shim saw.
 class CallLog {
  public:
-  CallLog(std::string_view method, std::string_view subject) : method_(method), subject_(subject) {}
+  // `sandbox` and `pod` (optional) go on the line as its log fields (common/base/log.h).
+  CallLog(std::string_view method, std::string_view subject, std::string sandbox = {}, std::string pod = {})
+      : method_(method), subject_(subject), sandbox_(std::move(sandbox)), pod_(std::move(pod)) {}
   template <typename T>
   void Done(const Result<T>& result) const {
+    std::optional<ScopedLogFields> fields;
+    if (!sandbox_.empty()) fields.emplace(LogFields{sandbox_, pod_});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_);
     if (result) {
       spdlog::info("{} {}: ok in {} ms", method_, subject_, ms.count());
@@ -32,6 +39,7 @@ class CallLog {
  private:
   std::string_view method_;
   std::string subject_;
+  std::string sandbox_, pod_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
@@ -43,7 +51,11 @@ void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
                   ttrpc::Unary<hypervisor::CreateVMRequest, hypervisor::CreateVMResponse>(
                       [&manager](ttrpc::CallContext&, hypervisor::CreateVMRequest request)
                           -> asio::awaitable<Result<hypervisor::CreateVMResponse>> {
-                        const CallLog log("CreateVM", ShortId(request.id()));
+                        const auto& a = request.annotations();
+                        const auto ns = a.find(std::string(kAnnotationPodNamespace));
+                        const auto name = a.find(std::string(kAnnotationPodName));
+                        const CallLog log("CreateVM", ShortId(request.id()), request.id(),
+                                          ns != a.end() && name != a.end() ? ns->second + "/" + name->second : "");
                         auto path = co_await manager.CreateVM(std::move(request));
                         log.Done(path);
                         if (!path) co_return std::unexpected(path.error());
@@ -55,7 +67,7 @@ void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
                   ttrpc::Unary<hypervisor::StartVMRequest, hypervisor::StartVMResponse>(
                       [&manager](ttrpc::CallContext& ctx, hypervisor::StartVMRequest request)
                           -> asio::awaitable<Result<hypervisor::StartVMResponse>> {
-                        const CallLog log("StartVM", ShortId(request.id()));
+                        const CallLog log("StartVM", ShortId(request.id()), request.id(), manager.PodOf(request.id()));
                         auto started = co_await manager.StartVM(request.id(), ctx.deadline);
                         log.Done(started);
                         if (!started) co_return std::unexpected(started.error());
@@ -65,7 +77,7 @@ void RegisterHypervisorService(ttrpc::Server& server, SandboxManager& manager) {
                   ttrpc::Unary<hypervisor::StopVMRequest, hypervisor::StopVMResponse>(
                       [&manager](ttrpc::CallContext& ctx, hypervisor::StopVMRequest request)
                           -> asio::awaitable<Result<hypervisor::StopVMResponse>> {
-                        const CallLog log("StopVM", ShortId(request.id()));
+                        const CallLog log("StopVM", ShortId(request.id()), request.id(), manager.PodOf(request.id()));
                         auto stopped = co_await manager.StopVM(request.id(), ctx.deadline);
                         log.Done(stopped);
                         if (!stopped) co_return std::unexpected(stopped.error());

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/base/backoff.h"
+#include "common/base/log.h"
 #include <set>
 #include <stop_token>
 
@@ -95,6 +96,8 @@ SandboxManager::SandboxManager(Options options, SandboxStore store, providers::P
       record.leftovers = true;
     }
     if (record.state == SandboxState::kRunning) entry->published_instance_id = record.instance_id;
+    const std::string pod = record.request.pod_namespace + "/" + record.request.pod_name;
+    const ScopedLogFields log_fields({record.request.id, pod});
     spdlog::info("recovered sandbox {} (pod {}/{}, instance {})", ShortId(record.request.id),
                  record.request.pod_namespace, record.request.pod_name,
                  record.instance_id.empty() ? "none" : record.instance_id);
@@ -105,6 +108,12 @@ SandboxManager::SandboxManager(Options options, SandboxStore store, providers::P
 }
 
 SandboxManager::~SandboxManager() = default;
+
+std::string SandboxManager::PodOf(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  const auto it = entries_.find(id);
+  return it == entries_.end() ? std::string() : it->second->pod_namespace + "/" + it->second->pod_name;
+}
 
 std::shared_ptr<SandboxManager::Entry> SandboxManager::Find(const std::string& id) const {
   std::lock_guard lock(mu_);
@@ -147,6 +156,8 @@ asio::awaitable<Result<std::string>> SandboxManager::CreateVM(hypervisor::Create
 
 Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
   const std::string id = request.id;
+  const std::string pod = request.pod_namespace + "/" + request.pod_name;
+  const ScopedLogFields log_fields({id, pod});
   if (store_.AgentSocketPath(id).size() >= kMaxUnixSocketPath) {
     return Fail(Code::kInvalidArgument, "sandbox id of ", std::to_string(id.size()),
                 " characters makes the agent socket path longer than a unix socket allows (",
@@ -297,20 +308,23 @@ asio::awaitable<Result<void>> SandboxManager::StartAndConnect(std::string id, Cl
     // with no agent.ttrpc, so it connects again.
     auto joined = co_await connector_->Join(id);
     if (joined) co_return *joined;
-    spdlog::info("StartVM {}: running, but its agent path is missing; connecting again", ShortId(id));
+    LogSandbox(spdlog::level::info, id, PodOf(id), "StartVM {}: running, but its agent path is missing; connecting again",
+               ShortId(id));
   }
   const auto waiting = Clock::now();
   StillWaiting answering(executor, "StartVM " + ShortId(id) + ": waiting for the pod VM's agent to answer");
   auto ready = co_await connector_->Connect(started->first, store_.AgentSocketPath(id), until);
   answering.Stop();
   if (ready) {
-    spdlog::debug("StartVM {}: agent answered through the chain in {}", ShortId(id), Millis(Clock::now() - waiting));
+    LogSandbox(spdlog::level::debug, id, PodOf(id), "StartVM {}: agent answered through the chain in {}", ShortId(id),
+               Millis(Clock::now() - waiting));
     co_return Result<void>{};
   }
-  spdlog::warn("StartVM {}: {}; deleting the instance", ShortId(id), ready.error().ToString());
+  LogSandbox(spdlog::level::warn, id, PodOf(id), "StartVM {}: {}; deleting the instance", ShortId(id),
+             ready.error().ToString());
   auto undo = [this, id] { return DoAbandonStart(id); };
   if (auto undone = co_await pool_.Run<void>(std::move(undo)); !undone) {
-    spdlog::error("StartVM {}: {}", ShortId(id), undone.error().ToString());
+    LogSandbox(spdlog::level::err, id, PodOf(id), "StartVM {}: {}", ShortId(id), undone.error().ToString());
   }
   co_return std::unexpected(ready.error());
 }
@@ -318,6 +332,8 @@ asio::awaitable<Result<void>> SandboxManager::StartAndConnect(std::string id, Cl
 Result<void> SandboxManager::DoAbandonStart(const std::string& id) {
   auto entry = Find(id);
   if (!entry) return {};
+  const std::string pod = entry->pod_namespace + "/" + entry->pod_name;
+  const ScopedLogFields log_fields({id, pod});
   std::lock_guard op(entry->op);
   if (entry->gone) return {};
   return DeleteRecordedInstance(*entry, {Clock::now() + options_.default_timeout, {}});
@@ -328,14 +344,22 @@ asio::awaitable<void> SandboxManager::ResumeAgents() {
   for (const auto& record : Snapshot()) {
     if (record.state != SandboxState::kRunning) continue;
     auto resumed = co_await connector_->Resume(record, store_.AgentSocketPath(record.request.id));
-    if (!resumed) spdlog::warn("sandbox {}: agent proxy not restarted: {}", ShortId(record.request.id), resumed.error().message);
-    else spdlog::info("sandbox {}: agent proxy restarted for {}", ShortId(record.request.id), record.ips.front());
+    const std::string pod = record.request.pod_namespace + "/" + record.request.pod_name;
+    if (!resumed) {
+      LogSandbox(spdlog::level::warn, record.request.id, pod, "sandbox {}: agent proxy not restarted: {}",
+                 ShortId(record.request.id), resumed.error().message);
+    } else {
+      LogSandbox(spdlog::level::info, record.request.id, pod, "sandbox {}: agent proxy restarted for {}",
+                 ShortId(record.request.id), record.ips.front());
+    }
   }
 }
 
 Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string& id, Clock::time_point deadline) {
   auto entry = Find(id);
   if (!entry) return Fail(Code::kNotFound, "sandbox ", id, " not found; CreateVM must come first");
+  const std::string pod = entry->pod_namespace + "/" + entry->pod_name;
+  const ScopedLogFields log_fields({id, pod});
   std::unique_lock op(entry->op);
   if (entry->gone) return Fail(Code::kNotFound, "sandbox ", id, " was stopped");
   SandboxRecord& record = entry->record;
@@ -522,6 +546,8 @@ Result<void> SandboxManager::DoStop(const std::string& id, Clock::time_point dea
     spdlog::info("StopVM {}: no such sandbox; nothing to do", ShortId(id));
     return {};
   }
+  const std::string pod = entry->pod_namespace + "/" + entry->pod_name;
+  const ScopedLogFields log_fields({id, pod});
   entry->stop.request_stop();
   changed_.notify_all();  // wakes a StartVM sleeping between retries
   std::unique_lock op(entry->op);
@@ -625,6 +651,7 @@ Result<SandboxManager::ReconcileReport> SandboxManager::DoReconcile() {
   ReconcileReport report;
   std::map<std::string, Clock::time_point> still_orphans;
   for (const auto& instance : *instances) {
+    const ScopedLogFields log_fields({instance.owner.sandbox_id, ""});
     bool accounted = false;
     auto entry = Find(instance.owner.sandbox_id);
     if (entry) {

@@ -100,6 +100,9 @@ class SandboxManager {
   // Asks every StartVM in progress to give up (daemon shutdown): each deletes what it created.
   void CancelAll();
 
+  // "namespace/name" of the sandbox's pod; empty for an unknown sandbox. For log lines.
+  std::string PodOf(const std::string& id) const;
+
   // Copies of the current records, for tests and diagnostics.
   std::vector<SandboxRecord> Snapshot() const;
 

@@ -100,4 +100,25 @@ kill "$hang_run" 2>/dev/null || true
 wait "$hang_run" 2>/dev/null || true
 echo "PASS sigterm_exits_with_a_hung_provider_call"
 
-echo "8 passed, 0 failed"
+# JSON logs: every line about a sandbox carries its id and pod as fields; text lines name the pod.
+LOG_FORMAT=json "$daemon" test -socket "$dir/json.sock" -pods-dir "$dir/pods-j" >"$dir/json.log" 2>&1 &
+json_pid=$!
+for _ in $(seq 1 100); do [ -S "$dir/json.sock" ] && break; sleep 0.1; done
+"$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" create ctl-j1 --pod web >/dev/null || fail "json: create"
+"$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" start ctl-j1 >/dev/null || fail "json: start"
+"$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" stop ctl-j1 >/dev/null || fail "json: stop"
+kill -TERM "$json_pid"; wait "$json_pid" || fail "json: the daemon exited non-zero"
+python3 - "$dir/json.log" <<'PY' || fail "json log fields: $(cat "$dir/json.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+about = [o for o in lines if "ctl-j1" in o["msg"]]
+assert len(about) >= 3, about  # CreateVM, StartVM, StopVM at least
+for o in about:
+    assert o.get("sandbox") == "ctl-j1" and o.get("pod") == "default/web", o
+for o in lines:
+    assert set(o) in ({"time", "level", "msg"}, {"time", "level", "msg", "sandbox", "pod"}), o
+PY
+grep -q '\[info\] \[pod default/web\] CreateVM ctl-1: ok' "$dir/daemon.log" || fail "text log without the pod: $(cat "$dir/daemon.log")"
+echo "PASS json_logs_carry_the_sandbox_and_pod"
+
+echo "9 passed, 0 failed"
