@@ -5,11 +5,13 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <mutex>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <thread>
 
+#include "adaptor/health_service.h"
 #include "adaptor/hypervisor_service.h"
 #include "adaptor/sandbox_manager.h"
 #include "adaptor/agent_proxy.h"
@@ -152,6 +154,25 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     }
   }
 
+  // grpc.health.v1 for kubelet: NOT_SERVING until the provider is verified and every recorded
+  // sandbox's agent proxy is back, then SERVING. Started before the socket, so that a port in use
+  // leaves no socket behind.
+  std::unique_ptr<HealthServer> health;
+  if (config.health_port != 0) {
+    auto started = HealthServer::Start("0.0.0.0:" + std::to_string(config.health_port));
+    if (!started) {
+      std::cerr << "cloud-api-adaptor: " << started.error().message << "\n";
+      return 1;
+    }
+    health = std::move(*started);
+  }
+  std::atomic<bool> provider_verified{config.cloud_config_verify}, sandboxes_resumed{false};
+  std::mutex ready_mu;
+  auto update_ready = [&] {
+    std::lock_guard lock(ready_mu);
+    if (provider_verified && sandboxes_resumed && health) health->SetServing(true);
+  };
+
   ttrpc::Server::Options server_options;
   server_options.single_threaded = config.io_threads == 1;
   ttrpc::Server server(io.get_executor(), server_options);
@@ -160,15 +181,20 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     std::cerr << "cloud-api-adaptor: " << listening.error().message << "\n";
     return 1;
   }
-  spdlog::info("cloud-api-adaptor {} serving {} (node {}, pods in {})", PP_VERSION, config.socket,
-               options.node_name, config.pods_dir);
+  spdlog::info("cloud-api-adaptor {} serving {} (node {}, pods in {}{})", PP_VERSION, config.socket,
+               options.node_name, config.pods_dir,
+               health ? ", gRPC health on port " + std::to_string(health->port()) : std::string());
 
   std::atomic<bool> stopping{false};
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     if (!config.cloud_config_verify) co_await WatchProvider(*provider, *pool, stopping);
+    provider_verified = !stopping;
+    update_ready();
   }, asio::detached);
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     co_await manager.ResumeAgents();
+    sandboxes_resumed = true;
+    update_ready();
     co_await Reconcile(manager, config.reconcile_interval_value, stopping);
   }, asio::detached);
 
@@ -182,6 +208,10 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     stopping = true;
     spdlog::info("signal {}: shutting down (grace {} ms)", signal, grace.count());
     signals.async_wait(on_signal);
+    if (health) {  // kubelet sees NOT_SERVING first; bounded (the health server's own grace)
+      std::lock_guard lock(ready_mu);
+      health->Shutdown();
+    }
     manager.CancelAll();
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       co_await server.Shutdown(grace);

@@ -3,10 +3,11 @@
 # stderr with the documented exit code (2: bad command line or configuration, 1: cannot start),
 # nothing is created on a refusal, and a setup that cannot work says so before the first pod.
 #
-#   cli_test.sh <cloud-api-adaptor> <adaptor_test_daemon>
+#   cli_test.sh <cloud-api-adaptor> <adaptor_test_daemon> <peerpods-health-probe>
 set -euo pipefail
 caa=$1
 daemon=$2
+probe=$3
 dir=$(mktemp -d /tmp/pp-cli.XXXXXX)
 pids=()
 cleanup() {
@@ -95,5 +96,28 @@ assert any("-pause-image is accepted" in json.loads(l)["msg"] for l in lines), l
 PY
 [ ! -s "$dir/e.out" ] || fail "logs went to stdout: $(cat "$dir/e.out")"
 pass json_logs_on_stderr
+
+# gRPC health (grpc.health.v1) as kubelet's gRPC probe sees it: SERVING once the provider is
+# verified and the sandboxes are reloaded, NOT_SERVING (exit 4) or gone after SIGTERM.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$daemon" test -socket "$dir/h.sock" -pods-dir "$dir/pods-h" -health-port "$port" >"$dir/h.log" 2>&1 &
+hpid=$!
+pids+=($hpid)
+wait_socket "$dir/h.sock" $hpid || fail "daemon with health: $(cat "$dir/h.log")"
+rc=1
+for _ in $(seq 1 100); do
+  rc=0; "$probe" -addr "127.0.0.1:$port" >/dev/null 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] && break
+  sleep 0.1
+done
+[ "$rc" -eq 0 ] || fail "health never SERVING (last probe exit $rc): $(cat "$dir/h.log")"
+"$probe" -addr "127.0.0.1:$port" -service cloud-api-adaptor >/dev/null || fail "health of service cloud-api-adaptor"
+# A second daemon on the same health port is refused at start, naming the port and the flag.
+expect 1 "port $port is in use.*-health-port / HEALTH_PORT" \
+  "$daemon" test -socket "$dir/h2.sock" -pods-dir "$dir/pods-h2" -health-port "$port"
+kill -TERM "$hpid"; wait "$hpid" || fail "daemon with health exited non-zero"
+rc=0; "$probe" -addr "127.0.0.1:$port" -connect-timeout 300ms >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "health still answering after exit (probe exit $rc)"
+pass grpc_health_serving_refused_twice_and_gone_after_exit
 
 echo "$passed passed, 0 failed"

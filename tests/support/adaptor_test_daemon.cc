@@ -39,6 +39,14 @@ int main(int argc, char** argv) {
       args.push_back(argv[i]);
     }
   }
+  // Test daemons run several at once: no fixed-port listeners unless a test asks for them.
+  const bool serving = args.size() > 1 && std::string_view(args[1]) == "test";
+  bool health_port_given = false;
+  for (const char* arg : args) health_port_given = health_port_given || std::string_view(arg).find("health-port") != std::string_view::npos;
+  if (serving && !health_port_given && std::getenv("HEALTH_PORT") == nullptr) {
+    args.push_back("-health-port");
+    args.push_back("0");
+  }
   pp::providers::Registry registry;
   (void)registry.Add(std::make_unique<TestProviderFactory>());
   return pp::adaptor::AdaptorMain(static_cast<int>(args.size()), args.data(), registry, connect_agents);
