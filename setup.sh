@@ -8,6 +8,8 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   libasio-dev libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  # the daemon's metrics: prometheus-cpp (its core library: registry, metric types, text exposition)
+  prometheus-cpp-dev
   # in-VM tools: user-data YAML, gzip, initdata TOML, cidata ISO reader, IMDS fetch
   libyaml-cpp-dev zlib1g-dev libtomlplusplus-dev libiso9660-dev libcurl4-openssl-dev
   # tests: GoogleTest, the independent Go ttrpc peer, libFuzzer (clang), relay baselines
