@@ -10,8 +10,21 @@ using Status = HttpRequestHead::Status;
 bool IsTchar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -44,10 +57,12 @@ bool StripCr(std::string_view& line) {
 bool TargetPath(std::string_view target, std::string& path) {
   if (target.front() != '/') {
     const std::size_t scheme = target.find("://");
-    if (scheme == std::string_view::npos) return false;  // authority-form and asterisk-form: not for us
+    if (scheme == std::string_view::npos)
+      return false;  // authority-form and asterisk-form: not for us
     const std::string_view after = target.substr(scheme + 3);
     const std::size_t slash = after.find_first_of("/?");
-    target = slash == std::string_view::npos || after[slash] == '?' ? std::string_view("/") : after.substr(slash);
+    target = slash == std::string_view::npos || after[slash] == '?' ? std::string_view("/")
+                                                                    : after.substr(slash);
   }
   path.assign(target.substr(0, target.find_first_of("?#")));
   return true;
@@ -91,7 +106,8 @@ HttpRequestHead ParseHttpRequestHead(std::string_view bytes, std::size_t max_hea
       const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
       const std::string_view version = line.substr(sp2 + 1);
       if (!IsToken(method) || !IsVisible(target)) return Bad();
-      if (version.size() != 8 || version.substr(0, 7) != "HTTP/1." || version[7] < '0' || version[7] > '9') {
+      if (version.size() != 8 || version.substr(0, 7) != "HTTP/1." || version[7] < '0' ||
+          version[7] > '9') {
         return Bad();
       }
       if (!TargetPath(target, head.path)) return Bad();

@@ -3,9 +3,9 @@
 // (tests/fuzz/http_request_fuzz.cc).
 //
 // Grammar (RFC 9112): request-line = method SP request-target SP HTTP-version CRLF, then header
-// fields up to an empty line. Leading empty lines are skipped (RFC 9112 section 2.2), a bare LF ends
-// a line as CRLF does (section 2.2). Header fields are checked for form (a token, a colon) but not
-// kept: the probe paths need none. origin-form targets ("/readyz?x") and absolute-form targets
+// fields up to an empty line. Leading empty lines are skipped (RFC 9112 section 2.2), a bare LF
+// ends a line as CRLF does (section 2.2). Header fields are checked for form (a token, a colon) but
+// not kept: the probe paths need none. origin-form targets ("/readyz?x") and absolute-form targets
 // ("http://host:8000/readyz") both give their path; the query is dropped.
 // Standard library only (the fuzz build compiles this file alone).
 #pragma once

@@ -13,16 +13,19 @@ namespace pp::adaptor {
 
 namespace {
 
-constexpr ProviderOp kOps[] = {ProviderOp::kCreate, ProviderOp::kDelete, ProviderOp::kList, ProviderOp::kVerify};
+constexpr ProviderOp kOps[] = {ProviderOp::kCreate, ProviderOp::kDelete, ProviderOp::kList,
+                               ProviderOp::kVerify};
 constexpr ProviderErrorClass kClasses[] = {
-    ProviderErrorClass::kUnavailable, ProviderErrorClass::kThrottled, ProviderErrorClass::kNotFound,
-    ProviderErrorClass::kCapacity,    ProviderErrorClass::kMisconfigured, ProviderErrorClass::kDeadline,
-    ProviderErrorClass::kCancelled,   ProviderErrorClass::kOther};
+    ProviderErrorClass::kUnavailable,   ProviderErrorClass::kThrottled,
+    ProviderErrorClass::kNotFound,      ProviderErrorClass::kCapacity,
+    ProviderErrorClass::kMisconfigured, ProviderErrorClass::kDeadline,
+    ProviderErrorClass::kCancelled,     ProviderErrorClass::kOther};
 
 // A pod VM boots in seconds (libvirt, small cloud instances) to minutes (confidential instances,
 // GPU instances, image pulls); StartVM gives up after -create-timeout (minutes).
 const prometheus::Histogram::BucketBoundaries& StartVmBuckets() {
-  static const prometheus::Histogram::BucketBoundaries buckets{1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600};
+  static const prometheus::Histogram::BucketBoundaries buckets{1,  2,  5,   10,  20,  30, 45,
+                                                               60, 90, 120, 180, 300, 600};
   return buckets;
 }
 
@@ -30,40 +33,60 @@ const prometheus::Histogram::BucketBoundaries& StartVmBuckets() {
 
 std::string_view ProviderOpName(ProviderOp op) {
   switch (op) {
-    case ProviderOp::kCreate: return "create";
-    case ProviderOp::kDelete: return "delete";
-    case ProviderOp::kList: return "list";
-    case ProviderOp::kVerify: return "verify";
+    case ProviderOp::kCreate:
+      return "create";
+    case ProviderOp::kDelete:
+      return "delete";
+    case ProviderOp::kList:
+      return "list";
+    case ProviderOp::kVerify:
+      return "verify";
   }
   return "other";
 }
 
 ProviderErrorClass ErrorClass(Code code) {
   switch (code) {
-    case Code::kUnavailable: return ProviderErrorClass::kUnavailable;
-    case Code::kAborted: return ProviderErrorClass::kThrottled;
-    case Code::kNotFound: return ProviderErrorClass::kNotFound;
-    case Code::kResourceExhausted: return ProviderErrorClass::kCapacity;
+    case Code::kUnavailable:
+      return ProviderErrorClass::kUnavailable;
+    case Code::kAborted:
+      return ProviderErrorClass::kThrottled;
+    case Code::kNotFound:
+      return ProviderErrorClass::kNotFound;
+    case Code::kResourceExhausted:
+      return ProviderErrorClass::kCapacity;
     case Code::kFailedPrecondition:
     case Code::kInvalidArgument:
     case Code::kPermissionDenied:
-    case Code::kUnauthenticated: return ProviderErrorClass::kMisconfigured;
-    case Code::kDeadlineExceeded: return ProviderErrorClass::kDeadline;
-    case Code::kCancelled: return ProviderErrorClass::kCancelled;
-    default: return ProviderErrorClass::kOther;
+    case Code::kUnauthenticated:
+      return ProviderErrorClass::kMisconfigured;
+    case Code::kDeadlineExceeded:
+      return ProviderErrorClass::kDeadline;
+    case Code::kCancelled:
+      return ProviderErrorClass::kCancelled;
+    default:
+      return ProviderErrorClass::kOther;
   }
 }
 
 std::string_view ErrorClassName(ProviderErrorClass error_class) {
   switch (error_class) {
-    case ProviderErrorClass::kUnavailable: return "unavailable";
-    case ProviderErrorClass::kThrottled: return "throttled";
-    case ProviderErrorClass::kNotFound: return "not_found";
-    case ProviderErrorClass::kCapacity: return "capacity";
-    case ProviderErrorClass::kMisconfigured: return "misconfigured";
-    case ProviderErrorClass::kDeadline: return "deadline";
-    case ProviderErrorClass::kCancelled: return "cancelled";
-    case ProviderErrorClass::kOther: return "other";
+    case ProviderErrorClass::kUnavailable:
+      return "unavailable";
+    case ProviderErrorClass::kThrottled:
+      return "throttled";
+    case ProviderErrorClass::kNotFound:
+      return "not_found";
+    case ProviderErrorClass::kCapacity:
+      return "capacity";
+    case ProviderErrorClass::kMisconfigured:
+      return "misconfigured";
+    case ProviderErrorClass::kDeadline:
+      return "deadline";
+    case ProviderErrorClass::kCancelled:
+      return "cancelled";
+    case ProviderErrorClass::kOther:
+      return "other";
   }
   return "other";
 }
@@ -90,7 +113,8 @@ struct Metrics::Families {
                    .Register(r)),
         up(prometheus::BuildGauge()
                .Name("peerpods_provider_up")
-               .Help("1 if the provider's configuration was verified and it was reachable at the last check.")
+               .Help("1 if the provider's configuration was verified and it was reachable at the "
+                     "last check.")
                .Register(r)),
         connections(prometheus::BuildGauge()
                         .Name("peerpods_agent_proxy_connections")
@@ -111,7 +135,8 @@ struct Metrics::Families {
         runs_error(runs.Add({{"result", "error"}})),
         orphans_found(prometheus::BuildCounter()
                           .Name("peerpods_reconcile_orphans_found_total")
-                          .Help("Instances of this node that no sandbox record accounts for, as found by reconciliation.")
+                          .Help("Instances of this node that no sandbox record accounts for, as "
+                                "found by reconciliation.")
                           .Register(r)
                           .Add({})),
         orphans_deleted(prometheus::BuildCounter()
@@ -154,7 +179,8 @@ struct Metrics::Families {
 };
 
 Metrics::Metrics(std::string version)
-    : registry_(std::make_shared<prometheus::Registry>()), families_(std::make_unique<Families>(*registry_)) {
+    : registry_(std::make_shared<prometheus::Registry>()),
+      families_(std::make_unique<Families>(*registry_)) {
   families_->build_info.Add({{"version", std::move(version)}}).Set(1);
   SetSandboxes(0, 0, 0);
 }
@@ -163,7 +189,8 @@ Metrics::~Metrics() = default;
 
 void Metrics::RegisterProvider(std::string_view provider) {
   const std::string p(provider);
-  for (ProviderOp op : kOps) families_->calls.Add({{"provider", p}, {"operation", std::string(ProviderOpName(op))}});
+  for (ProviderOp op : kOps)
+    families_->calls.Add({{"provider", p}, {"operation", std::string(ProviderOpName(op))}});
   for (ProviderErrorClass c : kClasses) {
     families_->errors.Add({{"provider", p}, {"class", std::string(ErrorClassName(c))}});
   }
@@ -179,17 +206,22 @@ void Metrics::SetSandboxes(std::uint64_t created, std::uint64_t starting, std::u
 }
 
 void Metrics::ObserveStartVM(std::string_view provider, bool ok, double seconds) {
-  families_->startvm.Add({{"provider", std::string(provider)}, {"outcome", ok ? "ok" : "error"}}, StartVmBuckets())
+  families_->startvm
+      .Add({{"provider", std::string(provider)}, {"outcome", ok ? "ok" : "error"}},
+           StartVmBuckets())
       .Observe(seconds);
 }
 
 void Metrics::ProviderCall(std::string_view provider, ProviderOp op) {
-  families_->calls.Add({{"provider", std::string(provider)}, {"operation", std::string(ProviderOpName(op))}})
+  families_->calls
+      .Add({{"provider", std::string(provider)}, {"operation", std::string(ProviderOpName(op))}})
       .Increment();
 }
 
 void Metrics::ProviderError(std::string_view provider, ProviderErrorClass error_class) {
-  families_->errors.Add({{"provider", std::string(provider)}, {"class", std::string(ErrorClassName(error_class))}})
+  families_->errors
+      .Add({{"provider", std::string(provider)},
+            {"class", std::string(ErrorClassName(error_class))}})
       .Increment();
 }
 
@@ -218,8 +250,8 @@ std::string Metrics::Exposition() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-MeteredProvider::MeteredProvider(std::unique_ptr<providers::Provider> inner, std::string provider_name,
-                                 std::shared_ptr<Metrics> metrics)
+MeteredProvider::MeteredProvider(std::unique_ptr<providers::Provider> inner,
+                                 std::string provider_name, std::shared_ptr<Metrics> metrics)
     : inner_(std::move(inner)), name_(std::move(provider_name)), metrics_(std::move(metrics)) {
   metrics_->RegisterProvider(name_);
 }
@@ -236,14 +268,16 @@ Result<providers::Instance> MeteredProvider::CreateInstance(const providers::Ins
   return result;
 }
 
-Result<void> MeteredProvider::DeleteInstance(const std::string& instance_id, const providers::OpContext& ctx) {
+Result<void> MeteredProvider::DeleteInstance(const std::string& instance_id,
+                                             const providers::OpContext& ctx) {
   auto result = inner_->DeleteInstance(instance_id, ctx);
   const bool failed = !result && result.error().code != Code::kNotFound;
   Count(ProviderOp::kDelete, failed ? &result.error() : nullptr);
   return result;
 }
 
-Result<void> MeteredProvider::DeleteLeftovers(const std::string& name, const providers::Owner& owner,
+Result<void> MeteredProvider::DeleteLeftovers(const std::string& name,
+                                              const providers::Owner& owner,
                                               const providers::OpContext& ctx) {
   auto result = inner_->DeleteLeftovers(name, owner, ctx);
   const bool failed = !result && result.error().code != Code::kNotFound;
@@ -251,8 +285,8 @@ Result<void> MeteredProvider::DeleteLeftovers(const std::string& name, const pro
   return result;
 }
 
-Result<std::vector<providers::Instance>> MeteredProvider::ListInstances(const std::string& node,
-                                                                        const providers::OpContext& ctx) {
+Result<std::vector<providers::Instance>> MeteredProvider::ListInstances(
+    const std::string& node, const providers::OpContext& ctx) {
   auto result = inner_->ListInstances(node, ctx);
   Count(ProviderOp::kList, result ? nullptr : &result.error());
   return result;

@@ -122,7 +122,8 @@ class MeteredProvider final : public providers::Provider {
 
   Result<providers::Instance> CreateInstance(const providers::InstanceSpec& spec,
                                              const providers::OpContext& ctx) override;
-  Result<void> DeleteInstance(const std::string& instance_id, const providers::OpContext& ctx) override;
+  Result<void> DeleteInstance(const std::string& instance_id,
+                              const providers::OpContext& ctx) override;
   Result<void> DeleteLeftovers(const std::string& name, const providers::Owner& owner,
                                const providers::OpContext& ctx) override;
   Result<std::vector<providers::Instance>> ListInstances(const std::string& node,

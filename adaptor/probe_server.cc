@@ -26,14 +26,22 @@ constexpr std::chrono::milliseconds kMaxDrainTime{1000};
 
 std::string_view Reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
   }
 }
 
@@ -51,7 +59,8 @@ bool KnownPath(std::string_view path) {
 }  // namespace
 
 std::string SerializeResponse(const ProbeResponse& response) {
-  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + std::string(Reason(response.status)) + "\r\n";
+  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
+                    std::string(Reason(response.status)) + "\r\n";
   out += "Content-Type: " + response.content_type + "\r\n";
   out += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
   if (response.allow_get) out += "Allow: GET\r\n";
@@ -72,9 +81,10 @@ ProbeServer::~ProbeServer() {
   acceptor_.close(ignored);
 }
 
-Result<std::shared_ptr<ProbeServer>> ProbeServer::Start(asio::any_io_executor executor, Options options,
-                                                        MetricsSource metrics) {
-  std::shared_ptr<ProbeServer> server(new ProbeServer(std::move(executor), std::move(options), std::move(metrics)));
+Result<std::shared_ptr<ProbeServer>> ProbeServer::Start(asio::any_io_executor executor,
+                                                        Options options, MetricsSource metrics) {
+  std::shared_ptr<ProbeServer> server(
+      new ProbeServer(std::move(executor), std::move(options), std::move(metrics)));
   const Options& o = server->options_;
   auto listen = [&](const tcp::endpoint& endpoint, bool dual_stack) {
     std::error_code ec;
@@ -99,12 +109,13 @@ Result<std::shared_ptr<ProbeServer>> ProbeServer::Start(asio::any_io_executor ex
   } else {
     where = o.address;
     const auto address = asio::ip::make_address(o.address, ec);
-    if (ec) return Fail(Code::kInvalidArgument, "probe listener: ", o.address, " is not an IP address");
+    if (ec)
+      return Fail(Code::kInvalidArgument, "probe listener: ", o.address, " is not an IP address");
     ec = listen(tcp::endpoint(address, o.port), false);
   }
   if (ec) {
-    return Fail(Code::kUnavailable, "probe listener: listen on ", where, " port ", std::to_string(o.port), ": ",
-                ec.message(), "; choose another -probe-port");
+    return Fail(Code::kUnavailable, "probe listener: listen on ", where, " port ",
+                std::to_string(o.port), ": ", ec.message(), "; choose another -probe-port");
   }
   server->port_ = server->acceptor_.local_endpoint(ec).port();
   asio::co_spawn(server->strand_, server->AcceptLoop(), asio::detached);
@@ -114,7 +125,8 @@ Result<std::shared_ptr<ProbeServer>> ProbeServer::Start(asio::any_io_executor ex
 void ProbeServer::SetStarted() { started_.store(true); }
 
 void ProbeServer::SetReady(bool ready, std::string reason) {
-  std::replace_if(reason.begin(), reason.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  std::replace_if(
+      reason.begin(), reason.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   if (reason.empty()) reason = "not ready";
   std::lock_guard lock(mu_);
   ready_ = ready;
@@ -222,9 +234,15 @@ asio::awaitable<void> ProbeServer::Serve(tcp::socket accepted) {
 
   ProbeResponse response;
   switch (head.status) {
-    case HttpRequestHead::Status::kComplete: response = Respond(head.method, head.path); break;
-    case HttpRequestHead::Status::kTooLarge: response = Text(431, "request head too large\n"); break;
-    default: response = Text(400, "bad request\n"); break;
+    case HttpRequestHead::Status::kComplete:
+      response = Respond(head.method, head.path);
+      break;
+    case HttpRequestHead::Status::kTooLarge:
+      response = Text(431, "request head too large\n");
+      break;
+    default:
+      response = Text(400, "bad request\n");
+      break;
   }
   arm(options_.write_timeout);
   const std::string out = SerializeResponse(response);
@@ -233,7 +251,8 @@ asio::awaitable<void> ProbeServer::Serve(tcp::socket accepted) {
   if (write_ec) co_return;
   std::error_code ignored;
   socket->shutdown(tcp::socket::shutdown_send, ignored);
-  const bool unread = head.status != HttpRequestHead::Status::kComplete || head_bytes.size() > head.head_size;
+  const bool unread =
+      head.status != HttpRequestHead::Status::kComplete || head_bytes.size() > head.head_size;
   if (unread) {
     arm(std::min<std::chrono::steady_clock::duration>(options_.write_timeout, kMaxDrainTime));
     for (std::size_t drained = 0; drained < kMaxDrainBytes;) {

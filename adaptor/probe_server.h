@@ -48,15 +48,16 @@ class ProbeServer : public std::enable_shared_from_this<ProbeServer> {
   struct Options {
     // "" listens on every address: [::] accepting IPv4 too, or 0.0.0.0 where IPv6 is off.
     std::string address;
-    unsigned short port = 8000;  // 0 picks a free port (tests)
+    unsigned short port = 8000;                    // 0 picks a free port (tests)
     std::chrono::milliseconds read_timeout{5000};  // for the whole request head
     std::chrono::milliseconds write_timeout{5000};
     std::size_t max_head_bytes = 8192;
     std::size_t max_connections = 32;
   };
 
-  // Binds and starts accepting; the accept loop keeps the server alive until Shutdown(). Fails UNAVAILABLE naming the port when it cannot listen.
-  // `metrics` may be empty (then /metrics answers an empty exposition).
+  // Binds and starts accepting; the accept loop keeps the server alive until Shutdown(). Fails
+  // UNAVAILABLE naming the port when it cannot listen. `metrics` may be empty (then /metrics
+  // answers an empty exposition).
   static Result<std::shared_ptr<ProbeServer>> Start(asio::any_io_executor executor, Options options,
                                                     MetricsSource metrics);
   ~ProbeServer();
@@ -90,7 +91,7 @@ class ProbeServer : public std::enable_shared_from_this<ProbeServer> {
   std::atomic<bool> started_{false};
   std::atomic<std::size_t> open_{0};
   mutable std::mutex mu_;
-  bool ready_ = false;                // guarded by mu_
+  bool ready_ = false;                  // guarded by mu_
   std::string not_ready_ = "starting";  // guarded by mu_
   std::atomic<bool> shut_down_{false};
 };

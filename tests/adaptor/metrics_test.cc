@@ -23,7 +23,8 @@ bool HasLine(const std::string& text, const std::string& line) {
   return false;
 }
 
-#define EXPECT_LINE(text, line) EXPECT_TRUE(HasLine(text, line)) << "missing line: " << (line) << "\nin:\n" << (text)
+#define EXPECT_LINE(text, line) \
+  EXPECT_TRUE(HasLine(text, line)) << "missing line: " << (line) << "\nin:\n" << (text)
 
 std::set<std::string> MetricNames(const std::string& text) {
   std::set<std::string> names;
@@ -34,21 +35,27 @@ std::set<std::string> MetricNames(const std::string& text) {
   return names;
 }
 
-OpContext Ctx() { return OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(10), {}}; }
+OpContext Ctx() {
+  return OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(10), {}};
+}
 
 TEST(MetricsTest, ExpositionHoldsExactlyTheContractsMetricsAtZero) {
   Metrics m("1.2.3");
   // Without a provider, the families labelled by provider have no series and are not exposed.
-  const std::set<std::string> without_provider{
-      "peerpods_sandboxes", "peerpods_agent_proxy_connections", "peerpods_agent_proxy_bytes_total",
-      "peerpods_reconcile_runs_total", "peerpods_reconcile_orphans_found_total",
-      "peerpods_reconcile_orphans_deleted_total", "peerpods_limit_per_node", "peerpods_limit_rejections_total",
-      "peerpods_build_info"};
+  const std::set<std::string> without_provider{"peerpods_sandboxes",
+                                               "peerpods_agent_proxy_connections",
+                                               "peerpods_agent_proxy_bytes_total",
+                                               "peerpods_reconcile_runs_total",
+                                               "peerpods_reconcile_orphans_found_total",
+                                               "peerpods_reconcile_orphans_deleted_total",
+                                               "peerpods_limit_per_node",
+                                               "peerpods_limit_rejections_total",
+                                               "peerpods_build_info"};
   EXPECT_EQ(MetricNames(m.Exposition()), without_provider);
   m.RegisterProvider("libvirt");
   std::set<std::string> all = without_provider;
-  all.insert({"peerpods_startvm_duration_seconds", "peerpods_provider_calls_total", "peerpods_provider_errors_total",
-              "peerpods_provider_up"});
+  all.insert({"peerpods_startvm_duration_seconds", "peerpods_provider_calls_total",
+              "peerpods_provider_errors_total", "peerpods_provider_up"});
   const std::string text = m.Exposition();
   EXPECT_EQ(MetricNames(text), all);
   EXPECT_LINE(text, "peerpods_build_info{version=\"1.2.3\"} 1");
@@ -68,15 +75,18 @@ TEST(MetricsTest, RegisterProviderCreatesItsSeriesAtZero) {
   m.RegisterProvider("aws");
   const std::string text = m.Exposition();
   for (const char* op : {"create", "delete", "list", "verify"}) {
-    EXPECT_LINE(text, std::string("peerpods_provider_calls_total{operation=\"") + op + "\",provider=\"aws\"} 0");
+    EXPECT_LINE(text, std::string("peerpods_provider_calls_total{operation=\"") + op +
+                          "\",provider=\"aws\"} 0");
   }
-  for (const char* c : {"unavailable", "throttled", "not_found", "capacity", "misconfigured", "deadline",
-                        "cancelled", "other"}) {
-    EXPECT_LINE(text, std::string("peerpods_provider_errors_total{class=\"") + c + "\",provider=\"aws\"} 0");
+  for (const char* c : {"unavailable", "throttled", "not_found", "capacity", "misconfigured",
+                        "deadline", "cancelled", "other"}) {
+    EXPECT_LINE(text, std::string("peerpods_provider_errors_total{class=\"") + c +
+                          "\",provider=\"aws\"} 0");
   }
   EXPECT_LINE(text, "peerpods_provider_up{provider=\"aws\"} 0");
   EXPECT_LINE(text, "peerpods_startvm_duration_seconds_count{outcome=\"ok\",provider=\"aws\"} 0");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_count{outcome=\"error\",provider=\"aws\"} 0");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_count{outcome=\"error\",provider=\"aws\"} 0");
 }
 
 TEST(MetricsTest, ValuesAfterCalls) {
@@ -108,16 +118,33 @@ TEST(MetricsTest, ValuesAfterCalls) {
   EXPECT_LINE(text, "peerpods_sandboxes{state=\"starting\"} 2");
   EXPECT_LINE(text, "peerpods_sandboxes{state=\"running\"} 7");
   // Buckets are cumulative: 0.5 s in every one, 42 s from le=45, 3600 s in +Inf alone.
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"1\"} 1");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"30\"} 1");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"45\"} 2");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"600\"} 2");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"+Inf\"} 3");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_count{outcome=\"ok\",provider=\"libvirt\"} 3");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_sum{outcome=\"ok\",provider=\"libvirt\"} 3642.5");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_bucket{outcome=\"error\",provider=\"libvirt\",le=\"300\"} 0");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_bucket{outcome=\"error\",provider=\"libvirt\",le=\"600\"} 1");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_count{outcome=\"error\",provider=\"libvirt\"} 1");
+  EXPECT_LINE(
+      text,
+      "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"1\"} 1");
+  EXPECT_LINE(
+      text,
+      "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"30\"} 1");
+  EXPECT_LINE(
+      text,
+      "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"45\"} 2");
+  EXPECT_LINE(
+      text,
+      "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"600\"} 2");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_bucket{outcome=\"ok\",provider=\"libvirt\",le=\"+"
+              "Inf\"} 3");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_count{outcome=\"ok\",provider=\"libvirt\"} 3");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_sum{outcome=\"ok\",provider=\"libvirt\"} 3642.5");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_bucket{outcome=\"error\",provider=\"libvirt\",le="
+              "\"300\"} 0");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_bucket{outcome=\"error\",provider=\"libvirt\",le="
+              "\"600\"} 1");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_count{outcome=\"error\",provider=\"libvirt\"} 1");
   EXPECT_LINE(text, "peerpods_provider_calls_total{operation=\"create\",provider=\"libvirt\"} 2");
   EXPECT_LINE(text, "peerpods_provider_calls_total{operation=\"list\",provider=\"libvirt\"} 1");
   EXPECT_LINE(text, "peerpods_provider_errors_total{class=\"capacity\",provider=\"libvirt\"} 1");
@@ -155,7 +182,8 @@ TEST(MetricsTest, ConcurrentCallsLoseNoCount) {
   const std::string text = m.Exposition();
   EXPECT_LINE(text, "peerpods_provider_calls_total{operation=\"delete\",provider=\"gcp\"} 8000");
   EXPECT_LINE(text, "peerpods_agent_proxy_bytes_total{direction=\"from_vm\"} 16000");
-  EXPECT_LINE(text, "peerpods_startvm_duration_seconds_count{outcome=\"ok\",provider=\"gcp\"} 8000");
+  EXPECT_LINE(text,
+              "peerpods_startvm_duration_seconds_count{outcome=\"ok\",provider=\"gcp\"} 8000");
 }
 
 TEST(MetricsTest, ErrorClassFollowsTheProviderTaxonomy) {
@@ -169,8 +197,8 @@ TEST(MetricsTest, ErrorClassFollowsTheProviderTaxonomy) {
   EXPECT_EQ(ErrorClass(Code::kUnauthenticated), ProviderErrorClass::kMisconfigured);
   EXPECT_EQ(ErrorClass(Code::kDeadlineExceeded), ProviderErrorClass::kDeadline);
   EXPECT_EQ(ErrorClass(Code::kCancelled), ProviderErrorClass::kCancelled);
-  for (Code c : {Code::kUnknown, Code::kInternal, Code::kAlreadyExists, Code::kOutOfRange, Code::kUnimplemented,
-                 Code::kDataLoss, Code::kOk, static_cast<Code>(99)}) {
+  for (Code c : {Code::kUnknown, Code::kInternal, Code::kAlreadyExists, Code::kOutOfRange,
+                 Code::kUnimplemented, Code::kDataLoss, Code::kOk, static_cast<Code>(99)}) {
     EXPECT_EQ(ErrorClass(c), ProviderErrorClass::kOther) << CodeName(c);
   }
   EXPECT_EQ(ErrorClassName(ProviderErrorClass::kNotFound), "not_found");
@@ -203,7 +231,8 @@ TEST(MeteredProviderTest, CountsCallsAndErrorsOfTheInnerProvider) {
   EXPECT_EQ(listed->size(), 1u);
 
   test->SetFaults([](std::string_view step) {
-    return step == "list" ? pp::testing::TestProvider::Fault::kFailRetryable : pp::testing::TestProvider::Fault::kNone;
+    return step == "list" ? pp::testing::TestProvider::Fault::kFailRetryable
+                          : pp::testing::TestProvider::Fault::kNone;
   });
   EXPECT_FALSE(provider.ListInstances("node-1", Ctx()).has_value());  // UNAVAILABLE
   test->SetFaults(nullptr);
@@ -232,8 +261,8 @@ TEST(MeteredProviderTest, VerifySetsProviderUp) {
   // A stop request: CANCELLED says nothing about the provider, up stays as it was.
   std::stop_source stop;
   stop.request_stop();
-  auto cancelled = provider.ListInstances("n", OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(5),
-                                                         stop.get_token()});
+  auto cancelled = provider.ListInstances(
+      "n", OpContext{std::chrono::steady_clock::now() + std::chrono::seconds(5), stop.get_token()});
   ASSERT_FALSE(cancelled.has_value());
   EXPECT_EQ(cancelled.error().code, Code::kCancelled);
   const std::string text = metrics->Exposition();
@@ -244,19 +273,24 @@ TEST(MeteredProviderTest, VerifySetsProviderUp) {
 // A provider whose instances are always gone already.
 class GoneProvider final : public providers::Provider {
  public:
-  Result<providers::Instance> CreateInstance(const providers::InstanceSpec&, const OpContext&) override {
+  Result<providers::Instance> CreateInstance(const providers::InstanceSpec&,
+                                             const OpContext&) override {
     return Fail(Code::kResourceExhausted, "gone: no capacity");
   }
   Result<void> DeleteInstance(const std::string& id, const OpContext&) override {
     return Fail(Code::kNotFound, "gone: instance ", id, " does not exist");
   }
-  Result<void> DeleteLeftovers(const std::string&, const providers::Owner&, const OpContext&) override {
+  Result<void> DeleteLeftovers(const std::string&, const providers::Owner&,
+                               const OpContext&) override {
     return Fail(Code::kNotFound, "gone: nothing");
   }
-  Result<std::vector<providers::Instance>> ListInstances(const std::string&, const OpContext&) override {
+  Result<std::vector<providers::Instance>> ListInstances(const std::string&,
+                                                         const OpContext&) override {
     return Fail(Code::kNotFound, "gone: no such network");
   }
-  Result<void> Verify(const OpContext&) override { return Fail(Code::kPermissionDenied, "gone: denied"); }
+  Result<void> Verify(const OpContext&) override {
+    return Fail(Code::kPermissionDenied, "gone: denied");
+  }
 };
 
 TEST(MeteredProviderTest, NotFoundOnDeleteIsACallNotAnError) {

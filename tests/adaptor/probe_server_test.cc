@@ -32,7 +32,8 @@ ScopedFd Connect(unsigned short port, std::chrono::milliseconds recv_timeout = 5
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0)
+      << std::strerror(errno);
   return fd;
 }
 
@@ -94,7 +95,8 @@ class ProbeServerTest : public ::testing::Test {
     return Parse(ReadAll(fd.get()));
   }
   Reply Get(const std::string& method, const std::string& path) {
-    return Get(method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.29\r\n\r\n");
+    return Get(method + " " + path +
+               " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.29\r\n\r\n");
   }
 
   asio::io_context io_;
@@ -140,7 +142,8 @@ TEST_F(ProbeServerTest, ReadyzCarriesTheReasonOnOneLine) {
   r = Get("GET", "/readyz");
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body, "provider not verified: libvirt: connect failed  second line\n");
-  EXPECT_NE(r.head.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos) << r.head;
+  EXPECT_NE(r.head.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos)
+      << r.head;
   server_->SetReady(false, "");
   EXPECT_EQ(Get("GET", "/readyz").body, "not ready\n");
   // The query is not part of the path.
@@ -153,7 +156,8 @@ TEST_F(ProbeServerTest, MetricsServesTheSourceAsExposition004) {
   const Reply r = Get("GET", "/metrics");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, metrics_text_);
-  EXPECT_NE(r.head.find("Content-Type: text/plain; version=0.0.4\r\n"), std::string::npos) << r.head;
+  EXPECT_NE(r.head.find("Content-Type: text/plain; version=0.0.4\r\n"), std::string::npos)
+      << r.head;
 }
 
 TEST_F(ProbeServerTest, UnknownPathIs404OtherMethodIs405) {
@@ -189,7 +193,8 @@ TEST_F(ProbeServerTest, MalformedRequestIs400) {
 
 TEST_F(ProbeServerTest, OversizedHeadIsRefusedWith431) {
   Start();
-  std::string request = "GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n";
+  std::string request =
+      "GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n";
   const Reply r = Get(request);
   EXPECT_EQ(r.status, 431);
   // Just under the bound is served.
@@ -225,7 +230,8 @@ TEST_F(ProbeServerTest, ConnectionsPastTheBoundAreClosedAtAccept) {
   ScopedFd a = Connect(server_->port());
   ScopedFd b = Connect(server_->port());
   const auto deadline = Clock::now() + 5s;
-  while (server_->open_connections() < 2 && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  while (server_->open_connections() < 2 && Clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
   ASSERT_EQ(server_->open_connections(), 2u);
   ScopedFd c = Connect(server_->port());
   // The server may have closed it already (then send fails): either way it is never answered.
@@ -235,7 +241,8 @@ TEST_F(ProbeServerTest, ConnectionsPastTheBoundAreClosedAtAccept) {
   // Once the silent ones time out, requests are served again.
   EXPECT_EQ(ReadAll(a.get()), "");
   EXPECT_EQ(ReadAll(b.get()), "");
-  while (server_->open_connections() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  while (server_->open_connections() > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
   EXPECT_EQ(Get("GET", "/livez").status, 200);
 }
 
@@ -243,7 +250,8 @@ TEST_F(ProbeServerTest, ShutdownClosesListenerAndConnections) {
   Start();
   ScopedFd idle = Connect(server_->port());
   const auto deadline = Clock::now() + 5s;
-  while (server_->open_connections() < 1 && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  while (server_->open_connections() < 1 && Clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
   const auto before = Clock::now();
   server_->Shutdown();
   EXPECT_EQ(ReadAll(idle.get()), "");
@@ -276,9 +284,11 @@ TEST(ProbeServerStartTest, BusyPortIsUnavailableAndNamesTheFlag) {
   auto second = ProbeServer::Start(io.get_executor(), options, nullptr);
   ASSERT_FALSE(second.has_value());
   EXPECT_EQ(second.error().code, Code::kUnavailable);
-  EXPECT_NE(second.error().message.find("-probe-port"), std::string::npos) << second.error().message;
+  EXPECT_NE(second.error().message.find("-probe-port"), std::string::npos)
+      << second.error().message;
   options.address = "not-an-address";
-  EXPECT_EQ(ProbeServer::Start(io.get_executor(), options, nullptr).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(ProbeServer::Start(io.get_executor(), options, nullptr).error().code,
+            Code::kInvalidArgument);
   (*first)->Shutdown();
   io.run_for(100ms);
 }
@@ -301,8 +311,9 @@ TEST(ProbeResponseTest, MetricsSourceThatThrowsIs500) {
   ProbeServer::Options options;
   options.address = "127.0.0.1";
   options.port = 0;
-  auto server = ProbeServer::Start(io.get_executor(), options,
-                                   []() -> std::string { throw std::runtime_error("registry broken"); });
+  auto server = ProbeServer::Start(io.get_executor(), options, []() -> std::string {
+    throw std::runtime_error("registry broken");
+  });
   ASSERT_TRUE(server.has_value());
   const ProbeResponse r = (*server)->Respond("GET", "/metrics");
   EXPECT_EQ(r.status, 500);

@@ -27,13 +27,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const HttpRequestHead head = ParseHttpRequestHead(input, max_head);
     switch (head.status) {
       case HttpRequestHead::Status::kComplete: {
-        Check(!head.method.empty() && head.method.find_first_of(" \r\n/") == std::string_view::npos);
+        Check(!head.method.empty() &&
+              head.method.find_first_of(" \r\n/") == std::string_view::npos);
         Check(!head.path.empty() && head.path.front() == '/');
         Check(head.path.find_first_of("?# \r\n") == std::string_view::npos);
         Check(head.head_size > 0 && head.head_size <= input.size() && head.head_size <= max_head);
-        const HttpRequestHead again = ParseHttpRequestHead(input.substr(0, head.head_size), max_head);
-        Check(again.status == head.status && again.method == head.method && again.path == head.path &&
-              again.head_size == head.head_size);
+        const HttpRequestHead again =
+            ParseHttpRequestHead(input.substr(0, head.head_size), max_head);
+        Check(again.status == head.status && again.method == head.method &&
+              again.path == head.path && again.head_size == head.head_size);
         break;
       }
       case HttpRequestHead::Status::kIncomplete:

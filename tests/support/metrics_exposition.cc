@@ -11,7 +11,8 @@ int main() {
   m.SetSandboxes(1, 2, 3);
   m.ObserveStartVM("libvirt", true, 42.5);
   m.ObserveStartVM("libvirt", false, 700);
-  for (ProviderOp op : {ProviderOp::kCreate, ProviderOp::kDelete, ProviderOp::kList, ProviderOp::kVerify}) {
+  for (ProviderOp op :
+       {ProviderOp::kCreate, ProviderOp::kDelete, ProviderOp::kList, ProviderOp::kVerify}) {
     m.ProviderCall("libvirt", op);
   }
   m.ProviderError("libvirt", ErrorClass(pp::Code::kUnavailable));
