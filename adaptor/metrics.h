@@ -110,7 +110,8 @@ class Metrics {
 // A Provider that forwards every call to `inner` and counts it in `metrics` under `provider_name`:
 // one call per method (CreateInstance: create; DeleteInstance and DeleteLeftovers: delete;
 // ListInstances: list; Verify: verify) and one error per failure, by class. NOT_FOUND from
-// DeleteInstance is counted as a call only: the daemon takes a vanished instance as deleted.
+// DeleteInstance or DeleteLeftovers is counted as a call only: the daemon takes a vanished instance
+// as deleted.
 // Verify also sets peerpods_provider_up: 1 when it succeeds, 0 when it fails (CANCELLED leaves it
 // as it was: a shutdown says nothing about the provider). Results are passed through unchanged.
 // Metrics is shared: the daemon may exit with provider calls still running on pool threads.
