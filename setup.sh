@@ -11,6 +11,8 @@ packages=(
   # gRPC (C++ library with its CMake package, and protoc's C++ stub plugin): the daemon's grpc.health.v1 endpoint
   # for kubelet's gRPC probes, and peerpods-health-probe
   libgrpc++-dev protobuf-compiler-grpc
+  # the daemon's metrics: prometheus-cpp (its core library: registry, metric types, text exposition)
+  prometheus-cpp-dev
   # in-VM tools: user-data YAML, gzip, initdata TOML, cidata ISO reader, IMDS fetch
   libyaml-cpp-dev zlib1g-dev libtomlplusplus-dev libiso9660-dev libcurl4-openssl-dev
   # tests: GoogleTest, the independent Go ttrpc peer, libFuzzer (clang), relay baselines

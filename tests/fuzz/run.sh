@@ -18,6 +18,7 @@ targets=(
   "fuzz_ec2_xml tests/fuzz/corpus_ec2xml 65536"
   "fuzz_arm_json tests/fuzz/corpus_arm 65536"
   "fuzz_gcp_response tests/fuzz/corpus_gcp 65536"
+  "fuzz_http_request tests/fuzz/corpus_http 16384"
 )
 status=0
 for entry in "${targets[@]}"; do

@@ -14,6 +14,6 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$src/t
 # The clouds: the batched poller's threads, the HTTP client's shared connection cache, and each
 # provider's single-flight credentials, tokens and tables under many concurrent creates.
 for t in cloud_common_tests http_client_tests aws_provider_tests azure_provider_tests gcp_provider_tests \
-  adaptor_pod_network_tests; do
+  adaptor_pod_network_tests observability_tests; do
   ./build-tsan/bin/$t --gtest_brief=1
 done
