@@ -84,6 +84,8 @@ Result<AgentProxyOptions> AgentConnector::ProxyOptions(const SandboxRecord& reco
   o.tls = client_tls_;
   o.server_name = ca_ ? record.instance_name : std::string(kManualServerName);
   o.gpus_requested = GpusRequested(record);
+  o.on_connection = options_.on_connection;
+  o.on_bytes = options_.on_bytes;
   return o;
 }
 

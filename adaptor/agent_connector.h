@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,9 @@ struct AgentConnectorOptions {
   std::string ca_cert_file, cert_file, cert_key;  // manual mode when all three are set
   std::string tls_min_version;
   std::string tls_cipher_suites;  // comma-separated IANA names
+  // Metrics hooks for every proxy (see AgentProxyOptions); optional.
+  std::function<void(int delta)> on_connection;
+  std::function<void(std::size_t to_vm, std::size_t from_vm)> on_bytes;
 };
 
 class AgentConnector {

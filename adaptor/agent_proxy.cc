@@ -107,6 +107,8 @@ Result<std::shared_ptr<AgentProxy>> AgentProxy::Start(asio::any_io_executor exec
 asio::awaitable<void> AgentProxy::AcceptLoop() {
   ttrpc::Relay::Options relay_options;
   relay_options.dial_wait = options_.redial_wait;
+  if (options_.on_bytes) relay_options.on_bytes = options_.on_bytes;
+  if (options_.on_connection) relay_options.on_gone = [f = options_.on_connection] { f(-1); };
   if (options_.gpus_requested) {
     relay_options.intercept = [](std::string_view service, std::string_view method) {
       return service == "grpc.AgentService" && method == "CreateContainer";
@@ -137,6 +139,7 @@ asio::awaitable<void> AgentProxy::AcceptLoop() {
       return DialAgentForwarder(executor, o.host, o.port, o.tls, o.server_name, o.dial_timeout, o.peer_timeout);
     };
     std::erase_if(relays_, [](const auto& weak) { return weak.expired(); });
+    if (options_.on_connection) options_.on_connection(+1);
     relays_.push_back(ttrpc::Relay::Start(std::move(downstream), std::move(dial), relay_options));
   }
 }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ struct AgentProxyOptions {
   // it within about this long, instead of hanging them (TCP_USER_TIMEOUT and keepalive).
   std::chrono::milliseconds peer_timeout{30000};
   bool gpus_requested = false;
+  // Metrics hooks (optional), called on the proxy's executor: a shim connection opened or closed,
+  // and bytes relayed to and from the pod VM.
+  std::function<void(int delta)> on_connection;
+  std::function<void(std::size_t to_vm, std::size_t from_vm)> on_bytes;
 };
 
 class AgentProxy : public std::enable_shared_from_this<AgentProxy> {

@@ -13,6 +13,8 @@
 
 #include "adaptor/health_service.h"
 #include "adaptor/hypervisor_service.h"
+#include "adaptor/metrics.h"
+#include "adaptor/probe_server.h"
 #include "adaptor/sandbox_manager.h"
 #include "adaptor/agent_proxy.h"
 #include "common/base/backoff.h"
@@ -53,7 +55,8 @@ Result<void> CheckStartConditions(const Config& config) {
 
 // Checks the provider until it works, saying so at warn level while it does not: a broken setup
 // shows in the log before the first pod, not when it fails.
-asio::awaitable<void> WatchProvider(providers::Provider& provider, BlockingPool& pool, const std::atomic<bool>& stopping) {
+asio::awaitable<void> WatchProvider(providers::Provider& provider, BlockingPool& pool, const std::atomic<bool>& stopping,
+                                    const std::function<void(const std::string&)>& not_ready) {
   Backoff backoff(std::chrono::seconds(5), std::chrono::minutes(1));
   auto timer = asio::steady_timer(co_await asio::this_coro::executor);
   for (int attempt = 1; !stopping; ++attempt) {
@@ -68,6 +71,7 @@ asio::awaitable<void> WatchProvider(providers::Provider& provider, BlockingPool&
     const auto wait = backoff.Next();
     spdlog::warn("provider not ready: {}; pods cannot start until this is fixed (checking again in {} s)",
                  verified.error().ToString(), std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+    not_ready("provider not ready: " + verified.error().ToString());
     timer.expires_after(wait);
     (void)co_await timer.async_wait(kAwaitTuple);
   }
@@ -76,13 +80,14 @@ asio::awaitable<void> WatchProvider(providers::Provider& provider, BlockingPool&
 // Reconciles this node's instances against the records: at start (retrying until the provider can
 // list them), then every `interval` (0: at start only). Each pass that finds something says so.
 asio::awaitable<void> Reconcile(SandboxManager& manager, std::chrono::nanoseconds interval,
-                                const std::atomic<bool>& stopping) {
+                                const std::atomic<bool>& stopping, Metrics& metrics) {
   Backoff backoff(std::chrono::seconds(2), std::chrono::minutes(1));
   auto timer = asio::steady_timer(co_await asio::this_coro::executor);
   bool first = true;
   while (!stopping) {
     auto reconciled = co_await manager.Reconcile();
     std::chrono::nanoseconds wait = interval;
+    metrics.ReconcileRun(reconciled.has_value(), reconciled ? reconciled->orphans : 0, reconciled ? reconciled->deleted : 0);
     if (reconciled) {
       backoff.Reset();
       const auto& r = *reconciled;
@@ -106,7 +111,7 @@ asio::awaitable<void> Reconcile(SandboxManager& manager, std::chrono::nanosecond
 
 }  // namespace
 
-int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provider) {
+int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provider, std::string provider_name) {
   ConfigureLogging(config.log_level, config.log_format);
   for (const auto& [flag, value] : config.pending) {
     spdlog::warn("-{} is accepted for compatibility but has no effect in this version", flag);
@@ -118,11 +123,17 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   }
 
   asio::io_context io(static_cast<int>(config.io_threads));
+  // Metrics: every provider call is counted by operation and error class through the decorator.
+  auto metrics = std::make_shared<Metrics>(PP_VERSION);
+  metrics->SetLimit(config.limit_per_node);
+  provider = std::make_unique<MeteredProvider>(std::move(provider), provider_name, metrics);
   // Jobs on the pool call into the manager: the pool is drained (below) before the manager goes.
   auto pool = std::make_unique<BlockingPool>(config.blocking_threads, 1024);
   SandboxManager::Options options;
   options.node_name = config.node_name.empty() ? HostName() : config.node_name;
   options.limit_per_node = config.limit_per_node;
+  options.metrics = metrics.get();
+  options.provider_name = provider_name;
   options.reconcile_grace = config.reconcile_grace_value;
   std::unique_ptr<AgentConnector> connector;
   if (config.connect_agents) {
@@ -136,6 +147,11 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     agent.cert_key = config.cert_key;
     agent.tls_min_version = config.tls_min_version;
     agent.tls_cipher_suites = config.tls_cipher_suites;
+    agent.on_connection = [metrics](int delta) {
+      if (delta > 0) metrics->AgentConnectionOpened();
+      else metrics->AgentConnectionClosed();
+    };
+    agent.on_bytes = [metrics](std::size_t to_vm, std::size_t from_vm) { metrics->AgentBytes(to_vm, from_vm); };
     auto created = AgentConnector::Create(io.get_executor(), std::move(agent));
     if (!created) {
       std::cerr << "cloud-api-adaptor: agent TLS: " << created.error().message << "\n";
@@ -166,11 +182,36 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     }
     health = std::move(*started);
   }
+  // /startup, /readyz, /livez, /metrics (the sandbox counts are taken at each scrape).
+  std::shared_ptr<ProbeServer> probe;
+  if (config.probe_port != 0) {
+    ProbeServer::Options probe_options;
+    probe_options.port = config.probe_port;
+    auto started = ProbeServer::Start(io.get_executor(), probe_options, [metrics, &manager] {
+      const auto counts = manager.CountByState();
+      metrics->SetSandboxes(counts.created, counts.starting, counts.running);
+      return metrics->Exposition();
+    });
+    if (!started) {
+      if (health) health->Shutdown();
+      std::cerr << "cloud-api-adaptor: " << started.error().message << "\n";
+      return 1;
+    }
+    probe = std::move(*started);
+    probe->SetReady(false, "checking the provider");
+  }
   std::atomic<bool> provider_verified{config.cloud_config_verify}, sandboxes_resumed{false};
   std::mutex ready_mu;
   auto update_ready = [&] {
     std::lock_guard lock(ready_mu);
-    if (provider_verified && sandboxes_resumed && health) health->SetServing(true);
+    if (sandboxes_resumed && probe) probe->SetStarted();
+    if (provider_verified && sandboxes_resumed) {
+      if (health) health->SetServing(true);
+      if (probe) probe->SetReady(true, "");
+    }
+  };
+  auto not_ready = [&](const std::string& reason) {
+    if (probe) probe->SetReady(false, reason);
   };
 
   ttrpc::Server::Options server_options;
@@ -183,11 +224,12 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   }
   spdlog::info("cloud-api-adaptor {} serving {} (node {}, pods in {}{})", PP_VERSION, config.socket,
                options.node_name, config.pods_dir,
-               health ? ", gRPC health on port " + std::to_string(health->port()) : std::string());
+               std::string(health ? ", gRPC health on port " + std::to_string(health->port()) : "") +
+                   (probe ? ", probes and metrics on port " + std::to_string(probe->port()) : ""));
 
   std::atomic<bool> stopping{false};
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    if (!config.cloud_config_verify) co_await WatchProvider(*provider, *pool, stopping);
+    if (!config.cloud_config_verify) co_await WatchProvider(*provider, *pool, stopping, not_ready);
     provider_verified = !stopping;
     update_ready();
   }, asio::detached);
@@ -195,7 +237,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     co_await manager.ResumeAgents();
     sandboxes_resumed = true;
     update_ready();
-    co_await Reconcile(manager, config.reconcile_interval_value, stopping);
+    co_await Reconcile(manager, config.reconcile_interval_value, stopping, *metrics);
   }, asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -208,13 +250,15 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     stopping = true;
     spdlog::info("signal {}: shutting down (grace {} ms)", signal, grace.count());
     signals.async_wait(on_signal);
-    if (health) {  // kubelet sees NOT_SERVING first; bounded (the health server's own grace)
+    {  // kubelet sees NOT_SERVING first; bounded (the health server's own grace)
       std::lock_guard lock(ready_mu);
-      health->Shutdown();
+      if (health) health->Shutdown();
+      if (probe) probe->SetReady(false, "shutting down");
     }
     manager.CancelAll();
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       co_await server.Shutdown(grace);
+      if (probe) probe->Shutdown();
       if (connector) co_await connector->DisconnectAll();
       // Whatever still waits (a provider call that never returns) does not hold the exit.
       io.stop();
@@ -306,7 +350,7 @@ int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry
       std::cerr << "cloud-api-adaptor " << factory->Name() << ": " << provider.error().message << "\n";
       return 2;
     }
-    return RunDaemon(config, std::move(*provider));
+    return RunDaemon(config, std::move(*provider), std::string(factory->Name()));
   }
   return 2;
 }

@@ -14,7 +14,7 @@
 namespace pp::adaptor {
 
 // Returns the process exit code.
-int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provider);
+int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provider, std::string provider_name);
 
 // `cloud-api-adaptor <provider> [flags] | help | version` over the providers in `registry`.
 // `connect_agents` false leaves out the agent path (test daemons whose instances have no VM).

@@ -65,6 +65,10 @@ void AddCommonFlags(CLI::App& app, Config& config) {
       ->envname("TLS_MIN_VERSION");
   app.add_option("--tls-cipher-suites", config.tls_cipher_suites, "TLS 1.2 cipher suites, IANA names, comma-separated")
       ->envname("TLS_CIPHER_SUITES");
+  app.add_option("--probe-port", config.probe_port_text,
+                 "HTTP port of /startup, /readyz, /livez and /metrics, on all addresses; 0: off")
+      ->envname("PROBE_PORT")
+      ->capture_default_str();
   app.add_option("--health-port", config.health_port_text,
                  "port of the gRPC health service (grpc.health.v1) for kubelet's gRPC probes, on all addresses; 0: off")
       ->envname("HEALTH_PORT")
@@ -125,6 +129,9 @@ Result<void> FinishCommonFlags(Config& config, const std::vector<std::string>& a
   if (!grace) return Fail(Code::kInvalidArgument, "-shutdown-grace: ", grace.error().message);
   config.shutdown_grace_value = *grace;
 
+  auto probe_port = ParseUnsignedFlag(config.probe_port_text, 0, 65535, FlagOrEnvName(args, "probe-port", "PROBE_PORT"));
+  if (!probe_port) return std::unexpected(probe_port.error());
+  config.probe_port = static_cast<unsigned short>(*probe_port);
   auto health_port = ParseUnsignedFlag(config.health_port_text, 0, 65535, FlagOrEnvName(args, "health-port", "HEALTH_PORT"));
   if (!health_port) return std::unexpected(health_port.error());
   config.health_port = static_cast<unsigned short>(*health_port);

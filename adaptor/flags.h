@@ -41,6 +41,8 @@ struct Config {
   std::string vxlan_max_id_text = "16777215";  // -vxlan-max-id (ours)
   std::string host_interface;                  // -host-interface (flag only, as in CAA)
   PodNetworkOptions network;                   // set by FinishCommonFlags
+  std::string probe_port_text = "8000";        // -probe-port, PROBE_PORT: /startup /readyz /livez /metrics (0: off)
+  unsigned short probe_port = 8000;
   std::string health_port_text = "8001";       // -health-port, HEALTH_PORT: grpc.health.v1 (0: off)
   unsigned short health_port = 8001;
   std::string limit_per_node_text = "10";      // -peerpods-limit-per-node, PEERPODS_LIMIT_PER_NODE (CAA's)

@@ -109,6 +109,29 @@ SandboxManager::SandboxManager(Options options, SandboxStore store, providers::P
 
 SandboxManager::~SandboxManager() = default;
 
+SandboxManager::StateCounts SandboxManager::CountByState() const {
+  std::vector<std::shared_ptr<Entry>> entries;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, entry] : entries_) entries.push_back(entry);
+  }
+  StateCounts counts;
+  for (const auto& entry : entries) {
+    std::unique_lock op(entry->op, std::try_to_lock);
+    if (!op.owns_lock()) {
+      ++counts.starting;  // in a call (most often a StartVM)
+      continue;
+    }
+    if (entry->gone) continue;
+    switch (entry->record.state) {
+      case SandboxState::kCreated: ++counts.created; break;
+      case SandboxState::kStarting: ++counts.starting; break;
+      case SandboxState::kRunning: ++counts.running; break;
+    }
+  }
+  return counts;
+}
+
 std::string SandboxManager::PodOf(const std::string& id) const {
   std::lock_guard lock(mu_);
   const auto it = entries_.find(id);
@@ -183,6 +206,7 @@ Result<std::string> SandboxManager::DoCreate(SandboxRequest request) {
   auto at_limit = [this]() -> Result<void> {  // mu_ held
     if (options_.limit_per_node == 0 || entries_.size() < options_.limit_per_node) return {};
     ++limit_rejections_;
+    if (options_.metrics) options_.metrics->LimitRejection();
     return Fail(Code::kResourceExhausted, "this node runs ", std::to_string(entries_.size()),
                 " peer pod sandboxes, its limit (-peerpods-limit-per-node / PEERPODS_LIMIT_PER_NODE ",
                 std::to_string(options_.limit_per_node), ")");
@@ -290,8 +314,14 @@ asio::awaitable<Result<void>> SandboxManager::StartVM(std::string id, Deadline d
   if (auto ok = ValidateSandboxId(id, options_.limits); !ok) co_return ok;
   // Once an instance may exist, the cleanup of a failure must not be cut short by the caller's
   // deadline: the whole StartVM runs to completion, bounded by that same deadline.
+  const auto started = Clock::now();
   auto work = StartAndConnect(std::move(id), DeadlineOrDefault(deadline));
-  co_return co_await RunToCompletion(std::move(work));
+  auto result = co_await RunToCompletion(std::move(work));
+  if (options_.metrics) {
+    options_.metrics->ObserveStartVM(options_.provider_name, result.has_value(),
+                                     std::chrono::duration<double>(Clock::now() - started).count());
+  }
+  co_return result;
 }
 
 asio::awaitable<Result<void>> SandboxManager::StartAndConnect(std::string id, Clock::time_point until) {

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "adaptor/agent_connector.h"
+#include "adaptor/metrics.h"
 #include "adaptor/pod_network.h"
 #include "adaptor/sandbox_request.h"
 #include "adaptor/sandbox_store.h"
@@ -58,6 +59,13 @@ class SandboxManager {
     // this long (-reconcile-grace): a record being written, or a provider's list that lags, is not
     // a leak.
     std::chrono::nanoseconds reconcile_grace{0};
+    // Metrics (optional): StartVM latency by outcome under `provider_name`, limit rejections.
+    Metrics* metrics = nullptr;
+    std::string provider_name;
+  };
+
+  struct StateCounts {
+    std::uint64_t created = 0, starting = 0, running = 0;
   };
 
   struct ReconcileReport {
@@ -99,6 +107,10 @@ class SandboxManager {
 
   // Asks every StartVM in progress to give up (daemon shutdown): each deletes what it created.
   void CancelAll();
+
+  // The sandboxes by state, without waiting: a sandbox busy in a call counts as starting. For
+  // metrics scrapes.
+  StateCounts CountByState() const;
 
   // "namespace/name" of the sandbox's pod; empty for an unknown sandbox. For log lines.
   std::string PodOf(const std::string& id) const;

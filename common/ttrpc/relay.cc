@@ -41,6 +41,10 @@ void Relay::Close() {
   asio::dispatch(executor_, [self = shared_from_this()] { self->CloseNow(); });
 }
 
+Relay::~Relay() {
+  if (options_.on_gone) options_.on_gone();
+}
+
 void Relay::CloseNow() {
   if (closed_) return;
   closed_ = true;
@@ -150,6 +154,7 @@ asio::awaitable<void> Relay::DownstreamLoop() {
         continue;
       }
       if (request) inflight_.insert(h.stream_id);
+      if (options_.on_bytes) options_.on_bytes(out.size(), 0);
       upstream->writer.Send(std::move(out));
     }
     if (closed_) break;
@@ -183,6 +188,7 @@ asio::awaitable<void> Relay::UpstreamLoop(std::shared_ptr<Upstream> upstream) {
       std::string out;
       out.reserve(kHeaderLength + frame->data.size());
       AppendFrame(out, h.stream_id, static_cast<MessageType>(h.type), h.flags, frame->data);
+      if (options_.on_bytes) options_.on_bytes(0, out.size());
       down_writer_.Send(std::move(out));
     }
     while (!closed_ && !upstream->lost && down_writer_.QueuedBytes() > options_.max_queued_bytes) {

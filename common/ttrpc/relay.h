@@ -35,6 +35,11 @@ class Relay : public std::enable_shared_from_this<Relay> {
         rewrite;
     std::size_t max_queued_bytes = 8u << 20;
     std::chrono::milliseconds dial_wait{30000};
+    // Called on the relay's executor with the bytes of each frame forwarded: (to the upstream, to
+    // the downstream), header included. For metrics; optional.
+    std::function<void(std::size_t to_upstream, std::size_t to_downstream)> on_bytes;
+    // Called once when the relay is gone (its last reference dropped, on whichever thread).
+    std::function<void()> on_gone;
   };
 
   // Starts relaying. `upstream` may be an already connected stream (or null: dial on demand).
@@ -45,6 +50,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
   void Close();
 
   Relay(std::unique_ptr<Stream> downstream, Dialer dial, Options options);  // use Start()
+  ~Relay();
 
  private:
   struct Upstream;

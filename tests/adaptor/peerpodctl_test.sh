@@ -101,24 +101,66 @@ wait "$hang_run" 2>/dev/null || true
 echo "PASS sigterm_exits_with_a_hung_provider_call"
 
 # JSON logs: every line about a sandbox carries its id and pod as fields; text lines name the pod.
-LOG_FORMAT=json "$daemon" test -socket "$dir/json.sock" -pods-dir "$dir/pods-j" >"$dir/json.log" 2>&1 &
+# The same daemon serves its probes and metrics: read after a sandbox's lifecycle, by value.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+LOG_FORMAT=json "$daemon" test -socket "$dir/json.sock" -pods-dir "$dir/pods-j" -probe-port "$port" \
+  >"$dir/json.log" 2>&1 &
 json_pid=$!
 for _ in $(seq 1 100); do [ -S "$dir/json.sock" ] && break; sleep 0.1; done
 "$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" create ctl-j1 --pod web >/dev/null || fail "json: create"
 "$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" start ctl-j1 >/dev/null || fail "json: start"
 "$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" stop ctl-j1 >/dev/null || fail "json: stop"
+"$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" create ctl-j2 --pod db >/dev/null || fail "json: create 2"
+python3 - "$port" "$dir/metrics.txt" <<'PY' || fail "probes and metrics: $(cat "$dir/json.log")"
+import sys, urllib.request, urllib.error
+port, out = sys.argv[1], sys.argv[2]
+def get(path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+assert get("/startup")[0] == 200, get("/startup")
+assert get("/readyz")[0] == 200, get("/readyz")
+assert get("/livez")[0] == 200, get("/livez")
+status, text = get("/metrics")
+assert status == 200, status
+open(out, "w").write(text)
+want = {
+    'peerpods_startvm_duration_seconds_count{outcome="ok",provider="test"}': 1,
+    'peerpods_provider_calls_total{operation="create",provider="test"}': 1,
+    'peerpods_provider_calls_total{operation="delete",provider="test"}': 1,
+    'peerpods_sandboxes{state="created"}': 1,
+    'peerpods_sandboxes{state="running"}': 0,
+    'peerpods_limit_per_node': 10,
+    'peerpods_provider_up{provider="test"}': 1,
+}
+values = {}
+for line in text.splitlines():
+    if line and not line.startswith("#"):
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+for name, value in want.items():
+    assert values.get(name) == value, (name, values.get(name), value)
+PY
+command -v promtool >/dev/null || fail "promtool not found: install the Debian package prometheus (setup.sh does)"
+out=$(promtool check metrics <"$dir/metrics.txt" 2>&1) || fail "promtool check metrics: $out"
+[ -z "$out" ] || fail "promtool check metrics: $out"
+"$ctl" --socket "$dir/json.sock" --pods-dir "$dir/pods-j" stop ctl-j2 >/dev/null || fail "json: stop 2"
 kill -TERM "$json_pid"; wait "$json_pid" || fail "json: the daemon exited non-zero"
 python3 - "$dir/json.log" <<'PY' || fail "json log fields: $(cat "$dir/json.log")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
 about = [o for o in lines if "ctl-j1" in o["msg"]]
 assert len(about) >= 3, about  # CreateVM, StartVM, StopVM at least
+about = [o for o in lines if "ctl-j" in o["msg"]]
 for o in about:
-    assert o.get("sandbox") == "ctl-j1" and o.get("pod") == "default/web", o
+    want = ("ctl-j1", "default/web") if "ctl-j1" in o["msg"] else ("ctl-j2", "default/db")
+    assert (o.get("sandbox"), o.get("pod")) == want, o
 for o in lines:
     assert set(o) in ({"time", "level", "msg"}, {"time", "level", "msg", "sandbox", "pod"}), o
 PY
 grep -q '\[info\] \[pod default/web\] CreateVM ctl-1: ok' "$dir/daemon.log" || fail "text log without the pod: $(cat "$dir/daemon.log")"
-echo "PASS json_logs_carry_the_sandbox_and_pod"
+echo "PASS json_logs_carry_the_sandbox_and_pod_and_metrics_count_its_lifecycle"
 
 echo "9 passed, 0 failed"

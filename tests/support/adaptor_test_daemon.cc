@@ -41,11 +41,14 @@ int main(int argc, char** argv) {
   }
   // Test daemons run several at once: no fixed-port listeners unless a test asks for them.
   const bool serving = args.size() > 1 && std::string_view(args[1]) == "test";
-  bool health_port_given = false;
-  for (const char* arg : args) health_port_given = health_port_given || std::string_view(arg).find("health-port") != std::string_view::npos;
-  if (serving && !health_port_given && std::getenv("HEALTH_PORT") == nullptr) {
-    args.push_back("-health-port");
-    args.push_back("0");
+  for (const char* flag : {"health-port", "probe-port"}) {
+    bool given = false;
+    for (const char* arg : args) given = given || std::string_view(arg).find(flag) != std::string_view::npos;
+    const std::string env = std::string_view(flag) == "health-port" ? "HEALTH_PORT" : "PROBE_PORT";
+    if (serving && !given && std::getenv(env.c_str()) == nullptr) {
+      args.push_back(std::string_view(flag) == "health-port" ? "-health-port" : "-probe-port");
+      args.push_back("0");
+    }
   }
   pp::providers::Registry registry;
   (void)registry.Add(std::make_unique<TestProviderFactory>());
