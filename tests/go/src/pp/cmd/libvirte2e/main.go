@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +47,8 @@ const (
 )
 
 type env struct {
-	adaptor *agentchain.Adaptor
+	adaptor   *agentchain.Adaptor
+	probePort int
 	pool    string
 	base    string
 	blank   string
@@ -86,7 +88,10 @@ func run(adaptorBin string, timeout time.Duration) int {
 		return r.Summary()
 	}
 	if !r.Run("setup/adaptor_accepts", func() (err error) {
-		e.adaptor, err = startAdaptor(adaptorBin, dir)
+		if e.probePort, err = agentchain.FreePort(); err != nil {
+			return err
+		}
+		e.adaptor, err = startAdaptor(adaptorBin, dir, e.probePort)
 		if err == nil {
 			cleanup.Add(e.adaptor.Proc.Kill)
 		}
@@ -103,6 +108,7 @@ func run(adaptorBin string, timeout time.Duration) int {
 	r.Run("failure/vm_destroyed_behind_the_adaptors_back", e.destroyedBehindBack)
 	r.Run("failure/stopvm_during_startvm", e.stopDuringStart)
 	r.Run("load/four_sandboxes_at_once", e.fourAtOnce)
+	r.Run("metrics/probes_answer_and_metrics_hold_the_lifecycles_values", e.metricsAfterLifecycles)
 	r.Run("reconcile/an_orphan_made_behind_the_adaptors_back_is_deleted_after_the_grace", func() error {
 		return e.orphanReconciled(dir)
 	})
@@ -128,7 +134,7 @@ func run(adaptorBin string, timeout time.Duration) int {
 	return r.Summary()
 }
 
-func startAdaptor(bin, dir string) (*agentchain.Adaptor, error) {
+func startAdaptor(bin, dir string, probePort int) (*agentchain.Adaptor, error) {
 	a := &agentchain.Adaptor{Socket: filepath.Join(dir, "hypervisor.sock"), PodsDir: filepath.Join(dir, "pods")}
 	// The pod network's tunnels run over the libvirt network's bridge (this netns has no default route).
 	bridge, err := libvirtBridge()
@@ -140,6 +146,7 @@ func startAdaptor(bin, dir string) (*agentchain.Adaptor, error) {
 		"-socket", a.Socket, "-pods-dir", a.PodsDir, "-tls-dir", filepath.Join(dir, "tls"),
 		"-node-name", "e2e-node", "-proxy-timeout", "4m", "-log-level", "debug",
 		"-reconcile-interval", reconcileInterval, "-reconcile-grace", reconcileGrace,
+		"-probe-port", strconv.Itoa(probePort), "-health-port", "0",
 		"-firmware", "none", "-cpu", "1", "-memory", "384", "-ip-timeout", "4m")
 	if err != nil {
 		return nil, err
@@ -455,7 +462,7 @@ func (e *env) fourAtOnce() error {
 // the same socket, pods dir and TLS directory, as a DaemonSet's restarted container would.
 func (e *env) restartAdaptor(bin, dir string, cleanup *harness.Cleanup, r *harness.Runner) error {
 	e.adaptor.Proc.Kill()
-	a, err := startAdaptor(bin, dir)
+	a, err := startAdaptor(bin, dir, e.probePort)
 	if err != nil {
 		return fmt.Errorf("restart after kill -9: %w", err)
 	}
