@@ -81,6 +81,8 @@ TEST(FlagsTest, DefaultsMatchCaa) {
   EXPECT_EQ(config.network.vxlan_port, 4789);
   EXPECT_EQ(config.network.vni_min, 555000u);
   EXPECT_EQ(config.limit_per_node, 10u);  // CAA's
+  EXPECT_EQ(config.probe_port, 8000);      // CAA's PROBE_PORT
+  EXPECT_EQ(config.health_port, 8001);
   EXPECT_EQ(config.reconcile_interval_value, std::chrono::minutes(5));
   EXPECT_EQ(config.reconcile_grace_value, std::chrono::minutes(2));
 }
@@ -99,6 +101,12 @@ TEST(FlagsTest, LimitAndReconciliationFlags) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message.rfind("RECONCILE_INTERVAL: ", 0), 0u) << bad.error().message;
   EXPECT_FALSE(Finish({"caa", "-peerpods-limit-per-node", "-1"}));
+  ::setenv("PROBE_PORT", "70000", 1);
+  auto probe = Finish({"caa"});
+  ::unsetenv("PROBE_PORT");
+  ASSERT_FALSE(probe);
+  EXPECT_EQ(probe.error().message, "PROBE_PORT: 70000 is out of range (0 to 65535)");
+  EXPECT_EQ(Parse({"caa", "-health-port", "0", "-probe-port=0"}).health_port, 0) << "0: off";
 }
 
 TEST(FlagsTest, BadValuesNameWhatSuppliedThem) {
