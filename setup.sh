@@ -61,3 +61,8 @@ echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Only promtool of the prometheus package is used (tests); on a machine booted with systemd, Debian
+# starts the server it also installs: stop and disable it again.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus.service >/dev/null 2>&1 || echo "setup.sh: note: could not stop prometheus.service"
+fi
