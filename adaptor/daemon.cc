@@ -80,14 +80,15 @@ asio::awaitable<void> WatchProvider(providers::Provider& provider, BlockingPool&
 // Reconciles this node's instances against the records: at start (retrying until the provider can
 // list them), then every `interval` (0: at start only). Each pass that finds something says so.
 asio::awaitable<void> Reconcile(SandboxManager& manager, std::chrono::nanoseconds interval,
-                                const std::atomic<bool>& stopping, Metrics& metrics) {
+                                std::chrono::nanoseconds grace, const std::atomic<bool>& stopping,
+                                Metrics& metrics) {
   Backoff backoff(std::chrono::seconds(2), std::chrono::minutes(1));
   auto timer = asio::steady_timer(co_await asio::this_coro::executor);
   bool first = true;
   while (!stopping) {
     auto reconciled = co_await manager.Reconcile();
     std::chrono::nanoseconds wait = interval;
-    metrics.ReconcileRun(reconciled.has_value(), reconciled ? reconciled->orphans : 0, reconciled ? reconciled->deleted : 0);
+    metrics.ReconcileRun(reconciled.has_value(), reconciled ? reconciled->found : 0, reconciled ? reconciled->deleted : 0);
     if (reconciled) {
       backoff.Reset();
       const auto& r = *reconciled;
@@ -98,7 +99,11 @@ asio::awaitable<void> Reconcile(SandboxManager& manager, std::chrono::nanosecond
         spdlog::info("reconciliation: every instance of this node has its record");
       }
       first = false;
-      if (interval.count() == 0) co_return;
+      if (interval.count() == 0) {
+        // At start only: but an orphan within its grace period is looked at again once it is over.
+        if (r.waiting + r.failed == 0) co_return;
+        wait = std::max<std::chrono::nanoseconds>(grace, std::chrono::seconds(1));
+      }
     } else {
       wait = backoff.Next();
       spdlog::warn("cannot reconcile this node's instances: {}; retrying in {} s", reconciled.error().ToString(),
@@ -175,7 +180,11 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   // leaves no socket behind.
   std::unique_ptr<HealthServer> health;
   if (config.health_port != 0) {
-    auto started = HealthServer::Start("0.0.0.0:" + std::to_string(config.health_port));
+    // [::] takes IPv4 too (IPV6_V6ONLY off, ipv6(7)); a node without IPv6 gets 0.0.0.0.
+    auto started = HealthServer::Start("[::]:" + std::to_string(config.health_port));
+    if (!started && started.error().code != Code::kUnavailable && started.error().code != Code::kPermissionDenied) {
+      started = HealthServer::Start("0.0.0.0:" + std::to_string(config.health_port));
+    }
     if (!started) {
       std::cerr << "cloud-api-adaptor: " << started.error().message << "\n";
       return 1;
@@ -202,8 +211,10 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   }
   std::atomic<bool> provider_verified{config.cloud_config_verify}, sandboxes_resumed{false};
   std::mutex ready_mu;
+  bool shutting_down = false;  // guarded by ready_mu
   auto update_ready = [&] {
     std::lock_guard lock(ready_mu);
+    if (shutting_down) return;
     if (sandboxes_resumed && probe) probe->SetStarted();
     if (provider_verified && sandboxes_resumed) {
       if (health) health->SetServing(true);
@@ -211,7 +222,8 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     }
   };
   auto not_ready = [&](const std::string& reason) {
-    if (probe) probe->SetReady(false, reason);
+    std::lock_guard lock(ready_mu);
+    if (probe && !shutting_down) probe->SetReady(false, reason);
   };
 
   ttrpc::Server::Options server_options;
@@ -237,7 +249,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     co_await manager.ResumeAgents();
     sandboxes_resumed = true;
     update_ready();
-    co_await Reconcile(manager, config.reconcile_interval_value, stopping, *metrics);
+    co_await Reconcile(manager, config.reconcile_interval_value, config.reconcile_grace_value, stopping, *metrics);
   }, asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -252,6 +264,7 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     signals.async_wait(on_signal);
     {  // kubelet sees NOT_SERVING first; bounded (the health server's own grace)
       std::lock_guard lock(ready_mu);
+      shutting_down = true;
       if (health) health->Shutdown();
       if (probe) probe->SetReady(false, "shutting down");
     }

@@ -259,6 +259,24 @@ MeteredProvider::MeteredProvider(std::unique_ptr<providers::Provider> inner,
 void MeteredProvider::Count(ProviderOp op, const Error* error) {
   metrics_->ProviderCall(name_, op);
   if (error != nullptr) metrics_->ProviderError(name_, ErrorClass(error->code));
+  // Every call says whether the provider can be reached and used, not only the checks at start: an
+  // answer (even NOT_FOUND, capacity or throttling) is up; unreachable, timed out or refused as
+  // misconfigured is down; a call given up by its caller says nothing.
+  if (error == nullptr) {
+    metrics_->SetProviderUp(name_, true);
+  } else {
+    switch (ErrorClass(error->code)) {
+      case ProviderErrorClass::kUnavailable:
+      case ProviderErrorClass::kDeadline:
+      case ProviderErrorClass::kMisconfigured:
+        metrics_->SetProviderUp(name_, false);
+        break;
+      case ProviderErrorClass::kCancelled:
+        break;
+      default:
+        metrics_->SetProviderUp(name_, true);
+    }
+  }
 }
 
 Result<providers::Instance> MeteredProvider::CreateInstance(const providers::InstanceSpec& spec,
@@ -295,11 +313,6 @@ Result<std::vector<providers::Instance>> MeteredProvider::ListInstances(
 Result<void> MeteredProvider::Verify(const providers::OpContext& ctx) {
   auto result = inner_->Verify(ctx);
   Count(ProviderOp::kVerify, result ? nullptr : &result.error());
-  if (result) {
-    metrics_->SetProviderUp(name_, true);
-  } else if (result.error().code != Code::kCancelled) {
-    metrics_->SetProviderUp(name_, false);
-  }
   return result;
 }
 

@@ -701,6 +701,7 @@ Result<SandboxManager::ReconcileReport> SandboxManager::DoReconcile() {
     }
     ++report.orphans;
     const auto seen = orphan_since_.find(instance.id);
+    if (seen == orphan_since_.end()) ++report.found;  // counted once, however many passes see it
     const Clock::time_point since = seen == orphan_since_.end() ? Clock::now() : seen->second;
     if (Clock::now() - since < options_.reconcile_grace) {
       if (seen == orphan_since_.end()) {

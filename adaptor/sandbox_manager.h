@@ -70,6 +70,7 @@ class SandboxManager {
 
   struct ReconcileReport {
     std::size_t orphans = 0;   // instances of this node that no record accounts for
+    std::size_t found = 0;     // of them, seen for the first time by this pass
     std::size_t deleted = 0;   // of them, deleted now
     std::size_t waiting = 0;   // of them, still within the grace period
     std::size_t failed = 0;    // of them, whose deletion failed (retried next time)

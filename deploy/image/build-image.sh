@@ -67,7 +67,10 @@ root=$work/rootfs
 
 # --- root filesystem -------------------------------------------------------------------------
 echo "build-image: $tag from $bin_dir"
-mkdir -p "$root"/{etc/ssl/certs,usr/lib/ssl,proc,sys,dev,run,tmp,root/.ssh}
+mkdir -p "$root"/{etc/ssl/certs,usr/lib/ssl,proc,sys,dev,run,tmp,var,root/.ssh}
+# /var/run is /run, as on Debian (FHS 3.0 section 5.13): the kata shim names pod netns
+# /var/run/netns/cni-..., which the DaemonSet's /run/netns mount serves.
+ln -s ../run "$root/var/run"
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root" "$root/root/.ssh"
 for b in cloud-api-adaptor peerpodctl; do

@@ -81,7 +81,7 @@ func run(adaptorBin string, runs, runs4 int, out string, cleanup *harness.Cleanu
 	}
 
 	a := &agentchain.Adaptor{Socket: filepath.Join(dir, "hypervisor.sock"), PodsDir: filepath.Join(dir, "pods")}
-	p, err := harness.Start("adaptor", adaptorBin, "libvirt", "-socket", a.Socket, "-pods-dir", a.PodsDir,
+	p, err := harness.Start("adaptor", adaptorBin, "libvirt", "-probe-port", "0", "-health-port", "0", "-socket", a.Socket, "-pods-dir", a.PodsDir,
 		"-tls-dir", filepath.Join(dir, "tls"), "-firmware", "none", "-cpu", fmt.Sprint(vcpus),
 		"-memory", fmt.Sprint(memoryMiB), "-domain-type", "qemu", "-proxy-timeout", "5m")
 	if err != nil {

@@ -218,6 +218,7 @@ func (e *env) startAdaptor() (*agentchain.Adaptor, error) {
 		os.Setenv(k, v)
 	}
 	args := append([]string{e.provider,
+		"-probe-port", "0", "-health-port", "0", // no fixed host ports in tests
 		"-socket", a.Socket, "-pods-dir", a.PodsDir, "-tls-dir", filepath.Join(e.dir, "adaptor-tls"),
 		"-node-name", "cloud-e2e-node", "-proxy-timeout", "60s", "-log-level", "debug"}, e.cfg.args(e)...)
 	p, err := harness.Start("adaptor", e.adaptorBin, args...)
