@@ -249,7 +249,30 @@ TEST(MeteredProviderTest, CountsCallsAndErrorsOfTheInnerProvider) {
   EXPECT_LINE(text, "peerpods_provider_errors_total{class=\"misconfigured\",provider=\"test\"} 1");
   EXPECT_LINE(text, "peerpods_provider_errors_total{class=\"unavailable\",provider=\"test\"} 1");
   EXPECT_LINE(text, "peerpods_provider_errors_total{class=\"other\",provider=\"test\"} 0");
-  EXPECT_LINE(text, "peerpods_provider_up{provider=\"test\"} 0");  // never verified
+  // Every call says whether the provider is up: the last one (a delete) was answered.
+  EXPECT_LINE(text, "peerpods_provider_up{provider=\"test\"} 1");
+}
+
+TEST(MeteredProviderTest, EveryCallSaysWhetherTheProviderIsUp) {
+  auto metrics = std::make_shared<Metrics>("v");
+  auto inner = std::make_unique<pp::testing::TestProvider>();
+  auto* test = inner.get();
+  MeteredProvider provider(std::move(inner), "test", metrics);
+  ASSERT_TRUE(provider.ListInstances("node-1", Ctx()).has_value());
+  EXPECT_LINE(metrics->Exposition(), "peerpods_provider_up{provider=\"test\"} 1");
+  test->SetFaults([](std::string_view step) {
+    return step == "list" ? pp::testing::TestProvider::Fault::kFailRetryable
+                          : pp::testing::TestProvider::Fault::kNone;
+  });
+  EXPECT_FALSE(provider.ListInstances("node-1", Ctx()).has_value());  // UNAVAILABLE: down
+  EXPECT_LINE(metrics->Exposition(), "peerpods_provider_up{provider=\"test\"} 0");
+  test->SetFaults(nullptr);
+  providers::InstanceSpec spec;
+  spec.name = "podvm-c";
+  spec.owner = {"node-1", "sandbox-c"};
+  spec.pod_name = "c";
+  ASSERT_TRUE(provider.CreateInstance(spec, Ctx()).has_value());  // answered: up again
+  EXPECT_LINE(metrics->Exposition(), "peerpods_provider_up{provider=\"test\"} 1");
 }
 
 TEST(MeteredProviderTest, VerifySetsProviderUp) {
