@@ -299,6 +299,10 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
 }
 
 int AdaptorMain(int argc, const char* const* argv, providers::Registry& registry, bool connect_agents) {
+  // A write(2) to a socket whose peer has gone raises SIGPIPE, which kills the process (write(2),
+  // EPIPE). Asio and libcurl avoid it per call; libvirt's RPC client writes with plain write(2), so a
+  // libvirtd that goes away mid-call would take the daemon with it. The error (EPIPE) is enough.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"cloud-api-adaptor: creates a pod VM for each kata sandbox, through a provider",
                "cloud-api-adaptor"};
   GoFlagDefaults(app);
