@@ -5,7 +5,9 @@
 #include "adaptor/sandbox_request.h"
 #include "common/podvm/apf_config.h"
 #include "common/podvm/initdata.h"
+#include "common/podvm/pool_config.h"
 #include "common/podvm/user_data.h"
+#include "common/provision/client.h"
 #include "common/tls/context.h"
 
 namespace pp::adaptor {
@@ -73,6 +75,55 @@ Result<std::string> AgentConnector::UserData(const SandboxRecord& record) const 
                      podvm::ContentEncoding::kPlain, "", "0600", false});
   }
   return podvm::RenderUserData(files);
+}
+
+Result<std::string> AgentConnector::PoolUserData(const std::string& vm_name, const std::string& initdata) const {
+  if (!ca_) return Fail(Code::kFailedPrecondition, "warm pools need the automatic TLS mode");
+  auto server = ca_->IssueServerCert(vm_name);
+  if (!server) return std::unexpected(server.error());
+  podvm::PoolConfig pool;
+  pool.pool_vm = vm_name;
+  pool.tls_server_cert = std::move(server->cert_pem);
+  pool.tls_server_key = std::move(server->key_pem);
+  pool.tls_client_ca = ca_->CertPem();
+  pool.tls_min_version = options_.tls_min_version;
+  std::vector<podvm::WriteFile> files;
+  files.push_back({podvm::kPoolConfigPath, podvm::SerializePoolConfig(pool), podvm::ContentEncoding::kPlain, "",
+                   "0600", false});
+  if (!initdata.empty()) {
+    // Launched with it (measured, on a confidential VM); a claim must bring the same bytes.
+    files.push_back({"/run/peerpod/initdata", podvm::EncodeInitdata(initdata), podvm::ContentEncoding::kPlain, "",
+                     "0600", false});
+  }
+  return podvm::RenderUserData(files);
+}
+
+Result<void> AgentConnector::Check(const std::string& vm_name, const std::string& ip,
+                                   const std::string& initdata_digest,
+                                   std::chrono::steady_clock::time_point deadline) const {
+  if (!ca_) return Fail(Code::kFailedPrecondition, "warm pools need the automatic TLS mode");
+  auto answer = provision::Check({ip, options_.forwarder_port, vm_name, client_tls_}, deadline);
+  if (!answer) return std::unexpected(answer.error());
+  if (answer->pool_vm() != vm_name) {
+    return Fail(Code::kFailedPrecondition, "the VM at ", ip, " answers as pool VM \"", answer->pool_vm(), "\"");
+  }
+  if (answer->initdata_digest() != initdata_digest) {
+    return Fail(Code::kFailedPrecondition, "pool VM ", vm_name, " was launched with initdata ",
+                answer->initdata_digest().empty() ? "none" : answer->initdata_digest(), ", not ",
+                initdata_digest.empty() ? "none" : initdata_digest);
+  }
+  return {};
+}
+
+Result<void> AgentConnector::Claim(const std::string& vm_name, const std::string& ip, const std::string& sandbox_id,
+                                   const std::string& user_data,
+                                   std::chrono::steady_clock::time_point deadline) const {
+  if (!ca_) return Fail(Code::kFailedPrecondition, "warm pools need the automatic TLS mode");
+  peerpods::provision::v1::ClaimRequest request;
+  request.set_pool_vm(vm_name);
+  request.set_sandbox_id(sandbox_id);
+  request.set_user_data(user_data);
+  return provision::Claim({ip, options_.forwarder_port, vm_name, client_tls_}, request, deadline);
 }
 
 Result<AgentProxyOptions> AgentConnector::ProxyOptions(const SandboxRecord& record, std::string socket_path) const {

@@ -23,6 +23,7 @@
 
 #include "adaptor/agent_proxy.h"
 #include "adaptor/sandbox_store.h"
+#include "adaptor/warm_pool.h"
 #include "common/tls/ca.h"
 #include "common/tls/settings.h"
 
@@ -41,12 +42,22 @@ struct AgentConnectorOptions {
   std::function<void(std::size_t to_vm, std::size_t from_vm)> on_bytes;
 };
 
-class AgentConnector {
+// Also the warm pools' channel to their VMs (PoolChannel): a pool VM's boot user-data, its checks
+// and claims over mutual TLS with the adaptor's client certificate (auto mode only).
+class AgentConnector final : public PoolChannel {
  public:
   static Result<std::unique_ptr<AgentConnector>> Create(asio::any_io_executor executor, AgentConnectorOptions options);
 
   // The #cloud-config user-data for the record's VM. Holds a private key: never log it.
   Result<std::string> UserData(const SandboxRecord& record) const;
+
+  // PoolChannel. Pool VMs exist only in auto mode (FAILED_PRECONDITION otherwise): their server
+  // certificates come from the adaptor's CA.
+  Result<std::string> PoolUserData(const std::string& vm_name, const std::string& initdata) const override;
+  Result<void> Check(const std::string& vm_name, const std::string& ip, const std::string& initdata_digest,
+                     std::chrono::steady_clock::time_point deadline) const override;
+  Result<void> Claim(const std::string& vm_name, const std::string& ip, const std::string& sandbox_id,
+                     const std::string& user_data, std::chrono::steady_clock::time_point deadline) const override;
 
   // Starts the proxy on agent.ttrpc and waits until a Health/Check passes through the chain, at
   // most until min(deadline, now + proxy_timeout). On failure the proxy is gone again.

@@ -166,6 +166,24 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
   }
   const NodeNetwork network(config.network);
   SandboxManager manager(options, SandboxStore(config.pods_dir), *provider, *pool, connector.get(), &network);
+  std::unique_ptr<WarmPool> warm_pool;
+  // Also with no pool configured when pool VMs are recorded: they are drained (deleted).
+  if (!config.pools.empty() || !LoadPoolVms(config.warm_pool_dir).empty()) {
+    if (!connector) {
+      std::cerr << "cloud-api-adaptor: warm pools need the agent path to pod VMs\n";
+      return 2;
+    }
+    WarmPool::Options pool_options;
+    pool_options.node_name = options.node_name;
+    pool_options.dir = config.warm_pool_dir;
+    pool_options.pools = config.pools;
+    pool_options.check_interval = config.warm_pool_check_interval_value;
+    pool_options.boot_timeout = std::max<std::chrono::nanoseconds>(config.proxy_timeout_value, std::chrono::minutes(1));
+    pool_options.metrics = metrics.get();
+    warm_pool = std::make_unique<WarmPool>(std::move(pool_options), *provider, *connector,
+                                           [&manager](const std::string& id) { return manager.HoldsInstance(id, false); });
+    manager.SetWarmPool(warm_pool.get(), connector.get());
+  }
 
   if (config.cloud_config_verify) {
     auto verified = provider->Verify({std::chrono::steady_clock::now() + std::chrono::minutes(2), {}});
@@ -239,6 +257,14 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
                std::string(health ? ", gRPC health on port " + std::to_string(health->port()) : "") +
                    (probe ? ", probes and metrics on port " + std::to_string(probe->port()) : ""));
 
+  if (warm_pool) {
+    // Before reconciliation's first pass: the pool's records account for its VMs.
+    if (auto started = warm_pool->Start(); !started) {
+      std::cerr << "cloud-api-adaptor: " << started.error().message << "\n";
+      return 1;
+    }
+  }
+
   std::atomic<bool> stopping{false};
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     if (!config.cloud_config_verify) co_await WatchProvider(*provider, *pool, stopping, not_ready);
@@ -269,6 +295,8 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
       if (probe) probe->SetReady(false, "shutting down");
     }
     manager.CancelAll();
+    // Pool VMs are kept (recorded) for the next start; boots in progress give up.
+    if (warm_pool) warm_pool->RequestStop();
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       co_await server.Shutdown(grace);
       if (probe) probe->Shutdown();

@@ -1,6 +1,7 @@
 #include "adaptor/flags.h"
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <tuple>
 
 #include "common/base/log.h"
@@ -97,6 +98,21 @@ void AddCommonFlags(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option("--host-interface", config.host_interface,
                  "node interface pod VMs are reached through (default: the default route's)");
+  app.add_option("--warm-pool-size", config.warm_pool_size_text,
+                 "pod VMs of the provider's default shape kept booted for claims (the pool \"default\"); 0: none")
+      ->envname("WARM_POOL_SIZE")
+      ->capture_default_str();
+  app.add_option("--warm-pools", config.warm_pools,
+                 "warm pools of other shapes, a JSON array: [{\"name\":\"gpu\",\"size\":2,\"vcpus\":4,\"memory\":8192,"
+                 "\"gpus\":1,\"instance-type\":\"\",\"image\":\"\",\"initdata\":\"<as the pod annotation>\"}]")
+      ->envname("WARM_POOLS");
+  app.add_option("--warm-pool-check-interval", config.warm_pool_check_interval,
+                 "how often each ready pool VM is checked (Go duration)")
+      ->envname("WARM_POOL_CHECK_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--warm-pool-dir", config.warm_pool_dir,
+                 "where pool VMs are recorded (default: \"pool\" beside the pods dir)")
+      ->envname("WARM_POOL_DIR");
   for (const auto& pending : kPendingFlags) {
     auto* option = app.add_option_function<std::string>(
         std::string("--") + pending.flag,
@@ -145,6 +161,25 @@ Result<void> FinishCommonFlags(Config& config, const std::vector<std::string>& a
     auto parsed = ParseGoDuration(*text);
     if (!parsed) return Fail(Code::kInvalidArgument, FlagOrEnvName(args, flag, env), ": ", parsed.error().message);
     *value = *parsed;
+  }
+
+  auto pool_size = ParseUnsignedFlag(config.warm_pool_size_text, 0, 64, FlagOrEnvName(args, "warm-pool-size", "WARM_POOL_SIZE"));
+  if (!pool_size) return std::unexpected(pool_size.error());
+  auto pools = ParsePoolSpecs(config.warm_pools, static_cast<unsigned>(*pool_size));
+  if (!pools) return std::unexpected(pools.error());
+  config.pools = std::move(*pools);
+  auto check = ParseGoDuration(config.warm_pool_check_interval);
+  if (!check || check->count() <= 0) {
+    return Fail(Code::kInvalidArgument, FlagOrEnvName(args, "warm-pool-check-interval", "WARM_POOL_CHECK_INTERVAL"), ": ",
+                check ? "must be more than 0" : check.error().message);
+  }
+  config.warm_pool_check_interval_value = *check;
+  if (config.warm_pool_dir.empty()) {
+    config.warm_pool_dir = (std::filesystem::path(config.pods_dir).lexically_normal().parent_path() / "pool").string();
+  }
+  if (!config.pools.empty() && (config.disable_tls || !config.cert_file.empty() || !config.ca_cert_file.empty())) {
+    return Fail(Code::kInvalidArgument, "warm pools need the automatic TLS mode (each pool VM gets its own "
+                "certificate from the adaptor's CA): drop -disable-tls and CACERT_FILE/CERT_FILE/CERT_KEY, or the pools");
   }
 
   auto vxlan_port = ParseUnsignedFlag(config.vxlan_port_text, 1, 65535, FlagOrEnvName(args, "vxlan-port", "VXLAN_PORT"));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "adaptor/pod_network.h"
+#include "adaptor/warm_pool.h"
 #include "common/base/error.h"
 #include "common/base/go_flags.h"
 
@@ -48,6 +49,13 @@ struct Config {
   std::string limit_per_node_text = "10";      // -peerpods-limit-per-node, PEERPODS_LIMIT_PER_NODE (CAA's)
   std::string reconcile_interval = "5m";       // -reconcile-interval, RECONCILE_INTERVAL (0: at start only)
   std::string reconcile_grace = "2m";          // -reconcile-grace, RECONCILE_GRACE
+  // Warm pools (adaptor/warm_pool.h).
+  std::string warm_pool_size_text = "0";           // -warm-pool-size, WARM_POOL_SIZE: the "default" pool
+  std::string warm_pools;                          // -warm-pools, WARM_POOLS: JSON array of pools
+  std::string warm_pool_check_interval = "30s";    // -warm-pool-check-interval, WARM_POOL_CHECK_INTERVAL
+  std::string warm_pool_dir;                       // -warm-pool-dir, WARM_POOL_DIR (default <pods-dir>/../pool)
+  std::vector<PoolSpec> pools;                     // set by FinishCommonFlags
+  std::chrono::nanoseconds warm_pool_check_interval_value{};
   // Set by FinishCommonFlags from the text above.
   std::chrono::nanoseconds proxy_timeout_value{}, shutdown_grace_value{};
   std::chrono::nanoseconds reconcile_interval_value{}, reconcile_grace_value{};

@@ -24,8 +24,9 @@ constexpr ProviderErrorClass kClasses[] = {
 // A pod VM boots in seconds (libvirt, small cloud instances) to minutes (confidential instances,
 // GPU instances, image pulls); StartVM gives up after -create-timeout (minutes).
 const prometheus::Histogram::BucketBoundaries& StartVmBuckets() {
-  static const prometheus::Histogram::BucketBoundaries buckets{1,  2,  5,   10,  20,  30, 45,
-                                                               60, 90, 120, 180, 300, 600};
+  // Below a second: a claim from a warm pool.
+  static const prometheus::Histogram::BucketBoundaries buckets{0.25, 0.5, 1,  2,   5,   10,  20, 30,
+                                                               45,   60,  90, 120, 180, 300, 600};
   return buckets;
 }
 
@@ -157,7 +158,35 @@ struct Metrics::Families {
         build_info(prometheus::BuildGauge()
                        .Name("peerpods_build_info")
                        .Help("Always 1; the version label is the adaptor's version.")
-                       .Register(r)) {}
+                       .Register(r)),
+        pool_vms(prometheus::BuildGauge()
+                     .Name("peerpods_warm_pool_vms")
+                     .Help("Warm pool VMs, by pool and state (booting: not claimable yet).")
+                     .Register(r)),
+        pool_target(prometheus::BuildGauge()
+                        .Name("peerpods_warm_pool_target")
+                        .Help("Configured size of each warm pool.")
+                        .Register(r)),
+        pool_claims(prometheus::BuildCounter()
+                        .Name("peerpods_warm_pool_claims_total")
+                        .Help("StartVMs that claimed a warm pool VM, by pool and outcome (an error falls "
+                              "back to a cold boot).")
+                        .Register(r)),
+        pool_misses(prometheus::BuildCounter()
+                        .Name("peerpods_warm_pool_misses_total")
+                        .Help("StartVMs that found no ready pool VM: no pool of their shape, a pool of "
+                              "their shape launched with other initdata, or an empty pool.")
+                        .Register(r)),
+        pool_refill(prometheus::BuildHistogram()
+                        .Name("peerpods_warm_pool_refill_seconds")
+                        .Help("Time from the start of a pool VM's boot to its being ready for a claim.")
+                        .Register(r)),
+        pool_deleted(prometheus::BuildCounter()
+                         .Name("peerpods_warm_pool_vms_deleted_total")
+                         .Help("Pool VMs deleted unclaimed, by reason.")
+                         .Register(r)) {
+    for (const char* reason : {"shape", "initdata", "empty"}) pool_misses.Add({{"reason", reason}});
+  }
 
   prometheus::Family<prometheus::Gauge>& sandboxes;
   prometheus::Family<prometheus::Histogram>& startvm;
@@ -176,7 +205,20 @@ struct Metrics::Families {
   prometheus::Gauge& limit;
   prometheus::Counter& rejections;
   prometheus::Family<prometheus::Gauge>& build_info;
+  prometheus::Family<prometheus::Gauge>& pool_vms;
+  prometheus::Family<prometheus::Gauge>& pool_target;
+  prometheus::Family<prometheus::Counter>& pool_claims;
+  prometheus::Family<prometheus::Counter>& pool_misses;
+  prometheus::Family<prometheus::Histogram>& pool_refill;
+  prometheus::Family<prometheus::Counter>& pool_deleted;
 };
+
+namespace {
+const prometheus::Histogram::BucketBoundaries& RefillBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{5, 10, 20, 30, 45, 60, 90, 120, 180, 300};
+  return buckets;
+}
+}  // namespace
 
 Metrics::Metrics(std::string version)
     : registry_(std::make_shared<prometheus::Registry>()),
@@ -245,6 +287,38 @@ void Metrics::ReconcileRun(bool ok, std::uint64_t found, std::uint64_t deleted) 
 
 void Metrics::SetLimit(std::uint64_t limit) { families_->limit.Set(static_cast<double>(limit)); }
 void Metrics::LimitRejection() { families_->rejections.Increment(); }
+
+void Metrics::SetPoolTarget(std::string_view pool, unsigned size) {
+  const std::string p(pool);
+  families_->pool_target.Add({{"pool", p}}).Set(size);
+  for (const char* outcome : {"ok", "error"}) families_->pool_claims.Add({{"pool", p}, {"outcome", outcome}});
+  for (const char* reason : {"unhealthy", "boot_failed", "drained"}) {
+    families_->pool_deleted.Add({{"pool", p}, {"reason", reason}});
+  }
+  families_->pool_refill.Add({{"pool", p}}, RefillBuckets());
+  SetPoolVms(pool, 0, 0);
+}
+
+void Metrics::SetPoolVms(std::string_view pool, unsigned booting, unsigned ready) {
+  families_->pool_vms.Add({{"pool", std::string(pool)}, {"state", "booting"}}).Set(booting);
+  families_->pool_vms.Add({{"pool", std::string(pool)}, {"state", "ready"}}).Set(ready);
+}
+
+void Metrics::PoolClaim(std::string_view pool, bool ok) {
+  families_->pool_claims.Add({{"pool", std::string(pool)}, {"outcome", ok ? "ok" : "error"}}).Increment();
+}
+
+void Metrics::PoolMiss(std::string_view reason) {
+  families_->pool_misses.Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::ObservePoolRefill(std::string_view pool, double seconds) {
+  families_->pool_refill.Add({{"pool", std::string(pool)}}, RefillBuckets()).Observe(seconds);
+}
+
+void Metrics::PoolVmDeleted(std::string_view pool, std::string_view reason) {
+  families_->pool_deleted.Add({{"pool", std::string(pool)}, {"reason", std::string(reason)}}).Increment();
+}
 
 std::string Metrics::Exposition() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());

@@ -17,7 +17,13 @@
 //   peerpods_limit_per_node                                                        gauge
 //   peerpods_limit_rejections_total                                                counter
 //   peerpods_build_info{version}                                                   gauge = 1
-// Label values other than `provider` and `version` come from the enums below, so no caller can
+//   peerpods_warm_pool_vms{pool, state="booting|ready"}                            gauge
+//   peerpods_warm_pool_target{pool}                                                gauge
+//   peerpods_warm_pool_claims_total{pool, outcome="ok|error"}                      counter
+//   peerpods_warm_pool_misses_total{reason="shape|initdata|empty"}                 counter
+//   peerpods_warm_pool_refill_seconds{pool}                                        histogram
+//   peerpods_warm_pool_vms_deleted_total{pool, reason="unhealthy|boot_failed|drained"} counter
+// Label values other than `provider`, `pool` (configured pool names) and `version` come from the enums below, so no caller can
 // grow the number of series. Series without a provider label exist at zero from construction;
 // RegisterProvider() makes a provider's series exist at zero before its first call, so that
 // rate() and increase() see the first event (https://prometheus.io/docs/practices/instrumentation/
@@ -94,6 +100,16 @@ class Metrics {
   // The -peerpods-limit-per-node value, and one CreateVM refused for it.
   void SetLimit(std::uint64_t limit);
   void LimitRejection();
+
+  // Warm pools: each configured pool's size (makes its series exist at zero), its VMs by state, a
+  // claim and its outcome, a miss by reason ("shape", "initdata", "empty"), a refill's duration and a
+  // VM deleted unclaimed ("unhealthy", "boot_failed", "drained").
+  void SetPoolTarget(std::string_view pool, unsigned size);
+  void SetPoolVms(std::string_view pool, unsigned booting, unsigned ready);
+  void PoolClaim(std::string_view pool, bool ok);
+  void PoolMiss(std::string_view reason);
+  void ObservePoolRefill(std::string_view pool, double seconds);
+  void PoolVmDeleted(std::string_view pool, std::string_view reason);
 
   // Text exposition format 0.0.4 of every metric above.
   std::string Exposition() const;

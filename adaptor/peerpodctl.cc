@@ -8,6 +8,7 @@
 //   peerpodctl check ID                 grpc.Health/Check and Version through the agent socket
 //   peerpodctl stop ID                  StopVM
 //   peerpodctl list                     the sandboxes the adaptor keeps
+//   peerpodctl pools                    the warm pool VMs the adaptor keeps, by pool
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -18,11 +19,15 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <tuple>
+#include <algorithm>
 #include <random>
 #include <sstream>
 
 #include "adaptor/sandbox_request.h"
 #include "adaptor/sandbox_store.h"
+#include "adaptor/warm_pool.h"
 #include "agent/health.pb.h"
 #include "common/base/asio.h"
 #include "common/base/go_flags.h"
@@ -37,6 +42,7 @@ using pp::Result;
 struct Options {
   std::string socket = "/run/peerpod/hypervisor.sock";
   std::string pods_dir = "/run/peerpod/pods";
+  std::string pool_dir;  // default: "pool" beside pods_dir, as the adaptor's
   std::string id;
   std::string pod = "peerpodctl";
   std::string pod_namespace = "default";
@@ -282,6 +288,42 @@ int List(Ctl& ctl, const Options& o) {
   return 0;
 }
 
+// The pool VM records, grouped by pool: what is ready for a claim and what is still booting. The
+// sizes configured are the adaptor's (its -warm-pools flags); a record is one VM that exists or is
+// being made.
+int Pools(const Options& o) {
+  const std::string dir = o.pool_dir.empty()
+                              ? (std::filesystem::path(o.pods_dir).lexically_normal().parent_path() / "pool").string()
+                              : o.pool_dir;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    std::printf("no warm pool VMs: %s does not exist (the adaptor has no -warm-pool-size / -warm-pools, or "
+                "give its --warm-pool-dir)\n", dir.c_str());
+    return 0;
+  }
+  auto vms = pp::adaptor::LoadPoolVms(dir);
+  std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.pool, a.state, a.name) < std::tie(b.pool, b.state, b.name);
+  });
+  std::map<std::string, std::pair<unsigned, unsigned>> counts;  // pool -> ready, booting
+  for (const auto& vm : vms) {
+    auto& [ready, booting] = counts[vm.pool];
+    (vm.state == pp::adaptor::PoolVmState::kReady ? ready : booting) += 1;
+  }
+  for (const auto& [pool, c] : counts) std::printf("pool %s: %u ready, %u booting\n", pool.c_str(), c.first, c.second);
+  std::printf("%-12s %-36s %-8s %-38s %-15s %-8s %s\n", "POOL", "VM", "STATE", "INSTANCE", "IP", "AGE", "SHAPE");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& vm : vms) {
+    const std::string age = std::to_string(std::max<long long>(0, now - vm.created_unix)) + "s";
+    std::printf("%-12s %-36s %-8s %-38s %-15s %-8s %s\n", vm.pool.c_str(), vm.name.c_str(),
+                vm.state == pp::adaptor::PoolVmState::kReady ? "ready" : "booting",
+                vm.instance_id.empty() ? "-" : vm.instance_id.c_str(), vm.ips.empty() ? "-" : vm.ips.front().c_str(),
+                age.c_str(), vm.shape.Describe().c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -318,9 +360,13 @@ int main(int argc, char** argv) {
   auto* stop = app.add_subcommand("stop", "StopVM");
   stop->add_option("id", o.id, "sandbox id")->required();
   auto* list = app.add_subcommand("list", "sandboxes the adaptor keeps");
+  auto* pools = app.add_subcommand("pools", "warm pool VMs the adaptor keeps");
+  pools->add_option("--warm-pool-dir", o.pool_dir, "the adaptor's pool dir (default: pool beside the pods dir)")
+      ->envname("WARM_POOL_DIR");
   app.require_subcommand(1);
   if (const int exit = pp::ParseGoCommandLine(app, argc, argv); exit >= 0) return exit;
 
+  if (pools->parsed()) return Pools(o);
   if (o.id.empty() && !list->parsed()) o.id = RandomId();
   Ctl ctl(o);
   if (list->parsed()) return List(ctl, o);

@@ -404,6 +404,7 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
   if (record.leftovers) {
     if (auto removed = DeleteLeftovers(*entry, cleanup); !removed) return std::unexpected(removed.error());
   }
+  record.instance_name = InstanceName(record.request.pod_name, id);  // a pool VM claimed before had its own
   record.state = SandboxState::kStarting;
   if (auto saved = store_.Save(record); !saved) return std::unexpected(saved.error());
 
@@ -432,15 +433,18 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
     return Error{Code::kDeadlineExceeded, "StartVM of sandbox " + id + " ran out of time"};
   };
 
-  if (connector_) {
+  Result<providers::Instance> instance = std::unexpected(Error{});
+  auto claimed = ClaimFromPool(*entry, ctx, cleanup);
+  if (!claimed) return fail(claimed.error());
+  if (*claimed) instance = providers::Instance{record.instance_id, record.instance_name, record.ips, {}};
+
+  if (connector_ && !*claimed) {
     auto user_data = connector_->UserData(record);
     if (!user_data) return fail(user_data.error());
     spec.user_data = std::move(*user_data);
   }
-
   Backoff backoff(options_.initial_backoff, options_.max_backoff);
-  Result<providers::Instance> instance = std::unexpected(Error{});
-  for (int attempt = 1;; ++attempt) {
+  for (int attempt = 1; !*claimed; ++attempt) {
     const auto attempt_started = Clock::now();
     instance = provider_.CreateInstance(spec, ctx);
     spdlog::debug("StartVM {}: provider create attempt {} {} in {}", ShortId(id), attempt,
@@ -455,7 +459,7 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
     }
     if (ctx.Expired()) return fail(expired());
   }
-  if (!instance) return fail(ctx.Expired() ? expired() : instance.error());
+  if (!instance) return fail(ctx.Expired() && !*claimed ? expired() : instance.error());
 
   // From here on the instance exists: every failure deletes it. The provider undid its own partial
   // work, so no leftovers remain once the id is recorded.
@@ -496,6 +500,69 @@ Result<std::pair<SandboxRecord, bool>> SandboxManager::DoStart(const std::string
   spdlog::debug("StartVM {}: instance {} ({}) at {} in {}", ShortId(id), record.instance_name, record.instance_id,
                record.ips.front(), Millis(Clock::now() - started));
   return std::pair{record, true};
+}
+
+Result<bool> SandboxManager::ClaimFromPool(Entry& entry, const providers::OpContext& ctx,
+                                           const providers::OpContext& cleanup) {
+  if (!warm_pool_ || !pool_channel_) return false;
+  SandboxRecord& record = entry.record;
+  const std::string& id = record.request.id;
+  auto vm = warm_pool_->Take(ShapeOf(record.request));
+  if (!vm) return false;
+  const auto started = Clock::now();
+  const std::string cold_name = record.instance_name;
+  // The sandbox records the VM as its own before the pool forgets it: a crash in between leaves
+  // both records, and the pool drops its own at the next start (the sandbox wins).
+  record.instance_name = vm->name;
+  record.instance_id = vm->instance_id;
+  record.ips = vm->ips;
+  if (auto saved = store_.Save(record); !saved) {
+    record.instance_name = cold_name;
+    record.instance_id.clear();
+    record.ips.clear();
+    warm_pool_->Discard(*vm);
+    return std::unexpected(saved.error());
+  }
+  warm_pool_->Release(*vm);
+  // The pod's own configuration, exactly what a cold VM would have booted with: its server
+  // certificate now names this VM, for this pod only.
+  Result<std::string> user_data = connector_ ? connector_->UserData(record) : Result<std::string>("");
+  Result<void> delivered = user_data ? Result<void>() : std::unexpected(user_data.error());
+  if (delivered) {
+    delivered = vm->ips.empty() ? Fail(Code::kUnavailable, "the pool VM has no address")
+                                : pool_channel_->Claim(vm->name, vm->ips.front(), id, *user_data,
+                                                       std::min(ctx.deadline, Clock::now() + std::chrono::seconds(30)));
+  }
+  if (options_.metrics) options_.metrics->PoolClaim(vm->pool, delivered.has_value());
+  if (delivered) {
+    spdlog::info("StartVM {}: claimed warm pool VM {} ({}) in {}", ShortId(id), vm->name, vm->instance_id,
+                 Millis(Clock::now() - started));
+    return true;
+  }
+  spdlog::warn("StartVM {}: claim of warm pool VM {} failed: {}; deleting it and booting a fresh VM", ShortId(id),
+               vm->name, delivered.error().ToString());
+  if (auto deleted = DeleteRecordedInstance(entry, cleanup); !deleted) return std::unexpected(deleted.error());
+  record.instance_name = cold_name;
+  record.state = SandboxState::kStarting;
+  if (auto saved = store_.Save(record); !saved) return std::unexpected(saved.error());
+  return false;
+}
+
+bool SandboxManager::HoldsInstance(const std::string& instance_id, bool busy_holds) const {
+  std::vector<std::shared_ptr<Entry>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, entry] : entries_) all.push_back(entry);
+  }
+  for (const auto& entry : all) {
+    std::unique_lock op(entry->op, std::try_to_lock);
+    if (!op.owns_lock()) {
+      if (busy_holds) return true;
+      continue;
+    }
+    if (!entry->gone && entry->record.instance_id == instance_id) return true;
+  }
+  return false;
 }
 
 Result<void> SandboxManager::DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx) {
@@ -691,6 +758,9 @@ Result<SandboxManager::ReconcileReport> SandboxManager::DoReconcile() {
       accounted = !op.owns_lock() || (!entry->gone && entry->record.instance_id == instance.id);
     }
     if (accounted) continue;
+    // A warm pool VM, or one a sandbox claimed from the pool (its owner still names the pool).
+    if (warm_pool_ && warm_pool_->Accounts(instance)) continue;
+    if (instance.owner.sandbox_id.rfind("pool-", 0) == 0 && HoldsInstance(instance.id, true)) continue;
     // A sandbox with a directory but no entry: its record could not be read.
     if (!entry && ValidateSandboxId(instance.owner.sandbox_id, options_.limits) &&
         store_.HasPodDir(instance.owner.sandbox_id)) {

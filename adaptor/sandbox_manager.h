@@ -35,6 +35,7 @@
 #include "adaptor/pod_network.h"
 #include "adaptor/sandbox_request.h"
 #include "adaptor/sandbox_store.h"
+#include "adaptor/warm_pool.h"
 #include "common/base/asio.h"
 #include "common/base/blocking_pool.h"
 #include "hypervisor.pb.h"
@@ -100,6 +101,18 @@ class SandboxManager {
   // Fails when the provider cannot list (the caller retries later). Calls are serialized.
   asio::awaitable<Result<ReconcileReport>> Reconcile();
 
+  // Warm pools: StartVM claims a ready VM of the sandbox's shape from `pool` and delivers the pod's
+  // configuration through `channel`; a miss or a failed claim (whose VM is deleted) boots a fresh
+  // VM. Reconcile() leaves the pool's VMs alone. Call before serving; both outlive the manager's use.
+  void SetWarmPool(WarmPool* pool, const PoolChannel* channel) {
+    warm_pool_ = pool;
+    pool_channel_ = channel;
+  }
+
+  // Whether a live sandbox's record holds the instance; with `busy_holds`, a sandbox busy in a call
+  // counts as holding it (it may be recording it right now).
+  bool HoldsInstance(const std::string& instance_id, bool busy_holds) const;
+
   // CreateVMs refused because the node was at its limit, since start.
   std::uint64_t limit_rejections() const { return limit_rejections_.load(); }
 
@@ -141,6 +154,10 @@ class SandboxManager {
   // Removes provider leftovers of a StartVM cut short (op held); clears the flag on success.
   Result<void> DeleteLeftovers(Entry& entry, const providers::OpContext& ctx);
   Result<ReconcileReport> DoReconcile();
+  // StartVM from a warm pool (op held): true when the record now holds a claimed VM that serves the
+  // pod, false on a miss or a failed claim (its VM deleted); an error only when that VM could not
+  // be deleted or the record not saved.
+  Result<bool> ClaimFromPool(Entry& entry, const providers::OpContext& ctx, const providers::OpContext& cleanup);
   // Deletes the instance recorded in `entry` (op held) and clears it from the record; the pod's
   // tunnel end goes first.
   Result<void> DeleteRecordedInstance(Entry& entry, const providers::OpContext& ctx);
@@ -157,6 +174,8 @@ class SandboxManager {
   BlockingPool& pool_;
   AgentConnector* connector_;
   const NodeNetwork* network_;
+  WarmPool* warm_pool_ = nullptr;
+  const PoolChannel* pool_channel_ = nullptr;
 
   mutable std::mutex mu_;
   std::condition_variable_any changed_;  // with mu_: a sandbox left (wakes StartVM's retry sleep)

@@ -14,7 +14,7 @@
 // Scenarios: the whole lifecycle with a check that no domain, volume, ISO or socket is left; a
 // missing base image; a VM that never answers (StartVM fails within the shim's deadline and
 // cleans up); the VM destroyed behind the adaptor's back; StopVM during StartVM; four sandboxes at
-// once; the pod network (the pod's IP served from inside the VM, both ways); kill -9 of the adaptor under a running pod and in the middle of a StartVM, then a restart. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
+// once; the pod network (the pod's IP served from inside the VM, both ways); kill -9 of the adaptor under a running pod and in the middle of a StartVM, then a restart; warm pools (warmpool.go): claims, their identity, misses, kill -9, a failed claim, draining. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
 package main
 
 import (
@@ -49,9 +49,9 @@ const (
 type env struct {
 	adaptor   *agentchain.Adaptor
 	probePort int
-	pool    string
-	base    string
-	blank   string
+	pool      string
+	base      string
+	blank     string
 }
 
 func main() {
@@ -128,6 +128,7 @@ func run(adaptorBin string, timeout time.Duration) int {
 		}
 		return nil
 	})
+	runWarmPool(e, adaptorBin, dir, &cleanup, &r)
 	if r.Failed() {
 		fmt.Printf("---- adaptor output (last 80 lines) ----\n%s\n----\n", e.adaptor.Proc.LogTail(80))
 	}
