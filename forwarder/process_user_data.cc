@@ -14,11 +14,12 @@
 #include "common/podvm/apf_config.h"
 #include "common/podvm/encoding.h"
 #include "common/podvm/initdata.h"
+#include "common/podvm/pool_config.h"
 
 namespace pp::forwarder {
 namespace {
 
-enum class Check { kApfConfig, kJsonObject, kInitdata, kToml, kNone };
+enum class Check { kApfConfig, kPoolConfig, kJsonObject, kInitdata, kToml, kNone };
 
 struct Allowed {
   std::string_view name;
@@ -31,6 +32,8 @@ constexpr Allowed kWriteFiles[] = {
     {"apf.json", 0600, Check::kApfConfig}, {"auth.json", 0600, Check::kJsonObject},
     {"initdata", 0600, Check::kInitdata},  {"aa.toml", 0600, Check::kToml},
     {"cdh.toml", 0600, Check::kToml},      {"scratch-space.marker", 0644, Check::kNone},
+    // A pool VM's boot configuration instead of apf.json (common/podvm/pool_config.h).
+    {"pool.json", 0600, Check::kPoolConfig},
 };
 // Keys of initdata's [data] table that become files.
 constexpr std::string_view kInitdataFiles[] = {"aa.toml", "cdh.toml", "policy.rego"};
@@ -100,6 +103,10 @@ bool CheckContent(Check check, const std::string& bytes, podvm::Initdata& initda
     case Check::kApfConfig: {
       podvm::ApfConfig config;
       return podvm::ParseApfConfig(bytes, config, why, &notes);
+    }
+    case Check::kPoolConfig: {
+      podvm::PoolConfig config;
+      return podvm::ParsePoolConfig(bytes, config, why);
     }
     case Check::kJsonObject: {
       const auto doc = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
@@ -241,6 +248,11 @@ Result<Plan> PlanFromUserData(const podvm::UserData& user_data) {
       has_initdata = true;
     }
     plan.files.push_back({name, std::move(bytes), mode});
+  }
+  // A VM is either a pod's (apf.json) or a pool's, waiting for a claim (pool.json), never both.
+  if (std::find(names.begin(), names.end(), "apf.json") != names.end() &&
+      std::find(names.begin(), names.end(), "pool.json") != names.end()) {
+    problems.push_back("apf.json and pool.json together: a VM is either a pod's or a pool's");
   }
   if (!problems.empty()) {
     std::string message = "user-data rejected, nothing written: ";

@@ -4,7 +4,8 @@
 //   from write_files (path /run/peerpod/<name>):
 //     apf.json (0600, must parse as apf.json), auth.json (0600, a JSON object),
 //     initdata (0600, base64(gzip(TOML)) that parses as initdata), aa.toml and cdh.toml (0600,
-//     TOML), scratch-space.marker (0644)
+//     TOML), scratch-space.marker (0644), pool.json (0600, must parse as pool.json; a pool VM's
+//     boot configuration, never together with apf.json)
 //   from initdata's [data] table: aa.toml, cdh.toml, policy.rego (0600); other keys are skipped
 //     with a note; these win over write_files entries of the same name (initdata is the measured
 //     source)
