@@ -109,6 +109,36 @@ TEST(FlagsTest, LimitAndReconciliationFlags) {
   EXPECT_EQ(Parse({"caa", "-health-port", "0", "-probe-port=0"}).health_port, 0) << "0: off";
 }
 
+TEST(FlagsTest, WarmPoolFlags) {
+  auto none = Parse({"caa", "-pods-dir", "/x/pods"});
+  EXPECT_TRUE(none.pools.empty());
+  EXPECT_EQ(none.warm_pool_dir, "/x/pool") << "beside the pods dir";
+  EXPECT_EQ(none.warm_pool_check_interval_value, std::chrono::seconds(30));
+  ::setenv("WARM_POOL_SIZE", "2", 1);
+  ::setenv("WARM_POOLS", R"([{"name":"big","size":1,"vcpus":4}])", 1);
+  auto config = Parse({"caa", "-warm-pool-check-interval", "1m", "-warm-pool-dir", "/p"});
+  ::unsetenv("WARM_POOL_SIZE");
+  ::unsetenv("WARM_POOLS");
+  ASSERT_EQ(config.pools.size(), 2u);
+  EXPECT_EQ(config.pools[0].name, "default");
+  EXPECT_EQ(config.pools[0].size, 2u);
+  EXPECT_EQ(config.pools[1].shape.vcpus, 4u);
+  EXPECT_EQ(config.warm_pool_dir, "/p");
+  EXPECT_EQ(config.warm_pool_check_interval_value, std::chrono::minutes(1));
+  auto too_big = Finish({"caa", "-warm-pool-size", "65"});
+  ASSERT_FALSE(too_big);
+  EXPECT_EQ(too_big.error().message.rfind("-warm-pool-size: ", 0), 0u) << too_big.error().message;
+  auto bad_json = Finish({"caa", "-warm-pools", "[{\"name\":\"x\"}]"});
+  ASSERT_FALSE(bad_json);
+  EXPECT_NE(bad_json.error().message.find("WARM_POOLS[0].size: required"), std::string::npos);
+  EXPECT_FALSE(Finish({"caa", "-warm-pool-check-interval", "0s"}));
+  // Pool VMs get their certificates from the adaptor's CA: not with TLS off or manual.
+  auto no_tls = Finish({"caa", "-warm-pool-size", "1", "-disable-tls"});
+  ASSERT_FALSE(no_tls);
+  EXPECT_NE(no_tls.error().message.find("automatic TLS mode"), std::string::npos);
+  EXPECT_TRUE(Finish({"caa", "-warm-pool-size", "0", "-disable-tls"}));
+}
+
 TEST(FlagsTest, BadValuesNameWhatSuppliedThem) {
   ::setenv("FORWARDER_PORT", "0", 1);
   auto from_env = Finish({"caa"});

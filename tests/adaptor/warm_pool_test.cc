@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 
@@ -286,14 +287,15 @@ TEST_F(WarmPoolTest, AVmThatFailsItsHealthCheckIsReplaced) {
   const std::string sick = pool->Snapshot()[0].vms[0].name;
   channel_.Kill(sick);
   ASSERT_TRUE(Eventually([&] {
-    for (const auto& vm : pool->Snapshot()[0].vms) {
+    const auto snapshot = pool->Snapshot();
+    for (const auto& vm : snapshot[0].vms) {
       if (vm.name == sick) return false;
     }
     return Ready(*pool, "p") == 2;
   }));
   EXPECT_EQ(provider_.Live(), 2u);
   EXPECT_NE(metrics_.Exposition().find("peerpods_warm_pool_vms_deleted_total{pool=\"p\",reason=\"unhealthy\"} 1"),
-            std::string::npos);
+            std::string::npos) << metrics_.Exposition();
 }
 
 TEST_F(WarmPoolTest, ABootThatFailsLeavesNothingAndIsRetriedWithBackoff) {
@@ -427,7 +429,8 @@ TEST_F(WarmClaimTest, StartVMClaimsAReadyVmOfItsShapeAndThePoolRefills) {
   EXPECT_TRUE(record.instance_name == ready[0].name || record.instance_name == ready[1].name);
   EXPECT_EQ(channel_.claimed().at(record.instance_name), "s1");
   EXPECT_TRUE(Eventually([&] { return Ready(*pool_, "p") == 2 && provider_.creates() == creates + 1; }));
-  for (const auto& vm : pool_->Snapshot()[0].vms) EXPECT_NE(vm.name, record.instance_name);
+  const auto snapshot = pool_->Snapshot();
+  for (const auto& vm : snapshot[0].vms) EXPECT_NE(vm.name, record.instance_name);
   // Reconciliation leaves pool VMs and the claimed VM (whose owner tag still says "pool") alone.
   auto report = io_.Run(manager_->Reconcile());
   ASSERT_TRUE(report);
@@ -460,7 +463,8 @@ TEST_F(WarmClaimTest, AFailedClaimDeletesThePoolVmAndBootsAFreshOne) {
   // The pool VM that refused is gone; the pool refilled; nothing else is alive.
   ASSERT_TRUE(Eventually([&] { return Ready(*pool_, "p") == 2 && provider_.Live() == 3u; }));
   std::set<std::string> ids;
-  for (const auto& vm : pool_->Snapshot()[0].vms) ids.insert(vm.instance_id);
+  const auto snapshot = pool_->Snapshot();
+  for (const auto& vm : snapshot[0].vms) ids.insert(vm.instance_id);
   ids.insert(record.instance_id);
   EXPECT_EQ(ids.size(), 3u);
   EXPECT_NE(metrics_.Exposition().find("peerpods_warm_pool_claims_total{outcome=\"error\",pool=\"p\"} 1"),

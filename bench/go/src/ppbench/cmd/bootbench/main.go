@@ -5,7 +5,13 @@
 //	bare: `virsh create` of the same image with the same devices and an equivalent cidata ISO
 //	      (made before the clock starts) until the VM's forwarder port accepts a TCP connection
 //
-// each run alternately N times, then 4 at once. Run it under deploy/local/libvirt-netns.sh:
+// each run alternately N times, then 4 at once; then, against the cold boots of "ours":
+//
+//	warm: the same shim calls to an adaptor with a warm pool of 4 VMs of the pod's shape: StartVM
+//	      claims a ready pool VM (pod configuration delivered over mutual TLS) and returns once
+//	      Health/Check answers through the agent path; the pool refills before the next round
+//
+// Run it under deploy/local/libvirt-netns.sh:
 //
 //	libvirt-netns.sh --image podvm-test.qcow2 -- bootbench -adaptor <cloud-api-adaptor> -out boot.md
 package main
@@ -21,25 +27,29 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pp/agentchain"
 	"pp/harness"
-	"ppbench/stats"
 	"pp/testpki"
 	"pp/wire"
+	"ppbench/stats"
 )
 
 const (
 	vcpus     = 1
 	memoryMiB = 384
+	warmPool  = 4
 )
 
 type bench struct {
 	adaptor  *agentchain.Adaptor
+	warm     *agentchain.Adaptor // with a warm pool of warmPool VMs
+	warmDir  string
 	dir      string
 	poolPath string
 	basePath string
@@ -50,6 +60,8 @@ func main() {
 	adaptorBin := flag.String("adaptor", "", "cloud-api-adaptor binary")
 	runs := flag.Int("runs", 5, "rounds of one boot of each kind (order alternating)")
 	runs4 := flag.Int("runs4", 5, "rounds of 4 concurrent boots of each kind (order alternating)")
+	warmRuns := flag.Int("warm-runs", 5, "rounds of one warm claim")
+	warmRuns4 := flag.Int("warm-runs4", 5, "rounds of 4 concurrent warm claims")
 	out := flag.String("out", "", "also write the markdown report here")
 	flag.Parse()
 	rand.Seed(time.Now().UnixNano())
@@ -60,14 +72,14 @@ func main() {
 	var cleanup harness.Cleanup
 	defer cleanup.Run()
 	cleanup.ExitOnSignal()
-	if err := run(*adaptorBin, *runs, *runs4, *out, &cleanup); err != nil {
+	if err := run(*adaptorBin, *runs, *runs4, *warmRuns, *warmRuns4, *out, &cleanup); err != nil {
 		fmt.Fprintln(os.Stderr, "bootbench:", err)
 		cleanup.Run()
 		os.Exit(1)
 	}
 }
 
-func run(adaptorBin string, runs, runs4 int, out string, cleanup *harness.Cleanup) error {
+func run(adaptorBin string, runs, runs4, warmRuns, warmRuns4 int, out string, cleanup *harness.Cleanup) error {
 	dir, err := os.MkdirTemp("/var/tmp", "ppboot-")
 	if err != nil {
 		return err
@@ -132,6 +144,13 @@ func run(adaptorBin string, runs, runs4 int, out string, cleanup *harness.Cleanu
 	}
 
 	report := b.report(ours, bare, ours4, bare4)
+	if warmRuns > 0 || warmRuns4 > 0 {
+		warm, warm4, err := b.warmRounds(adaptorBin, warmRuns, warmRuns4, cleanup)
+		if err != nil {
+			return err
+		}
+		report += b.warmReport(ours, ours4, warm, warm4)
+	}
 	fmt.Print(report)
 	if out != "" {
 		os.MkdirAll(filepath.Dir(out), 0o755)
@@ -182,16 +201,19 @@ func (b *bench) next() int {
 }
 
 // ours: the shim's calls, timed from CreateVM to the first Health/Check answer.
-func (b *bench) ours() (time.Duration, error) {
+func (b *bench) ours() (time.Duration, error) { return b.shim(b.adaptor) }
+
+// shim: CreateVM, StartVM, Health/Check through agent.ttrpc, timed, then StopVM.
+func (b *bench) shim(a *agentchain.Adaptor) (time.Duration, error) {
 	n := b.next()
 	id := fmt.Sprintf("%08dbootbench", n) // the instance name takes the first 8 characters
 	start := time.Now()
-	path, err := b.adaptor.CreateVM(agentchain.SandboxRequest(id, "bench", "0"))
+	path, err := a.CreateVM(agentchain.SandboxRequest(id, "bench", "0"))
 	if err != nil {
 		return 0, err
 	}
-	defer b.adaptor.StopVM(id)
-	if err := b.adaptor.StartVM(id, 5*time.Minute); err != nil {
+	defer a.StopVM(id)
+	if err := a.StartVM(id, 5*time.Minute); err != nil {
 		return 0, err
 	}
 	c, err := agentchain.DialAgent(path)
@@ -364,4 +386,117 @@ func domainXML(name, mac, disk, iso, network string) string {
   </devices>
 </domain>
 `, name, memoryMiB, vcpus, disk, iso, mac, network)
+}
+
+// warmRounds starts an adaptor with a warm pool of warmPool VMs of the shape agentchain's
+// SandboxRequest asks for, then times claims: one at a time, then four at once, each round once the
+// pool is full again.
+func (b *bench) warmRounds(adaptorBin string, runs, runs4 int, cleanup *harness.Cleanup) ([]time.Duration, []time.Duration, error) {
+	b.warmDir = filepath.Join(b.dir, "warm")
+	a := &agentchain.Adaptor{Socket: filepath.Join(b.warmDir, "hypervisor.sock"), PodsDir: filepath.Join(b.warmDir, "pods")}
+	shape := agentchain.SandboxRequest("x", "x", "0").Annotations
+	pools := fmt.Sprintf(`[{"name":"bench","size":%d,"vcpus":%s,"memory":%s}]`, warmPool,
+		shape[wire.AnnotVCPUs], shape[wire.AnnotMemory])
+	p, err := harness.Start("adaptor-warm", adaptorBin, "libvirt", "-probe-port", "0", "-health-port", "0",
+		"-socket", a.Socket, "-pods-dir", a.PodsDir, "-tls-dir", filepath.Join(b.warmDir, "tls"), "-firmware", "none",
+		"-cpu", fmt.Sprint(vcpus), "-memory", fmt.Sprint(memoryMiB), "-domain-type", "qemu", "-proxy-timeout", "5m",
+		"-warm-pools", pools)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup.Add(p.Kill)
+	a.Proc = p
+	if err := harness.WaitDial(a.Socket, p, 60*time.Second); err != nil {
+		return nil, nil, err
+	}
+	b.warm = a
+	defer func() {
+		// The pool's VMs are kept across an adaptor restart; an adaptor without pools drains them.
+		agentchain.Stop(p, 30*time.Second)
+		q, err := harness.Start("adaptor-drain", adaptorBin, "libvirt", "-probe-port", "0", "-health-port", "0",
+			"-socket", a.Socket, "-pods-dir", a.PodsDir, "-tls-dir", filepath.Join(b.warmDir, "tls"))
+		if err != nil {
+			return
+		}
+		cleanup.Add(q.Kill)
+		for i := 0; i < 240 && b.poolSize() > 0; i++ {
+			time.Sleep(500 * time.Millisecond)
+		}
+		agentchain.Stop(q, 30*time.Second)
+	}()
+	var warm, warm4 []time.Duration
+	for i := 0; i < runs+runs4; i++ {
+		if err := b.waitPoolFull(10 * time.Minute); err != nil {
+			return nil, nil, fmt.Errorf("%w\n%s", err, p.LogTail(30))
+		}
+		if i < runs {
+			d, err := b.shim(a)
+			if err != nil {
+				return nil, nil, fmt.Errorf("warm: %w\n%s", err, p.LogTail(30))
+			}
+			warm = append(warm, d)
+			fmt.Printf("warm #%d: %.3f s\n", i+1, d.Seconds())
+			continue
+		}
+		d, err := b.concurrent(4, func() (time.Duration, error) { return b.shim(a) })
+		if err != nil {
+			return nil, nil, fmt.Errorf("warm x4: %w\n%s", err, p.LogTail(30))
+		}
+		warm4 = append(warm4, d)
+		fmt.Printf("warm x4 #%d: %.3f s\n", i-runs+1, d.Seconds())
+	}
+	return warm, warm4, nil
+}
+
+// poolSize counts the pool VM records of the warm adaptor (any state).
+func (b *bench) poolSize() int {
+	entries, _ := os.ReadDir(filepath.Join(b.warmDir, "pool"))
+	return len(entries)
+}
+
+func (b *bench) waitPoolFull(within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		entries, _ := os.ReadDir(filepath.Join(b.warmDir, "pool"))
+		ready := 0
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(b.warmDir, "pool", e.Name()))
+			var r struct {
+				State string `json:"state"`
+			}
+			if err == nil && json.Unmarshal(data, &r) == nil && r.State == "ready" {
+				ready++
+			}
+		}
+		if ready >= warmPool {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("warm pool not full within %v (%d ready)", within, ready)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (b *bench) warmReport(cold, cold4, warm, warm4 []time.Duration) string {
+	var s strings.Builder
+	ms := func(d []time.Duration) string {
+		var parts []string
+		for _, x := range d {
+			parts = append(parts, strconv.Itoa(int(x.Milliseconds())))
+		}
+		return strings.Join(parts, ", ")
+	}
+	s.WriteString("\n| pod start (TCG, test image) | cold: a VM booted for the pod | warm: a pool VM claimed | cold / warm |\n|---|---|---|---|\n")
+	if len(warm) > 0 && len(cold) > 0 {
+		mc, mw := median(cold), median(warm)
+		fmt.Fprintf(&s, "| one pod, CreateVM to Health/Check answered, median (warm runs: %s ms) | %.2f s | %.3f s | %.1fx |\n",
+			ms(warm), mc.Seconds(), mw.Seconds(), mc.Seconds()/mw.Seconds())
+	}
+	if len(warm4) > 0 && len(cold4) > 0 {
+		mc, mw := median(cold4), median(warm4)
+		fmt.Fprintf(&s, "| 4 pods at once until the last answers, median (warm rounds: %s ms) | %.2f s | %.3f s | %.1fx |\n",
+			ms(warm4), mc.Seconds(), mw.Seconds(), mc.Seconds()/mw.Seconds())
+	}
+	return s.String()
 }
