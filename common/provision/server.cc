@@ -131,6 +131,12 @@ asio::awaitable<Result<v1::ClaimResponse>> ProvisionServer::OnClaim(ttrpc::CallC
   state_ = State::kClaimed;
   claimed_by_ = request.sandbox_id();
   spdlog::info("claimed for sandbox {}", LoggableId(claimed_by_));
+  // No new connection reaches the provisioning server once the reply can be on its way: the
+  // adaptor connects its agent proxy as soon as it has it, and the pool certificate names this
+  // same VM, so such a connection would pass its handshake and then fail its agent calls here.
+  // Until the forwarder listens it is refused, which the proxy retries.
+  std::error_code ignored;
+  acceptor_.close(ignored);
   claimed_signal_.cancel();
   co_return v1::ClaimResponse{};
 }

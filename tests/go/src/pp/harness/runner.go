@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 )
@@ -16,6 +17,9 @@ type Runner struct {
 	// Peer, when set, is the process under test. Once it has exited, every later scenario fails
 	// with that cause without running, so one crash reads as one crash, not a page of dial errors.
 	Peer *Process
+	// Filter, when set, runs only the scenarios whose name starts with it (and "setup/" ones);
+	// the others print "SKIP name" and count as neither passed nor failed.
+	Filter string
 
 	mu     sync.Mutex
 	passed int
@@ -24,6 +28,10 @@ type Runner struct {
 
 // Run runs fn and prints "PASS name" or "FAIL name: why". A panic counts as a failure.
 func (r *Runner) Run(name string, fn func() error) bool {
+	if r.Filter != "" && !strings.HasPrefix(name, r.Filter) && !strings.HasPrefix(name, "setup/") {
+		fmt.Printf("SKIP %s\n", name)
+		return true
+	}
 	var err error
 	if r.Peer != nil {
 		err = r.Peer.Running()

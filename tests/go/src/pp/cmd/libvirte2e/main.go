@@ -46,6 +46,9 @@ const (
 	reconcileGrace    = "2s"
 )
 
+// only: the -only flag (a scenario name prefix; empty: all).
+var only string
+
 type env struct {
 	adaptor   *agentchain.Adaptor
 	probePort int
@@ -57,6 +60,7 @@ type env struct {
 func main() {
 	adaptorBin := flag.String("adaptor", "", "cloud-api-adaptor binary")
 	timeout := flag.Duration("timeout", 25*time.Minute, "fail and clean up if the run takes longer")
+	flag.StringVar(&only, "only", "", "run only the scenarios whose name starts with this (after the setup)")
 	flag.Parse()
 	if *adaptorBin == "" || os.Getenv("LIBVIRT_POOL") == "" {
 		fmt.Fprintln(os.Stderr, "libvirte2e: -adaptor <path> is required, and run it under deploy/local/libvirt-netns.sh")
@@ -100,6 +104,9 @@ func run(adaptorBin string, timeout time.Duration) int {
 		return r.Summary()
 	}
 	r.Peer = e.adaptor.Proc
+	if only != "" {
+		r.Filter = only
+	}
 
 	r.Run("lifecycle/create_start_health_stop_leaves_nothing", e.lifecycle)
 	r.Run("network/pod_ip_served_from_the_vm_both_ways_and_nothing_left_after_stopvm", e.podNetwork)

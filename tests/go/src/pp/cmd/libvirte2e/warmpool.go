@@ -66,7 +66,7 @@ func (w *warm) start(withPools bool) error {
 		return err
 	}
 	args := []string{"libvirt", "-host-interface", bridge, "-socket", a.Socket, "-pods-dir", a.PodsDir,
-		"-tls-dir", filepath.Join(w.dir, "tls"), "-node-name", "e2e-node", "-proxy-timeout", "4m",
+		"-tls-dir", filepath.Join(w.dir, "tls"), "-node-name", "e2e-warm-node", "-proxy-timeout", "4m",
 		"-log-level", "debug", "-reconcile-interval", reconcileInterval, "-reconcile-grace", reconcileGrace,
 		"-probe-port", "0", "-health-port", "0", "-firmware", "none", "-cpu", "1", "-memory", "384",
 		"-ip-timeout", "4m"}
