@@ -13,6 +13,7 @@
 #include "common/tls/context.h"
 #include "common/tls/settings.h"
 #include "forwarder/pod_network.h"
+#include "forwarder/pool_mode.h"
 
 #ifndef PP_VERSION
 #define PP_VERSION "0.0.0"
@@ -110,6 +111,7 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     out << "agent-protocol-forwarder " << PP_VERSION << "\n";
     return 0;
   }
+  if (IsPoolMode(flags)) return RunPoolMode(flags, err);
   podvm::ApfConfig apf;
   auto options = BuildForwarderOptions(flags, &apf);
   if (!options) {
@@ -170,6 +172,12 @@ void AddForwarderFlags(CLI::App& app, ForwarderFlags& flags) {
                  "the VM's interface toward the worker node (default: the primary one)");
   app.add_option("--config", flags.config_path, "apf.json written by process-user-data")
       ->capture_default_str();
+  app.add_option("--pool-config", flags.pool_config_path,
+                 "a pool VM's pool.json, used when -config does not exist")
+      ->capture_default_str();
+  app.add_option("--output-dir", flags.output_dir,
+                 "where a pool VM's claim writes the pod's files (as process-user-data)")
+      ->capture_default_str();
   app.add_option("--ca-cert-file", flags.ca_file, "CA that signs the node's client certificate");
   app.add_option("--cert-file", flags.cert_file, "this forwarder's certificate");
   app.add_option("--cert-key", flags.key_file, "this forwarder's private key");
@@ -224,6 +232,14 @@ Result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
 
 Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
                                                podvm::ApfConfig* apf_out) {
+  auto text = ReadFile(flags.config_path, podvm::kMaxApfConfigBytes);
+  if (!text && text.error().code != Code::kNotFound) return std::unexpected(text.error());
+  return ForwarderOptionsFromApf(flags, text ? &*text : nullptr, apf_out);
+}
+
+Result<ForwarderOptions> ForwarderOptionsFromApf(const ForwarderFlags& flags,
+                                                 const std::string* apf_json,
+                                                 podvm::ApfConfig* apf_out) {
   ForwarderOptions options;
   auto listen = ParseListenAddress(flags.listen);
   if (!listen) return std::unexpected(listen.error());
@@ -232,11 +248,10 @@ Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
   options.pod_netns = flags.pod_netns;
 
   podvm::ApfConfig apf;
-  bool have_apf = false;
-  if (auto text = ReadFile(flags.config_path, podvm::kMaxApfConfigBytes); text) {
-    have_apf = true;
+  const bool have_apf = apf_json != nullptr;
+  if (have_apf) {
     std::string error;
-    if (!podvm::ParseApfConfig(*text, apf, error)) {
+    if (!podvm::ParseApfConfig(*apf_json, apf, error)) {
       // The parser's messages start with "apf.json: "; name the file itself instead.
       constexpr std::string_view kPrefix = "apf.json: ";
       if (error.starts_with(kPrefix)) error.erase(0, kPrefix.size());
@@ -244,8 +259,6 @@ Result<ForwarderOptions> BuildForwarderOptions(const ForwarderFlags& flags,
     }
     // apf.json's "pod-namespace" is the pod's Kubernetes namespace (CAA's cloudmgr writes the
     // sandbox's namespace annotation there); the network namespace is -pod-namespace's.
-  } else if (text.error().code != Code::kNotFound) {
-    return std::unexpected(text.error());
   }
   if (!flags.disable_tls) {
     auto tls = ServerTls(apf, have_apf, flags);

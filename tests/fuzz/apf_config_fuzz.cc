@@ -1,5 +1,6 @@
-// libFuzzer target: arbitrary bytes as apf.json. Whatever parses must serialize and parse back to
-// the same configuration. Built by the "fuzz" preset (clang, ASan+UBSan).
+// libFuzzer target: arbitrary bytes as apf.json, and as pool.json (the same JSON world: a pool
+// VM's boot config). Whatever parses must serialize and parse back to the same configuration.
+// Built by the "fuzz" preset (clang, ASan+UBSan).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -8,9 +9,27 @@
 #include <vector>
 
 #include "common/podvm/apf_config.h"
+#include "common/podvm/pool_config.h"
+
+namespace {
+
+void PoolConfigRoundTrip(std::string_view input) {
+  pp::podvm::PoolConfig config;
+  std::string error;
+  if (!pp::podvm::ParsePoolConfig(input, config, error)) {
+    if (error.empty()) std::abort();
+    return;
+  }
+  pp::podvm::PoolConfig again;
+  if (!pp::podvm::ParsePoolConfig(pp::podvm::SerializePoolConfig(config), again, error)) std::abort();
+  if (!(again == config)) std::abort();
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
+  PoolConfigRoundTrip(input);
   pp::podvm::ApfConfig config;
   std::string error;
   std::vector<std::string> notes;
