@@ -295,11 +295,16 @@ void WarmPool::Stop() {
   workers.clear();  // joins
 }
 
+void WarmPool::Wake() {
+  woken_ = true;
+  wake_.notify_all();
+}
+
 void WarmPool::RequestStop() {
   std::lock_guard lock(mu_);
   maintainer_.request_stop();
   for (auto& [thread, done] : workers_) thread.request_stop();
-  wake_.notify_all();
+  Wake();
 }
 
 void WarmPool::Spawn(std::function<void(std::stop_token)> fn) {
@@ -307,9 +312,11 @@ void WarmPool::Spawn(std::function<void(std::stop_token)> fn) {
   auto done = std::make_shared<std::atomic<bool>>(false);
   workers_.emplace_back(std::jthread([this, fn = std::move(fn), done](std::stop_token stop) {
     fn(stop);
-    done->store(true);
+    // "Finished" is set under mu_, after the last use of it: the maintainer joins finished
+    // threads while it holds mu_, so a thread that still wanted mu_ then would never end.
     std::lock_guard lock(mu_);
-    wake_.notify_all();
+    done->store(true);
+    Wake();
   }), done);
 }
 
@@ -407,7 +414,8 @@ void WarmPool::Maintain(std::stop_token stop) {
       }
     }
     UpdateGauges();
-    wake_.wait_until(lock, stop, next, [] { return false; });
+    wake_.wait_until(lock, stop, next, [this] { return woken_; });
+    woken_ = false;
   }
 }
 
@@ -435,7 +443,7 @@ void WarmPool::Boot(std::stop_token stop, std::string name, bool resumed) {
       it->second.busy = false;
       it->second.deleting = true;  // the maintainer deletes it (or its leftovers) and forgets it
     }
-    wake_.notify_all();
+    Wake();
   };
 
   if (record.instance_id.empty()) {
@@ -497,7 +505,7 @@ void WarmPool::Boot(std::stop_token stop, std::string name, bool resumed) {
       not_before_.erase(record.pool);
       spdlog::info("warm pool {}: VM {} ready in {}", record.pool, name, Seconds(Clock::now() - started));
       if (options_.metrics) options_.metrics->ObservePoolRefill(record.pool, std::chrono::duration<double>(Clock::now() - started).count());
-      wake_.notify_all();
+      Wake();
       return;
     }
     last = checked.error();
@@ -546,7 +554,7 @@ void WarmPool::CheckVm(std::stop_token stop, std::string name) {
   if (options_.metrics) options_.metrics->PoolVmDeleted(record.pool, "unhealthy");
   it->second.deleting = true;
   it->second.next_check = {};
-  wake_.notify_all();
+  Wake();
 }
 
 void WarmPool::Delete(std::string name, std::string why) {
@@ -578,7 +586,7 @@ void WarmPool::Delete(std::string name, std::string why) {
       it->second.next_check = Clock::now() + std::chrono::seconds(10);
     }
   }
-  wake_.notify_all();
+  Wake();
 }
 
 std::optional<PoolVmRecord> WarmPool::Take(const PoolShape& shape) {
@@ -594,7 +602,7 @@ std::optional<PoolVmRecord> WarmPool::Take(const PoolShape& shape) {
     vm.record.state = PoolVmState::kClaimed;
     vm.busy = true;
     UpdateGauges();
-    wake_.notify_all();  // refill now
+    Wake();  // refill now
     return vm.record;
   }
   const char* reason = "shape";
@@ -617,7 +625,7 @@ void WarmPool::Release(const PoolVmRecord& vm) {
   std::lock_guard lock(mu_);
   vms_.erase(vm.name);
   UpdateGauges();
-  wake_.notify_all();
+  Wake();
 }
 
 void WarmPool::Discard(const PoolVmRecord& vm) {
@@ -628,7 +636,7 @@ void WarmPool::Discard(const PoolVmRecord& vm) {
   it->second.deleting = true;
   it->second.busy = false;
   it->second.next_check = {};
-  wake_.notify_all();
+  Wake();
 }
 
 bool WarmPool::Accounts(const providers::Instance& instance) const {

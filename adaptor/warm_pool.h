@@ -181,6 +181,7 @@ class WarmPool {
   void RemoveRecord(const std::string& name) const;
   const PoolSpec* SpecOf(const std::string& pool) const;
   void UpdateGauges();  // mu_ held
+  void Wake();          // mu_ held: the maintainer looks again now
 
   const Options options_;
   providers::Provider& provider_;
@@ -196,6 +197,7 @@ class WarmPool {
   std::list<std::pair<std::jthread, std::shared_ptr<std::atomic<bool>>>> workers_;
   std::jthread maintainer_;
   bool stopped_ = false;  // guarded by mu_
+  bool woken_ = false;    // guarded by mu_: something changed since the maintainer last looked
 };
 
 }  // namespace pp::adaptor

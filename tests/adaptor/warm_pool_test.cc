@@ -88,12 +88,15 @@ bool Eventually(F done, std::chrono::milliseconds limit = 10s) {
 
 class WarmPoolTest : public ::testing::Test {
  protected:
-  std::unique_ptr<WarmPool> NewPool(std::vector<PoolSpec> pools, std::function<bool(const std::string&)> held = {}) {
+  // Checks an hour apart unless a test asks: whatever a pool does between them must be woken by
+  // what happened (a take, a boot that ended), not by a timer.
+  std::unique_ptr<WarmPool> NewPool(std::vector<PoolSpec> pools, std::function<bool(const std::string&)> held = {},
+                                    std::chrono::nanoseconds check_interval = std::chrono::hours(1)) {
     WarmPool::Options o;
     o.node_name = "node-a";
     o.dir = dir_ / "pool";
     o.pools = std::move(pools);
-    o.check_interval = 100ms;
+    o.check_interval = check_interval;
     o.boot_timeout = 5s;
     o.initial_backoff = 20ms;
     o.max_backoff = 100ms;
@@ -197,7 +200,7 @@ TEST(PoolRecords, RoundTripAndRefuseGarbage) {
 }
 
 TEST_F(WarmPoolTest, FillsEachPoolToItsSizeAndRecordsEveryVm) {
-  auto pool = NewPool({Spec("small", 2, 1), Spec("big", 1, 4, kInitdataA)});
+  auto pool = NewPool({Spec("small", 2, 1), Spec("big", 1, 4, kInitdataA)}, {}, 100ms);
   ASSERT_TRUE(Eventually([&] { return Ready(*pool, "small") == 2 && Ready(*pool, "big") == 1; }));
   EXPECT_EQ(provider_.Live(), 3u);
   EXPECT_EQ(Records(), 3u);
@@ -282,7 +285,7 @@ TEST_F(WarmPoolTest, ADiscardedVmIsDeletedAndReplaced) {
 }
 
 TEST_F(WarmPoolTest, AVmThatFailsItsHealthCheckIsReplaced) {
-  auto pool = NewPool({Spec("p", 2)});
+  auto pool = NewPool({Spec("p", 2)}, {}, 100ms);
   ASSERT_TRUE(Eventually([&] { return Ready(*pool, "p") == 2; }));
   const std::string sick = pool->Snapshot()[0].vms[0].name;
   channel_.Kill(sick);
