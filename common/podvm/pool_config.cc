@@ -68,7 +68,8 @@ bool ParsePoolConfig(std::string_view text, PoolConfig& out, std::string& error)
   if (!doc.is_object()) {
     return Fail(error, "", std::string("must be a JSON object, not ") + doc.type_name());
   }
-  for (const auto& [key, value] : doc.items()) {
+  for (const auto& item : doc.items()) {
+    const std::string& key = item.key();  // clang 14 cannot capture a structured binding
     if (std::find_if(kKeys.begin(), kKeys.end(), [&](const char* k) { return key == k; }) ==
         kKeys.end()) {
       return Fail(error, "\"" + Printable(key) + "\"", "unknown key");

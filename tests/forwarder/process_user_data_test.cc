@@ -11,6 +11,7 @@
 #include "common/podvm/apf_config.h"
 #include "common/podvm/encoding.h"
 #include "common/podvm/initdata.h"
+#include "common/podvm/pool_config.h"
 #include "common/podvm/user_data.h"
 #include "tests/support/test_util.h"
 
@@ -296,6 +297,37 @@ TEST(ProcessUserDataRefusalTest, ContentThatFailsItsFormat) {
                 .find("0.1.0"),
             std::string::npos);
   EXPECT_NE(Rejection(OneFile("/run/peerpod/aa.toml", "[unclosed\n")).find("not valid TOML"),
+            std::string::npos);
+}
+
+std::string PoolJson() {
+  podvm::PoolConfig config;
+  config.pool_vm = "podvm-pool-small-0001";
+  config.tls_server_cert = "-----BEGIN CERTIFICATE-----\nc\n-----END CERTIFICATE-----\n";
+  config.tls_server_key = "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n";
+  config.tls_client_ca = "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
+  return podvm::SerializePoolConfig(config);
+}
+
+TEST(ProcessUserDataTest, APoolVmBootsWithPoolJsonAndInitdata) {
+  pp::testing::TempDir dir;
+  auto plan = PlanFromText(podvm::RenderUserData(
+      {Entry("/run/peerpod/pool.json", PoolJson()),
+       Entry("/run/peerpod/initdata", podvm::EncodeInitdata(kInitdataToml))}));
+  ASSERT_TRUE(plan) << plan.error().ToString();
+  ASSERT_TRUE(WritePlan(dir.path(), *plan));
+  EXPECT_EQ(ReadText(dir / "pool.json"), PoolJson());
+  EXPECT_EQ(ModeOf(dir / "pool.json"), 0600u);
+  EXPECT_TRUE(std::filesystem::exists(dir / "initdata.digest"));
+}
+
+TEST(ProcessUserDataRefusalTest, PoolJsonIsValidatedAndNeverComesWithApfJson) {
+  EXPECT_NE(Rejection(OneFile("/run/peerpod/pool.json", "{\"pool-vm\": 1}"))
+                .find("pool.json: pool-vm: must be a string"),
+            std::string::npos);
+  EXPECT_NE(Rejection(podvm::RenderUserData({Entry("/run/peerpod/apf.json", ApfJson()),
+                                             Entry("/run/peerpod/pool.json", PoolJson())}))
+                .find("apf.json and pool.json together"),
             std::string::npos);
 }
 
