@@ -221,6 +221,11 @@ void PoolMode::Shutdown() {
   if (forwarder_) forwarder_->Shutdown();
 }
 
+asio::awaitable<void> PoolMode::Stop() {
+  Shutdown();
+  co_await provisioning_.Stop();
+}
+
 int RunPoolMode(const ForwarderFlags& flags, std::ostream& err) {
   asio::io_context io(1);
   auto pool = PoolMode::Create(io.get_executor(), flags);

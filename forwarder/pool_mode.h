@@ -66,6 +66,10 @@ class PoolMode {
 
   void Shutdown();
 
+  // Shutdown(), then waits until provisioning has no connection left (see ProvisionServer::Stop):
+  // the object may be destroyed afterwards while the io_context runs on.
+  asio::awaitable<void> Stop();
+
  private:
   PoolMode(asio::any_io_executor executor, ForwarderFlags flags,
            provision::ProvisionServerOptions options, std::optional<std::string> booted_initdata);

@@ -31,7 +31,8 @@ ProvisionServer::ProvisionServer(asio::any_io_executor executor, ProvisionServer
       on_claim_(std::move(on_claim)),
       rpc_(executor, ttrpc::Server::Options{.single_threaded = true}),
       acceptor_(executor),
-      claimed_signal_(executor, std::chrono::steady_clock::time_point::max()) {
+      claimed_signal_(executor, std::chrono::steady_clock::time_point::max()),
+      handshake_ended_(executor, std::chrono::steady_clock::time_point::max()) {
   rpc_.Register(kServiceName, "Check",
                 ttrpc::Unary<v1::CheckRequest, v1::CheckResponse>(
                     [this](ttrpc::CallContext&, v1::CheckRequest) -> asio::awaitable<Result<v1::CheckResponse>> {
@@ -100,11 +101,13 @@ asio::awaitable<void> ProvisionServer::Serve(asio::ip::tcp::socket socket) {
   ++handshakes_;
   auto accepted = co_await tls::TlsAccept(std::move(socket), options_.tls, options_.handshake_timeout);
   --handshakes_;
+  handshake_ended_.cancel();
   if (!accepted) {
     spdlog::warn("provisioning: refused {}: {}", where, accepted.error().message);
     co_return;
   }
-  if (shut_down_ || state_ == State::kClaimed) {
+  // Served even once claimed: until the listener closes, a late claim hears "already claimed".
+  if (shut_down_) {
     (*accepted)->Close();
     co_return;
   }
@@ -154,6 +157,12 @@ void ProvisionServer::Shutdown() {
   acceptor_.close(ignored);
   claimed_signal_.cancel();
   asio::co_spawn(executor_, rpc_.Shutdown(std::chrono::milliseconds(0)), asio::detached);
+}
+
+asio::awaitable<void> ProvisionServer::Stop() {
+  Shutdown();
+  while (handshakes_ > 0) co_await handshake_ended_.async_wait(kAwaitTuple);
+  co_await rpc_.Shutdown(std::chrono::milliseconds(0));
 }
 
 }  // namespace pp::provision
