@@ -200,6 +200,7 @@ TEST_F(ProvisionTest, AClientCertificateFromAnotherCaIsRefused) {
 }
 
 TEST_F(ProvisionTest, AServerCertificateOfTheSameCaCannotActAsAClient) {
+  pp::testing::LogCapture logs;
   StartServer();
   // Another pool VM's (or a pod VM's) credential: issued by the right CA, but for serverAuth.
   auto vm = ca_->IssueServerCert("podvm-pool-small-0002");
@@ -210,6 +211,8 @@ TEST_F(ProvisionTest, AServerCertificateOfTheSameCaCannotActAsAClient) {
   EXPECT_EQ(handler_calls_, 0);
   auto check = Check(VmTarget(ClientContext(*ca_, *vm)), In(5s));
   EXPECT_FALSE(check);
+  // Refused by OpenSSL's purpose check (its extendedKeyUsage says serverAuth only).
+  EXPECT_TRUE(logs.WaitFor("unsuitable certificate purpose", 2, 5s));
 }
 
 TEST_F(ProvisionTest, TheClientVerifiesThePoolVmName) {
