@@ -89,8 +89,8 @@ std::string InitdataDigest(const std::string& toml) {
 
 provision::ClaimHandler MakeClaimHandler(ForwarderFlags flags,
                                          std::optional<std::string> booted_initdata) {
-  return [flags = std::move(flags), booted = std::move(booted_initdata)](
-             const v1::ClaimRequest& request) -> Result<void> {
+  return [flags = std::move(flags),
+          booted = std::move(booted_initdata)](const v1::ClaimRequest& request) -> Result<void> {
     auto plan = PlanFromText(request.user_data());
     if (!plan) return Fail(Code::kInvalidArgument, "claim: ", plan.error().message);
     auto find = [&](std::string_view name) -> const PlannedFile* {

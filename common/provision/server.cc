@@ -35,7 +35,8 @@ ProvisionServer::ProvisionServer(asio::any_io_executor executor, ProvisionServer
       handshake_ended_(executor, std::chrono::steady_clock::time_point::max()) {
   rpc_.Register(kServiceName, "Check",
                 ttrpc::Unary<v1::CheckRequest, v1::CheckResponse>(
-                    [this](ttrpc::CallContext&, v1::CheckRequest) -> asio::awaitable<Result<v1::CheckResponse>> {
+                    [this](ttrpc::CallContext&,
+                           v1::CheckRequest) -> asio::awaitable<Result<v1::CheckResponse>> {
                       v1::CheckResponse response;
                       response.set_pool_vm(options_.pool_vm);
                       response.set_initdata_digest(options_.initdata_digest);
@@ -99,7 +100,8 @@ asio::awaitable<void> ProvisionServer::Serve(asio::ip::tcp::socket socket) {
     co_return;
   }
   ++handshakes_;
-  auto accepted = co_await tls::TlsAccept(std::move(socket), options_.tls, options_.handshake_timeout);
+  auto accepted =
+      co_await tls::TlsAccept(std::move(socket), options_.tls, options_.handshake_timeout);
   --handshakes_;
   handshake_ended_.cancel();
   if (!accepted) {

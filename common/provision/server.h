@@ -37,13 +37,13 @@ namespace pp::provision {
 inline constexpr char kServiceName[] = "peerpods.provision.v1.Provision";
 
 struct ProvisionServerOptions {
-  asio::ip::tcp::endpoint listen;                // port 0 picks one (tests)
-  std::string pool_vm;                           // this VM's name (pool.json "pool-vm")
-  std::string initdata_digest;                   // "sha256:<hex>" or "" (CheckResponse)
-  std::shared_ptr<asio::ssl::context> tls;       // server context; null: plaintext (-disable-tls)
-  std::size_t max_handshakes = 32;               // over it, new connections are closed at once
+  asio::ip::tcp::endpoint listen;           // port 0 picks one (tests)
+  std::string pool_vm;                      // this VM's name (pool.json "pool-vm")
+  std::string initdata_digest;              // "sha256:<hex>" or "" (CheckResponse)
+  std::shared_ptr<asio::ssl::context> tls;  // server context; null: plaintext (-disable-tls)
+  std::size_t max_handshakes = 32;          // over it, new connections are closed at once
   std::chrono::milliseconds handshake_timeout{10000};
-  std::chrono::milliseconds close_grace{2000};   // for the claim's reply to flush
+  std::chrono::milliseconds close_grace{2000};  // for the claim's reply to flush
 };
 
 // Called for a Claim whose pool_vm matched, while no other claim is in flight or done. Success
@@ -85,7 +85,7 @@ class ProvisionServer {
   ClaimHandler on_claim_;
   ttrpc::Server rpc_;
   asio::ip::tcp::acceptor acceptor_;
-  asio::steady_timer claimed_signal_;  // cancelled when a claim succeeded or on Shutdown
+  asio::steady_timer claimed_signal_;   // cancelled when a claim succeeded or on Shutdown
   asio::steady_timer handshake_ended_;  // cancelled whenever a handshake ends (for Stop)
   std::size_t handshakes_ = 0;
   State state_ = State::kWaiting;

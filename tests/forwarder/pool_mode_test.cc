@@ -38,7 +38,8 @@ constexpr const char* kPodVm = "podvm-nginx-5c0ffee1";
 
 std::string Initdata(const std::string& url) {
   return "version = \"0.1.0\"\nalgorithm = \"sha256\"\n\n[data]\n\"aa.toml\" = '''\n"
-         "[token_configs.kbs]\nurl = \"" + url + "\"\n'''\n";
+         "[token_configs.kbs]\nurl = \"" +
+         url + "\"\n'''\n";
 }
 
 tls::TlsSettings Settings() {
@@ -79,8 +80,8 @@ asio::awaitable<Result<std::string>> EchoOverTls(asio::ip::tcp::endpoint endpoin
   request.set_payload("through the pod's forwarder");
   ttrpc::CallOptions options;
   options.timeout = 5s;
-  auto reply = co_await client->Call<ttrpctest::EchoResponse>("ttrpctest.Test", "Echo", request,
-                                                               options);
+  auto reply =
+      co_await client->Call<ttrpctest::EchoResponse>("ttrpctest.Test", "Echo", request, options);
   client->Close();
   if (!reply) co_return std::unexpected(reply.error());
   co_return reply->payload();
@@ -97,8 +98,8 @@ class PoolModeTest : public ::testing::Test {
     auto adaptor = ca_->IssueClientCert("cloud-api-adaptor");
     ASSERT_TRUE(pool_cert && pod_cert && adaptor);
     pod_cert_ = *pod_cert;
-    auto client = tls::MakeClientContext({ca_->CertPem(), adaptor->cert_pem, adaptor->key_pem},
-                                         Settings());
+    auto client =
+        tls::MakeClientContext({ca_->CertPem(), adaptor->cert_pem, adaptor->key_pem}, Settings());
     ASSERT_TRUE(client);
     adaptor_tls_ = *client;
 
@@ -139,12 +140,14 @@ class PoolModeTest : public ::testing::Test {
   void Boot(std::optional<std::string> initdata = std::nullopt) {
     if (initdata) WriteText(out_ + "/initdata", podvm::EncodeInitdata(*initdata));
     ASSERT_TRUE(IsPoolMode(flags_));
-    auto pool = asio::post(io_.io(), asio::use_future([this] {
-                  return PoolMode::Create(io_.executor(), flags_);
-                })).get();
+    auto pool =
+        asio::post(io_.io(),
+                   asio::use_future([this] { return PoolMode::Create(io_.executor(), flags_); }))
+            .get();
     ASSERT_TRUE(pool) << pool.error().ToString();
     pool_ = std::move(*pool);
-    auto listening = asio::post(io_.io(), asio::use_future([this] { return pool_->Listen(); })).get();
+    auto listening =
+        asio::post(io_.io(), asio::use_future([this] { return pool_->Listen(); })).get();
     ASSERT_TRUE(listening) << listening.error().ToString();
     running_ = asio::co_spawn(io_.io(), pool_->Run(), asio::use_future);
   }
@@ -282,9 +285,9 @@ TEST_F(PoolModeTest, UserDataWithoutApfJsonIsRefusedAndNothingIsWritten) {
   claimed = ClaimWith("#cloud-config\nwrite_files: 7\n");
   ASSERT_FALSE(claimed);
   EXPECT_EQ(claimed.error().code, Code::kInvalidArgument);
-  claimed = ClaimWith(podvm::RenderUserData(
-      {Entry("/run/peerpod/apf.json", "{\"pod-name\": \"nginx\"}"),
-       Entry("/run/peerpod/initdata", podvm::EncodeInitdata(initdata))}));
+  claimed = ClaimWith(
+      podvm::RenderUserData({Entry("/run/peerpod/apf.json", "{\"pod-name\": \"nginx\"}"),
+                             Entry("/run/peerpod/initdata", podvm::EncodeInitdata(initdata))}));
   ASSERT_FALSE(claimed);
   EXPECT_EQ(claimed.error().code, Code::kInvalidArgument);
   EXPECT_NE(claimed.error().message.find("tls-client-ca is missing"), std::string::npos)
@@ -300,8 +303,9 @@ TEST_F(PoolModeTest, ConfigMustBeWhereTheClaimWritesIt) {
 }
 
 TEST_F(PoolModeTest, ABrokenPoolJsonNamesTheFileAndKey) {
-  WriteText(out_ + "/pool.json", "{\"pool-vm\": \"vm\", \"tls-server-cert\": \"x\", "
-                                 "\"tls-server-key\": \"y\", \"tls-client-ca\": \"z\"}");
+  WriteText(out_ + "/pool.json",
+            "{\"pool-vm\": \"vm\", \"tls-server-cert\": \"x\", "
+            "\"tls-server-key\": \"y\", \"tls-client-ca\": \"z\"}");
   auto pool = PoolMode::Create(io_.executor(), flags_);
   ASSERT_FALSE(pool);
   EXPECT_NE(pool.error().message.find(out_ + "/pool.json: tls-client-ca: "), std::string::npos)

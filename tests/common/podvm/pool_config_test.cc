@@ -38,16 +38,17 @@ TEST(PoolConfigTest, SerializeThenParseGivesTheSameConfig) {
 
 TEST(PoolConfigTest, UsesTheApfJsonStyleKeys) {
   const std::string json = SerializePoolConfig(Example());
-  for (const char* key : {"\"pool-vm\"", "\"tls-server-cert\"", "\"tls-server-key\"",
-                          "\"tls-client-ca\""}) {
+  for (const char* key :
+       {"\"pool-vm\"", "\"tls-server-cert\"", "\"tls-server-key\"", "\"tls-client-ca\""}) {
     EXPECT_NE(json.find(key), std::string::npos) << key;
   }
   EXPECT_EQ(json.find("tls-min-version"), std::string::npos) << "only when set";
 }
 
 TEST(PoolConfigTest, RequiresEveryPartAndNamesTheMissingKey) {
-  EXPECT_EQ(MustFail(R"({"tls-server-cert":"c","tls-server-key":"secret-key","tls-client-ca":"a"})"),
-            "pool.json: pool-vm: is missing");
+  EXPECT_EQ(
+      MustFail(R"({"tls-server-cert":"c","tls-server-key":"secret-key","tls-client-ca":"a"})"),
+      "pool.json: pool-vm: is missing");
   EXPECT_EQ(MustFail(R"({"pool-vm":"vm","tls-server-key":"secret-key","tls-client-ca":"a"})"),
             "pool.json: tls-server-cert: is missing");
   EXPECT_EQ(MustFail(R"({"pool-vm":"vm","tls-server-cert":"c","tls-client-ca":"a"})"),
@@ -55,18 +56,22 @@ TEST(PoolConfigTest, RequiresEveryPartAndNamesTheMissingKey) {
   EXPECT_EQ(MustFail(R"({"pool-vm":"vm","tls-server-cert":"c","tls-server-key":"secret-key"})"),
             "pool.json: tls-client-ca: is missing");
   EXPECT_EQ(
-      MustFail(
-          R"({"pool-vm":"vm","tls-server-cert":"c","tls-server-key":"","tls-client-ca":"a"})"),
+      MustFail(R"({"pool-vm":"vm","tls-server-cert":"c","tls-server-key":"","tls-client-ca":"a"})"),
       "pool.json: tls-server-key: is empty");
 }
 
 TEST(PoolConfigTest, RefusesWrongTypesUnknownKeysBadNamesAndVersions) {
-  const std::string rest = R"("tls-server-cert":"c","tls-server-key":"secret-key","tls-client-ca":"a")";
-  EXPECT_EQ(MustFail(R"({"pool-vm":7,)" + rest + "}"), "pool.json: pool-vm: must be a string, not number");
-  EXPECT_EQ(MustFail(R"({"pool-vm":"vm","tls-server-key":["secret-key"],"tls-server-cert":"c","tls-client-ca":"a"})"),
-            "pool.json: tls-server-key: must be a string, not array");
-  EXPECT_NE(MustFail(R"({"pool-vm":"vm/../x",)" + rest + "}").find("pool.json: pool-vm: not a VM name"),
-            std::string::npos);
+  const std::string rest =
+      R"("tls-server-cert":"c","tls-server-key":"secret-key","tls-client-ca":"a")";
+  EXPECT_EQ(MustFail(R"({"pool-vm":7,)" + rest + "}"),
+            "pool.json: pool-vm: must be a string, not number");
+  EXPECT_EQ(
+      MustFail(
+          R"({"pool-vm":"vm","tls-server-key":["secret-key"],"tls-server-cert":"c","tls-client-ca":"a"})"),
+      "pool.json: tls-server-key: must be a string, not array");
+  EXPECT_NE(
+      MustFail(R"({"pool-vm":"vm/../x",)" + rest + "}").find("pool.json: pool-vm: not a VM name"),
+      std::string::npos);
   EXPECT_NE(MustFail(R"({"pool-vm":")" + std::string(254, 'a') + "\"," + rest + "}")
                 .find("pool-vm: not a VM name"),
             std::string::npos);

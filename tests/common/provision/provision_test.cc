@@ -34,7 +34,8 @@ tls::TlsSettings Settings() {
 
 std::shared_ptr<asio::ssl::context> ClientContext(const tls::CertificateAuthority& trusted,
                                                   const tls::KeyPair& ours) {
-  auto context = tls::MakeClientContext({trusted.CertPem(), ours.cert_pem, ours.key_pem}, Settings());
+  auto context =
+      tls::MakeClientContext({trusted.CertPem(), ours.cert_pem, ours.key_pem}, Settings());
   EXPECT_TRUE(context) << context.error().ToString();
   return context.value_or(nullptr);
 }
@@ -47,7 +48,8 @@ class ProvisionTest : public ::testing::Test {
     ca_.emplace(std::move(*ca));
     auto vm = ca_->IssueServerCert(kPoolVm);
     ASSERT_TRUE(vm);
-    auto server_tls = tls::MakeServerContext({ca_->CertPem(), vm->cert_pem, vm->key_pem}, Settings());
+    auto server_tls =
+        tls::MakeServerContext({ca_->CertPem(), vm->cert_pem, vm->key_pem}, Settings());
     ASSERT_TRUE(server_tls);
     server_tls_ = *server_tls;
     auto adaptor = ca_->IssueClientCert("cloud-api-adaptor");
