@@ -21,6 +21,7 @@
 #include "common/tls/context.h"
 #include "common/tls/stream.h"
 #include "common/ttrpc/client.h"
+#include "forwarder/process_user_data.h"
 #include "tests/support/echo_service.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/test_util.h"
@@ -109,7 +110,8 @@ class PoolModeTest : public ::testing::Test {
     pool.tls_server_cert = pool_cert->cert_pem;
     pool.tls_server_key = pool_cert->key_pem;
     pool.tls_client_ca = ca_->CertPem();
-    WriteText(out_ + "/pool.json", podvm::SerializePoolConfig(pool));
+    pool_json_ = podvm::SerializePoolConfig(pool);
+    WriteText(out_ + "/pool.json", pool_json_);
 
     agent_ = std::make_unique<ttrpc::Server>(io_.executor());
     pp::testing::RegisterEchoService(*agent_);
@@ -136,9 +138,14 @@ class PoolModeTest : public ::testing::Test {
     if (pool_) asio::post(io_.io(), asio::use_future([this] { pool_.reset(); })).get();
   }
 
-  // Boots the pool VM's forwarder: pool.json and, if given, the initdata it was launched with.
+  // Boots the pool VM: process-user-data on its boot user-data (pool.json and, if given, the
+  // initdata it is launched with), then the forwarder.
   void Boot(std::optional<std::string> initdata = std::nullopt) {
-    if (initdata) WriteText(out_ + "/initdata", podvm::EncodeInitdata(*initdata));
+    std::vector<podvm::WriteFile> files = {Entry("/run/peerpod/pool.json", pool_json_)};
+    if (initdata) files.push_back(Entry("/run/peerpod/initdata", podvm::EncodeInitdata(*initdata)));
+    auto plan = PlanFromText(podvm::RenderUserData(files));
+    ASSERT_TRUE(plan) << plan.error().ToString();
+    ASSERT_TRUE(WritePlan(out_, *plan));
     ASSERT_TRUE(IsPoolMode(flags_));
     auto pool =
         asio::post(io_.io(),
@@ -152,7 +159,8 @@ class PoolModeTest : public ::testing::Test {
     running_ = asio::co_spawn(io_.io(), pool_->Run(), asio::use_future);
   }
 
-  std::string PodUserData(std::optional<std::string> initdata, bool with_apf = true) {
+  std::string PodUserData(std::optional<std::string> initdata, bool with_apf = true,
+                          std::vector<podvm::WriteFile> extra = {}) {
     podvm::ApfConfig apf;
     apf.pod_name = "nginx";
     apf.pod_namespace = "default";
@@ -162,6 +170,7 @@ class PoolModeTest : public ::testing::Test {
     std::vector<podvm::WriteFile> files;
     if (with_apf) files.push_back(Entry("/run/peerpod/apf.json", podvm::SerializeApfConfig(apf)));
     if (initdata) files.push_back(Entry("/run/peerpod/initdata", podvm::EncodeInitdata(*initdata)));
+    for (auto& file : extra) files.push_back(std::move(file));
     return podvm::RenderUserData(files);
   }
 
@@ -178,6 +187,7 @@ class PoolModeTest : public ::testing::Test {
   pp::testing::TempDir dir_;
   std::string out_ = dir_ / "peerpod";
   std::optional<tls::CertificateAuthority> ca_;
+  std::string pool_json_;
   tls::KeyPair pod_cert_;
   std::shared_ptr<asio::ssl::context> adaptor_tls_;
   ForwarderFlags flags_;
@@ -291,6 +301,18 @@ TEST_F(PoolModeTest, UserDataWithoutApfJsonIsRefusedAndNothingIsWritten) {
   ASSERT_FALSE(claimed);
   EXPECT_EQ(claimed.error().code, Code::kInvalidArgument);
   EXPECT_NE(claimed.error().message.find("tls-client-ca is missing"), std::string::npos)
+      << claimed.error().message;
+  EXPECT_EQ(Files(out_), before);
+}
+
+TEST_F(PoolModeTest, FilesReadAtBootMustBeWhatTheVmBootedWith) {
+  Boot();  // no initdata: no aa.toml at boot
+  const auto before = Files(out_);
+  auto claimed = ClaimWith(
+      PodUserData(std::nullopt, true, {Entry("/run/peerpod/aa.toml", "[token_configs]\n")}));
+  ASSERT_FALSE(claimed);
+  EXPECT_EQ(claimed.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(claimed.error().message.find("aa.toml differs"), std::string::npos)
       << claimed.error().message;
   EXPECT_EQ(Files(out_), before);
 }
