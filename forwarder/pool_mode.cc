@@ -27,6 +27,10 @@ bool Exists(const std::string& path) {
   return std::filesystem::exists(std::filesystem::symlink_status(path, ec));
 }
 
+// Files of the allow-list that the VM's services read once, at boot.
+constexpr std::string_view kReadAtBoot[] = {"aa.toml", "cdh.toml", "policy.rego",
+                                            "scratch-space.marker"};
+
 std::string InitdataPath(const ForwarderFlags& flags) { return flags.output_dir + "/initdata"; }
 
 // The TOML document inside the content of an initdata file (base64(gzip(TOML))).
@@ -89,8 +93,8 @@ std::string InitdataDigest(const std::string& toml) {
 
 provision::ClaimHandler MakeClaimHandler(ForwarderFlags flags,
                                          std::optional<std::string> booted_initdata) {
-  return [flags = std::move(flags), booted = std::move(booted_initdata)](
-             const v1::ClaimRequest& request) -> Result<void> {
+  return [flags = std::move(flags),
+          booted = std::move(booted_initdata)](const v1::ClaimRequest& request) -> Result<void> {
     auto plan = PlanFromText(request.user_data());
     if (!plan) return Fail(Code::kInvalidArgument, "claim: ", plan.error().message);
     auto find = [&](std::string_view name) -> const PlannedFile* {
@@ -117,6 +121,22 @@ provision::ClaimHandler MakeClaimHandler(ForwarderFlags flags,
     if (delivered != booted) {
       return Fail(Code::kFailedPrecondition,
                   "initdata differs from what this VM was launched with: it is measured at launch");
+    }
+    // Files that services read once at boot (the attestation agent, the CDH, the agent's policy,
+    // the scratch disk setup) already ran with what the pool VM booted with; a claim must not
+    // make this VM differ from a fresh one that would have booted with the claim's.
+    for (const std::string_view name : kReadAtBoot) {
+      const PlannedFile* planned = find(name);
+      auto on_disk = ReadFile(flags.output_dir + "/" + std::string(name), kMaxFileBytes);
+      if (!on_disk && on_disk.error().code != Code::kNotFound) {
+        return std::unexpected(on_disk.error());
+      }
+      const bool same = planned == nullptr ? !on_disk : on_disk && *on_disk == planned->bytes;
+      if (!same) {
+        return Fail(Code::kFailedPrecondition, name,
+                    " differs from what this VM was launched with: it was read at boot; nothing "
+                    "written");
+      }
     }
     // The apf.json must serve once written: a claim that would leave a forwarder unable to start
     // is refused while the VM can still be claimed by a correct one.
@@ -219,6 +239,11 @@ void PoolMode::Shutdown() {
   shut_down_ = true;
   provisioning_.Shutdown();
   if (forwarder_) forwarder_->Shutdown();
+}
+
+asio::awaitable<void> PoolMode::Stop() {
+  Shutdown();
+  co_await provisioning_.Stop();
 }
 
 int RunPoolMode(const ForwarderFlags& flags, std::ostream& err) {

@@ -8,6 +8,8 @@
 //   - the initdata it carries (decoded) must be byte-identical to the initdata the VM booted with,
 //     or both absent: initdata is measured at launch (SNP HOST_DATA, TDX MRCONFIGID) and cannot be
 //     delivered later;
+//   - the files services read once at boot (aa.toml, cdh.toml, policy.rego,
+//     scratch-space.marker) must be what the VM booted with, present or absent alike;
 //   - the apf.json must give the forwarder what it needs to serve (its TLS material);
 //   - its files are written with process-user-data's all-or-nothing, allow-listed writer into
 //     -output-dir; a refused claim writes nothing;
@@ -43,7 +45,7 @@ std::string InitdataDigest(const std::string& toml);
 // is the decoded TOML the VM booted with, nullopt without one. Errors: INVALID_ARGUMENT for
 // user-data that is refused or lacks apf.json or whose apf.json would not serve,
 // FAILED_PRECONDITION "initdata differs from what this VM was launched with: it is measured at
-// launch"; nothing is written then.
+// launch" (or "<file> differs ...: it was read at boot"); nothing is written then.
 provision::ClaimHandler MakeClaimHandler(ForwarderFlags flags,
                                          std::optional<std::string> booted_initdata);
 
@@ -65,6 +67,10 @@ class PoolMode {
   asio::awaitable<Result<asio::ip::tcp::endpoint>> Run();
 
   void Shutdown();
+
+  // Shutdown(), then waits until provisioning has no connection left (see ProvisionServer::Stop):
+  // the object may be destroyed afterwards while the io_context runs on.
+  asio::awaitable<void> Stop();
 
  private:
   PoolMode(asio::any_io_executor executor, ForwarderFlags flags,

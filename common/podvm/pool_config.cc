@@ -87,9 +87,8 @@ bool ParsePoolConfig(std::string_view text, PoolConfig& out, std::string& error)
                 "not a VM name (letters, digits, '.', '-', '_', at most 253 bytes)");
   }
   if (!out.tls_min_version.empty() &&
-      std::find_if(kTlsVersions.begin(), kTlsVersions.end(), [&](const char* v) {
-        return out.tls_min_version == v;
-      }) == kTlsVersions.end()) {
+      std::find_if(kTlsVersions.begin(), kTlsVersions.end(),
+                   [&](const char* v) { return out.tls_min_version == v; }) == kTlsVersions.end()) {
     return Fail(error, "tls-min-version", "unknown value (expected VersionTLS12 or VersionTLS13)");
   }
   return true;

@@ -42,8 +42,10 @@ asio::awaitable<Result<std::string>> CallOnce(Target target, std::string method,
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   std::unique_ptr<ttrpc::Stream> stream;
   if (target.tls) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) co_return std::unexpected(DeadlineExceeded("TLS handshake with " + where));
+    // Rounded up, so that a handshake cut short by it ends at or after the deadline.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0)
+      co_return std::unexpected(DeadlineExceeded("TLS handshake with " + where));
     auto handshaken =
         co_await tls::TlsConnect(std::move(socket), target.tls, target.server_name, left);
     if (!handshaken) {
@@ -84,7 +86,8 @@ Result<std::string> Call(const Target& target, const std::string& method, std::s
   asio::co_spawn(io, CallOnce(target, method, std::move(payload), deadline),
                  [&](std::exception_ptr error, Result<std::string> reply) {
                    if (error) {
-                     result = Fail(Code::kInternal, "provisioning: ", method, " failed unexpectedly");
+                     result =
+                         Fail(Code::kInternal, "provisioning: ", method, " failed unexpectedly");
                    } else {
                      result = std::move(reply);
                    }

@@ -31,10 +31,12 @@ ProvisionServer::ProvisionServer(asio::any_io_executor executor, ProvisionServer
       on_claim_(std::move(on_claim)),
       rpc_(executor, ttrpc::Server::Options{.single_threaded = true}),
       acceptor_(executor),
-      claimed_signal_(executor, std::chrono::steady_clock::time_point::max()) {
+      claimed_signal_(executor, std::chrono::steady_clock::time_point::max()),
+      handshake_ended_(executor, std::chrono::steady_clock::time_point::max()) {
   rpc_.Register(kServiceName, "Check",
                 ttrpc::Unary<v1::CheckRequest, v1::CheckResponse>(
-                    [this](ttrpc::CallContext&, v1::CheckRequest) -> asio::awaitable<Result<v1::CheckResponse>> {
+                    [this](ttrpc::CallContext&,
+                           v1::CheckRequest) -> asio::awaitable<Result<v1::CheckResponse>> {
                       v1::CheckResponse response;
                       response.set_pool_vm(options_.pool_vm);
                       response.set_initdata_digest(options_.initdata_digest);
@@ -98,13 +100,16 @@ asio::awaitable<void> ProvisionServer::Serve(asio::ip::tcp::socket socket) {
     co_return;
   }
   ++handshakes_;
-  auto accepted = co_await tls::TlsAccept(std::move(socket), options_.tls, options_.handshake_timeout);
+  auto accepted =
+      co_await tls::TlsAccept(std::move(socket), options_.tls, options_.handshake_timeout);
   --handshakes_;
+  handshake_ended_.cancel();
   if (!accepted) {
     spdlog::warn("provisioning: refused {}: {}", where, accepted.error().message);
     co_return;
   }
-  if (shut_down_ || state_ == State::kClaimed) {
+  // Served even once claimed: until the listener closes, a late claim hears "already claimed".
+  if (shut_down_) {
     (*accepted)->Close();
     co_return;
   }
@@ -160,6 +165,12 @@ void ProvisionServer::Shutdown() {
   acceptor_.close(ignored);
   claimed_signal_.cancel();
   asio::co_spawn(executor_, rpc_.Shutdown(std::chrono::milliseconds(0)), asio::detached);
+}
+
+asio::awaitable<void> ProvisionServer::Stop() {
+  Shutdown();
+  while (handshakes_ > 0) co_await handshake_ended_.async_wait(kAwaitTuple);
+  co_await rpc_.Shutdown(std::chrono::milliseconds(0));
 }
 
 }  // namespace pp::provision

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -10,6 +11,7 @@
 #include "common/base/file.h"
 #include "common/podvm/apf_config.h"
 #include "common/tls/ca.h"
+#include "forwarder/pool_mode.h"
 #include "tests/support/test_util.h"
 
 namespace pp::forwarder {
@@ -86,6 +88,27 @@ TEST(ForwarderCliTest, MainReportsBadListenWithExitCodeTwo) {
     EXPECT_EQ(result.code, 2) << listen;
     EXPECT_NE(result.err.find("-listen"), std::string::npos) << result.err;
   }
+}
+
+TEST(ForwarderCliTest, PoolModeOnlyWithoutApfJsonAndItsConfigErrorsExitTwo) {
+  pp::testing::TempDir dir;
+  ForwarderFlags flags;
+  flags.config_path = dir / "apf.json";
+  flags.pool_config_path = dir / "pool.json";
+  flags.output_dir = dir.path();
+  EXPECT_FALSE(IsPoolMode(flags)) << "neither file";
+  std::ofstream(dir / "pool.json") << "{\"pool-vm\": 5}";
+  EXPECT_TRUE(IsPoolMode(flags));
+  const auto result =
+      RunMain({"agent-protocol-forwarder", "-listen", "127.0.0.1:15150", "-config",
+               flags.config_path.c_str(), "-pool-config", flags.pool_config_path.c_str(),
+               "-output-dir", flags.output_dir.c_str()});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_NE(result.err.find(flags.pool_config_path + ": pool-vm: must be a string"),
+            std::string::npos)
+      << result.err;
+  std::ofstream(dir / "apf.json") << "{}";
+  EXPECT_FALSE(IsPoolMode(flags)) << "apf.json wins: a claimed VM's forwarder restarts as a pod's";
 }
 
 TEST(ForwarderCliTest, MainReportsUnknownFlagsAndVersion) {
