@@ -24,6 +24,8 @@ packages=(
   # botocore's SigV4 signer and EC2 model, the Azure SDK's compute models, PyJWT, cryptography,
   # Google's own auth library (google-auth: service-account tokens, JWT verification)
   python3 python3-cryptography python3-botocore python3-azure python3-jwt python3-google-auth
+  # the model loader's stand-in KBS: JWE from an independent implementation (jwcrypto)
+  python3-jwcrypto
   # libvirt provider: libvirt client, domain XML (libxml2), cidata ISO writer
   libvirt-dev libxml2-dev libisofs-dev
   # pod network (VXLAN tunnel, addresses, routes, neighbours, tc redirects) over netlink: libnl's core and route

@@ -1,0 +1,24 @@
+// JSON Canonicalization Scheme (RFC 8785) for the KBS runtime-data binding.
+//
+// Trustee's attesters put HASH(JCS(runtime-data)) into the TEE report data (trustee
+// kbs/docs/kbs_attestation_protocol.md, "runtime-data"); the verifier recomputes it from the JSON
+// it received, so our bytes must equal every other implementation's bytes: object members sorted by
+// their UTF-16 code units (RFC 8785 section 3.2.3), strings escaped as RFC 8785 section 3.2.2.2 says,
+// no insignificant whitespace, numbers in ECMAScript form (section 3.2.2.3).
+//
+// Numbers: integers of magnitude < 2^53 and finite doubles are written as ECMAScript
+// Number.prototype.toString would (shortest round-trip digits); runtime-data itself holds strings only.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/base/error.h"
+
+namespace pp::attest {
+
+// The canonical form of `value`. INVALID_ARGUMENT for strings that are not UTF-8, integers outside
+// the IEEE 754 double's exact range, or non-finite numbers.
+Result<std::string> Canonicalize(const nlohmann::json& value);
+
+}  // namespace pp::attest
