@@ -31,10 +31,12 @@ class SampleEvidence final : public Evidence {
 // One report entry under <root>/report, removed on every path.
 class TsmEntry {
  public:
-  static Result<TsmEntry> Make(const std::string& root) {
+  static Result<TsmEntry> Make(const EvidenceOptions& options) {
+    const std::string& root = options.tsm_root;
     static std::atomic<unsigned> counter{0};
     std::string path = root + "/report/peerpods-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     if (::mkdir(path.c_str(), 0700) != 0) return std::unexpected(ErrnoError("configfs-tsm: mkdir " + path, errno));
+    if (options.on_entry_created) options.on_entry_created(path);
     return TsmEntry(std::move(path));
   }
   TsmEntry(TsmEntry&& o) noexcept : path_(std::exchange(o.path_, {})) {}
@@ -72,12 +74,12 @@ unsigned long Number(const std::string& text) {
 
 class TsmEvidence final : public Evidence {
  public:
-  TsmEvidence(std::string root, std::string tee) : root_(std::move(root)), tee_(std::move(tee)) {}
+  TsmEvidence(EvidenceOptions options, std::string tee) : options_(std::move(options)), tee_(std::move(tee)) {}
   std::string_view Tee() const override { return tee_; }
 
   Result<nlohmann::json> Collect(std::string_view report_data) override {
     if (report_data.size() != kReportDataBytes) return Fail(Code::kInvalidArgument, "report data is not 64 bytes");
-    auto entry = TsmEntry::Make(root_);
+    auto entry = TsmEntry::Make(options_);
     if (!entry) return Fail(Code::kUnavailable, entry.error().message);
     // generation counts writes to the entry; reading it around outblob detects another writer
     // (Documentation/ABI/testing/configfs-tsm, "generation").
@@ -99,7 +101,7 @@ class TsmEvidence final : public Evidence {
 
  private:
   std::string Provider() const { return tee_ == "tdx" ? "tdx_guest" : "sev_guest"; }
-  std::string root_;
+  EvidenceOptions options_;
   std::string tee_;
 };
 
@@ -117,13 +119,13 @@ Result<std::unique_ptr<Evidence>> DetectEvidence(const EvidenceOptions& options)
   struct stat st{};
   const std::string report_dir = options.tsm_root + "/report";
   if (::stat(report_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    auto entry = TsmEntry::Make(options.tsm_root);
+    auto entry = TsmEntry::Make(options);
     if (entry) {
       auto provider = entry->Read("provider");
       if (provider) {
         const std::string p = Trim(*provider);
-        if (p == "tdx_guest") return std::make_unique<TsmEvidence>(options.tsm_root, "tdx");
-        if (p == "sev_guest") return std::make_unique<TsmEvidence>(options.tsm_root, "snp");
+        if (p == "tdx_guest") return std::make_unique<TsmEvidence>(options, "tdx");
+        if (p == "sev_guest") return std::make_unique<TsmEvidence>(options, "snp");
         spdlog::warn("attest: configfs-tsm provider '{}' is not supported", podvm::Printable(p));
       }
     }

@@ -11,6 +11,7 @@
 // Collect() is safe to call from one thread at a time per object.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -44,6 +45,9 @@ struct EvidenceOptions {
   bool allow_sample = false;
   // Use the sample TEE even if a real one is present (tests only).
   bool force_sample = false;
+  // Tests only: called right after an entry is made under <tsm_root>/report, so that a plain
+  // directory can be given the attributes configfs would create (provider, inblob, outblob, ...).
+  std::function<void(const std::string& entry)> on_entry_created;
 };
 
 // The evidence source of this machine: configfs-tsm when <tsm_root>/report exists and a probe entry

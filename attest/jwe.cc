@@ -210,9 +210,21 @@ Result<Secret> TeeKeyPair::Decrypt(std::string_view jwe_json) const {
   const std::string& protected_b64 = jwe["protected"].get_ref<const std::string&>();
   auto header_bytes = Base64UrlDecode(protected_b64);
   if (!header_bytes) return Fail(Code::kDataLoss, "jwe: protected header is not base64url");
-  const auto header = nlohmann::json::parse(*header_bytes, nullptr, false);
+  auto header = nlohmann::json::parse(*header_bytes, nullptr, false);
   if (!header.is_object()) return Fail(Code::kDataLoss, "jwe: protected header is not a JSON object");
-  // Only integrity-protected parameters count; "crit" and "zip" name processing we do not do
+  // The JOSE header is the union of the protected, shared unprotected and per-recipient headers,
+  // whose names must be disjoint (RFC 7516 section 7.2.1). Trustee puts everything in the
+  // protected one; jwcrypto puts epk in the per-recipient "header" (it is bound by the key
+  // agreement, so it needs no integrity protection of its own).
+  for (const char* part : {"unprotected", "header"}) {
+    if (!jwe.contains(part)) continue;
+    if (!jwe[part].is_object()) return Fail(Code::kDataLoss, "jwe: ", part, " is not a JSON object");
+    for (const auto& [name, value] : jwe[part].items()) {
+      if (header.contains(name)) return Fail(Code::kDataLoss, "jwe: header parameter repeated across headers");
+      header[name] = value;
+    }
+  }
+  // "crit" and "zip" name processing we do not do
   // (RFC 7516 section 4.1.3, RFC 7515 section 4.1.11), so a JWE that uses them is refused.
   if (header.value("enc", "") != "A256GCM") return Fail(Code::kDataLoss, "jwe: enc is not A256GCM");
   if (header.value("alg", "") != KeyAlgName(alg_))
