@@ -382,6 +382,8 @@ Result<Header> DecryptBody(const Header& header, int in_fd, int out_fd,
       if (!final && should_be_final)
         return Fail(Code::kDataLoss, "encrypted model has bytes after its final chunk ", Num(index), of_chunks);
       if (final && !should_be_final) {
+        if (len == 0 && index == 0)
+          return Fail(Code::kDataLoss, "encrypted model truncated: no chunk after the header", of_chunks);
         if (len == 0) return Fail(Code::kDataLoss, "encrypted model truncated after chunk ", Num(index - 1), of_chunks);
         if (len == record) return Fail(Code::kDataLoss, "encrypted model truncated after chunk ", Num(index), of_chunks);
         return Fail(Code::kDataLoss, "encrypted model truncated inside chunk ", Num(index), of_chunks);
