@@ -99,32 +99,45 @@ std::string Mib(std::uint64_t bytes) {
   return text;
 }
 
-// A Progress that prints a line every ~5% (or every 2 s when the total is unknown or slow).
-Progress MakeProgress(const std::string& verb, bool enabled) {
-  if (!enabled) return nullptr;
-  struct State {
-    Clock::time_point start = Clock::now(), last = Clock::now();
-    std::uint64_t last_done = 0;
-  };
-  auto state = std::make_shared<State>();
-  return [verb, state](std::uint64_t done, std::uint64_t total) {
-    const auto now = Clock::now();
-    const bool finished = total != 0 && done == total;
-    const bool step = total != 0 && (done - state->last_done) * 20 >= total;
-    if (!finished && !step && now - state->last < std::chrono::seconds(2)) return;
-    state->last = now;
-    state->last_done = done;
-    const double seconds = std::chrono::duration<double>(now - state->start).count();
+// Progress lines on stderr: one every ~5% (every 2 s when the total is unknown), and a last one
+// when the operation succeeded.
+class ProgressLines {
+ public:
+  ProgressLines(std::string verb, bool enabled) : verb_(std::move(verb)), enabled_(enabled) {}
+
+  Progress Callback() {
+    if (!enabled_) return nullptr;
+    return [this](std::uint64_t done, std::uint64_t total) {
+      const auto now = Clock::now();
+      const bool step = total != 0 && (done - last_done_) * 20 >= total;
+      if (!step && now - last_ < std::chrono::seconds(2)) return;
+      last_ = now;
+      last_done_ = done;
+      Print(done, total);
+    };
+  }
+  void Finish(std::uint64_t done) {
+    if (enabled_ && done != last_done_) Print(done, done);
+  }
+
+ private:
+  void Print(std::uint64_t done, std::uint64_t total) const {
+    const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     const double rate = seconds > 0 ? static_cast<double>(done) / (1 << 20) / seconds : 0;
     char line[160];
     if (total != 0)
-      std::snprintf(line, sizeof line, "%s: %s of %s (%.0f%%), %.0f MiB/s", verb.c_str(), Mib(done).c_str(),
+      std::snprintf(line, sizeof line, "%s: %s of %s (%.0f%%), %.0f MiB/s", verb_.c_str(), Mib(done).c_str(),
                     Mib(total).c_str(), 100.0 * static_cast<double>(done) / static_cast<double>(total), rate);
     else
-      std::snprintf(line, sizeof line, "%s: %s, %.0f MiB/s", verb.c_str(), Mib(done).c_str(), rate);
+      std::snprintf(line, sizeof line, "%s: %s, %.0f MiB/s", verb_.c_str(), Mib(done).c_str(), rate);
     Say(line);
-  };
-}
+  }
+
+  std::string verb_;
+  bool enabled_;
+  Clock::time_point start_ = Clock::now(), last_ = Clock::now();
+  std::uint64_t last_done_ = 0;
+};
 
 Result<ScopedFd> OpenInput(const std::string& path) {
   if (path == "-") return ScopedFd(::dup(STDIN_FILENO));
@@ -170,10 +183,13 @@ int EncryptCommand(const Options& o, bool progress) {
   if (auto r = ReadKey(o.key_file, key); !r) return Failed(r.error());
   auto in = OpenInput(o.in);
   if (!in) return Failed(in.error());
-  EncryptOptions options{o.chunk_size, o.key_id, MakeProgress("encrypt", progress)};
+  ProgressLines lines("encrypt", progress);
+  EncryptOptions options{o.chunk_size, o.key_id, lines.Callback()};
   if (o.out == "-") {
     auto header = Encrypt(in->get(), STDOUT_FILENO, key.bytes, options);
-    return header ? 0 : Failed(header.error());
+    if (!header) return Failed(header.error());
+    lines.Finish(header->plaintext_size);
+    return 0;
   }
   // Into a temporary file renamed over OUT at the end: OUT may be IN, and a failure leaves no
   // half-written file that looks like a model.
@@ -194,6 +210,7 @@ int EncryptCommand(const Options& o, bool progress) {
     ::unlink(tmp.c_str());
     return Failed(done.error());
   }
+  lines.Finish(header->plaintext_size);
   return 0;
 }
 
@@ -244,17 +261,21 @@ int DecryptCommand(const Options& o, bool progress) {
   }
   auto in = OpenInput(o.in);
   if (!in) return Failed(in.error());
+  ProgressLines lines("decrypt", progress);
   if (o.out == "-") {
     Say("decrypting to stdout: what is streamed is unverified until peerpods-model exits with status 0");
-    auto header = Decrypt(in->get(), STDOUT_FILENO, key.bytes, MakeProgress("decrypt", progress));
+    auto header = Decrypt(in->get(), STDOUT_FILENO, key.bytes, lines.Callback());
     if (!header) {
       Say("the output so far is NOT authentic: discard it");
       return Failed(header.error());
     }
+    lines.Finish(header->plaintext_size);
     return 0;
   }
-  auto header = DecryptToFile(in->get(), o.out, static_cast<mode_t>(mode), key.bytes, MakeProgress("decrypt", progress));
-  return header ? 0 : Failed(header.error());
+  auto header = DecryptToFile(in->get(), o.out, static_cast<mode_t>(mode), key.bytes, lines.Callback());
+  if (!header) return Failed(header.error());
+  lines.Finish(header->plaintext_size);
+  return 0;
 }
 
 }  // namespace
