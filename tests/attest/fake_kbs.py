@@ -25,6 +25,7 @@ import base64
 import hashlib
 import http.server
 import json
+import os
 import secrets
 import sys
 import threading
@@ -200,10 +201,19 @@ def main():
     p.add_argument("--tamper", action="store_true", help="flip a ciphertext bit in the JWE")
     p.add_argument("--require-initdata", action="store_true")
     p.add_argument("--cdh", action="store_true", help="also serve /cdh/resource/ (a stand-in CDH)")
+    p.add_argument("--tls-dir", help="serve HTTPS with a CA and certificate made here (ca.pem), as fakecloud.py does")
     args = p.parse_args()
     Handler.state = State(args)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if args.tls_dir:
+        import ssl
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "providers", "fakes"))
+        from fakecloud import make_tls
+        cert, key = make_tls(args.tls_dir)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -14,7 +16,14 @@ namespace pp::testing {
 
 class FakeKbs {
  public:
-  explicit FakeKbs(std::vector<std::string> args) {
+  // With `https`, the fake serves TLS with a CA it makes in a temp dir (ca_pem()).
+  explicit FakeKbs(std::vector<std::string> args, bool https = false) : https_(https) {
+    if (https_) {
+      char tmpl[] = "/tmp/pp-kbs-tls-XXXXXX";
+      tls_dir_ = ::mkdtemp(tmpl);
+      args.push_back("--tls-dir");
+      args.push_back(tls_dir_);
+    }
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) return;
     std::vector<std::string> argv = {"/usr/bin/python3", std::string(PP_SOURCE_DIR) + "/tests/attest/fake_kbs.py"};
@@ -40,14 +49,24 @@ class FakeKbs {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
+    if (!tls_dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(tls_dir_, ec);
+    }
   }
   FakeKbs(const FakeKbs&) = delete;
   FakeKbs& operator=(const FakeKbs&) = delete;
 
   bool running() const { return port_ > 0; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return (https_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_); }
+  std::string ca_pem() const {
+    std::ifstream in(tls_dir_ + "/ca.pem");
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
 
  private:
+  bool https_ = false;
+  std::string tls_dir_;
   pid_t pid_ = -1;
   int port_ = 0;
 };

@@ -72,6 +72,28 @@ TEST(KbsClient, EcdhEsA256kwReleasesTheKey) {
   EXPECT_EQ(run.attestations, 1);
 }
 
+// https with the CA from initdata (kbs_cert): staged in a memfd, nothing written to disk; without
+// it the system store does not know the fake's CA and verification fails.
+TEST(KbsClient, HttpsTrustsOnlyTheGivenCa) {
+  testing::FakeKbs kbs(Args(), /*https=*/true);
+  ASSERT_TRUE(kbs.running());
+  KbsOptions options;
+  options.url = kbs.url();
+  options.ca_cert_pem = kbs.ca_pem();
+  ASSERT_FALSE(options.ca_cert_pem.empty());
+  auto client = KbsClient::Create(options, MakeSampleEvidence());
+  ASSERT_TRUE(client.has_value());
+  auto key = (*client)->GetResource(kResource, Deadline());
+  ASSERT_TRUE(key.has_value()) << key.error().ToString();
+  EXPECT_EQ(Hex(key->view()), kKeyHex);
+
+  options.ca_cert_pem.clear();
+  auto untrusting = KbsClient::Create(options, MakeSampleEvidence());
+  auto refused = (*untrusting)->GetResource(kResource, Deadline());
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition) << refused.error().ToString();
+}
+
 TEST(KbsClient, RsaOaep256ReleasesTheKey) {
   testing::FakeKbs kbs(Args());
   ASSERT_TRUE(kbs.running());
