@@ -3,10 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
-#include "attest/jcs.h"
+#include "attest/kbs_protocol.h"
 #include "common/base/file.h"
 #include "common/podvm/encoding.h"
 
@@ -15,16 +14,11 @@ namespace {
 
 namespace http = providers::http;
 
-constexpr std::string_view kProtocolVersion = "0.4.0";
-constexpr std::string_view kCookieName = "kbs-session-id";
-
 // The RFC 7807 `detail` of an error body, or the status alone; bounded and printable so that a
 // hostile KBS cannot flood a log line.
 std::string Reason(const http::Response& r) {
   std::string reason = "HTTP " + std::to_string(r.status);
-  const auto body = nlohmann::json::parse(r.body, nullptr, false);
-  if (body.is_object() && body.contains("detail") && body["detail"].is_string())
-    reason += ": " + podvm::Printable(body["detail"].get_ref<const std::string&>(), 200);
+  if (const std::string detail = ProblemDetail(r.body); !detail.empty()) reason += ": " + detail;
   return reason;
 }
 
@@ -45,30 +39,9 @@ http::Classifier Classify(std::string what) {
 std::optional<std::string> SessionCookie(const http::Response& r) {
   for (const auto& [name, value] : r.headers) {
     if (name != "set-cookie") continue;
-    const std::string_view v = value;
-    const std::string prefix = std::string(kCookieName) + "=";
-    if (!v.starts_with(prefix)) continue;
-    const auto end = v.find(';');
-    return std::string(v.substr(prefix.size(), end == std::string_view::npos ? end : end - prefix.size()));
+    if (auto v = CookieValue(value, kSessionCookie)) return v;
   }
   return std::nullopt;
-}
-
-// The challenge's selected-hash-algorithm (extra-params may be an object, a JSON string holding
-// one, or "" from Trustee's generic backend), defaulting to SHA-384 as guest-components does.
-Result<const EVP_MD*> SelectedHash(const nlohmann::json& extra) {
-  nlohmann::json params = extra;
-  if (extra.is_string()) params = nlohmann::json::parse(extra.get<std::string>(), nullptr, false);
-  std::string name = "sha384";
-  if (params.is_object() && params.contains("selected-hash-algorithm")) {
-    if (!params["selected-hash-algorithm"].is_string())
-      return Fail(Code::kDataLoss, "kbs: selected-hash-algorithm is not a string");
-    name = params["selected-hash-algorithm"].get<std::string>();
-  }
-  if (name == "sha256") return EVP_sha256();
-  if (name == "sha384") return EVP_sha384();
-  if (name == "sha512") return EVP_sha512();
-  return Fail(Code::kDataLoss, "kbs: challenge selected an unsupported hash algorithm ", podvm::Printable(name));
 }
 
 bool ValidSegment(std::string_view s) {
@@ -135,7 +108,7 @@ Result<http::Response> KbsClient::Call(const std::string& method, const std::str
     http::Request request{.method = method, .url = options_.url + "/kbs/v0/" + path, .headers = {}, .body = body};
     if (!body.empty()) request.headers.emplace_back("Content-Type", "application/json");
     if (session_ && !session_->cookie.empty())
-      request.headers.emplace_back("Cookie", std::string(kCookieName) + "=" + session_->cookie);
+      request.headers.emplace_back("Cookie", std::string(kSessionCookie) + "=" + session_->cookie);
     return request;
   };
   auto response = http::Send(*http_, make, Classify("kbs " + path.substr(0, path.find('/'))), options_.retry, ctx);
@@ -148,29 +121,22 @@ Result<void> KbsClient::Attest(const providers::OpContext& ctx) {
   session_.reset();
   ++attestations_;
   const nlohmann::json request = {
-      {"version", kProtocolVersion},
+      {"version", kKbsProtocolVersion},
       {"tee", evidence_->Tee()},
       {"extra-params", {{"supported-hash-algorithms", {"sha256", "sha384", "sha512"}}}}};
   auto auth = Call("POST", "auth", request.dump(), ctx);
   if (!auth) return std::unexpected(auth.error());
-  const auto challenge = nlohmann::json::parse(auth->body, nullptr, false);
-  if (!challenge.is_object() || !challenge.contains("nonce") || !challenge["nonce"].is_string())
-    return Fail(Code::kDataLoss, "kbs auth: the challenge has no nonce");
+  auto challenge = ParseChallenge(auth->body);
+  if (!challenge) return std::unexpected(challenge.error());
   auto cookie = SessionCookie(*auth);
-  if (!cookie) return Fail(Code::kDataLoss, "kbs auth: no ", kCookieName, " cookie in the challenge response");
-  auto md = SelectedHash(challenge.contains("extra-params") ? challenge["extra-params"] : nlohmann::json());
-  if (!md) return std::unexpected(md.error());
+  if (!cookie) return Fail(Code::kDataLoss, "kbs auth: no ", kSessionCookie, " cookie in the challenge response");
 
   auto key = TeeKeyPair::Generate(options_.key_alg);
   if (!key) return std::unexpected(key.error());
-  const nlohmann::json runtime_data = {{"nonce", challenge["nonce"]}, {"tee-pubkey", key->PublicJwk()}};
-  auto canonical = Canonicalize(runtime_data);
-  if (!canonical) return std::unexpected(canonical.error());
-  std::string report_data(kReportDataBytes, '\0');
-  unsigned int digest_len = 0;
-  EVP_Digest(canonical->data(), canonical->size(), reinterpret_cast<unsigned char*>(report_data.data()), &digest_len,
-             *md, nullptr);
-  auto primary = evidence_->Collect(report_data);
+  const nlohmann::json runtime_data = {{"nonce", challenge->nonce}, {"tee-pubkey", key->PublicJwk()}};
+  auto report_data = ReportData(runtime_data, challenge->hash);
+  if (!report_data) return std::unexpected(report_data.error());
+  auto primary = evidence_->Collect(*report_data);
   if (!primary) return std::unexpected(primary.error());
 
   nlohmann::json attestation = {
