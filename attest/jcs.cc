@@ -33,8 +33,8 @@ std::u16string Utf16(std::string_view s) {
   return out;
 }
 
-Result<void> AppendString(std::string_view s, std::string& out) {
-  if (!podvm::IsValidUtf8(s)) return Fail(Code::kInvalidArgument, "jcs: string is not UTF-8");
+const char* AppendString(std::string_view s, std::string& out) {
+  if (!podvm::IsValidUtf8(s)) return "jcs: string is not UTF-8";
   out.push_back('"');
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
@@ -57,15 +57,15 @@ Result<void> AppendString(std::string_view s, std::string& out) {
     }
   }
   out.push_back('"');
-  return {};
+  return nullptr;
 }
 
 // ECMAScript Number::toString (ECMA-262 section 7.1.12.1) from the shortest round-trip digits.
-Result<void> AppendDouble(double v, std::string& out) {
-  if (!std::isfinite(v)) return Fail(Code::kInvalidArgument, "jcs: number is not finite");
+const char* AppendDouble(double v, std::string& out) {
+  if (!std::isfinite(v)) return "jcs: number is not finite";
   if (v == 0) {
     out.push_back('0');
-    return {};
+    return nullptr;
   }
   if (v < 0) {
     out.push_back('-');
@@ -102,28 +102,28 @@ Result<void> AppendDouble(double v, std::string& out) {
     out.push_back(n - 1 >= 0 ? '+' : '-');
     out += std::to_string(std::abs(n - 1));
   }
-  return {};
+  return nullptr;
 }
 
-Result<void> Append(const nlohmann::json& v, std::string& out) {
+const char* Append(const nlohmann::json& v, std::string& out) {
   constexpr std::int64_t kMaxExact = std::int64_t{1} << 53;
   switch (v.type()) {
-    case nlohmann::json::value_t::null: out += "null"; return {};
-    case nlohmann::json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return {};
+    case nlohmann::json::value_t::null: out += "null"; return nullptr;
+    case nlohmann::json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return nullptr;
     case nlohmann::json::value_t::string: return AppendString(v.get_ref<const std::string&>(), out);
     case nlohmann::json::value_t::number_integer: {
       const auto i = v.get<std::int64_t>();
       if (i >= kMaxExact || i <= -kMaxExact)
-        return Fail(Code::kInvalidArgument, "jcs: integer out of the exact double range");
+        return "jcs: integer out of the exact double range";
       out += std::to_string(i);
-      return {};
+      return nullptr;
     }
     case nlohmann::json::value_t::number_unsigned: {
       const auto u = v.get<std::uint64_t>();
       if (u >= static_cast<std::uint64_t>(kMaxExact))
-        return Fail(Code::kInvalidArgument, "jcs: integer out of the exact double range");
+        return "jcs: integer out of the exact double range";
       out += std::to_string(u);
-      return {};
+      return nullptr;
     }
     case nlohmann::json::value_t::number_float: return AppendDouble(v.get<double>(), out);
     case nlohmann::json::value_t::array: {
@@ -132,15 +132,15 @@ Result<void> Append(const nlohmann::json& v, std::string& out) {
       for (const auto& e : v) {
         if (!first) out.push_back(',');
         first = false;
-        if (auto r = Append(e, out); !r) return r;
+        if (const char* e2 = Append(e, out)) return e2;
       }
       out.push_back(']');
-      return {};
+      return nullptr;
     }
     case nlohmann::json::value_t::object: {
       std::vector<std::pair<std::u16string, const std::string*>> keys;
       for (const auto& [key, _] : v.items()) {
-        if (!podvm::IsValidUtf8(key)) return Fail(Code::kInvalidArgument, "jcs: key is not UTF-8");
+        if (!podvm::IsValidUtf8(key)) return "jcs: key is not UTF-8";
       }
       for (auto it = v.begin(); it != v.end(); ++it) keys.emplace_back(Utf16(it.key()), &it.key());
       std::sort(keys.begin(), keys.end());
@@ -149,23 +149,27 @@ Result<void> Append(const nlohmann::json& v, std::string& out) {
       for (const auto& [_, key] : keys) {
         if (!first) out.push_back(',');
         first = false;
-        if (auto r = AppendString(*key, out); !r) return r;
+        if (const char* e2 = AppendString(*key, out)) return e2;
         out.push_back(':');
-        if (auto r = Append(v.at(*key), out); !r) return r;
+        if (const char* e2 = Append(v.at(*key), out)) return e2;
       }
       out.push_back('}');
-      return {};
+      return nullptr;
     }
-    default: return Fail(Code::kInvalidArgument, "jcs: unsupported JSON value (binary or discarded)");
+    default: return "jcs: unsupported JSON value (binary or discarded)";
   }
 }
 
 }  // namespace
 
-Result<std::string> Canonicalize(const nlohmann::json& value) {
-  std::string out;
-  if (auto r = Append(value, out); !r) return std::unexpected(r.error());
-  return out;
+bool Canonicalize(const nlohmann::json& value, std::string& out, std::string& error) {
+  out.clear();
+  if (const char* e = Append(value, out)) {
+    out.clear();
+    error = e;
+    return false;
+  }
+  return true;
 }
 
 }  // namespace pp::attest

@@ -8,17 +8,20 @@
 //
 // Numbers: integers of magnitude < 2^53 and finite doubles are written as ECMAScript
 // Number.prototype.toString would (shortest round-trip digits); runtime-data itself holds strings only.
+//
+// Standard library + nlohmann-json only (no pp::base, no std::expected), so the fuzz target can
+// build it with clang.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "common/base/error.h"
 
 namespace pp::attest {
 
-// The canonical form of `value`. INVALID_ARGUMENT for strings that are not UTF-8, integers outside
-// the IEEE 754 double's exact range, or non-finite numbers.
-Result<std::string> Canonicalize(const nlohmann::json& value);
+// The canonical form of `value` into `out`. False with a reason in `error` (and `out` empty) for
+// strings that are not UTF-8, integers outside the IEEE 754 double's exact range, or non-finite
+// numbers.
+bool Canonicalize(const nlohmann::json& value, std::string& out, std::string& error);
 
 }  // namespace pp::attest

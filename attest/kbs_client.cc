@@ -126,17 +126,18 @@ Result<void> KbsClient::Attest(const providers::OpContext& ctx) {
       {"extra-params", {{"supported-hash-algorithms", {"sha256", "sha384", "sha512"}}}}};
   auto auth = Call("POST", "auth", request.dump(), ctx);
   if (!auth) return std::unexpected(auth.error());
-  auto challenge = ParseChallenge(auth->body);
-  if (!challenge) return std::unexpected(challenge.error());
+  Challenge challenge;
+  std::string why;
+  if (!ParseChallenge(auth->body, challenge, why)) return Fail(Code::kDataLoss, why);
   auto cookie = SessionCookie(*auth);
   if (!cookie) return Fail(Code::kDataLoss, "kbs auth: no ", kSessionCookie, " cookie in the challenge response");
 
   auto key = TeeKeyPair::Generate(options_.key_alg);
   if (!key) return std::unexpected(key.error());
-  const nlohmann::json runtime_data = {{"nonce", challenge->nonce}, {"tee-pubkey", key->PublicJwk()}};
-  auto report_data = ReportData(runtime_data, challenge->hash);
-  if (!report_data) return std::unexpected(report_data.error());
-  auto primary = evidence_->Collect(*report_data);
+  const nlohmann::json runtime_data = {{"nonce", challenge.nonce}, {"tee-pubkey", key->PublicJwk()}};
+  std::string report_data;
+  if (!ReportData(runtime_data, challenge.hash, report_data, why)) return Fail(Code::kInternal, why);
+  auto primary = evidence_->Collect(report_data);
   if (!primary) return std::unexpected(primary.error());
 
   nlohmann::json attestation = {

@@ -7,37 +7,53 @@
 
 namespace pp::attest {
 
-Result<Challenge> ParseChallenge(std::string_view body) {
+bool ParseChallenge(std::string_view body, Challenge& out, std::string& error) {
   const auto challenge = nlohmann::json::parse(body, nullptr, false);
   if (!challenge.is_object() || !challenge.contains("nonce") || !challenge["nonce"].is_string() ||
-      challenge["nonce"].get_ref<const std::string&>().empty())
-    return Fail(Code::kDataLoss, "kbs auth: the challenge has no nonce");
-  Challenge out;
-  out.nonce = challenge["nonce"].get<std::string>();
+      challenge["nonce"].get_ref<const std::string&>().empty()) {
+    error = "kbs auth: the challenge has no nonce";
+    return false;
+  }
+  Challenge parsed;
+  parsed.nonce = challenge["nonce"].get<std::string>();
   nlohmann::json params = challenge.contains("extra-params") ? challenge["extra-params"] : nlohmann::json();
   if (params.is_string()) params = nlohmann::json::parse(params.get<std::string>(), nullptr, false);
   if (params.is_object() && params.contains("selected-hash-algorithm")) {
     const auto& selected = params["selected-hash-algorithm"];
-    if (!selected.is_string()) return Fail(Code::kDataLoss, "kbs auth: selected-hash-algorithm is not a string");
-    out.hash = selected.get<std::string>();
-    if (out.hash != "sha256" && out.hash != "sha384" && out.hash != "sha512")
-      return Fail(Code::kDataLoss, "kbs auth: the challenge selected an unsupported hash algorithm ",
-                  podvm::Printable(out.hash));
+    if (!selected.is_string()) {
+      error = "kbs auth: selected-hash-algorithm is not a string";
+      return false;
+    }
+    parsed.hash = selected.get<std::string>();
+    if (parsed.hash != "sha256" && parsed.hash != "sha384" && parsed.hash != "sha512") {
+      error = "kbs auth: the challenge selected an unsupported hash algorithm " + podvm::Printable(parsed.hash);
+      return false;
+    }
   }
-  return out;
+  out = std::move(parsed);
+  return true;
 }
 
-Result<std::string> ReportData(const nlohmann::json& runtime_data, std::string_view hash) {
-  const EVP_MD* md = hash == "sha256" ? EVP_sha256() : hash == "sha384" ? EVP_sha384() : hash == "sha512" ? EVP_sha512() : nullptr;
-  if (md == nullptr) return Fail(Code::kInvalidArgument, "report data: unsupported hash");
-  auto canonical = Canonicalize(runtime_data);
-  if (!canonical) return std::unexpected(canonical.error());
+bool ReportData(const nlohmann::json& runtime_data, std::string_view hash, std::string& out, std::string& error) {
+  const EVP_MD* md = hash == "sha256"   ? EVP_sha256()
+                     : hash == "sha384" ? EVP_sha384()
+                     : hash == "sha512" ? EVP_sha512()
+                                        : nullptr;
+  if (md == nullptr) {
+    error = "report data: unsupported hash";
+    return false;
+  }
+  std::string canonical;
+  if (!Canonicalize(runtime_data, canonical, error)) return false;
   std::string report_data(64, '\0');
   unsigned int len = 0;
-  if (EVP_Digest(canonical->data(), canonical->size(), reinterpret_cast<unsigned char*>(report_data.data()), &len, md,
-                 nullptr) != 1)
-    return Fail(Code::kInternal, "report data: digest failed");
-  return report_data;
+  if (EVP_Digest(canonical.data(), canonical.size(), reinterpret_cast<unsigned char*>(report_data.data()), &len, md,
+                 nullptr) != 1) {
+    error = "report data: digest failed";
+    return false;
+  }
+  out = std::move(report_data);
+  return true;
 }
 
 std::string ProblemDetail(std::string_view body) {

@@ -1,6 +1,7 @@
 // The KBS protocol's messages without I/O (trustee kbs/docs/kbs_attestation_protocol.md): what
 // kbs_client.cc sends and reads, kept pure so that it is fuzzed (tests/fuzz/attest_fuzz.cc) and
-// tested on its own. Standard library, nlohmann-json and OpenSSL's digests only.
+// tested on its own. Standard library, nlohmann-json and OpenSSL's digests only (no pp::base, no
+// std::expected), so the fuzz target can build it with clang.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -8,7 +9,6 @@
 #include <string>
 #include <string_view>
 
-#include "common/base/error.h"
 
 namespace pp::attest {
 
@@ -22,12 +22,13 @@ struct Challenge {
 
 // The /auth answer {"nonce","extra-params"}. extra-params may be an object, a string holding a
 // JSON object, or "" (Trustee's generic backend); its optional selected-hash-algorithm must be
-// sha256/sha384/sha512 and defaults to sha384, as in guest-components. DATA_LOSS otherwise.
-Result<Challenge> ParseChallenge(std::string_view body);
+// sha256/sha384/sha512 and defaults to sha384, as in guest-components. False with a reason
+// otherwise.
+bool ParseChallenge(std::string_view body, Challenge& out, std::string& error);
 
-// HASH(JCS(runtime_data)) zero-padded to the 64 bytes of TEE report data. INVALID_ARGUMENT when
+// HASH(JCS(runtime_data)) zero-padded to the 64 bytes of TEE report data. False with a reason when
 // the value has no canonical form or `hash` is not one of the three.
-Result<std::string> ReportData(const nlohmann::json& runtime_data, std::string_view hash);
+bool ReportData(const nlohmann::json& runtime_data, std::string_view hash, std::string& out, std::string& error);
 
 // The RFC 7807 `detail` of an error body, printable and at most 200 characters; empty when the
 // body has none.

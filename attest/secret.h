@@ -29,6 +29,8 @@ class Secret {
 
   std::string_view view() const { return bytes_; }
   const unsigned char* data() const { return reinterpret_cast<const unsigned char*>(bytes_.data()); }
+  // For filling a Secret made with its final size (OpenSSL output buffers).
+  unsigned char* mutable_data() { return reinterpret_cast<unsigned char*>(bytes_.data()); }
   std::size_t size() const { return bytes_.size(); }
   bool empty() const { return bytes_.empty(); }
   // Wipes the whole buffer, capacity included: a short string's bytes live inside the object
