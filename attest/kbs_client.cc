@@ -138,7 +138,8 @@ Result<void> KbsClient::Attest(const providers::OpContext& ctx) {
   std::string report_data;
   if (!ReportData(runtime_data, challenge.hash, report_data, why)) return Fail(Code::kInternal, why);
   auto primary = evidence_->Collect(report_data);
-  if (!primary) return std::unexpected(primary.error());
+  // The TEE could not produce evidence: that is no KBS outage, whatever the errno said.
+  if (!primary) return Fail(Code::kFailedPrecondition, "evidence (", evidence_->Tee(), "): ", primary.error().message);
 
   nlohmann::json attestation = {
       {"runtime-data", runtime_data},

@@ -17,7 +17,7 @@
 // (401) -> UNAUTHENTICATED, 403 -> PERMISSION_DENIED, 404 -> NOT_FOUND, each with the RFC 7807
 // `detail` the KBS sent (printable, bounded); KBS unreachable or 5xx after the retry policy ->
 // UNAVAILABLE; the overall deadline -> DEADLINE_EXCEEDED; a response that does not decrypt or parse
-// -> DATA_LOSS; no TEE -> FAILED_PRECONDITION. The resource and keys never appear in errors or logs.
+// -> DATA_LOSS; no TEE or no evidence from it -> FAILED_PRECONDITION. The resource and keys never appear in errors or logs.
 //
 // One GetResource at a time per client.
 #pragma once

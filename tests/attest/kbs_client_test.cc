@@ -131,6 +131,23 @@ TEST(KbsClient, BadEvidenceIsRefused) {
       << run.result.error().message;
 }
 
+// A TEE whose quote generation fails (a QGS that is down): no evidence, and no KBS outage either.
+class BrokenEvidence final : public Evidence {
+ public:
+  std::string_view Tee() const override { return "tdx"; }
+  Result<nlohmann::json> Collect(std::string_view) override {
+    return Fail(Code::kUnavailable, "configfs-tsm: reading outblob: I/O error");
+  }
+};
+
+TEST(KbsClient, NoEvidenceIsNotAnOutage) {
+  testing::FakeKbs kbs(Args());
+  auto run = Fetch(kbs.url(), std::make_unique<BrokenEvidence>());
+  ASSERT_FALSE(run.result.has_value());
+  EXPECT_EQ(run.result.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(run.result.error().message.find("evidence (tdx)"), std::string::npos) << run.result.error().message;
+}
+
 TEST(KbsClient, WrongNonceIsRefused) {
   testing::FakeKbs kbs(Args({"--nonce-mismatch"}));
   auto run = Fetch(kbs.url(), MakeSampleEvidence());
