@@ -36,6 +36,39 @@ from jwcrypto import jwe, jwk
 ERR = "https://github.com/confidential-containers/kbs/errors/"
 
 
+def b64u(b):
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def b64ud(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def trustee_layout_jwe(plaintext, pub):
+    """ECDH-ES+A256KW + A256GCM built step by step with python3-cryptography, laid out as Trustee's
+    kbs/src/jwe/mod.rs does: everything, epk included, in the protected header (jwcrypto puts epk
+    in a per-recipient header instead). RFC 7518 sections 4.6 and 4.6.2, RFC 3394, RFC 7516 5.1."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+    peer = ec.EllipticCurvePublicNumbers(int.from_bytes(b64ud(pub["x"]), "big"),
+                                         int.from_bytes(b64ud(pub["y"]), "big"), ec.SECP256R1()).public_key()
+    eph = ec.generate_private_key(ec.SECP256R1())
+    z = eph.exchange(ec.ECDH(), peer)
+    n = eph.public_key().public_numbers()
+    alg = b"ECDH-ES+A256KW"
+    other = len(alg).to_bytes(4, "big") + alg + (0).to_bytes(4, "big") * 2 + (256).to_bytes(4, "big")
+    kek = hashlib.sha256((1).to_bytes(4, "big") + z + other).digest()
+    cek = secrets.token_bytes(32)
+    header = {"alg": "ECDH-ES+A256KW", "enc": "A256GCM",
+              "epk": {"kty": "EC", "crv": "P-256", "x": b64u(n.x.to_bytes(32, "big")), "y": b64u(n.y.to_bytes(32, "big"))}}
+    protected = b64u(json.dumps(header).encode())
+    iv = secrets.token_bytes(12)
+    sealed = AESGCM(cek).encrypt(iv, plaintext, protected.encode())
+    return json.dumps({"protected": protected, "encrypted_key": b64u(aes_key_wrap(kek, cek)), "iv": b64u(iv),
+                       "ciphertext": b64u(sealed[:-16]), "tag": b64u(sealed[-16:])})
+
+
 def b64d(s):
     return base64.b64decode(s, validate=True)
 
@@ -174,9 +207,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.problem(404, "ResourceNotFound", "no such resource")
         pub = sess["pubkey"]
         alg = pub.get("alg", "ECDH-ES+A256KW")
-        token = jwe.JWE(key, protected=json.dumps({"alg": alg, "enc": "A256GCM"}))
-        token.add_recipient(jwk.JWK(**pub))
-        out = token.serialize(compact=False)
+        if args.trustee_layout and alg == "ECDH-ES+A256KW":
+            out = trustee_layout_jwe(key, pub)
+        else:
+            token = jwe.JWE(key, protected=json.dumps({"alg": alg, "enc": "A256GCM"}))
+            token.add_recipient(jwk.JWK(**pub))
+            out = token.serialize(compact=False)
         if args.tamper:
             j = json.loads(out)
             ct = bytearray(base64.urlsafe_b64decode(j["ciphertext"] + "=" * (-len(j["ciphertext"]) % 4)))
@@ -200,6 +236,8 @@ def main():
     p.add_argument("--garbage", action="store_true", help="answer resources with a malformed JWE")
     p.add_argument("--tamper", action="store_true", help="flip a ciphertext bit in the JWE")
     p.add_argument("--require-initdata", action="store_true")
+    p.add_argument("--trustee-layout", action="store_true",
+                   help="ECDH-ES JWEs with epk in the protected header, as Trustee lays them out")
     p.add_argument("--cdh", action="store_true", help="also serve /cdh/resource/ (a stand-in CDH)")
     p.add_argument("--tls-dir", help="serve HTTPS with a CA and certificate made here (ca.pem), as fakecloud.py does")
     args = p.parse_args()
@@ -208,6 +246,7 @@ def main():
     server.daemon_threads = True
     if args.tls_dir:
         import ssl
+        sys.dont_write_bytecode = True  # nothing written into the source tree
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "providers", "fakes"))
         from fakecloud import make_tls
         cert, key = make_tls(args.tls_dir)

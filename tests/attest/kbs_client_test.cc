@@ -94,6 +94,15 @@ TEST(KbsClient, HttpsTrustsOnlyTheGivenCa) {
   EXPECT_EQ(refused.error().code, Code::kFailedPrecondition) << refused.error().ToString();
 }
 
+// Trustee puts epk in the protected header (kbs/src/jwe/mod.rs), jwcrypto in a per-recipient one:
+// both are the same JOSE header (RFC 7516 section 7.2.1).
+TEST(KbsClient, TrusteeJweLayout) {
+  testing::FakeKbs kbs(Args({"--trustee-layout"}));
+  auto run = Fetch(kbs.url(), MakeSampleEvidence());
+  ASSERT_TRUE(run.result.has_value()) << run.result.error().ToString();
+  EXPECT_EQ(Hex(run.result->view()), kKeyHex);
+}
+
 TEST(KbsClient, RsaOaep256ReleasesTheKey) {
   testing::FakeKbs kbs(Args());
   ASSERT_TRUE(kbs.running());
