@@ -12,6 +12,7 @@
 
 #include "attest/kbs_client.h"
 #include "attest/loader_config.h"
+#include "attest/model_source.h"
 #include "common/base/file.h"
 #include "common/base/handle.h"
 #include "model/format.h"
@@ -23,6 +24,9 @@ struct Failure {
   int exit_code;
   std::string reason;
 };
+
+// A model location for messages: a URL without its query (it may hold a pre-signed credential).
+std::string Shown(const std::string& where) { return where.substr(0, where.find('?')); }
 
 int Report(const Failure& f) {
   std::fprintf(stderr, "peerpods-model-loader: %s\n", f.reason.c_str());
@@ -127,14 +131,22 @@ int RunLoader(const LoaderOptions& options) {
                                                  "(mount an emptyDir with medium: Memory there)"});
   }
 
-  // 3. the model is for the key the initdata names.
-  ScopedFd model(options.model_path == "-" ? ::dup(0) : ::open(options.model_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!model) return Report({kExitUsage, ErrnoError("model " + options.model_path, errno).message});
-  auto header = model::ReadHeader(model.get());
-  if (!header) return Report({kExitModelRejected, "model " + options.model_path + ": " + header.error().message});
+  // 3. the model is for the key the initdata names (a URL starts downloading here).
+  auto source = ModelSource::Open(options.model_path, options.model_ca_bundle);
+  if (!source) return Report({kExitUsage, source.error().message});
+  const auto download_failed = [&]() -> std::optional<int> {
+    auto finished = (*source)->Finish();
+    if (finished) return std::nullopt;
+    return Report({kExitKbsUnreachable, finished.error().message});
+  };
+  auto header = model::ReadHeader((*source)->fd());
+  if (!header) {
+    if (auto failed = download_failed()) return *failed;
+    return Report({kExitModelRejected, "model " + Shown(options.model_path) + ": " + header.error().message});
+  }
   if (header->key_id != config->key_resource)
-    return Report({kExitModelRejected, "model " + options.model_path + " is encrypted for key '" + header->key_id +
-                                           "', but initdata names '" + config->key_resource + "'"});
+    return Report({kExitModelRejected, "model " + Shown(options.model_path) + " is encrypted for key '" +
+                                           header->key_id + "', but initdata names '" + config->key_resource + "'"});
 
   // 4. the key.
   auto key = GetKey(options, *config, initdata.toml);
@@ -143,16 +155,21 @@ int RunLoader(const LoaderOptions& options) {
     return Report({kExitModelRejected, "model key " + config->key_resource + " is not 32 bytes"});
 
   // 5. decrypt into memory; the key is wiped as soon as the decryption ends.
-  auto done = model::DecryptBodyToFile(*header, model.get(), options.output_path, options.mode,
+  auto done = model::DecryptBodyToFile(*header, (*source)->fd(), options.output_path, options.mode,
                                        std::span<const std::uint8_t, model::kKeyBytes>(key->data(), model::kKeyBytes),
                                        nullptr);
   key->Clear();
+  // A broken download shows as a truncated model: say what really happened.
+  if (auto failed = download_failed()) {
+    if (done) ::unlink(options.output_path.c_str());
+    return *failed;
+  }
   if (!done) {
     const int code = done.error().code == Code::kDataLoss || done.error().code == Code::kUnauthenticated ||
                              done.error().code == Code::kInvalidArgument || done.error().code == Code::kUnimplemented
                          ? kExitModelRejected
                          : kExitInternal;
-    return Report({code, "model " + options.model_path + ": " + done.error().message});
+    return Report({code, "model " + Shown(options.model_path) + ": " + done.error().message});
   }
   auto digest = Sha256OfFile(options.output_path);
   if (!digest) return Report({kExitInternal, digest.error().message});

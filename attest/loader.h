@@ -28,14 +28,15 @@ enum ExitCode : int {
   kExitInternal = 1,           // I/O or an unexpected failure
   kExitUsage = 2,              // flags, initdata or model-loader.toml wrong
   kExitAttestationRefused = 3, // no TEE, evidence refused, policy denied, key not found
-  kExitKbsUnreachable = 4,     // KBS/CDH down, 5xx after retries, deadline, garbled KBS answer
+  kExitKbsUnreachable = 4,     // KBS/CDH or model URL down, 5xx after retries, deadline, garbled KBS answer
   kExitModelRejected = 5,      // model tampered, not our format, key id mismatch, wrong key
   kExitOutputNotInMemory = 6,  // output directory is not tmpfs/ramfs
 };
 
 struct LoaderOptions {
   std::string initdata_path = "/run/peerpod/initdata";
-  std::string model_path;   // the encrypted model ("-": standard input)
+  std::string model_path;   // the encrypted model: a file, "-" (standard input) or an http(s) URL
+  std::string model_ca_bundle;  // CA bundle for an https model URL; empty: the system store
   std::string output_path;  // the plaintext, in a memory-backed directory
   mode_t mode = 0440;
   bool allow_disk_output = false;  // skip the tmpfs/ramfs check (never in production)

@@ -13,12 +13,14 @@ int main(int argc, char** argv) {
   int timeout = 300;
   CLI::App app{"Decrypt a confidential model inside an attested pod VM.\n"
                "Exit status: 0 done, 1 internal error, 2 usage or initdata, 3 attestation refused or key not\n"
-               "released, 4 KBS/CDH unreachable, 5 model rejected (tampered, wrong key id or key), 6 output\n"
+               "released, 4 KBS/CDH/model URL unreachable, 5 model rejected (tampered, wrong key id or key), 6 output\n"
                "not in memory (tmpfs/ramfs)."};
   app.add_option("--initdata", o.initdata_path, "initdata file: base64(gzip(TOML))")
       ->envname("MODEL_LOADER_INITDATA")->capture_default_str();
-  app.add_option("--model", o.model_path, "the encrypted model file (- for standard input)")
+  app.add_option("--model", o.model_path, "the encrypted model: a file, - (standard input) or an http(s) URL")
       ->envname("MODEL_LOADER_MODEL")->required();
+  app.add_option("--model-ca-bundle", o.model_ca_bundle, "CA bundle (PEM) for an https model URL")
+      ->envname("MODEL_LOADER_MODEL_CA_BUNDLE");
   app.add_option("--output", o.output_path, "where the plaintext goes, in a tmpfs/ramfs directory")
       ->envname("MODEL_LOADER_OUTPUT")->required();
   app.add_option("--mode", mode, "mode of the plaintext file (octal)")->envname("MODEL_LOADER_MODE")

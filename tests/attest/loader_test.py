@@ -47,6 +47,29 @@ class FakeKbs:
         self.proc.stdout.close()
 
 
+class FileServer:
+    """A loopback HTTP server for the encrypted model (a model registry / object store stand-in)."""
+
+    CODE = ("import functools,http.server,sys\n"
+            "h=functools.partial(http.server.SimpleHTTPRequestHandler,directory=sys.argv[1])\n"
+            "h.func.log_message=lambda *a:None\n"
+            "s=http.server.ThreadingHTTPServer(('127.0.0.1',0),h)\n"
+            "print(s.server_address[1],flush=True)\n"
+            "s.serve_forever()\n")
+
+    def __init__(self, directory):
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-c", self.CODE, directory], stdout=subprocess.PIPE)
+        self.url = "http://127.0.0.1:" + self.proc.stdout.readline().decode().strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+
 def initdata(kbs_url, extra_loader=""):
     loader = f'key-resource = "{KEY_ID}"\n' + extra_loader
     aa = f'[token_configs.kbs]\nurl = "{kbs_url}"\n'
@@ -167,6 +190,20 @@ class LoaderTest(unittest.TestCase):
             p = self.load(f"http://127.0.0.1:{free_port()}", cdh=cdh.url)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(f"sha256={self.digest}", p.stdout)
+
+    def test_model_from_url(self):
+        with FakeKbs("--resource", f"{RESOURCE}={KEY_HEX}") as kbs, FileServer(self.disk.name) as files:
+            p = self.load(kbs.url, "--allow-sample-tee", model=files.url + "/model.enc?sig=secret")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"sha256={self.digest}", p.stdout)
+
+    def test_model_url_missing_or_down(self):
+        with FakeKbs("--resource", f"{RESOURCE}={KEY_HEX}") as kbs, FileServer(self.disk.name) as files:
+            p = self.load(kbs.url, "--allow-sample-tee", model=files.url + "/nothing.enc?sig=secret")
+        self.assert_refused(p, 4, "HTTP 404")
+        self.assertNotIn("secret", p.stderr)
+        p = self.load("http://127.0.0.1:1", "--allow-sample-tee", model=f"http://127.0.0.1:{free_port()}/m.enc")
+        self.assert_refused(p, 4, "model download")
 
     def test_usage(self):
         p = subprocess.run([LOADER, "--initdata", "/nonexistent", "--model", self.model, "--output", self.out],
