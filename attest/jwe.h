@@ -12,7 +12,8 @@
 // section 5.2 step 14), plus "." and the `aad` member when present.
 //
 // The private key never leaves this object; it is made in this process and freed with it. Errors
-// say which step failed, never key material or plaintext. Thread-compatible.
+// say which step failed, never key material or plaintext. Thread-compatible. The JOSE work itself is
+// in jose.h (without pp::base, so that it is fuzzed); this is its face for the client.
 #pragma once
 
 #include <cstddef>
