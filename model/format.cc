@@ -350,7 +350,12 @@ Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKey
 Result<Header> DecryptBody(const Header& header, int in_fd, int out_fd,
                            std::span<const std::uint8_t, kKeyBytes> key, Progress progress) {
   Header h = header;
+  // A header from ReadHeader passes these; one put together by a caller might not.
+  if (h.version != kFormatVersion || h.cipher != kCipherAes256GcmHkdfSha256)
+    return Fail(Code::kUnimplemented, "encrypted model version ", Num(h.version), " cipher ", Num(h.cipher),
+                " is not supported");
   if (auto r = ValidateChunkSize(h.chunk_size); !r) return std::unexpected(r.error());
+  if (auto r = ValidateKeyId(h.key_id); !r) return std::unexpected(r.error());
   Keys keys;
   if (auto r = DeriveKeys(key, h, keys); !r) return std::unexpected(r.error());
   auto mac = HeaderMac(keys, EncodeUnauthenticated(h));

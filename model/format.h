@@ -101,7 +101,8 @@ Result<Header> DecryptBody(const Header& header, int in_fd, int out_fd,
 // Releases plaintext only after the whole file authenticated: writes `path`.partial-XXXXXX
 // (O_EXCL, mode 0600) in the same directory, fsyncs it and renames it to `path` with `mode` on
 // success. On any failure the partial file is truncated (tmpfs frees its pages) and unlinked, and
-// whatever was at `path` is left as it was.
+// whatever was at `path` is left as it was. (A process killed meanwhile leaves its 0600 partial
+// file, never a file at `path`: a loader may remove `path`.partial-* when it starts.)
 Result<Header> DecryptToFile(int in_fd, const std::string& path, mode_t mode,
                              std::span<const std::uint8_t, kKeyBytes> key, Progress progress);
 
