@@ -1,5 +1,5 @@
-// libFuzzer target: arbitrary bytes as an encrypted model (model/FORMAT.md) through ReadHeader and
-// Decrypt with a fixed key; and, when the first byte is 'P' + 1, the rest of the input as a
+// libFuzzer target: arbitrary bytes as an encrypted model (model/FORMAT.md) through the codec's
+// ReadHeader and DecryptBody (what pp::model::Decrypt runs) with a fixed key; and, when the first byte is 'P' + 1, the rest of the input as a
 // plaintext through Encrypt and Decrypt, unchanged (must round-trip) and with one bit flipped where
 // the input says (must fail). The seeds (corpus_model) are files made with the fixed key, so
 // mutations get past the header MAC into the chunk reader. Built by the "fuzz" preset (clang,
@@ -14,11 +14,12 @@
 #include <string>
 
 #include "common/base/handle.h"
-#include "model/format.h"
+#include "model/codec.h"
 
 namespace {
 
 namespace model = pp::model;
+namespace codec = pp::model::codec;
 
 // The seeds' key: 32 bytes of 0x42.
 constexpr std::array<std::uint8_t, model::kKeyBytes> kKey = {
@@ -43,23 +44,31 @@ std::string Contents(int fd) {
 // output of the size it reports (and the header's, when that is known).
 void AsEncrypted(const std::uint8_t* data, std::size_t size) {
   auto in = File(data, size);
-  auto header = model::ReadHeader(in.get());
-  if (header) {
-    if (header->chunk_size < model::kMinChunkSize || header->chunk_size > model::kMaxChunkSize) std::abort();
-    if (header->key_id.size() > model::kMaxKeyIdBytes) std::abort();
-    if (header->EncodedSize() > size) std::abort();
-  }
-  ::lseek(in.get(), 0, SEEK_SET);
+  model::Header header;
+  if (!codec::ReadHeader(in.get(), header).ok()) return;
+  if (header.chunk_size < model::kMinChunkSize || header.chunk_size > model::kMaxChunkSize) std::abort();
+  if (header.key_id.size() > model::kMaxKeyIdBytes) std::abort();
+  if (header.EncodedSize() > size) std::abort();
   auto out = File(nullptr, 0);
-  auto decrypted = model::Decrypt(in.get(), out.get(), kKey, nullptr);
-  if (decrypted) {
-    if (!header) std::abort();
-    if (Contents(out.get()).size() != decrypted->plaintext_size) std::abort();
-    if (header->plaintext_size != model::kUnknownSize && header->plaintext_size != decrypted->plaintext_size)
-      std::abort();
-  } else if (decrypted.error().message.empty()) {
+  model::Header result;
+  auto status = codec::DecryptBody(header, in.get(), out.get(), kKey, nullptr, result);
+  if (status.ok()) {
+    if (Contents(out.get()).size() != result.plaintext_size) std::abort();
+    if (header.plaintext_size != model::kUnknownSize && header.plaintext_size != result.plaintext_size) std::abort();
+  } else if (status.message.empty()) {
     std::abort();
   }
+}
+
+// Decrypts a whole file into *plain; false when it does not authenticate.
+bool Decrypts(const std::string& file, std::string* plain) {
+  auto in = File(file.data(), file.size());
+  auto out = File(nullptr, 0);
+  model::Header header, result;
+  if (!codec::ReadHeader(in.get(), header).ok()) return false;
+  if (!codec::DecryptBody(header, in.get(), out.get(), kKey, nullptr, result).ok()) return false;
+  *plain = Contents(out.get());
+  return true;
 }
 
 void RoundTrip(const std::uint8_t* data, std::size_t size) {
@@ -69,18 +78,16 @@ void RoundTrip(const std::uint8_t* data, std::size_t size) {
   size -= 2;
   auto plain = File(data, size);
   auto sealed = File(nullptr, 0);
-  auto header = model::Encrypt(plain.get(), sealed.get(), kKey, {model::kMinChunkSize, "kbs:///fuzz", nullptr});
-  if (!header || header->plaintext_size != size) std::abort();
+  model::Header header;
+  if (!codec::Encrypt(plain.get(), sealed.get(), kKey, {model::kMinChunkSize, "kbs:///fuzz", nullptr}, header).ok() ||
+      header.plaintext_size != size)
+    std::abort();
   std::string file = Contents(sealed.get());
-  auto in = File(file.data(), file.size());
-  auto out = File(nullptr, 0);
-  if (!model::Decrypt(in.get(), out.get(), kKey, nullptr)) std::abort();
-  if (Contents(out.get()) != std::string(reinterpret_cast<const char*>(data), size)) std::abort();
+  std::string back;
+  if (!Decrypts(file, &back) || back != std::string(reinterpret_cast<const char*>(data), size)) std::abort();
   // One flipped bit anywhere must be caught.
   file[(flip_at / 8) % file.size()] ^= static_cast<char>(1 << (flip_at % 8));
-  auto bad_in = File(file.data(), file.size());
-  auto bad_out = File(nullptr, 0);
-  if (model::Decrypt(bad_in.get(), bad_out.get(), kKey, nullptr)) std::abort();
+  if (Decrypts(file, &back)) std::abort();
 }
 
 }  // namespace
