@@ -29,10 +29,11 @@ inline constexpr int kDataLoss = 15;
 inline constexpr int kUnauthenticated = 16;
 
 // As pp::model::Encrypt, ReadHeader and DecryptBody; `header` receives the result on success.
-Status Encrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key, const EncryptOptions& options,
-               Header& header);
+Status Encrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key,
+               const EncryptOptions& options, Header& header);
 Status ReadHeader(int in_fd, Header& header);
-Status DecryptBody(const Header& header, int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key,
-                   const Progress& progress, Header& result);
+Status DecryptBody(const Header& header, int in_fd, int out_fd,
+                   std::span<const std::uint8_t, kKeyBytes> key, const Progress& progress,
+                   Header& result);
 
 }  // namespace pp::model::codec

@@ -29,7 +29,8 @@ Result<Header> ReadHeader(int in_fd) {
   return ToResult(std::move(status), std::move(header));
 }
 
-Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key, Progress progress) {
+Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key,
+                       Progress progress) {
   auto header = ReadHeader(in_fd);
   if (!header) return header;
   return DecryptBody(*header, in_fd, out_fd, key, std::move(progress));

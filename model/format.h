@@ -38,10 +38,11 @@ Result<Header> ReadHeader(int in_fd);
 
 // Decrypts to `out_fd` chunk by chunk, each chunk authenticated before its bytes are written. Only
 // a successful return means the whole file (header, every chunk in order, the final chunk, nothing
-// after it) checked out: on error the caller must discard what was written. Errors: INVALID_ARGUMENT
-// or UNIMPLEMENTED (not this format / version), UNAUTHENTICATED ("wrong key or tampered header"),
-// DATA_LOSS (a chunk failed authentication, the file is truncated or has trailing bytes), or the
-// errno of a failed read/write. Returns the header with plaintext_size = bytes written.
+// after it) checked out: on error the caller must discard what was written. Errors:
+// INVALID_ARGUMENT or UNIMPLEMENTED (not this format / version), UNAUTHENTICATED ("wrong key or
+// tampered header"), DATA_LOSS (a chunk failed authentication, the file is truncated or has
+// trailing bytes), or the errno of a failed read/write. Returns the header with plaintext_size =
+// bytes written.
 Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key,
                        Progress progress);
 
@@ -59,7 +60,8 @@ Result<Header> DecryptToFile(int in_fd, const std::string& path, mode_t mode,
                              std::span<const std::uint8_t, kKeyBytes> key, Progress progress);
 
 // DecryptToFile after ReadHeader (see DecryptBody).
-Result<Header> DecryptBodyToFile(const Header& header, int in_fd, const std::string& path, mode_t mode,
-                                 std::span<const std::uint8_t, kKeyBytes> key, Progress progress);
+Result<Header> DecryptBodyToFile(const Header& header, int in_fd, const std::string& path,
+                                 mode_t mode, std::span<const std::uint8_t, kKeyBytes> key,
+                                 Progress progress);
 
 }  // namespace pp::model

@@ -1,9 +1,9 @@
 // libFuzzer target: arbitrary bytes as an encrypted model (model/FORMAT.md) through the codec's
-// ReadHeader and DecryptBody (what pp::model::Decrypt runs) with a fixed key; and, when the first byte is 'P' + 1, the rest of the input as a
-// plaintext through Encrypt and Decrypt, unchanged (must round-trip) and with one bit flipped where
-// the input says (must fail). The seeds (corpus_model) are files made with the fixed key, so
-// mutations get past the header MAC into the chunk reader. Built by the "fuzz" preset (clang,
-// ASan+UBSan).
+// ReadHeader and DecryptBody (what pp::model::Decrypt runs) with a fixed key; and, when the first
+// byte is 'P' + 1, the rest of the input as a plaintext through Encrypt and Decrypt, unchanged
+// (must round-trip) and with one bit flipped where the input says (must fail). The seeds
+// (corpus_model) are files made with the fixed key, so mutations get past the header MAC into the
+// chunk reader. Built by the "fuzz" preset (clang, ASan+UBSan).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -46,7 +46,8 @@ void AsEncrypted(const std::uint8_t* data, std::size_t size) {
   auto in = File(data, size);
   model::Header header;
   if (!codec::ReadHeader(in.get(), header).ok()) return;
-  if (header.chunk_size < model::kMinChunkSize || header.chunk_size > model::kMaxChunkSize) std::abort();
+  if (header.chunk_size < model::kMinChunkSize || header.chunk_size > model::kMaxChunkSize)
+    std::abort();
   if (header.key_id.size() > model::kMaxKeyIdBytes) std::abort();
   if (header.EncodedSize() > size) std::abort();
   auto out = File(nullptr, 0);
@@ -54,7 +55,9 @@ void AsEncrypted(const std::uint8_t* data, std::size_t size) {
   auto status = codec::DecryptBody(header, in.get(), out.get(), kKey, nullptr, result);
   if (status.ok()) {
     if (Contents(out.get()).size() != result.plaintext_size) std::abort();
-    if (header.plaintext_size != model::kUnknownSize && header.plaintext_size != result.plaintext_size) std::abort();
+    if (header.plaintext_size != model::kUnknownSize &&
+        header.plaintext_size != result.plaintext_size)
+      std::abort();
   } else if (status.message.empty()) {
     std::abort();
   }
@@ -79,12 +82,15 @@ void RoundTrip(const std::uint8_t* data, std::size_t size) {
   auto plain = File(data, size);
   auto sealed = File(nullptr, 0);
   model::Header header;
-  if (!codec::Encrypt(plain.get(), sealed.get(), kKey, {model::kMinChunkSize, "kbs:///fuzz", nullptr}, header).ok() ||
+  if (!codec::Encrypt(plain.get(), sealed.get(), kKey,
+                      {model::kMinChunkSize, "kbs:///fuzz", nullptr}, header)
+           .ok() ||
       header.plaintext_size != size)
     std::abort();
   std::string file = Contents(sealed.get());
   std::string back;
-  if (!Decrypts(file, &back) || back != std::string(reinterpret_cast<const char*>(data), size)) std::abort();
+  if (!Decrypts(file, &back) || back != std::string(reinterpret_cast<const char*>(data), size))
+    std::abort();
   // One flipped bit anywhere must be caught.
   file[(flip_at / 8) % file.size()] ^= static_cast<char>(1 << (flip_at % 8));
   if (Decrypts(file, &back)) std::abort();
