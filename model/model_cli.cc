@@ -63,6 +63,13 @@ int HexValue(char c) {
 Result<void> ReadKey(const std::string& path, Key& key) {
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return std::unexpected(ErrnoError("key file " + path, errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    Say(std::string("warning: key file ") + path + " has mode " + mode +
+        ": others on this machine can read it (chmod 600)");
+  }
   std::array<char, 160> raw{};
   std::size_t have = 0;
   while (have < raw.size()) {
