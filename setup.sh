@@ -40,6 +40,8 @@ packages=(
   # the adaptor's container image (deploy/image): umoci makes the OCI layout; ssh and the CA bundle go
   # into it; runc runs it once in its test
   umoci runc openssh-client ca-certificates
+  # bench-model: gpg -d, today's common way of decrypting a model, as the baseline
+  gnupg
 )
 # deploy/ tests render the kustomize overlays with kubectl. Debian's is kubernetes-client (kubectl
 # 1.20, kustomize v2.0, which the overlays are written for); a newer kubectl already installed is kept.

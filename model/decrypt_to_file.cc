@@ -50,8 +50,9 @@ Result<Header> DecryptToFile(int in_fd, const std::string& path, mode_t mode,
   return ToFile(nullptr, in_fd, path, mode, key, std::move(progress));
 }
 
-Result<Header> DecryptBodyToFile(const Header& header, int in_fd, const std::string& path, mode_t mode,
-                                 std::span<const std::uint8_t, kKeyBytes> key, Progress progress) {
+Result<Header> DecryptBodyToFile(const Header& header, int in_fd, const std::string& path,
+                                 mode_t mode, std::span<const std::uint8_t, kKeyBytes> key,
+                                 Progress progress) {
   return ToFile(&header, in_fd, path, mode, key, std::move(progress));
 }
 

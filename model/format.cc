@@ -1,347 +1,36 @@
+// pp::model's API over the codec (model/codec.h): its Status becomes a pp::Error.
 #include "model/format.h"
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
-#include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <utility>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <string_view>
-#include <vector>
-
-#include "common/base/handle.h"
+#include "model/codec.h"
 
 namespace pp::model {
 namespace {
 
-constexpr std::array<std::uint8_t, 8> kMagic = {'P', 'P', 'M', 'O', 'D', 'E', 'L', 0};
-constexpr std::size_t kFixedHeaderBytes = 66;  // up to and including the key id's length
-constexpr std::size_t kNonceBytes = 12;        // GCM's 96-bit IV (NIST SP 800-38D, 8.2.1)
-constexpr std::size_t kDigestBytes = 32;
-constexpr std::size_t kAadBytes = kDigestBytes + 8 + 1;
-constexpr std::uint64_t kMaxChunks = std::uint64_t{1} << 32;  // the nonce's 32-bit counter
-// HKDF "info" strings (RFC 5869, 3.2): one key per purpose, each naming the format and version.
-constexpr std::string_view kDataKeyInfo = "peerpods-model v1 chunk key";
-constexpr std::string_view kHeaderKeyInfo = "peerpods-model v1 header key";
-
-using CipherCtx = CHandle<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
-using Kdf = CHandle<EVP_KDF, EVP_KDF_free>;
-using KdfCtx = CHandle<EVP_KDF_CTX, EVP_KDF_CTX_free>;
-
-void PutBe(std::uint8_t* out, std::uint64_t value, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, value >>= 8) out[i] = static_cast<std::uint8_t>(value & 0xff);
+Result<Header> ToResult(codec::Status status, Header header) {
+  if (status.ok()) return header;
+  if (status.err != 0) return std::unexpected(ErrnoError(status.message, status.err));
+  return std::unexpected(Error{static_cast<Code>(status.code), std::move(status.message)});
 }
-
-std::uint64_t GetBe(const std::uint8_t* in, int bytes) {
-  std::uint64_t value = 0;
-  for (int i = 0; i < bytes; ++i) value = (value << 8) | in[i];
-  return value;
-}
-
-std::string OpenSslError(std::string_view what) {
-  // OpenSSL's error queue holds library reasons, never key bytes.
-  return std::string(what) + " failed (OpenSSL)";
-}
-
-// The keys of one file, wiped when they go.
-struct Keys {
-  std::array<std::uint8_t, kKeyBytes> data{};
-  std::array<std::uint8_t, kKeyBytes> header{};
-  Keys() = default;
-  Keys(const Keys&) = delete;
-  Keys& operator=(const Keys&) = delete;
-  ~Keys() {
-    OPENSSL_cleanse(data.data(), data.size());
-    OPENSSL_cleanse(header.data(), header.size());
-  }
-};
-
-Result<void> Hkdf(std::span<const std::uint8_t, kKeyBytes> ikm, std::span<const std::uint8_t> salt,
-                  std::string_view info, std::span<std::uint8_t, kKeyBytes> out) {
-  Kdf kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
-  if (!kdf) return Fail(Code::kInternal, OpenSslError("HKDF fetch"));
-  KdfCtx ctx(EVP_KDF_CTX_new(kdf.get()));
-  if (!ctx) return Fail(Code::kInternal, OpenSslError("HKDF context"));
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(ikm.data()), ikm.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<std::uint8_t*>(salt.data()), salt.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()),
-      OSSL_PARAM_construct_end()};
-  if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1)
-    return Fail(Code::kInternal, OpenSslError("HKDF derive"));
-  return {};
-}
-
-Result<void> DeriveKeys(std::span<const std::uint8_t, kKeyBytes> key, const Header& header, Keys& keys) {
-  if (auto r = Hkdf(key, header.salt, kDataKeyInfo, keys.data); !r) return r;
-  return Hkdf(key, header.salt, kHeaderKeyInfo, keys.header);
-}
-
-// The header's bytes up to (not including) the MAC.
-std::vector<std::uint8_t> EncodeUnauthenticated(const Header& h) {
-  std::vector<std::uint8_t> out(kFixedHeaderBytes + h.key_id.size());
-  std::uint8_t* p = out.data();
-  std::memcpy(p, kMagic.data(), kMagic.size());
-  PutBe(p + 8, h.version, 2);
-  PutBe(p + 10, h.cipher, 2);
-  PutBe(p + 12, h.chunk_size, 4);
-  PutBe(p + 16, h.plaintext_size, 8);
-  std::memcpy(p + 24, h.salt.data(), kSaltBytes);
-  std::memcpy(p + 56, h.nonce_prefix.data(), kNoncePrefixBytes);
-  PutBe(p + 64, h.key_id.size(), 2);
-  std::memcpy(p + kFixedHeaderBytes, h.key_id.data(), h.key_id.size());
-  return out;
-}
-
-Result<std::array<std::uint8_t, kHeaderMacBytes>> HeaderMac(const Keys& keys, std::span<const std::uint8_t> bytes) {
-  std::array<std::uint8_t, kHeaderMacBytes> mac{};
-  std::size_t len = 0;
-  char digest[] = "SHA256";
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, digest, nullptr, keys.header.data(), keys.header.size(), bytes.data(),
-                bytes.size(), mac.data(), mac.size(), &len) == nullptr ||
-      len != mac.size())
-    return Fail(Code::kInternal, OpenSslError("HMAC-SHA256"));
-  return mac;
-}
-
-// SHA-256 of the whole header (MAC included): the part of every chunk's AAD that ties it to its file.
-Result<std::array<std::uint8_t, kDigestBytes>> HeaderDigest(const Header& h) {
-  auto bytes = EncodeUnauthenticated(h);
-  bytes.insert(bytes.end(), h.mac.begin(), h.mac.end());
-  std::array<std::uint8_t, kDigestBytes> digest{};
-  unsigned int len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1)
-    return Fail(Code::kInternal, OpenSslError("SHA-256"));
-  return digest;
-}
-
-Result<void> ValidateKeyId(std::string_view key_id) {
-  if (key_id.size() > kMaxKeyIdBytes)
-    return Fail(Code::kInvalidArgument, "key id is ", std::to_string(key_id.size()), " bytes, at most ",
-                std::to_string(kMaxKeyIdBytes), " allowed");
-  for (char c : key_id)
-    if (c < 0x20 || c > 0x7e) return Fail(Code::kInvalidArgument, "key id holds a byte that is not printable ASCII");
-  return {};
-}
-
-Result<void> ValidateChunkSize(std::uint32_t chunk_size) {
-  if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize)
-    return Fail(Code::kInvalidArgument, "chunk size ", std::to_string(chunk_size), " is outside ",
-                std::to_string(kMinChunkSize), "..", std::to_string(kMaxChunkSize));
-  return {};
-}
-
-std::uint64_t ChunkCount(std::uint64_t size, std::uint32_t chunk_size) {
-  return size == 0 ? 1 : (size - 1) / chunk_size + 1;
-}
-
-// Reads until `out` is full or the input ends; returns the bytes read.
-Result<std::size_t> ReadFull(int fd, std::span<std::uint8_t> out) {
-  std::size_t have = 0;
-  while (have < out.size()) {
-    const ssize_t n = ::read(fd, out.data() + have, out.size() - have);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return std::unexpected(ErrnoError("read encrypted model input", errno));
-    }
-    have += static_cast<std::size_t>(n);
-  }
-  return have;
-}
-
-Result<void> WriteFull(int fd, std::span<const std::uint8_t> data, std::string_view what) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return std::unexpected(ErrnoError(std::string("write ") + std::string(what), errno));
-    }
-    data = data.subspan(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
-// The per-chunk parameters (FORMAT.md, "Chunks").
-struct ChunkParams {
-  std::array<std::uint8_t, kNonceBytes> nonce{};
-  std::array<std::uint8_t, kAadBytes> aad{};
-};
-
-ChunkParams MakeChunkParams(const Header& h, const std::array<std::uint8_t, kDigestBytes>& digest,
-                            std::uint64_t index, bool final) {
-  ChunkParams p;
-  std::memcpy(p.nonce.data(), h.nonce_prefix.data(), kNoncePrefixBytes);
-  PutBe(p.nonce.data() + kNoncePrefixBytes, index, 4);
-  std::memcpy(p.aad.data(), digest.data(), kDigestBytes);
-  PutBe(p.aad.data() + kDigestBytes, index, 8);
-  p.aad[kAadBytes - 1] = final ? 1 : 0;
-  return p;
-}
-
-// A GCM context keyed once per file; each chunk sets only its nonce.
-Result<CipherCtx> NewGcm(const Keys& keys, bool encrypt) {
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, keys.data.data(), nullptr, encrypt ? 1 : 0) != 1)
-    return Fail(Code::kInternal, OpenSslError("AES-256-GCM setup"));
-  return ctx;
-}
-
-// Encrypts buf[0, len) in place and puts the tag after it.
-bool SealChunk(EVP_CIPHER_CTX* ctx, const ChunkParams& p, std::uint8_t* buf, std::size_t len) {
-  int out = 0;
-  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, p.nonce.data()) != 1) return false;
-  if (EVP_EncryptUpdate(ctx, nullptr, &out, p.aad.data(), static_cast<int>(p.aad.size())) != 1) return false;
-  if (len > 0 && EVP_EncryptUpdate(ctx, buf, &out, buf, static_cast<int>(len)) != 1) return false;
-  if (EVP_EncryptFinal_ex(ctx, buf + len, &out) != 1) return false;
-  return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, buf + len) == 1;
-}
-
-// Decrypts buf[0, len) in place, checking the tag at buf + len; false when authentication fails.
-bool OpenChunk(EVP_CIPHER_CTX* ctx, const ChunkParams& p, std::uint8_t* buf, std::size_t len) {
-  int out = 0;
-  if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, p.nonce.data()) != 1) return false;
-  if (EVP_DecryptUpdate(ctx, nullptr, &out, p.aad.data(), static_cast<int>(p.aad.size())) != 1) return false;
-  if (len > 0 && EVP_DecryptUpdate(ctx, buf, &out, buf, static_cast<int>(len)) != 1) return false;
-  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, buf + len) != 1) return false;
-  return EVP_DecryptFinal_ex(ctx, buf + len, &out) == 1;
-}
-
-std::string Num(std::uint64_t n) { return std::to_string(n); }
-
-// A chunk buffer wiped when it goes: it holds plaintext, or on a failed chunk unauthenticated
-// plaintext (GCM decrypts before the tag is checked).
-class ChunkBuffer {
- public:
-  explicit ChunkBuffer(std::size_t size) : bytes_(size) {}
-  ~ChunkBuffer() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
-  ChunkBuffer(const ChunkBuffer&) = delete;
-  ChunkBuffer& operator=(const ChunkBuffer&) = delete;
-  std::span<std::uint8_t> span() { return bytes_; }
-  std::uint8_t* data() { return bytes_.data(); }
-  std::uint8_t& operator[](std::size_t i) { return bytes_[i]; }
-  std::size_t size() const { return bytes_.size(); }
-
- private:
-  std::vector<std::uint8_t> bytes_;
-};
 
 }  // namespace
 
 Result<Header> Encrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key,
                        const EncryptOptions& options) {
-  if (auto r = ValidateChunkSize(options.chunk_size); !r) return std::unexpected(r.error());
-  if (auto r = ValidateKeyId(options.key_id); !r) return std::unexpected(r.error());
-  Header h;
-  h.chunk_size = options.chunk_size;
-  h.key_id = options.key_id;
-  struct stat st{};
-  if (::fstat(in_fd, &st) != 0) return std::unexpected(ErrnoError("stat model input", errno));
-  if (S_ISREG(st.st_mode)) {
-    const off_t at = ::lseek(in_fd, 0, SEEK_CUR);
-    h.plaintext_size = static_cast<std::uint64_t>(st.st_size - std::min<off_t>(std::max<off_t>(at, 0), st.st_size));
-    if (ChunkCount(h.plaintext_size, h.chunk_size) > kMaxChunks)
-      return Fail(Code::kInvalidArgument, "input of ", Num(h.plaintext_size), " bytes needs more than 2^32 chunks of ",
-                  Num(h.chunk_size), " bytes: use larger chunks");
-  }
-  if (RAND_bytes(h.salt.data(), kSaltBytes) != 1 || RAND_bytes(h.nonce_prefix.data(), kNoncePrefixBytes) != 1)
-    return Fail(Code::kInternal, OpenSslError("random salt"));
-  Keys keys;
-  if (auto r = DeriveKeys(key, h, keys); !r) return std::unexpected(r.error());
-  auto bytes = EncodeUnauthenticated(h);
-  auto mac = HeaderMac(keys, bytes);
-  if (!mac) return std::unexpected(mac.error());
-  h.mac = *mac;
-  bytes.insert(bytes.end(), h.mac.begin(), h.mac.end());
-  auto digest = HeaderDigest(h);
-  if (!digest) return std::unexpected(digest.error());
-  if (auto r = WriteFull(out_fd, bytes, "encrypted model header"); !r) return std::unexpected(r.error());
-
-  auto ctx = NewGcm(keys, true);
-  if (!ctx) return std::unexpected(ctx.error());
-  const bool known = h.plaintext_size != kUnknownSize;
-  // One buffer: a chunk plus one byte read ahead (is there more?), sealed in place with its tag.
-  ChunkBuffer buf(std::size_t{h.chunk_size} + kTagBytes);
-  std::size_t have = 0;
-  std::uint64_t done = 0;
-  for (std::uint64_t index = 0;; ++index) {
-    auto n = ReadFull(in_fd, buf.span().subspan(have, std::size_t{h.chunk_size} + 1 - have));
-    if (!n) return std::unexpected(n.error());
-    have += *n;
-    const bool final = have <= h.chunk_size;
-    const std::size_t len = final ? have : h.chunk_size;
-    if (index >= kMaxChunks)
-      return Fail(Code::kResourceExhausted, "input needs more than 2^32 chunks of ", Num(h.chunk_size),
-                  " bytes: use larger chunks");
-    const std::uint8_t ahead = buf[h.chunk_size];
-    if (!SealChunk(ctx->get(), MakeChunkParams(h, *digest, index, final), buf.data(), len))
-      return Fail(Code::kInternal, OpenSslError("AES-256-GCM encrypt"));
-    if (auto r = WriteFull(out_fd, buf.span().first(len + kTagBytes), "encrypted model"); !r)
-      return std::unexpected(r.error());
-    done += len;
-    if (known && done > h.plaintext_size) break;  // reported below
-    if (options.progress) options.progress(done, known ? h.plaintext_size : 0);
-    if (final) break;
-    buf[0] = ahead;
-    have = 1;
-  }
-  if (known && done != h.plaintext_size)
-    return Fail(Code::kAborted, "model input changed size while it was encrypted (", Num(h.plaintext_size),
-                " bytes at the start, ", Num(done), " read): the output is unusable");
-  h.plaintext_size = done;
-  return h;
+  Header header;
+  auto status = codec::Encrypt(in_fd, out_fd, key, options, header);
+  return ToResult(std::move(status), std::move(header));
 }
 
 Result<Header> ReadHeader(int in_fd) {
-  std::array<std::uint8_t, kFixedHeaderBytes> fixed{};
-  auto n = ReadFull(in_fd, fixed);
-  if (!n) return std::unexpected(n.error());
-  if (*n < kMagic.size() || !std::equal(kMagic.begin(), kMagic.end(), fixed.begin()))
-    return Fail(Code::kInvalidArgument, "not an encrypted model (no PPMODEL magic at the start)");
-  if (*n < fixed.size())
-    return Fail(Code::kDataLoss, "encrypted model truncated inside its header (", Num(*n), " bytes)");
-  Header h;
-  h.version = static_cast<std::uint32_t>(GetBe(&fixed[8], 2));
-  if (h.version != kFormatVersion)
-    return Fail(Code::kUnimplemented, "encrypted model format version ", Num(h.version), " is not supported (only ",
-                Num(kFormatVersion), ")");
-  h.cipher = static_cast<std::uint16_t>(GetBe(&fixed[10], 2));
-  if (h.cipher != kCipherAes256GcmHkdfSha256)
-    return Fail(Code::kUnimplemented, "encrypted model cipher ", Num(h.cipher), " is not supported");
-  h.chunk_size = static_cast<std::uint32_t>(GetBe(&fixed[12], 4));
-  if (auto r = ValidateChunkSize(h.chunk_size); !r)
-    return Fail(Code::kInvalidArgument, "encrypted model header: ", r.error().message);
-  h.plaintext_size = GetBe(&fixed[16], 8);
-  if (h.plaintext_size != kUnknownSize && ChunkCount(h.plaintext_size, h.chunk_size) > kMaxChunks)
-    return Fail(Code::kInvalidArgument, "encrypted model header: plaintext size ", Num(h.plaintext_size),
-                " needs more than 2^32 chunks");
-  std::copy_n(&fixed[24], kSaltBytes, h.salt.begin());
-  std::copy_n(&fixed[56], kNoncePrefixBytes, h.nonce_prefix.begin());
-  const std::size_t key_id_len = GetBe(&fixed[64], 2);
-  if (key_id_len > kMaxKeyIdBytes)
-    return Fail(Code::kInvalidArgument, "encrypted model header: key id of ", Num(key_id_len), " bytes (at most ",
-                Num(kMaxKeyIdBytes), ")");
-  std::vector<std::uint8_t> rest(key_id_len + kHeaderMacBytes);
-  n = ReadFull(in_fd, rest);
-  if (!n) return std::unexpected(n.error());
-  if (*n < rest.size())
-    return Fail(Code::kDataLoss, "encrypted model truncated inside its header (",
-                Num(kFixedHeaderBytes + *n), " bytes)");
-  h.key_id.assign(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(key_id_len));
-  if (auto r = ValidateKeyId(h.key_id); !r) return Fail(Code::kInvalidArgument, "encrypted model header: ", r.error().message);
-  std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(key_id_len), kHeaderMacBytes, h.mac.begin());
-  return h;
+  Header header;
+  auto status = codec::ReadHeader(in_fd, header);
+  return ToResult(std::move(status), std::move(header));
 }
 
-Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key, Progress progress) {
+Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key,
+                       Progress progress) {
   auto header = ReadHeader(in_fd);
   if (!header) return header;
   return DecryptBody(*header, in_fd, out_fd, key, std::move(progress));
@@ -349,70 +38,9 @@ Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKey
 
 Result<Header> DecryptBody(const Header& header, int in_fd, int out_fd,
                            std::span<const std::uint8_t, kKeyBytes> key, Progress progress) {
-  Header h = header;
-  if (auto r = ValidateChunkSize(h.chunk_size); !r) return std::unexpected(r.error());
-  Keys keys;
-  if (auto r = DeriveKeys(key, h, keys); !r) return std::unexpected(r.error());
-  auto mac = HeaderMac(keys, EncodeUnauthenticated(h));
-  if (!mac) return std::unexpected(mac.error());
-  if (CRYPTO_memcmp(mac->data(), h.mac.data(), kHeaderMacBytes) != 0)
-    return Fail(Code::kUnauthenticated, "encrypted model: wrong key or tampered header (header MAC mismatch)");
-  auto digest = HeaderDigest(h);
-  if (!digest) return std::unexpected(digest.error());
-  auto ctx = NewGcm(keys, false);
-  if (!ctx) return std::unexpected(ctx.error());
-
-  const bool known = h.plaintext_size != kUnknownSize;
-  const std::uint64_t chunks = known ? ChunkCount(h.plaintext_size, h.chunk_size) : 0;
-  const std::string of_chunks = known ? " (the header says " + Num(chunks) + " chunks)" : "";
-  const std::size_t record = std::size_t{h.chunk_size} + kTagBytes;
-  // One chunk record plus one byte read ahead: a record is the final one exactly when nothing follows.
-  ChunkBuffer buf(record + 1);
-  std::size_t have = 0;
-  std::uint64_t done = 0;
-  for (std::uint64_t index = 0;; ++index) {
-    auto n = ReadFull(in_fd, buf.span().subspan(have));
-    if (!n) return std::unexpected(n.error());
-    have += *n;
-    const bool final = have < buf.size();
-    const std::size_t len = final ? have : record;
-    if (index >= kMaxChunks) return Fail(Code::kDataLoss, "encrypted model has more than 2^32 chunks");
-    if (known) {
-      const bool should_be_final = index + 1 == chunks;
-      if (!final && should_be_final)
-        return Fail(Code::kDataLoss, "encrypted model has bytes after its final chunk ", Num(index), of_chunks);
-      if (final && !should_be_final) {
-        if (len == 0 && index == 0)
-          return Fail(Code::kDataLoss, "encrypted model truncated: no chunk after the header", of_chunks);
-        if (len == 0) return Fail(Code::kDataLoss, "encrypted model truncated after chunk ", Num(index - 1), of_chunks);
-        if (len == record) return Fail(Code::kDataLoss, "encrypted model truncated after chunk ", Num(index), of_chunks);
-        return Fail(Code::kDataLoss, "encrypted model truncated inside chunk ", Num(index), of_chunks);
-      }
-      if (final && len != h.plaintext_size - index * h.chunk_size + kTagBytes)
-        return Fail(Code::kDataLoss, "encrypted model's final chunk ", Num(index), " has ", Num(len),
-                    " bytes, the header says ", Num(h.plaintext_size - index * h.chunk_size + kTagBytes),
-                    ": truncated or extended");
-    } else if (final && len < kTagBytes + (index == 0 ? 0 : 1)) {
-      if (index == 0 && len == 0) return Fail(Code::kDataLoss, "encrypted model truncated: no chunk after the header");
-      return Fail(Code::kDataLoss, "encrypted model truncated inside chunk ", Num(index));
-    }
-    const std::size_t text = len - kTagBytes;
-    if (!OpenChunk(ctx->get(), MakeChunkParams(h, *digest, index, final), buf.data(), text)) {
-      if (final && !known)
-        return Fail(Code::kDataLoss, "encrypted model chunk ", Num(index),
-                    " (the last in the file) failed authentication: the file is truncated or tampered");
-      return Fail(Code::kDataLoss, "encrypted model chunk ", Num(index), " failed authentication");
-    }
-    const std::uint8_t ahead = buf[record];
-    if (auto r = WriteFull(out_fd, buf.span().first(text), "decrypted model"); !r) return std::unexpected(r.error());
-    done += text;
-    if (progress) progress(done, known ? h.plaintext_size : 0);
-    if (final) break;
-    buf[0] = ahead;
-    have = 1;
-  }
-  h.plaintext_size = done;
-  return h;
+  Header result;
+  auto status = codec::DecryptBody(header, in_fd, out_fd, key, progress, result);
+  return ToResult(std::move(status), std::move(result));
 }
 
 }  // namespace pp::model

@@ -16,61 +16,13 @@
 
 #include <sys/types.h>
 
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <functional>
 #include <span>
 #include <string>
 
 #include "common/base/error.h"
+#include "model/header.h"
 
 namespace pp::model {
-
-inline constexpr std::size_t kKeyBytes = 32;
-inline constexpr std::size_t kSaltBytes = 32;
-inline constexpr std::size_t kNoncePrefixBytes = 8;
-inline constexpr std::size_t kHeaderMacBytes = 32;
-inline constexpr std::size_t kTagBytes = 16;
-inline constexpr std::size_t kMaxKeyIdBytes = 256;
-inline constexpr std::uint32_t kMinChunkSize = 4096;
-inline constexpr std::uint32_t kMaxChunkSize = 64u << 20;
-inline constexpr std::uint32_t kDefaultChunkSize = 4u << 20;
-inline constexpr std::uint32_t kFormatVersion = 1;
-// The only cipher of version 1: AES-256-GCM chunks under an HKDF-SHA256 data key.
-inline constexpr std::uint16_t kCipherAes256GcmHkdfSha256 = 1;
-// Header::plaintext_size when the plaintext came from a pipe (its end is then known only from the
-// authenticated final chunk).
-inline constexpr std::uint64_t kUnknownSize = UINT64_MAX;
-
-struct Header {
-  std::uint32_t version = kFormatVersion;
-  std::uint32_t chunk_size = kDefaultChunkSize;
-  // Where the key lives, e.g. the KBS resource "kbs:///default/model-key/llama". Not secret, at
-  // most kMaxKeyIdBytes printable ASCII bytes (0x20..0x7e), may be empty.
-  std::string key_id;
-  // kUnknownSize in a file encrypted from a pipe. Encrypt and Decrypt return the size they counted.
-  std::uint64_t plaintext_size = kUnknownSize;
-  std::uint16_t cipher = kCipherAes256GcmHkdfSha256;
-  std::array<std::uint8_t, kSaltBytes> salt{};
-  std::array<std::uint8_t, kNoncePrefixBytes> nonce_prefix{};
-  // HMAC-SHA256 of the header bytes before it, under a key derived like the data key: checked
-  // first, so a wrong key is told apart from a damaged chunk before anything is written.
-  std::array<std::uint8_t, kHeaderMacBytes> mac{};
-
-  // Bytes of the header in the file (it ends with the MAC).
-  std::size_t EncodedSize() const { return 66 + key_id.size() + kHeaderMacBytes; }
-};
-
-// (bytes done, bytes in all); `total` is 0 when unknown (a pipe). Counts plaintext bytes; called
-// after each chunk, on the calling thread.
-using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
-
-struct EncryptOptions {
-  std::uint32_t chunk_size = kDefaultChunkSize;
-  std::string key_id;
-  Progress progress;
-};
 
 // Reads plaintext from `in_fd` to its end and writes the encrypted file to `out_fd`. A regular
 // file's size (fstat) goes into the header and the file must not change size while it is read;
@@ -86,10 +38,11 @@ Result<Header> ReadHeader(int in_fd);
 
 // Decrypts to `out_fd` chunk by chunk, each chunk authenticated before its bytes are written. Only
 // a successful return means the whole file (header, every chunk in order, the final chunk, nothing
-// after it) checked out: on error the caller must discard what was written. Errors: INVALID_ARGUMENT
-// or UNIMPLEMENTED (not this format / version), UNAUTHENTICATED ("wrong key or tampered header"),
-// DATA_LOSS (a chunk failed authentication, the file is truncated or has trailing bytes), or the
-// errno of a failed read/write. Returns the header with plaintext_size = bytes written.
+// after it) checked out: on error the caller must discard what was written. Errors:
+// INVALID_ARGUMENT or UNIMPLEMENTED (not this format / version), UNAUTHENTICATED ("wrong key or
+// tampered header"), DATA_LOSS (a chunk failed authentication, the file is truncated or has
+// trailing bytes), or the errno of a failed read/write. Returns the header with plaintext_size =
+// bytes written.
 Result<Header> Decrypt(int in_fd, int out_fd, std::span<const std::uint8_t, kKeyBytes> key,
                        Progress progress);
 
@@ -101,12 +54,14 @@ Result<Header> DecryptBody(const Header& header, int in_fd, int out_fd,
 // Releases plaintext only after the whole file authenticated: writes `path`.partial-XXXXXX
 // (O_EXCL, mode 0600) in the same directory, fsyncs it and renames it to `path` with `mode` on
 // success. On any failure the partial file is truncated (tmpfs frees its pages) and unlinked, and
-// whatever was at `path` is left as it was.
+// whatever was at `path` is left as it was. (A process killed meanwhile leaves its 0600 partial
+// file, never a file at `path`: a loader may remove `path`.partial-* when it starts.)
 Result<Header> DecryptToFile(int in_fd, const std::string& path, mode_t mode,
                              std::span<const std::uint8_t, kKeyBytes> key, Progress progress);
 
 // DecryptToFile after ReadHeader (see DecryptBody).
-Result<Header> DecryptBodyToFile(const Header& header, int in_fd, const std::string& path, mode_t mode,
-                                 std::span<const std::uint8_t, kKeyBytes> key, Progress progress);
+Result<Header> DecryptBodyToFile(const Header& header, int in_fd, const std::string& path,
+                                 mode_t mode, std::span<const std::uint8_t, kKeyBytes> key,
+                                 Progress progress);
 
 }  // namespace pp::model

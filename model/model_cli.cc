@@ -63,6 +63,13 @@ int HexValue(char c) {
 Result<void> ReadKey(const std::string& path, Key& key) {
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return std::unexpected(ErrnoError("key file " + path, errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    Say(std::string("warning: key file ") + path + " has mode " + mode +
+        ": others on this machine can read it (chmod 600)");
+  }
   std::array<char, 160> raw{};
   std::size_t have = 0;
   while (have < raw.size()) {
@@ -72,8 +79,9 @@ Result<void> ReadKey(const std::string& path, Key& key) {
     if (n == 0) break;
     have += static_cast<std::size_t>(n);
   }
-  Result<void> result = Fail(Code::kInvalidArgument, "key file ", path,
-                             " must hold 32 raw bytes or 64 hex digits (peerpods-model keygen makes one)");
+  Result<void> result =
+      Fail(Code::kInvalidArgument, "key file ", path,
+           " must hold 32 raw bytes or 64 hex digits (peerpods-model keygen makes one)");
   if (have == kKeyBytes) {
     std::copy_n(raw.begin(), kKeyBytes, key.bytes.begin());
     result = {};
@@ -126,10 +134,12 @@ class ProgressLines {
     const double rate = seconds > 0 ? static_cast<double>(done) / (1 << 20) / seconds : 0;
     char line[160];
     if (total != 0)
-      std::snprintf(line, sizeof line, "%s: %s of %s (%.0f%%), %.0f MiB/s", verb_.c_str(), Mib(done).c_str(),
-                    Mib(total).c_str(), 100.0 * static_cast<double>(done) / static_cast<double>(total), rate);
+      std::snprintf(line, sizeof line, "%s: %s of %s (%.0f%%), %.0f MiB/s", verb_.c_str(),
+                    Mib(done).c_str(), Mib(total).c_str(),
+                    100.0 * static_cast<double>(done) / static_cast<double>(total), rate);
     else
-      std::snprintf(line, sizeof line, "%s: %s, %.0f MiB/s", verb_.c_str(), Mib(done).c_str(), rate);
+      std::snprintf(line, sizeof line, "%s: %s, %.0f MiB/s", verb_.c_str(), Mib(done).c_str(),
+                    rate);
     Say(line);
   }
 
@@ -158,11 +168,15 @@ std::string Hex(std::span<const std::uint8_t> bytes) {
 
 int Keygen(const Options& o) {
   Key key;
-  if (RAND_bytes(key.bytes.data(), kKeyBytes) != 1) return Failed(Error{Code::kInternal, "no random bytes"});
+  if (RAND_bytes(key.bytes.data(), kKeyBytes) != 1)
+    return Failed(Error{Code::kInternal, "no random bytes"});
   // O_EXCL: a key is never overwritten (the models encrypted with it would be lost).
   ScopedFd fd(o.out == "-" ? ::dup(STDOUT_FILENO)
-                           : ::open(o.out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) return Failed(ErrnoError("create key file " + o.out + " (an existing key is never replaced)", errno));
+                           : ::open(o.out.c_str(),
+                                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd)
+    return Failed(
+        ErrnoError("create key file " + o.out + " (an existing key is never replaced)", errno));
   std::size_t done = 0;
   while (done < kKeyBytes) {
     const ssize_t n = ::write(fd.get(), key.bytes.data() + done, kKeyBytes - done);
@@ -202,7 +216,8 @@ int EncryptCommand(const Options& o, bool progress) {
   auto header = Encrypt(in->get(), out.get(), key.bytes, options);
   Result<void> done;
   if (!header) done = std::unexpected(header.error());
-  if (done && ::fchmod(out.get(), 0644) != 0) done = std::unexpected(ErrnoError("chmod " + tmp, errno));
+  if (done && ::fchmod(out.get(), 0644) != 0)
+    done = std::unexpected(ErrnoError("chmod " + tmp, errno));
   if (done && ::fsync(out.get()) != 0) done = std::unexpected(ErrnoError("fsync " + tmp, errno));
   if (done && ::rename(tmp.c_str(), o.out.c_str()) != 0)
     done = std::unexpected(ErrnoError("rename " + tmp + " to " + o.out, errno));
@@ -220,17 +235,19 @@ int Inspect(const Options& o) {
   auto h = ReadHeader(in->get());
   if (!h) return Failed(h.error());
   const bool known = h->plaintext_size != kUnknownSize;
-  const std::uint64_t chunks = known ? (h->plaintext_size == 0 ? 1 : (h->plaintext_size - 1) / h->chunk_size + 1) : 0;
+  const std::uint64_t chunks =
+      known ? (h->plaintext_size == 0 ? 1 : (h->plaintext_size - 1) / h->chunk_size + 1) : 0;
   if (o.json) {
-    nlohmann::json j = {{"version", h->version},
-                        {"cipher", "AES-256-GCM+HKDF-SHA256"},
-                        {"chunk_size", h->chunk_size},
-                        {"key_id", h->key_id},
-                        {"plaintext_size", known ? nlohmann::json(h->plaintext_size) : nlohmann::json(nullptr)},
-                        {"chunks", known ? nlohmann::json(chunks) : nlohmann::json(nullptr)},
-                        {"header_bytes", h->EncodedSize()},
-                        {"salt", Hex(h->salt)},
-                        {"nonce_prefix", Hex(h->nonce_prefix)}};
+    nlohmann::json j = {
+        {"version", h->version},
+        {"cipher", "AES-256-GCM+HKDF-SHA256"},
+        {"chunk_size", h->chunk_size},
+        {"key_id", h->key_id},
+        {"plaintext_size", known ? nlohmann::json(h->plaintext_size) : nlohmann::json(nullptr)},
+        {"chunks", known ? nlohmann::json(chunks) : nlohmann::json(nullptr)},
+        {"header_bytes", h->EncodedSize()},
+        {"salt", Hex(h->salt)},
+        {"nonce_prefix", Hex(h->nonce_prefix)}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -239,7 +256,8 @@ int Inspect(const Options& o) {
   std::printf("chunk size:     %u\n", h->chunk_size);
   std::printf("key id:         %s\n", h->key_id.c_str());
   if (known)
-    std::printf("plaintext size: %llu (%llu chunks)\n", static_cast<unsigned long long>(h->plaintext_size),
+    std::printf("plaintext size: %llu (%llu chunks)\n",
+                static_cast<unsigned long long>(h->plaintext_size),
                 static_cast<unsigned long long>(chunks));
   else
     std::printf("plaintext size: unknown (encrypted from a pipe)\n");
@@ -263,7 +281,8 @@ int DecryptCommand(const Options& o, bool progress) {
   if (!in) return Failed(in.error());
   ProgressLines lines("decrypt", progress);
   if (o.out == "-") {
-    Say("decrypting to stdout: what is streamed is unverified until peerpods-model exits with status 0");
+    Say("decrypting to stdout: what is streamed is unverified until peerpods-model exits with "
+        "status 0");
     auto header = Decrypt(in->get(), STDOUT_FILENO, key.bytes, lines.Callback());
     if (!header) {
       Say("the output so far is NOT authentic: discard it");
@@ -272,7 +291,8 @@ int DecryptCommand(const Options& o, bool progress) {
     lines.Finish(header->plaintext_size);
     return 0;
   }
-  auto header = DecryptToFile(in->get(), o.out, static_cast<mode_t>(mode), key.bytes, lines.Callback());
+  auto header =
+      DecryptToFile(in->get(), o.out, static_cast<mode_t>(mode), key.bytes, lines.Callback());
   if (!header) return Failed(header.error());
   lines.Finish(header->plaintext_size);
   return 0;
@@ -282,15 +302,20 @@ int DecryptCommand(const Options& o, bool progress) {
 
 int ModelCliMain(int argc, const char* const* argv) {
   Options o;
-  CLI::App app{"peerpods-model: encrypts models for confidential pods (key released by a KBS after attestation)",
-               "peerpods-model"};
+  CLI::App app{
+      "peerpods-model: encrypts models for confidential pods (key released by a KBS after "
+      "attestation)",
+      "peerpods-model"};
   app.require_subcommand(1);
   app.add_flag("--progress", o.progress, "progress on stderr (default: when stderr is a terminal)");
-  auto* keygen = app.add_subcommand("keygen", "write a new random 32-byte key (mode 0600; never overwrites)");
+  auto* keygen =
+      app.add_subcommand("keygen", "write a new random 32-byte key (mode 0600; never overwrites)");
   keygen->add_option("out", o.out, "key file, or - for stdout")->required();
   auto* encrypt = app.add_subcommand("encrypt", "encrypt a model");
   encrypt->add_option("--key-file", o.key_file, "32 raw bytes or 64 hex digits")->required();
-  encrypt->add_option("--key-id", o.key_id, "where the key lives, e.g. kbs:///default/model-key/llama")->required();
+  encrypt
+      ->add_option("--key-id", o.key_id, "where the key lives, e.g. kbs:///default/model-key/llama")
+      ->required();
   encrypt->add_option("--chunk-size", o.chunk_size, "bytes per chunk")
       ->capture_default_str()
       ->check(CLI::Range(kMinChunkSize, kMaxChunkSize));
@@ -303,9 +328,12 @@ int ModelCliMain(int argc, const char* const* argv) {
   decrypt->add_option("--key-file", o.key_file, "32 raw bytes or 64 hex digits")->required();
   decrypt->add_option("--mode", o.mode, "mode of OUT (octal)")->capture_default_str();
   decrypt->add_option("in", o.in, "encrypted model, or - for stdin")->required();
-  decrypt->add_option("out", o.out, "plaintext: released only once all of IN authenticated; - streams to stdout")
+  decrypt
+      ->add_option("out", o.out,
+                   "plaintext: released only once all of IN authenticated; - streams to stdout")
       ->required();
-  for (auto* sub : {encrypt, decrypt}) sub->add_flag("--progress", o.progress, "progress on stderr");
+  for (auto* sub : {encrypt, decrypt})
+    sub->add_flag("--progress", o.progress, "progress on stderr");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -53,7 +53,10 @@ grep -q "encrypt: .* MiB/s" "$dir/enc.err" || fail "no progress: $(cat "$dir/enc
 "$tool" decrypt --key-file "$dir/key" - - <"$dir/piped.enc" 2>"$dir/dec.err" | cmp -s - "$dir/model" \
   || fail "stdout decrypt differs"
 grep -q "unverified until peerpods-model exits with status 0" "$dir/dec.err" || fail "no stdout warning"
-pass pipes_hex_keys_and_progress
+chmod 644 "$dir/key.hex"
+expect 0 "warning: key file .* has mode 0644: others on this machine can read it" \
+  "$tool" encrypt --key-file "$dir/key.hex" --key-id x "$dir/model" "$dir/warned.enc"
+pass pipes_hex_keys_progress_and_a_readable_key_warned
 
 # Refusals: nothing at OUT afterwards, exit 1, a reason.
 "$tool" keygen "$dir/other-key"

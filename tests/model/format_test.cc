@@ -42,7 +42,8 @@ TEST_P(RoundTrip, FileAndPipeInputDecryptToTheSameBytes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, RoundTrip,
-                         ::testing::Values(0, 1, kChunk - 1, kChunk, kChunk + 1, 2 * kChunk, 5 * kChunk + 17,
+                         ::testing::Values(0, 1, kChunk - 1, kChunk, kChunk + 1, 2 * kChunk,
+                                           5 * kChunk + 17,
                                            // sizes from a fixed seed, so a failure reproduces
                                            12345, 77777, 131071, 200003));
 
@@ -84,11 +85,15 @@ TEST(FormatTest, PipeInputRecordsAnUnknownSize) {
 TEST(FormatTest, EncryptRefusesBadOptions) {
   auto in = MemFile("x");
   auto out = MemFile();
-  EXPECT_EQ(Encrypt(in.get(), out.get(), kKey, {kMinChunkSize - 1, "", nullptr}).error().code, Code::kInvalidArgument);
-  EXPECT_EQ(Encrypt(in.get(), out.get(), kKey, {kMaxChunkSize + 1, "", nullptr}).error().code, Code::kInvalidArgument);
-  EXPECT_EQ(Encrypt(in.get(), out.get(), kKey, {kChunk, "a\nb", nullptr}).error().code, Code::kInvalidArgument);
-  EXPECT_EQ(Encrypt(in.get(), out.get(), kKey, {kChunk, std::string(257, 'k'), nullptr}).error().code,
+  EXPECT_EQ(Encrypt(in.get(), out.get(), kKey, {kMinChunkSize - 1, "", nullptr}).error().code,
             Code::kInvalidArgument);
+  EXPECT_EQ(Encrypt(in.get(), out.get(), kKey, {kMaxChunkSize + 1, "", nullptr}).error().code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(Encrypt(in.get(), out.get(), kKey, {kChunk, "a\nb", nullptr}).error().code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(
+      Encrypt(in.get(), out.get(), kKey, {kChunk, std::string(257, 'k'), nullptr}).error().code,
+      Code::kInvalidArgument);
 }
 
 TEST(FormatTest, ProgressCountsPlaintextToTheTotal) {
@@ -96,13 +101,15 @@ TEST(FormatTest, ProgressCountsPlaintextToTheTotal) {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> calls;
   auto in = MemFile(plain);
   auto out = MemFile();
-  ASSERT_TRUE(Encrypt(in.get(), out.get(), kKey, {kChunk, "", [&](auto d, auto t) { calls.emplace_back(d, t); }}));
+  ASSERT_TRUE(Encrypt(in.get(), out.get(), kKey,
+                      {kChunk, "", [&](auto d, auto t) { calls.emplace_back(d, t); }}));
   ASSERT_EQ(calls.size(), 4u);
   EXPECT_EQ(calls.back(), std::make_pair(std::uint64_t{plain.size()}, std::uint64_t{plain.size()}));
   calls.clear();
   ::lseek(out.get(), 0, SEEK_SET);
   auto plain_out = MemFile();
-  ASSERT_TRUE(Decrypt(out.get(), plain_out.get(), kKey, [&](auto d, auto t) { calls.emplace_back(d, t); }));
+  ASSERT_TRUE(
+      Decrypt(out.get(), plain_out.get(), kKey, [&](auto d, auto t) { calls.emplace_back(d, t); }));
   ASSERT_EQ(calls.size(), 4u);
   EXPECT_EQ(calls[0].first, kChunk);
   EXPECT_EQ(calls.back().first, plain.size());
@@ -120,7 +127,7 @@ TEST(DecryptToFileTest, ReleasesOnlyAtTheEndWithTheMode) {
     EXPECT_FALSE(std::filesystem::exists(dir / "model"));
     for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
       EXPECT_TRUE(entry.path().filename().string().starts_with("model.partial-")) << entry.path();
-      struct stat st{};
+      struct stat st {};
       ASSERT_EQ(::stat(entry.path().c_str(), &st), 0);
       EXPECT_EQ(st.st_mode & 0777, 0600u);
       ++checks;
@@ -128,7 +135,7 @@ TEST(DecryptToFileTest, ReleasesOnlyAtTheEndWithTheMode) {
   });
   ASSERT_TRUE(h) << h.error().message;
   EXPECT_EQ(checks, 4);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir / "model").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
   EXPECT_EQ(st.st_size, static_cast<off_t>(plain.size()));

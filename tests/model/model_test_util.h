@@ -3,16 +3,15 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
-#include <random>
 #include <filesystem>
+#include <random>
 #include <span>
 #include <string>
 #include <thread>
@@ -38,7 +37,8 @@ inline std::string ReadAllFd(int fd) {
   ::lseek(fd, 0, SEEK_SET);
   std::string out;
   char buf[65536];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
   return out;
 }
 
@@ -91,8 +91,9 @@ class TempDir {
 };
 
 inline constexpr std::uint32_t kChunk = kMinChunkSize;
-inline constexpr std::array<std::uint8_t, kKeyBytes> kKey = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+inline constexpr std::array<std::uint8_t, kKeyBytes> kKey = {
+    1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 inline std::string RandomBytes(std::size_t n, unsigned seed) {
   std::mt19937 rng(seed);
@@ -102,8 +103,9 @@ inline std::string RandomBytes(std::size_t n, unsigned seed) {
 }
 
 // Encrypts from a regular file (the header records the size) or from a pipe (it does not).
-inline std::string EncryptString(const std::string& plain, bool from_pipe, std::uint32_t chunk = kChunk,
-                          const std::array<std::uint8_t, kKeyBytes>& key = kKey) {
+inline std::string EncryptString(const std::string& plain, bool from_pipe,
+                                 std::uint32_t chunk = kChunk,
+                                 const std::array<std::uint8_t, kKeyBytes>& key = kKey) {
   auto out = MemFile();
   EncryptOptions options{chunk, "kbs:///default/model-key/test", nullptr};
   Result<Header> h;
@@ -121,7 +123,8 @@ inline std::string EncryptString(const std::string& plain, bool from_pipe, std::
   return ReadAllFd(out.get());
 }
 
-inline Result<std::string> DecryptString(const std::string& file, const std::array<std::uint8_t, kKeyBytes>& key = kKey) {
+inline Result<std::string> DecryptString(const std::string& file,
+                                         const std::array<std::uint8_t, kKeyBytes>& key = kKey) {
   auto in = MemFile(file);
   auto out = MemFile();
   auto h = Decrypt(in.get(), out.get(), key, nullptr);
@@ -130,7 +133,8 @@ inline Result<std::string> DecryptString(const std::string& file, const std::arr
 }
 
 // DecryptToFile into a fresh directory; on failure also checks that nothing was left behind.
-inline Result<std::string> DecryptViaFile(const std::string& file, const std::array<std::uint8_t, kKeyBytes>& key = kKey) {
+inline Result<std::string> DecryptViaFile(const std::string& file,
+                                          const std::array<std::uint8_t, kKeyBytes>& key = kKey) {
   TempDir dir;
   auto in = MemFile(file);
   auto h = DecryptToFile(in.get(), dir / "model", 0640, key, nullptr);

@@ -1,8 +1,8 @@
 // A multi-GiB model through Encrypt and Decrypt over pipes, never held in memory: a writer thread
-// generates the plaintext (hashing it as it goes), Encrypt and Decrypt each run on a thread of their
-// own between pipes, and the test hashes what comes out. The digests must match, and the process's
-// peak RSS must stay far below the data's size (constant memory whatever the model's size).
-// Its own executable, so that the peak RSS is this test's alone.
+// generates the plaintext (hashing it as it goes), Encrypt and Decrypt each run on a thread of
+// their own between pipes, and the test hashes what comes out. The digests must match, and the
+// process's peak RSS must stay far below the data's size (constant memory whatever the model's
+// size). Its own executable, so that the peak RSS is this test's alone.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -59,14 +59,15 @@ bool WriteAllBytes(int fd, const std::uint8_t* p, std::size_t n) {
 }
 
 long MaxRssKib() {
-  struct rusage usage{};
+  struct rusage usage {};
   ::getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss;
 }
 
 TEST(StreamTest, ThreeGibThroughPipesInConstantMemory) {
   ::signal(SIGPIPE, SIG_IGN);
-  constexpr std::uint64_t kSize = (std::uint64_t{3} << 30) + 12345;  // not a multiple of the chunk size
+  constexpr std::uint64_t kSize =
+      (std::uint64_t{3} << 30) + 12345;  // not a multiple of the chunk size
   Pipe plain, encrypted, decrypted;
   std::array<std::uint8_t, 32> sent{};
   std::jthread writer([&, fd = std::move(plain.write)] {
@@ -80,7 +81,8 @@ TEST(StreamTest, ThreeGibThroughPipesInConstantMemory) {
         z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
         word = z ^ (z >> 31);
       }
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kSize - done, block.size() * 8));
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(kSize - done, block.size() * 8));
       sha.Update(block.data(), n);
       if (!WriteAllBytes(fd.get(), reinterpret_cast<const std::uint8_t*>(block.data()), n)) return;
       done += n;
@@ -89,7 +91,8 @@ TEST(StreamTest, ThreeGibThroughPipesInConstantMemory) {
   });
   Result<Header> encrypted_header, decrypted_header;
   std::jthread encryptor([&, in = std::move(plain.read), out = std::move(encrypted.write)] {
-    encrypted_header = Encrypt(in.get(), out.get(), kKey, {kDefaultChunkSize, "kbs:///default/model-key/big", nullptr});
+    encrypted_header = Encrypt(in.get(), out.get(), kKey,
+                               {kDefaultChunkSize, "kbs:///default/model-key/big", nullptr});
   });
   std::jthread decryptor([&, in = std::move(encrypted.read), out = std::move(decrypted.write)] {
     decrypted_header = Decrypt(in.get(), out.get(), kKey, nullptr);
@@ -112,7 +115,8 @@ TEST(StreamTest, ThreeGibThroughPipesInConstantMemory) {
   EXPECT_EQ(sha.Final(), sent);
   // Two 4 MiB chunk buffers, three 1 MiB pipe buffers and the program itself.
   EXPECT_LT(MaxRssKib(), 64 * 1024) << "peak RSS grew with the data";
-  std::printf("peak RSS %ld KiB for %llu bytes\n", MaxRssKib(), static_cast<unsigned long long>(kSize));
+  std::printf("peak RSS %ld KiB for %llu bytes\n", MaxRssKib(),
+              static_cast<unsigned long long>(kSize));
 }
 
 }  // namespace

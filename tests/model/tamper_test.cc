@@ -89,9 +89,11 @@ TEST(TamperTest, EachHeaderFieldFailsWithItsReason) {
   ExpectFailure(flip(0), Code::kInvalidArgument, "not an encrypted model");
   ExpectFailure(flip(9), Code::kUnimplemented, "version 0 is not supported");
   ExpectFailure(flip(11), Code::kUnimplemented, "cipher 0 is not supported");
-  ExpectFailure(flip(15), Code::kUnauthenticated, "wrong key or tampered header");  // chunk size 4097
-  ExpectFailure(flip(12, 7), Code::kInvalidArgument, "chunk size");                 // 2 GiB + 4096
-  ExpectFailure(flip(23), Code::kUnauthenticated, "wrong key or tampered header");  // plaintext size
+  ExpectFailure(flip(15), Code::kUnauthenticated,
+                "wrong key or tampered header");                     // chunk size 4097
+  ExpectFailure(flip(12, 7), Code::kInvalidArgument, "chunk size");  // 2 GiB + 4096
+  ExpectFailure(flip(23), Code::kUnauthenticated,
+                "wrong key or tampered header");  // plaintext size
   ExpectFailure(flip(16, 7), Code::kInvalidArgument, "more than 2^32 chunks");
   ExpectFailure(flip(30), Code::kUnauthenticated, "wrong key or tampered header");  // salt
   ExpectFailure(flip(60), Code::kUnauthenticated, "wrong key or tampered header");  // nonce prefix
@@ -112,8 +114,9 @@ TEST(TamperTest, WrongKeyIsToldApartAndNeverShown) {
 }
 
 TEST(TamperTest, FlippedCiphertextOrTagFailsThatChunkAfterTheOnesBefore) {
-  for (std::size_t offset : {std::size_t{0}, std::size_t{kChunk / 2}, std::size_t{kChunk - 1}, std::size_t{kChunk},
-                             kChunk + kTagBytes - 1}) {  // ciphertext, then the tag
+  for (std::size_t offset :
+       {std::size_t{0}, std::size_t{kChunk / 2}, std::size_t{kChunk - 1}, std::size_t{kChunk},
+        kChunk + kTagBytes - 1}) {  // ciphertext, then the tag
     std::string bad = Sized();
     bad[kHeader + 2 * kRecord + offset] ^= 0x10;
     ExpectFailure(bad, Code::kDataLoss, "chunk 2 failed authentication");
@@ -134,8 +137,10 @@ TEST(TamperTest, TruncationAnywhereFails) {
       auto result = DecryptViaFile(file->substr(0, at));
       ASSERT_FALSE(result) << "truncated at " << at;
     }
-    for (std::size_t i = 0; i < kChunks; ++i) {  // exactly at each chunk boundary, and one byte either side
-      for (std::size_t at : {kHeader + i * kRecord - 1, kHeader + i * kRecord, kHeader + i * kRecord + 1}) {
+    for (std::size_t i = 0; i < kChunks;
+         ++i) {  // exactly at each chunk boundary, and one byte either side
+      for (std::size_t at :
+           {kHeader + i * kRecord - 1, kHeader + i * kRecord, kHeader + i * kRecord + 1}) {
         ASSERT_FALSE(DecryptViaFile(file->substr(0, at))) << "truncated at " << at;
       }
     }
@@ -145,17 +150,20 @@ TEST(TamperTest, TruncationAnywhereFails) {
   ExpectFailure(Unsized().substr(0, kHeader), Code::kDataLoss, "no chunk after the header");
   ExpectFailure(Sized().substr(0, kHeader + 3 * kRecord), Code::kDataLoss,
                 "truncated after chunk 2 (the header says 5 chunks)");
-  ExpectFailure(Sized().substr(0, kHeader + 3 * kRecord + 100), Code::kDataLoss, "truncated inside chunk 3");
+  ExpectFailure(Sized().substr(0, kHeader + 3 * kRecord + 100), Code::kDataLoss,
+                "truncated inside chunk 3");
   // The final chunk dropped.
   ExpectFailure(Join(Sized(), {0, 1, 2, 3}), Code::kDataLoss, "truncated after chunk 3");
-  ExpectFailure(Join(Unsized(), {0, 1, 2, 3}), Code::kDataLoss, "chunk 3 (the last in the file) failed");
+  ExpectFailure(Join(Unsized(), {0, 1, 2, 3}), Code::kDataLoss,
+                "chunk 3 (the last in the file) failed");
   ExpectFailure(Sized().substr(0, Sized().size() - 1), Code::kDataLoss, "final chunk 4 has");
 }
 
 TEST(TamperTest, DroppedDuplicatedSwappedChunksFail) {
   for (const auto* file : {&Sized(), &Unsized()}) {
     ExpectFailure(Join(*file, {0, 2, 3, 4}), Code::kDataLoss, "chunk 1 failed authentication");
-    ExpectFailure(Join(*file, {0, 1, 1, 2, 3, 4}), Code::kDataLoss, "chunk 2 failed authentication");
+    ExpectFailure(Join(*file, {0, 1, 1, 2, 3, 4}), Code::kDataLoss,
+                  "chunk 2 failed authentication");
     ExpectFailure(Join(*file, {0, 2, 1, 3, 4}), Code::kDataLoss, "chunk 1 failed authentication");
     ExpectFailure(Join(*file, {1, 0, 2, 3, 4}), Code::kDataLoss, "chunk 0 failed authentication");
   }
@@ -165,21 +173,25 @@ TEST(TamperTest, DroppedDuplicatedSwappedChunksFail) {
 
 TEST(TamperTest, TrailingBytesFail) {
   ExpectFailure(Sized() + "x", Code::kDataLoss, "final chunk 4 has");
-  ExpectFailure(Sized() + std::string(kRecord, 'x'), Code::kDataLoss, "bytes after its final chunk 4");
-  ExpectFailure(Unsized() + "x", Code::kDataLoss, "chunk 4 (the last in the file) failed authentication");
+  ExpectFailure(Sized() + std::string(kRecord, 'x'), Code::kDataLoss,
+                "bytes after its final chunk 4");
+  ExpectFailure(Unsized() + "x", Code::kDataLoss,
+                "chunk 4 (the last in the file) failed authentication");
 }
 
 TEST(TamperTest, SplicingAcrossFilesWithTheSameKeyFails) {
   // Another file of the same size, key and key id: its header is genuine, its chunks too.
   const std::string other = EncryptString(RandomBytes(Plain().size(), 7), false);
-  ExpectFailure(other.substr(0, kHeader) + Sized().substr(kHeader), Code::kDataLoss, "chunk 0 failed authentication");
+  ExpectFailure(other.substr(0, kHeader) + Sized().substr(kHeader), Code::kDataLoss,
+                "chunk 0 failed authentication");
   std::string spliced = Sized();
   spliced.replace(kHeader + 2 * kRecord, kRecord, Record(other, 2));
   ExpectFailure(spliced, Code::kDataLoss, "chunk 2 failed authentication");
   // The same plaintext encrypted twice shares nothing either (fresh salt and nonce prefix).
   const std::string again = EncryptString(Plain(), false);
   EXPECT_NE(again.substr(0, kHeader), Sized().substr(0, kHeader));
-  ExpectFailure(again.substr(0, kHeader) + Sized().substr(kHeader), Code::kDataLoss, "chunk 0 failed authentication");
+  ExpectFailure(again.substr(0, kHeader) + Sized().substr(kHeader), Code::kDataLoss,
+                "chunk 0 failed authentication");
 }
 
 }  // namespace
