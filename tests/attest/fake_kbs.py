@@ -2,7 +2,7 @@
 """TEST STAND-IN for a Trustee KBS: never use it to protect anything.
 
 Speaks the RCAR protocol as trustee kbs/docs/kbs_attestation_protocol.md describes it (version
-0.4.0) on 127.0.0.1 only, well enough for the model loader's tests:
+0.4.0) on 127.0.0.1 (or the one address --host names), well enough for the model loader's tests:
   POST /kbs/v0/auth      -> challenge {nonce, extra-params} + cookie kbs-session-id (expiring)
   POST /kbs/v0/attest    -> checks the session, the nonce and that the evidence's report data is
                             HASH(JCS(runtime-data)) zero-padded to 64 bytes; then the policy knob
@@ -17,8 +17,14 @@ tests write through a fake configfs-tsm tree: tdx {"quote"} with REPORTDATA at b
 with REPORT_DATA at byte 0x50 (AMD SEV-SNP ABI, ATTESTATION_REPORT). No signature is checked.
 Errors are RFC 7807 bodies {"type","detail"} with 401/403/404, as Trustee sends them.
 
+  GET  /stats                                -> {"events": [...]} what it did, in order: "attested"
+                            (an attestation it accepted), "released <path>" (a key it sent),
+                            "refused <path>" (a resource request it refused); for tests that must see
+                            a successful attestation before the key left
+  POST /policy  (body allow|deny)             -> sets the policy knob while it runs (--policy is the start)
+
 Prints the port it listens on as the first line of stdout, then serves until killed. Every request
-is logged on stderr as one line; the tests read the attest count from there.
+is logged on stderr as one line.
 """
 import argparse
 import base64
@@ -84,6 +90,8 @@ class State:
         self.lock = threading.Lock()
         self.sessions = {}  # id -> dict(nonce, expires, attested, pubkey, hash)
         self.count = 0
+        self.events = []
+        self.policy = args.policy
         self.failures_left = args.fail_first
         self.resources = {}
         for spec in args.resource:
@@ -135,6 +143,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         st, args = self.state, self.state.args
         data = self.body()
+        if self.path == "/policy":
+            if data.decode() not in ("allow", "deny"):
+                return self.problem(400, "BadRequest", "policy is allow or deny")
+            with st.lock:
+                st.policy = data.decode()
+            return self.reply(204)
         if self.path == "/kbs/v0/auth":
             req = json.loads(data)
             if req.get("version") != "0.4.0":
@@ -178,6 +192,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.problem(401, "AttestationFailed", "init-data missing")
             sess["attested"] = True
             sess["pubkey"] = rd.get("tee-pubkey")
+            with st.lock:
+                st.events.append("attested")
             return self.reply(200, json.dumps({"token": "test-stand-in-token"}).encode())
         return self.problem(404, "NotFound", "no such endpoint")
 
@@ -185,6 +201,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.failing():
             return
         st, args = self.state, self.state.args
+        if self.path == "/stats":
+            with st.lock:
+                return self.reply(200, json.dumps({"events": st.events}).encode())
         if self.path.startswith("/cdh/resource/") and args.cdh:
             key = st.resources.get(self.path[len("/cdh/resource/"):])
             if key is None:
@@ -197,9 +216,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.problem(401, "UnAuthenticated", "session expired or unknown; attest again")
         if not sess["attested"]:
             return self.problem(401, "UnAuthenticated", "session not attested")
-        if args.policy == "deny":
-            return self.problem(401, "PolicyDeny", "resource policy denied the request")
         path = self.path[len("/kbs/v0/resource/"):]
+        if st.policy == "deny":
+            with st.lock:
+                st.events.append("refused " + path)
+            return self.problem(401, "PolicyDeny", "resource policy denied the request")
         if args.garbage:
             return self.reply(200, b'{"protected":"e30","ciphertext":"!!"}')
         key = st.resources.get(path)
@@ -219,6 +240,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ct[0] ^= 1
             j["ciphertext"] = base64.urlsafe_b64encode(bytes(ct)).decode().rstrip("=")
             out = json.dumps(j)
+        with st.lock:
+            st.events.append("released " + path)
         self.reply(200, out.encode())
 
 
@@ -239,10 +262,12 @@ def main():
     p.add_argument("--trustee-layout", action="store_true",
                    help="ECDH-ES JWEs with epk in the protected header, as Trustee lays them out")
     p.add_argument("--cdh", action="store_true", help="also serve /cdh/resource/ (a stand-in CDH)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the one address to listen on (the libvirt e2e: the bridge its pod VMs reach)")
     p.add_argument("--tls-dir", help="serve HTTPS with a CA and certificate made here (ca.pem), as fakecloud.py does")
     args = p.parse_args()
     Handler.state = State(args)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer((args.host, 0), Handler)
     server.daemon_threads = True
     if args.tls_dir:
         import ssl
