@@ -24,6 +24,8 @@ packages=(
   # botocore's SigV4 signer and EC2 model, the Azure SDK's compute models, PyJWT, cryptography,
   # Google's own auth library (google-auth: service-account tokens, JWT verification)
   python3 python3-cryptography python3-botocore python3-azure python3-jwt python3-google-auth
+  # the model loader's stand-in KBS: JWE from an independent implementation (jwcrypto)
+  python3-jwcrypto
   # libvirt provider: libvirt client, domain XML (libxml2), cidata ISO writer
   libvirt-dev libxml2-dev libisofs-dev
   # pod network (VXLAN tunnel, addresses, routes, neighbours, tc redirects) over netlink: libnl's core and route
@@ -38,6 +40,8 @@ packages=(
   # the adaptor's container image (deploy/image): umoci makes the OCI layout; ssh and the CA bundle go
   # into it; runc runs it once in its test
   umoci runc openssh-client ca-certificates
+  # bench-model: gpg -d, today's common way of decrypting a model, as the baseline
+  gnupg
 )
 # deploy/ tests render the kustomize overlays with kubectl. Debian's is kubernetes-client (kubectl
 # 1.20, kustomize v2.0, which the overlays are written for); a newer kubectl already installed is kept.

@@ -2,11 +2,13 @@
 # build-test-image.sh <bin-dir> <out-dir>: builds the TEST pod VM image from the host's Debian
 # packages and our binaries, without root-only tools (no mount, losetup, chroot).
 #
-#   <bin-dir>  holds agent-protocol-forwarder, process-user-data and podvm-test-agent
+#   <bin-dir>  holds agent-protocol-forwarder, process-user-data, podvm-test-agent and
+#              peerpods-model-loader (run by the test agent's TEST-ONLY ExecProcess, as a pod's init
+#              container would run it: it decrypts a model into the VM's memory-backed /run)
 #   <out-dir>  receives podvm-test.qcow2 (the base volume: boots with plain SeaBIOS from a virtio
 #              disk), vmlinuz, initrd.img and SHA256SUMS (the measurement reference values)
 #
-# The initramfs is busybox-static, the Debian kernel's virtio modules, our three binaries with
+# The initramfs is busybox-static, the Debian kernel's virtio modules, our four binaries with
 # every shared library they load (found with ldd, kept at the same paths) and initramfs/init. The
 # disk is an unpartitioned FAT filesystem ("superfloppy") with syslinux, the kernel and the initrd.
 #
@@ -50,7 +52,7 @@ if ldd "$busybox_bin" >/dev/null 2>&1; then
   die "$busybox_bin is dynamically linked: install busybox-static (it replaces busybox)"
 fi
 
-binaries=(agent-protocol-forwarder process-user-data podvm-test-agent)
+binaries=(agent-protocol-forwarder process-user-data podvm-test-agent peerpods-model-loader)
 for b in "${binaries[@]}"; do
   [[ -x $bin_dir/$b ]] || die "$bin_dir/$b missing: build the targets ${binaries[*]}"
 done

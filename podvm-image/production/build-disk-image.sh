@@ -18,7 +18,7 @@ usage() {
 usage: build-disk-image.sh --kata-agent FILE --attestation-agent FILE --confidential-data-hub FILE
                            --api-server-rest FILE --bin-dir DIR --out DIR
                            [--platform libvirt|aws|azure|gcp] [--mirror URL] [--backports-kernel]
-  --bin-dir           holds our agent-protocol-forwarder and process-user-data
+  --bin-dir           holds our agent-protocol-forwarder, process-user-data and peerpods-model-loader
   --platform          where process-user-data finds the user-data (default libvirt: cidata disk)
   --mirror            Debian mirror (default http://deb.debian.org/debian)
   --backports-kernel  kernel from bookworm-backports (TDX guests need Linux >= 6.2)
@@ -55,6 +55,7 @@ declare -A inputs=(
   [confidential-data-hub]=$cdh [api-server-rest]=$api_server_rest
   [agent-protocol-forwarder]=${bin_dir:+$bin_dir/agent-protocol-forwarder}
   [process-user-data]=${bin_dir:+$bin_dir/process-user-data}
+  [peerpods-model-loader]=${bin_dir:+$bin_dir/peerpods-model-loader}
 )
 for name in "${!inputs[@]}"; do
   [[ -n ${inputs[$name]} ]] || die "no $name given (see --help)"
@@ -139,6 +140,9 @@ install -m 0755 "$cdh" "$rootfs/usr/local/bin/confidential-data-hub"
 install -m 0755 "$api_server_rest" "$rootfs/usr/local/bin/api-server-rest"
 install -m 0755 "$bin_dir/agent-protocol-forwarder" "$rootfs/usr/local/bin/agent-protocol-forwarder"
 install -m 0755 "$bin_dir/process-user-data" "$rootfs/usr/local/bin/process-user-data"
+# The confidential model loader (attest/loader.h): no service of its own; a pod's init container
+# runs it (deploy/examples/confidential-model), into a memory-backed emptyDir.
+install -m 0755 "$bin_dir/peerpods-model-loader" "$rootfs/usr/local/bin/peerpods-model-loader"
 
 # Where process-user-data reads the user-data on this platform (the unit's default is the cidata
 # disk of the libvirt provider). "%" is systemd's specifier character, hence "%%".

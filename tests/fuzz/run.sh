@@ -19,6 +19,8 @@ targets=(
   "fuzz_arm_json tests/fuzz/corpus_arm 65536"
   "fuzz_gcp_response tests/fuzz/corpus_gcp 65536"
   "fuzz_http_request tests/fuzz/corpus_http 16384"
+  "fuzz_attest tests/fuzz/corpus_attest 16384"
+  "fuzz_model_format tests/fuzz/corpus_model 65536"
 )
 status=0
 for entry in "${targets[@]}"; do

@@ -17,6 +17,9 @@ const (
 	MethodStartContainer  = "StartContainer"
 	MethodCopyFile        = "CopyFile"
 	MethodReadStdout      = "ReadStdout"
+	MethodReadStderr      = "ReadStderr"
+	MethodExecProcess     = "ExecProcess"
+	MethodWaitProcess     = "WaitProcess"
 )
 
 // AgentMethods lists every grpc.AgentService method (proto/agent/agent.proto order).
@@ -291,3 +294,36 @@ type ReadStreamResponse struct {
 func (m *ReadStreamResponse) Reset()         { *m = ReadStreamResponse{} }
 func (m *ReadStreamResponse) String() string { return fmt.Sprintf("{data:%dB}", len(m.Data)) }
 func (*ReadStreamResponse) ProtoMessage()    {}
+
+// ExecProcess, WaitProcess (agent.proto). The test image's TEST AGENT runs Process.Args directly in
+// the VM for them (podvm-image/test-agent/test_agent.cc).
+type ExecProcessRequest struct {
+	ContainerId string      `protobuf:"bytes,1,opt,name=container_id,proto3"`
+	ExecId      string      `protobuf:"bytes,2,opt,name=exec_id,proto3"`
+	StringUser  *StringUser `protobuf:"bytes,3,opt,name=string_user,proto3"`
+	Process     *Process    `protobuf:"bytes,4,opt,name=process,proto3"`
+	StdinPort   uint32      `protobuf:"varint,5,opt,name=stdin_port,proto3"`
+	StdoutPort  uint32      `protobuf:"varint,6,opt,name=stdout_port,proto3"`
+	StderrPort  uint32      `protobuf:"varint,7,opt,name=stderr_port,proto3"`
+}
+
+func (m *ExecProcessRequest) Reset()         { *m = ExecProcessRequest{} }
+func (m *ExecProcessRequest) String() string { return fmt.Sprintf("%+v", *m) }
+func (*ExecProcessRequest) ProtoMessage()    {}
+
+type WaitProcessRequest struct {
+	ContainerId string `protobuf:"bytes,1,opt,name=container_id,proto3"`
+	ExecId      string `protobuf:"bytes,2,opt,name=exec_id,proto3"`
+}
+
+func (m *WaitProcessRequest) Reset()         { *m = WaitProcessRequest{} }
+func (m *WaitProcessRequest) String() string { return fmt.Sprintf("%+v", *m) }
+func (*WaitProcessRequest) ProtoMessage()    {}
+
+type WaitProcessResponse struct {
+	Status int32 `protobuf:"varint,1,opt,name=status,proto3"`
+}
+
+func (m *WaitProcessResponse) Reset()         { *m = WaitProcessResponse{} }
+func (m *WaitProcessResponse) String() string { return fmt.Sprintf("%+v", *m) }
+func (*WaitProcessResponse) ProtoMessage()    {}

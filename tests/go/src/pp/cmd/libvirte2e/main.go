@@ -14,7 +14,11 @@
 // Scenarios: the whole lifecycle with a check that no domain, volume, ISO or socket is left; a
 // missing base image; a VM that never answers (StartVM fails within the shim's deadline and
 // cleans up); the VM destroyed behind the adaptor's back; StopVM during StartVM; four sandboxes at
-// once; the pod network (the pod's IP served from inside the VM, both ways); kill -9 of the adaptor under a running pod and in the middle of a StartVM, then a restart; warm pools (warmpool.go): claims, their identity, misses, kill -9, a failed claim, draining. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
+// once; the pod network (the pod's IP served from inside the VM, both ways); a confidential model
+// decrypted into the VM's tmpfs only after attestation, and not when the key is withheld
+// (model.go); kill -9 of the adaptor under a running pod and in the middle of a StartVM, then a
+// restart; warm pools (warmpool.go): claims, their identity, misses, kill -9, a failed claim,
+// draining. Each prints "PASS name" or "FAIL name: why"; the exit code is non-zero on any failure.
 package main
 
 import (
@@ -61,15 +65,20 @@ func main() {
 	adaptorBin := flag.String("adaptor", "", "cloud-api-adaptor binary")
 	timeout := flag.Duration("timeout", 25*time.Minute, "fail and clean up if the run takes longer")
 	flag.StringVar(&only, "only", "", "run only the scenarios whose name starts with this (after the setup)")
+	modelCli := flag.String("model-cli", "", "peerpods-model binary (default: beside -adaptor)")
+	fakeKbs := flag.String("fake-kbs", defaultFakeKbs(), "the TEST STAND-IN KBS, tests/attest/fake_kbs.py")
 	flag.Parse()
 	if *adaptorBin == "" || os.Getenv("LIBVIRT_POOL") == "" {
 		fmt.Fprintln(os.Stderr, "libvirte2e: -adaptor <path> is required, and run it under deploy/local/libvirt-netns.sh")
 		os.Exit(2)
 	}
-	os.Exit(run(*adaptorBin, *timeout))
+	if *modelCli == "" {
+		*modelCli = filepath.Join(filepath.Dir(*adaptorBin), "peerpods-model")
+	}
+	os.Exit(run(*adaptorBin, *timeout, modelTools{modelCli: *modelCli, fakeKbs: *fakeKbs}))
 }
 
-func run(adaptorBin string, timeout time.Duration) int {
+func run(adaptorBin string, timeout time.Duration, tools modelTools) int {
 	var cleanup harness.Cleanup
 	defer cleanup.Run()
 	cleanup.ExitOnSignal()
@@ -125,6 +134,14 @@ func run(adaptorBin string, timeout time.Duration) int {
 	r.Run("crash/kill9_during_startvm_then_restart_and_stopvm_leave_nothing", func() error {
 		return e.killDuringStart(adaptorBin, dir, &cleanup, &r)
 	})
+	model := &modelWorld{}
+	cleanup.Add(func() { model.close(e) })
+	r.Run("model/decrypted_into_the_vms_tmpfs_only_after_attestation_digest_seen_inside", func() error {
+		return model.loadedAfterAttestation(e, tools, dir)
+	})
+	r.Run("model/key_withheld_loader_exits_3_with_the_reason_and_no_plaintext", model.keyWithheld)
+	r.Run("model/stopvm_leaves_nothing", func() error { return model.stopLeavesNothing(e) })
+	model.close(e) // the stand-ins go now, whatever happened above
 	r.Run("shutdown/adaptor_sigterm_exits_0", func() error {
 		code, err := agentchain.Stop(e.adaptor.Proc, 30*time.Second)
 		if err != nil {
