@@ -244,6 +244,17 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
     if (probe && !shutting_down) probe->SetReady(false, reason);
   };
 
+  if (warm_pool) {
+    // Before reconciliation's first pass (its records account for its VMs) and before the socket
+    // exists (a pool dir it cannot make leaves nothing behind).
+    if (auto started = warm_pool->Start(); !started) {
+      if (probe) probe->Shutdown();
+      if (health) health->Shutdown();
+      std::cerr << "cloud-api-adaptor: " << started.error().message << "\n";
+      return 1;
+    }
+  }
+
   ttrpc::Server::Options server_options;
   server_options.single_threaded = config.io_threads == 1;
   ttrpc::Server server(io.get_executor(), server_options);
@@ -256,14 +267,6 @@ int RunDaemon(const Config& config, std::unique_ptr<providers::Provider> provide
                options.node_name, config.pods_dir,
                std::string(health ? ", gRPC health on port " + std::to_string(health->port()) : "") +
                    (probe ? ", probes and metrics on port " + std::to_string(probe->port()) : ""));
-
-  if (warm_pool) {
-    // Before reconciliation's first pass: the pool's records account for its VMs.
-    if (auto started = warm_pool->Start(); !started) {
-      std::cerr << "cloud-api-adaptor: " << started.error().message << "\n";
-      return 1;
-    }
-  }
 
   std::atomic<bool> stopping{false};
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
