@@ -1,5 +1,7 @@
 #include "adaptor/sandbox_manager.h"
 
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
 #include "common/base/backoff.h"
@@ -67,6 +69,7 @@ struct SandboxManager::Entry {
   bool gone = false;     // guarded by op: StopVM finished; the entry is no longer in the map
   std::stop_source stop;  // StopVM asks a StartVM in progress to give up
   std::string published_instance_id;  // guarded by the manager's mu_, for GetInfo
+  std::string unsettled_pool_vm;      // guarded by the manager's mu_: a pool VM taken by the StartVM in progress
 };
 
 // A GetInfo(wait) caller: its timer lives on a strand of its own, and Publish() cancels it there,
@@ -324,7 +327,25 @@ asio::awaitable<Result<void>> SandboxManager::StartVM(std::string id, Deadline d
   co_return result;
 }
 
+void SandboxManager::SettlePoolClaim(const std::string& id) {
+  if (!warm_pool_) return;
+  auto entry = Find(id);
+  if (!entry) return;
+  std::string vm;
+  {
+    std::lock_guard lock(mu_);
+    vm = std::exchange(entry->unsettled_pool_vm, "");
+  }
+  if (!vm.empty()) warm_pool_->Settle(vm);
+}
+
 asio::awaitable<Result<void>> SandboxManager::StartAndConnect(std::string id, Clock::time_point until) {
+  // Whatever happens below, a pool VM this StartVM took is settled when it is over (refill).
+  struct SettleAtEnd {
+    SandboxManager* manager;
+    std::string id;
+    ~SettleAtEnd() { manager->SettlePoolClaim(id); }
+  } settle_at_end{this, id};
   const auto executor = co_await asio::this_coro::executor;
   auto job = [this, id, until] { return DoStart(id, until); };
   StillWaiting creating(executor, "StartVM " + ShortId(id) + ": the provider is creating the pod VM");
@@ -524,6 +545,10 @@ Result<bool> SandboxManager::ClaimFromPool(Entry& entry, const providers::OpCont
     return std::unexpected(saved.error());
   }
   warm_pool_->Release(*vm);
+  {
+    std::lock_guard lock(mu_);
+    entry.unsettled_pool_vm = vm->name;
+  }
   // The pod's own configuration, exactly what a cold VM would have booted with: its server
   // certificate now names this VM, for this pod only.
   Result<std::string> user_data = connector_ ? connector_->UserData(record) : Result<std::string>("");

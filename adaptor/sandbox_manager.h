@@ -154,6 +154,8 @@ class SandboxManager {
   // Removes provider leftovers of a StartVM cut short (op held); clears the flag on success.
   Result<void> DeleteLeftovers(Entry& entry, const providers::OpContext& ctx);
   Result<ReconcileReport> DoReconcile();
+  // Settles the pool VM the sandbox's StartVM took, if any (the pool refills).
+  void SettlePoolClaim(const std::string& id);
   // StartVM from a warm pool (op held): true when the record now holds a claimed VM that serves the
   // pod, false on a miss or a failed claim (its VM deleted); an error only when that VM could not
   // be deleted or the record not saved.

@@ -361,7 +361,9 @@ void WarmPool::Maintain(std::stop_token stop) {
     std::map<std::string, unsigned> live;  // pool -> VMs booting or ready that stay
     for (auto& [name, vm] : vms_) {
       if (vm.busy || vm.record.state == PoolVmState::kClaimed) {
-        if (!vm.deleting && vm.record.state != PoolVmState::kClaimed) ++live[vm.record.pool];
+        // A VM being claimed still holds its place: its replacement boots once the claim settled,
+        // not while the claim and the pod's first agent calls need the host's CPUs.
+        if (!vm.deleting) ++live[vm.record.pool];
         continue;
       }
       const PoolSpec* spec = SpecOf(vm.record.pool);
@@ -621,9 +623,14 @@ std::optional<PoolVmRecord> WarmPool::Take(const PoolShape& shape) {
 }
 
 void WarmPool::Release(const PoolVmRecord& vm) {
-  RemoveRecord(vm.name);
+  RemoveRecord(vm.name);  // the sandbox's record holds it now
+}
+
+void WarmPool::Settle(const std::string& vm_name) {
   std::lock_guard lock(mu_);
-  vms_.erase(vm.name);
+  auto it = vms_.find(vm_name);
+  if (it == vms_.end() || it->second.record.state != PoolVmState::kClaimed || it->second.deleting) return;
+  vms_.erase(it);
   UpdateGauges();
   Wake();
 }

@@ -144,9 +144,14 @@ class WarmPool {
   // or second Take touches it). nullopt on a miss (counted by reason: no pool has this shape, a
   // pool has the shape but another initdata, or no VM of the pool is ready).
   std::optional<PoolVmRecord> Take(const PoolShape& shape);
-  // The sandbox has recorded the VM as its own: the pool forgets it (removes its record) and
-  // refills. Call it before the claim is delivered.
+  // The sandbox has recorded the VM as its own: the pool removes its record. Call it before the
+  // claim is delivered. The VM keeps its place in the pool until Settle().
   void Release(const PoolVmRecord& vm);
+  // The StartVM that took `vm_name` is over (its claim delivered and its agent answering, or failed):
+  // the pool forgets the VM and boots its replacement. Refilling only now keeps the new boot off the
+  // host's CPUs while the claim and the pod's first agent calls run. A name the pool does not hold
+  // as taken is ignored.
+  void Settle(const std::string& vm_name);
   // The VM was taken but the sandbox did not record it (it failed before): deleted and replaced.
   void Discard(const PoolVmRecord& vm);
 

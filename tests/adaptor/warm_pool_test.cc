@@ -235,6 +235,10 @@ TEST_F(WarmPoolTest, ConcurrentTakesNeverGetTheSameVmAndThePoolRefills) {
     pool->Release(*vm);
   }
   EXPECT_EQ(got, 3);
+  // Taken VMs keep their places until their claims settle: nothing boots meanwhile.
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(provider_.creates(), 3);
+  for (const auto& name : names) pool->Settle(name);
   // Released VMs belong to their sandboxes now: the pool makes three new ones.
   ASSERT_TRUE(Eventually([&] { return Ready(*pool, "p") == 3; }));
   EXPECT_EQ(provider_.Live(), 6u);
