@@ -79,7 +79,8 @@ struct OutputStream {
 };
 
 struct ExecProcess {
-  explicit ExecProcess(const asio::any_io_executor& ex) : changed(ex, asio::steady_timer::time_point::max()) {}
+  explicit ExecProcess(const asio::any_io_executor& ex)
+      : changed(ex, asio::steady_timer::time_point::max()) {}
   pid_t pid = -1;
   bool exited = false;
   int status = 0;
@@ -105,7 +106,8 @@ class ProcessTable {
     }
     if (processes_.contains(key)) return pp::Fail(pp::Code::kAlreadyExists, "exec_id already used");
     std::array<int, 2> out{-1, -1}, err{-1, -1};
-    if (::pipe2(out.data(), O_CLOEXEC) != 0) return pp::Fail(pp::Code::kInternal, "pipe2: ", std::strerror(errno));
+    if (::pipe2(out.data(), O_CLOEXEC) != 0)
+      return pp::Fail(pp::Code::kInternal, "pipe2: ", std::strerror(errno));
     if (::pipe2(err.data(), O_CLOEXEC) != 0) {
       const int e = errno;
       ::close(out[0]);
@@ -127,7 +129,8 @@ class ProcessTable {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-    if (!process.cwd().empty()) posix_spawn_file_actions_addchdir_np(&actions, process.cwd().c_str());
+    if (!process.cwd().empty())
+      posix_spawn_file_actions_addchdir_np(&actions, process.cwd().c_str());
     pid_t pid = -1;
     const int spawned = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
@@ -137,7 +140,8 @@ class ProcessTable {
       ::close(out[0]);
       ::close(err[0]);
       // The program's name only: arguments may carry secrets.
-      return pp::Fail(pp::Code::kInvalidArgument, "cannot run ", args[0], ": ", std::strerror(spawned));
+      return pp::Fail(pp::Code::kInvalidArgument, "cannot run ", args[0], ": ",
+                      std::strerror(spawned));
     }
     const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd < 0) {
@@ -151,13 +155,16 @@ class ProcessTable {
     auto p = std::make_shared<ExecProcess>(ex_);
     p->pid = pid;
     processes_[key] = p;
-    asio::co_spawn(ex_, Drain(p, &ExecProcess::out, asio::posix::stream_descriptor(ex_, out[0])), asio::detached);
-    asio::co_spawn(ex_, Drain(p, &ExecProcess::err, asio::posix::stream_descriptor(ex_, err[0])), asio::detached);
+    asio::co_spawn(ex_, Drain(p, &ExecProcess::out, asio::posix::stream_descriptor(ex_, out[0])),
+                   asio::detached);
+    asio::co_spawn(ex_, Drain(p, &ExecProcess::err, asio::posix::stream_descriptor(ex_, err[0])),
+                   asio::detached);
     asio::co_spawn(ex_, Reap(p, asio::posix::stream_descriptor(ex_, pidfd)), asio::detached);
     return p;
   }
 
-  pp::Result<std::shared_ptr<ExecProcess>> Find(const std::string& container_id, const std::string& exec_id) const {
+  pp::Result<std::shared_ptr<ExecProcess>> Find(const std::string& container_id,
+                                                const std::string& exec_id) const {
     auto it = processes_.find(Key(container_id, exec_id));
     if (it == processes_.end()) return pp::Fail(pp::Code::kNotFound, "no such process (exec_id)");
     return it->second;
@@ -169,13 +176,15 @@ class ProcessTable {
   }
 
   // Reads one of the process's pipes until EOF, keeping at most kStreamLimit unread bytes.
-  static asio::awaitable<void> Drain(std::shared_ptr<ExecProcess> p, OutputStream ExecProcess::*which,
+  static asio::awaitable<void> Drain(std::shared_ptr<ExecProcess> p,
+                                     OutputStream ExecProcess::*which,
                                      asio::posix::stream_descriptor pipe) {
     std::array<char, 16384> buf;
     OutputStream& stream = (*p).*which;
     for (;;) {
       std::error_code ec;
-      const std::size_t n = co_await pipe.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+      const std::size_t n = co_await pipe.async_read_some(
+          asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
       const std::size_t room = kStreamLimit - std::min(kStreamLimit, stream.unread.size());
       stream.unread.append(buf.data(), std::min(n, room));
       stream.dropped += n - std::min(n, room);
@@ -183,17 +192,20 @@ class ProcessTable {
       if (n > 0) p->Notify();
     }
     if (stream.dropped > 0) {
-      spdlog::warn("test agent: pid {} wrote {} bytes more than the {} kept unread on one stream; dropped", p->pid,
-                   stream.dropped, kStreamLimit);
+      spdlog::warn(
+          "test agent: pid {} wrote {} bytes more than the {} kept unread on one stream; dropped",
+          p->pid, stream.dropped, kStreamLimit);
     }
     stream.closed = true;
     p->Notify();
   }
 
   // Waits for the process's exit on its pidfd (readable once it exited), then reaps it.
-  static asio::awaitable<void> Reap(std::shared_ptr<ExecProcess> p, asio::posix::stream_descriptor pidfd) {
+  static asio::awaitable<void> Reap(std::shared_ptr<ExecProcess> p,
+                                    asio::posix::stream_descriptor pidfd) {
     std::error_code ec;
-    co_await pidfd.async_wait(asio::posix::stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    co_await pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
+                              asio::redirect_error(asio::use_awaitable, ec));
     int status = 0;
     while (::waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -207,7 +219,8 @@ class ProcessTable {
   std::map<std::string, std::shared_ptr<ExecProcess>> processes_;
 };
 
-asio::awaitable<pp::Result<grpc::ReadStreamResponse>> ReadStream(ProcessTable& table, const grpc::ReadStreamRequest& req,
+asio::awaitable<pp::Result<grpc::ReadStreamResponse>> ReadStream(ProcessTable& table,
+                                                                 const grpc::ReadStreamRequest& req,
                                                                  OutputStream ExecProcess::*which) {
   auto p = table.Find(req.container_id(), req.exec_id());
   if (!p) co_return std::unexpected(p.error());
@@ -215,7 +228,8 @@ asio::awaitable<pp::Result<grpc::ReadStreamResponse>> ReadStream(ProcessTable& t
   OutputStream& stream = (*process).*which;
   while (stream.unread.empty() && !stream.closed) co_await process->WaitForChange();
   grpc::ReadStreamResponse resp;
-  const std::size_t n = req.len() == 0 ? stream.unread.size() : std::min<std::size_t>(req.len(), stream.unread.size());
+  const std::size_t n = req.len() == 0 ? stream.unread.size()
+                                       : std::min<std::size_t>(req.len(), stream.unread.size());
   resp.set_data(stream.unread.substr(0, n));
   stream.unread.erase(0, n);
   co_return resp;
@@ -223,19 +237,21 @@ asio::awaitable<pp::Result<grpc::ReadStreamResponse>> ReadStream(ProcessTable& t
 
 void RegisterTestOnlyExec(pp::ttrpc::Server& server, const std::shared_ptr<ProcessTable>& table) {
   using pp::ttrpc::CallContext;
-  server.Register(kAgentService, "ExecProcess",
-                  pp::ttrpc::Unary<grpc::ExecProcessRequest, google::protobuf::Empty>(
-                      [table](CallContext& ctx, grpc::ExecProcessRequest req)
-                          -> asio::awaitable<pp::Result<google::protobuf::Empty>> {
-                        auto p = table->Start(req);
-                        if (!p) {
-                          spdlog::warn("test agent: {}/{}: {}", ctx.service, ctx.method, p.error().ToString());
-                          co_return std::unexpected(p.error());
-                        }
-                        spdlog::warn("test agent: {}/{}: TEST ONLY, started pid {} directly in the VM, no isolation",
-                                     ctx.service, ctx.method, (*p)->pid);
-                        co_return google::protobuf::Empty{};
-                      }));
+  server.Register(
+      kAgentService, "ExecProcess",
+      pp::ttrpc::Unary<grpc::ExecProcessRequest, google::protobuf::Empty>(
+          [table](CallContext& ctx, grpc::ExecProcessRequest req)
+              -> asio::awaitable<pp::Result<google::protobuf::Empty>> {
+            auto p = table->Start(req);
+            if (!p) {
+              spdlog::warn("test agent: {}/{}: {}", ctx.service, ctx.method, p.error().ToString());
+              co_return std::unexpected(p.error());
+            }
+            spdlog::warn(
+                "test agent: {}/{}: TEST ONLY, started pid {} directly in the VM, no isolation",
+                ctx.service, ctx.method, (*p)->pid);
+            co_return google::protobuf::Empty{};
+          }));
   server.Register(kAgentService, "WaitProcess",
                   pp::ttrpc::Unary<grpc::WaitProcessRequest, grpc::WaitProcessResponse>(
                       [table](CallContext& ctx, grpc::WaitProcessRequest req)
@@ -312,9 +328,10 @@ int main(int argc, char** argv) {
     spdlog::error("test agent: {}", listening.error().ToString());
     return 1;
   }
-  spdlog::warn("TEST AGENT {} serving on {}: this is not a kata-agent and runs no containers; its "
-               "ExecProcess runs programs directly in the VM with NO ISOLATION (tests only)",
-               kAgentVersion, socket);
+  spdlog::warn(
+      "TEST AGENT {} serving on {}: this is not a kata-agent and runs no containers; its "
+      "ExecProcess runs programs directly in the VM with NO ISOLATION (tests only)",
+      kAgentVersion, socket);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code ec, int signal) {

@@ -22,7 +22,8 @@ class TestAgentExec : public ::testing::Test {
     agent_ = std::make_unique<pp::testing::ChildProcess>(
         std::vector<std::string>{PODVM_TEST_AGENT, "--socket", socket_});
     // The socket file appears just before the agent listens on it: retry the connect.
-    pp::Result<std::unique_ptr<pp::ttrpc::Stream>> stream = pp::Fail(pp::Code::kUnavailable, "not tried");
+    pp::Result<std::unique_ptr<pp::ttrpc::Stream>> stream =
+        pp::Fail(pp::Code::kUnavailable, "not tried");
     ASSERT_TRUE(pp::testing::WaitUntil(
         [&] {
           stream = io_.Run(pp::ttrpc::ConnectUnix(io_.executor(), socket_));
@@ -38,12 +39,15 @@ class TestAgentExec : public ::testing::Test {
     pp::ttrpc::CallOptions options;
     options.timeout = 20s;
     return asio::co_spawn(client_->get_executor(),
-                          client_->Call<Resp>("grpc.AgentService", method, req, options), asio::use_future)
+                          client_->Call<Resp>("grpc.AgentService", method, req, options),
+                          asio::use_future)
         .get();
   }
 
-  pp::Result<google::protobuf::Empty> Exec(const std::string& exec_id, std::vector<std::string> args,
-                                           std::vector<std::string> env = {}, std::string cwd = "") {
+  pp::Result<google::protobuf::Empty> Exec(const std::string& exec_id,
+                                           std::vector<std::string> args,
+                                           std::vector<std::string> env = {},
+                                           std::string cwd = "") {
     grpc::ExecProcessRequest req;
     req.set_container_id("c1");
     req.set_exec_id(exec_id);
@@ -62,7 +66,8 @@ class TestAgentExec : public ::testing::Test {
     return resp->status();
   }
 
-  pp::Result<std::string> Read(const std::string& method, const std::string& exec_id, std::uint32_t len = 0) {
+  pp::Result<std::string> Read(const std::string& method, const std::string& exec_id,
+                               std::uint32_t len = 0) {
     grpc::ReadStreamRequest req;
     req.set_container_id("c1");
     req.set_exec_id(exec_id);
@@ -91,8 +96,8 @@ class TestAgentExec : public ::testing::Test {
 };
 
 TEST_F(TestAgentExec, RunsArgsWithEnvAndCwdAndReturnsStatusAndBothStreams) {
-  ASSERT_TRUE(Exec("e1", {"sh", "-c", "echo out-$FOO; pwd; echo err >&2; exit 7"}, {"FOO=bar", "PATH=/usr/bin:/bin"},
-                   dir_.path()));
+  ASSERT_TRUE(Exec("e1", {"sh", "-c", "echo out-$FOO; pwd; echo err >&2; exit 7"},
+                   {"FOO=bar", "PATH=/usr/bin:/bin"}, dir_.path()));
   auto status = Wait("e1");
   ASSERT_TRUE(status) << status.error().ToString();
   EXPECT_EQ(*status, 7);
@@ -151,10 +156,11 @@ TEST_F(TestAgentExec, HealthStillAnswers) {
   grpc::CheckRequest req;
   pp::ttrpc::CallOptions options;
   options.timeout = 5s;
-  auto resp = asio::co_spawn(client_->get_executor(),
-                             client_->Call<grpc::HealthCheckResponse>("grpc.Health", "Check", req, options),
-                             asio::use_future)
-                  .get();
+  auto resp =
+      asio::co_spawn(client_->get_executor(),
+                     client_->Call<grpc::HealthCheckResponse>("grpc.Health", "Check", req, options),
+                     asio::use_future)
+          .get();
   ASSERT_TRUE(resp) << resp.error().ToString();
   EXPECT_EQ(resp->status(), grpc::HealthCheckResponse::SERVING);
 }

@@ -15,27 +15,25 @@ package main
 // podvm-image/test-agent/test_agent.cc), where a pod's init container would run it.
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/containerd/ttrpc"
 
 	"pp/agentchain"
+	"pp/harness"
 	"pp/wire"
 )
 
@@ -78,47 +76,40 @@ func bridgeAddr() (string, error) {
 	return "", fmt.Errorf("no IPv4 address on %s: %q", bridge, out)
 }
 
-// fakeKbs is the TEST STAND-IN KBS, killed by pid.
+// fakeKbs is the TEST STAND-IN KBS, killed by pid; its output (the port, then one line per
+// request) is kept for failure reports.
 type fakeKbs struct {
-	cmd *exec.Cmd
-	url string
+	proc *harness.Process
+	url  string
 }
 
 func startFakeKbs(script, host string, args ...string) (*fakeKbs, error) {
-	cmd := exec.Command("/usr/bin/python3", append([]string{script, "--host", host}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
+	p, err := harness.Start("fake-kbs", "/usr/bin/python3", append([]string{script, "--host", host}, args...)...)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	k := &fakeKbs{cmd: cmd}
-	port := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		port <- strings.TrimSpace(line)
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case p := <-port:
-		if p == "" {
-			k.stop()
-			return nil, fmt.Errorf("fake_kbs.py printed no port")
+	k := &fakeKbs{proc: p}
+	// Its first line is the port; requests are logged only after it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		first := strings.SplitN(p.LogTail(1<<16), "\n", 2)[0]
+		if _, err := strconv.Atoi(strings.TrimSpace(first)); err == nil {
+			k.url = "http://" + net.JoinHostPort(host, strings.TrimSpace(first))
+			return k, nil
 		}
-		k.url = "http://" + net.JoinHostPort(host, p)
-		return k, nil
-	case <-time.After(20 * time.Second):
-		k.stop()
-		return nil, fmt.Errorf("fake_kbs.py printed no port in 20 s")
+		if err := p.Running(); err != nil || time.Now().After(deadline) {
+			k.stop()
+			return nil, fmt.Errorf("fake_kbs.py printed no port (%v):\n%s", err, p.LogTail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func (k *fakeKbs) stop() {
-	_ = k.cmd.Process.Kill()
-	_ = k.cmd.Wait()
+func (k *fakeKbs) stop() { k.proc.Kill() }
+
+// tail is the stand-in's last lines, for a failure report.
+func (k *fakeKbs) tail() string {
+	return "\n---- KBS stand-in (last 10 lines) ----\n" + k.proc.LogTail(10)
 }
 
 // events is what the stand-in did, in order ("attested", "released <path>", "refused <path>").
@@ -312,7 +303,7 @@ func (w *modelWorld) loadedAfterAttestation(e *env, tools modelTools, dir string
 	}
 	took := time.Since(start)
 	if status != 0 {
-		return fmt.Errorf("the loader exited %d: %s", status, strings.TrimSpace(stderr))
+		return fmt.Errorf("the loader exited %d: %s%s", status, strings.TrimSpace(stderr), w.kbs.tail())
 	}
 	want := fmt.Sprintf("sha256=%s size=%d path=%s", w.digest, w.size, output)
 	if strings.TrimSpace(stdout) != want {
@@ -341,7 +332,7 @@ func (w *modelWorld) loadedAfterAttestation(e *env, tools modelTools, dir string
 		return err
 	}
 	if strings.Join(events, ",") != "attested,released "+modelResource {
-		return fmt.Errorf("the KBS stand-in saw %q, want one attestation, then the key's release", events)
+		return fmt.Errorf("the KBS stand-in saw %q, want one attestation, then the key's release%s", events, w.kbs.tail())
 	}
 	fmt.Printf("  (loader in the VM: %.1f s; sha256sum in the VM %s..., %s is tmpfs, mode 440; KBS: %s)\n",
 		took.Seconds(), w.digest[:16], modelDir, strings.Join(events, ", "))
@@ -363,7 +354,8 @@ func (w *modelWorld) keyWithheld() error {
 		return err
 	}
 	if status != 3 {
-		return fmt.Errorf("the loader exited %d, want 3 (key not released): %s", status, strings.TrimSpace(stderr))
+		return fmt.Errorf("the loader exited %d, want 3 (key not released): %s%s", status, strings.TrimSpace(stderr),
+			w.kbs.tail())
 	}
 	if stdout != "" {
 		return fmt.Errorf("the refused loader printed %q on stdout", stdout)
@@ -383,7 +375,7 @@ func (w *modelWorld) keyWithheld() error {
 		return err
 	}
 	if n := len(events); n < 2 || events[n-1] != "refused "+modelResource || events[n-2] != "attested" {
-		return fmt.Errorf("the KBS stand-in saw %q, want an attestation, then a refusal", events)
+		return fmt.Errorf("the KBS stand-in saw %q, want an attestation, then a refusal%s", events, w.kbs.tail())
 	}
 	reason := lines(stderr)
 	fmt.Printf("  (exit 3: %s)\n", reason[len(reason)-1])
