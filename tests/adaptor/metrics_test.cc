@@ -50,7 +50,8 @@ TEST(MetricsTest, ExpositionHoldsExactlyTheContractsMetricsAtZero) {
                                                "peerpods_reconcile_orphans_deleted_total",
                                                "peerpods_limit_per_node",
                                                "peerpods_limit_rejections_total",
-                                               "peerpods_build_info"};
+                                               "peerpods_build_info",
+                                               "peerpods_warm_pool_misses_total"};
   EXPECT_EQ(MetricNames(m.Exposition()), without_provider);
   m.RegisterProvider("libvirt");
   std::set<std::string> all = without_provider;
@@ -68,6 +69,19 @@ TEST(MetricsTest, ExpositionHoldsExactlyTheContractsMetricsAtZero) {
   EXPECT_LINE(text, "peerpods_reconcile_runs_total{result=\"ok\"} 0");
   EXPECT_LINE(text, "peerpods_reconcile_runs_total{result=\"error\"} 0");
   EXPECT_LINE(text, "peerpods_limit_rejections_total 0");
+  for (const char* reason : {"shape", "initdata", "empty"}) {
+    EXPECT_LINE(text, std::string("peerpods_warm_pool_misses_total{reason=\"") + reason + "\"} 0");
+  }
+  // A configured pool's series exist at zero once the pool is declared.
+  m.SetPoolTarget("gpu", 2);
+  const std::string pooled = m.Exposition();
+  all.insert({"peerpods_warm_pool_vms", "peerpods_warm_pool_target", "peerpods_warm_pool_claims_total",
+              "peerpods_warm_pool_refill_seconds", "peerpods_warm_pool_vms_deleted_total"});
+  EXPECT_EQ(MetricNames(pooled), all);
+  EXPECT_LINE(pooled, "peerpods_warm_pool_target{pool=\"gpu\"} 2");
+  EXPECT_LINE(pooled, "peerpods_warm_pool_vms{pool=\"gpu\",state=\"ready\"} 0");
+  EXPECT_LINE(pooled, "peerpods_warm_pool_claims_total{outcome=\"ok\",pool=\"gpu\"} 0");
+  EXPECT_LINE(pooled, "peerpods_warm_pool_vms_deleted_total{pool=\"gpu\",reason=\"unhealthy\"} 0");
 }
 
 TEST(MetricsTest, RegisterProviderCreatesItsSeriesAtZero) {
