@@ -488,6 +488,7 @@ void WarmPool::Boot(std::stop_token stop, std::string name, bool resumed) {
   }
 
   // Booted (or resumed after a restart): ready once its provisioning endpoint answers as itself.
+  if (record.ips.empty()) return give_up("its instance has no IP address", true);  // a record from before
   const auto deadline = Clock::now() + options_.boot_timeout;
   Error last{Code::kUnavailable, "no answer yet"};
   while (!stop.stop_requested()) {
