@@ -18,6 +18,7 @@
 
 #include "common/base/handle.h"
 #include "model/format.h"
+#include "tests/support/test_util.h"
 
 namespace pp::model::testing {
 
@@ -70,24 +71,12 @@ class FedPipe {
   std::jthread writer_;
 };
 
-class TempDir {
+// The project's test TempDir, plus the number of entries (a failed DecryptToFile must leave none).
+class TempDir : public ::pp::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "pp-model-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
   std::size_t Entries() const {
-    return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(path_), {}));
+    return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(path()), {}));
   }
-
- private:
-  std::string path_;
 };
 
 inline constexpr std::uint32_t kChunk = kMinChunkSize;
